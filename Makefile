@@ -1,0 +1,44 @@
+# falco-scorer. `make` builds and tests; `make demo` runs the whole pipeline on
+# embedded defaults; `make test` is what CI runs.
+GO       ?= go
+BIN      := bin/falco-scorer
+PKGS     := ./...
+FUZZTIME ?= 30s
+
+.PHONY: all build test lint lint-ci fuzz bench demo run soak clean
+
+all: build test
+
+build:
+	$(GO) build -o $(BIN) ./cmd/falco-scorer
+
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.out
+
+demo: build
+	./$(BIN) demo
+
+run: build
+	./$(BIN) serve
+
+clean:
+	rm -rf bin data bench.out
+
+lint-ci:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

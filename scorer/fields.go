@@ -1,0 +1,23 @@
+package scorer
+
+// Falco field names the scorer reads, current name first and older aliases
+// after it. Falco 0.41 moved container metadata to the container plugin; the
+// names mostly stayed, and the aliases cover older rules and k8smeta.
+var (
+	FieldContainerID     = []string{"container.id"}
+	FieldContainerName   = []string{"container.name"}
+	FieldImage           = []string{"container.image"}
+	FieldImageRepository = []string{"container.image.repository"}
+	FieldImageTag        = []string{"container.image.tag"}
+	FieldImageDigest     = []string{"container.image.digest", "container.image.id"}
+	FieldNamespace       = []string{"k8s.ns.name", "k8smeta.ns.name", "ka.target.namespace"}
+	FieldPod             = []string{"k8s.pod.name", "k8smeta.pod.name"}
+	FieldEvtType         = []string{"evt.type"}
+	FieldProcName        = []string{"proc.name"}
+	FieldProcPID         = []string{"proc.pid", "proc.vpid"}
+	FieldProcPPID        = []string{"proc.ppid"}
+	FieldProcExePath     = []string{"proc.exepath", "proc.exe"}
+	FieldProcCmdline     = []string{"proc.cmdline"}
+	FieldParentName      = []string{"proc.pname"}
+	FieldUser            = []string{"user.name", "user.uid"}
+)

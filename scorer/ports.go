@@ -1,0 +1,97 @@
+package scorer
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The interfaces below are what the scorer needs from the outside world. They
+// are declared here, next to their user, so that dependencies point toward
+// scorer: store implements Journal, Outbox and Baselines; scorer/source calls
+// an Acceptor; sinks drains an Outbox.
+
+// ErrOverloaded means the service is at capacity and accepted nothing; HTTP
+// answers 429, gRPC input backs off.
+var ErrOverloaded = errors.New("overloaded: ingest queue full")
+
+// ErrUnavailable means events could not be made durable (for example the
+// data directory is full or unwritable); nothing was accepted. HTTP answers 503.
+var ErrUnavailable = errors.New("unavailable: cannot persist events")
+
+// Acceptor takes decoded events from an input. Accept returns nil only when
+// every event is durable and queued for scoring; on error none was accepted.
+// It is safe for concurrent use.
+type Acceptor interface {
+	Accept(ctx context.Context, source string, events []Event) error
+}
+
+// Journal durably records accepted events until their alerts are in the
+// outbox. Implementations group-commit: concurrent Appends share one sync.
+type Journal interface {
+	// Append writes the raw Falco JSON events and returns once they are
+	// synced, with the sequence number of each.
+	Append(ctx context.Context, raws [][]byte) ([]uint64, error)
+	// Complete atomically writes the outbox entries and removes the journal
+	// entries: after it returns, the events' alerts are safe in the outbox.
+	Complete(done []uint64, alerts []OutboxPut) error
+	// Replay calls fn for every journal entry not yet completed, oldest first.
+	Replay(fn func(seq uint64, raw []byte) error) error
+}
+
+// OutboxPut is one alert queued for one sink.
+type OutboxPut struct {
+	Sink    string
+	AlertID string
+	Payload []byte // the alert's JSON (Alert.MarshalJSON)
+}
+
+// OutboxEntry is one pending (alert, sink) delivery.
+type OutboxEntry struct {
+	Sink     string
+	Seq      uint64 // orders entries of one sink; increases with time
+	AlertID  string
+	Payload  []byte
+	Enqueued time.Time
+}
+
+// Outbox is the durable per-sink delivery queue.
+type Outbox interface {
+	// Pending returns up to limit entries of sink with Seq > after, in Seq order.
+	Pending(sink string, after uint64, limit int) ([]OutboxEntry, error)
+	// Ack removes delivered entries.
+	Ack(sink string, seqs []uint64) error
+	// DeadLetter moves an entry that cannot be delivered to the dead-letter set.
+	DeadLetter(e OutboxEntry, reason string) error
+}
+
+// BaselineDelta is one flush of one image's learned counts for one time
+// bucket. Counts is the markov package's encoded delta; store treats it as
+// opaque bytes. Meta is the pipeline's encoded per-image state (maturity,
+// calibration), replaced on every flush.
+type BaselineDelta struct {
+	Image  string
+	Bucket time.Time // start of the bucket (truncated to the bucket size)
+	Counts []byte
+	Meta   []byte
+}
+
+// BaselineBucket is one stored bucket of an image's counts.
+type BaselineBucket struct {
+	Bucket time.Time
+	Counts []byte
+}
+
+// Baselines stores rolling per-image baselines.
+type Baselines interface {
+	// PutDeltas writes the deltas atomically per image.
+	PutDeltas(deltas []BaselineDelta) error
+	// LoadBaselines calls fn for each stored image with its meta and its
+	// buckets at or after since, oldest first.
+	LoadBaselines(since time.Time, fn func(image string, meta []byte, buckets []BaselineBucket) error) error
+	// ImageBuckets returns the image's buckets in [from, to), oldest first
+	// (the pipeline subtracts a bucket's counts when it leaves the horizon).
+	ImageBuckets(image string, from, to time.Time) ([]BaselineBucket, error)
+	// DropBucketsBefore deletes buckets older than t for all images.
+	DropBucketsBefore(t time.Time) error
+}
