@@ -1,0 +1,97 @@
+package scorer
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Sequence-key modes: what one syscall trace is.
+const (
+	SequenceByProcess   = "process"   // container id + process id (default): a process is a trace
+	SequenceByContainer = "container" // one trace per container
+)
+
+// Config tunes the pipeline. Zero values are replaced by DefaultConfig's.
+type Config struct {
+	Workers        int    `yaml:"workers"`         // scoring goroutines; images are sharded across them
+	QueueSize      int    `yaml:"queue_size"`      // events accepted but not yet scored, at most (beyond: 429)
+	SequenceKey    string `yaml:"sequence_key"`    // "process" or "container"
+	ImageKey       string `yaml:"image_key"`       // "digest", "tag" or "repository"
+	ObservationTag string `yaml:"observation_tag"` // tag of the Falco rules falco-scorer ships
+
+	Order  int `yaml:"order"`  // Markov order (history length + 1)
+	Window int `yaml:"window"` // events in the online window score
+
+	// Learning → monitoring.
+	LearningMinEvents uint64  `yaml:"learning_min_events"`      // never graduate before this many learned events
+	NewTransitionRate float64 `yaml:"new_transition_rate"`      // graduate when the rate of unseen transitions falls below this
+	AlertBudget       float64 `yaml:"alert_budget_per_million"` // target false alerts per million events (sets the threshold)
+
+	MaxSequences   int           `yaml:"max_sequences"`   // live sequences kept, across workers (oldest evicted)
+	SequenceIdle   time.Duration `yaml:"sequence_idle"`   // a sequence idle this long is closed
+	MaxImages      int           `yaml:"max_images"`      // images with a live model (least recently seen evicted from memory)
+	FlushInterval  time.Duration `yaml:"flush_interval"`  // how often learned counts reach the store
+	Horizon        time.Duration `yaml:"horizon"`         // rolling window of behaviour that counts as normal
+	BucketSize     time.Duration `yaml:"bucket_size"`     // granularity of the rolling horizon
+	CommitBatch    int           `yaml:"commit_batch"`    // events per journal→outbox commit, at most
+	ContainerCache int           `yaml:"container_cache"` // container id → image entries remembered
+	MaxVocabulary  int           `yaml:"max_vocabulary"`  // distinct symbols per image; more map to out-of-vocabulary
+}
+
+// DefaultConfig returns the configuration used when no file says otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Workers:           runtime.GOMAXPROCS(0),
+		QueueSize:         16384,
+		SequenceKey:       SequenceByProcess,
+		ImageKey:          ImageKeyDigest,
+		ObservationTag:    "falco_scorer",
+		Order:             0, // 0: the model's default
+		Window:            0, // 0: the model's default
+		LearningMinEvents: 20000,
+		NewTransitionRate: 0.001,
+		AlertBudget:       50,
+		MaxSequences:      200000,
+		SequenceIdle:      10 * time.Minute,
+		MaxImages:         20000,
+		FlushInterval:     5 * time.Second,
+		Horizon:           7 * 24 * time.Hour,
+		BucketSize:        time.Hour,
+		CommitBatch:       512,
+		ContainerCache:    100000,
+		MaxVocabulary:     512,
+	}
+}
+
+// Validate checks the configuration; errors name the field.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(c.Workers > 0 && c.Workers <= 256, "workers: %d out of range 1..256", c.Workers)
+	check(c.QueueSize > 0, "queue_size: must be positive")
+	check(c.SequenceKey == SequenceByProcess || c.SequenceKey == SequenceByContainer,
+		"sequence_key: %q, want %q or %q", c.SequenceKey, SequenceByProcess, SequenceByContainer)
+	check(c.ImageKey == ImageKeyDigest || c.ImageKey == ImageKeyTag || c.ImageKey == ImageKeyRepository,
+		"image_key: %q, want digest, tag or repository", c.ImageKey)
+	check(c.ObservationTag != "", "observation_tag: empty")
+	check(c.Order >= 0 && c.Order <= 8, "order: %d out of range 1..8", c.Order)
+	check(c.Window >= 0 && c.Window <= 1024, "window: %d out of range 1..1024", c.Window)
+	check(c.NewTransitionRate > 0 && c.NewTransitionRate < 1, "new_transition_rate: %g out of range (0,1)", c.NewTransitionRate)
+	check(c.AlertBudget > 0 && c.AlertBudget < 1e6, "alert_budget_per_million: %g out of range (0,1e6)", c.AlertBudget)
+	check(c.MaxSequences > 0, "max_sequences: must be positive")
+	check(c.SequenceIdle > 0, "sequence_idle: must be positive")
+	check(c.MaxImages > 0, "max_images: must be positive")
+	check(c.FlushInterval > 0, "flush_interval: must be positive")
+	check(c.BucketSize >= time.Minute, "bucket_size: %s, want at least 1m", c.BucketSize)
+	check(c.Horizon >= c.BucketSize, "horizon: %s shorter than bucket_size %s", c.Horizon, c.BucketSize)
+	check(c.CommitBatch > 0, "commit_batch: must be positive")
+	check(c.ContainerCache > 0, "container_cache: must be positive")
+	check(c.MaxVocabulary >= 16, "max_vocabulary: %d, want at least 16", c.MaxVocabulary)
+	return errors.Join(errs...)
+}

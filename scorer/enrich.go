@@ -1,0 +1,125 @@
+package scorer
+
+import (
+	"strings"
+	"sync"
+)
+
+// Image-key modes: what identifies "the same image" for a baseline.
+const (
+	ImageKeyDigest     = "digest"     // digest when Falco gives one, else repository:tag (default)
+	ImageKeyTag        = "tag"        // repository:tag, ignoring digests
+	ImageKeyRepository = "repository" // repository only: all versions share a baseline
+)
+
+// imageCache remembers container id → image so events whose rule output
+// lacks image fields still land in the right baseline. Bounded: when full it
+// is cleared, which only costs a few events keyed by container id.
+type imageCache struct {
+	mu  sync.RWMutex
+	m   map[string]Subject
+	max int
+}
+
+func newImageCache(max int) *imageCache {
+	return &imageCache{m: make(map[string]Subject), max: max}
+}
+
+func (c *imageCache) get(id string) (Subject, bool) {
+	c.mu.RLock()
+	s, ok := c.m[id]
+	c.mu.RUnlock()
+	return s, ok
+}
+
+func (c *imageCache) put(id string, s Subject) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[id] = s
+	c.mu.Unlock()
+}
+
+// enrich derives the Subject of an event: its image key, container,
+// Kubernetes context and process. A missing image falls back to the
+// container-id cache, then to the container id itself (ImageSource
+// "container"), so every event has a usable key.
+func enrich(ev *Event, mode string, cache *imageCache) Subject {
+	s := Subject{
+		ContainerID: ev.Field(FieldContainerID...),
+		Container:   ev.Field(FieldContainerName...),
+		Namespace:   ev.Field(FieldNamespace...),
+		Pod:         ev.Field(FieldPod...),
+		Process:     ev.Field(FieldProcName...),
+		Parent:      ev.Field(FieldParentName...),
+		Hostname:    ev.Hostname,
+	}
+	s.PID, _ = ev.IntField(FieldProcPID...)
+	s.Image, s.ImageSource = imageKey(ev, mode)
+	if s.Image == "" && s.ContainerID != "" && cache != nil {
+		if c, ok := cache.get(s.ContainerID); ok {
+			s.Image, s.ImageSource = c.Image, "cache"
+			if s.Namespace == "" {
+				s.Namespace = c.Namespace
+			}
+			if s.Pod == "" {
+				s.Pod = c.Pod
+			}
+		}
+	} else if s.Image != "" && s.ContainerID != "" && cache != nil {
+		if c, ok := cache.get(s.ContainerID); !ok || c.Image != s.Image || (c.Pod == "" && s.Pod != "") {
+			cache.put(s.ContainerID, Subject{Image: s.Image, Namespace: s.Namespace, Pod: s.Pod})
+		}
+	}
+	if s.Image == "" {
+		switch {
+		case s.ContainerID != "" && s.ContainerID != "host":
+			s.Image, s.ImageSource = "container:"+s.ContainerID, "container"
+		default:
+			s.Image, s.ImageSource = "host", "host"
+		}
+	}
+	return s
+}
+
+// imageKey picks the baseline identity from the event's image fields.
+func imageKey(ev *Event, mode string) (key, source string) {
+	repo := ev.Field(FieldImageRepository...)
+	tag := ev.Field(FieldImageTag...)
+	digest := ev.Field(FieldImageDigest...)
+	if repo == "" {
+		// Older rules may only print container.image ("repo:tag").
+		if full := ev.Field(FieldImage...); full != "" {
+			repo, tag = splitImage(full)
+		}
+	}
+	if repo == "" {
+		return "", ""
+	}
+	switch mode {
+	case ImageKeyRepository:
+		return repo, "repository"
+	case ImageKeyTag:
+	default:
+		if digest != "" {
+			return repo + "@" + digest, "digest"
+		}
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	return repo + ":" + tag, "tag"
+}
+
+// splitImage splits "repo:tag" without mistaking a registry port for a tag.
+func splitImage(full string) (repo, tag string) {
+	if i := strings.Index(full, "@"); i >= 0 {
+		full = full[:i]
+	}
+	slash := strings.LastIndex(full, "/")
+	if i := strings.LastIndex(full, ":"); i > slash {
+		return full[:i], full[i+1:]
+	}
+	return full, ""
+}
