@@ -1,0 +1,442 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// Anomaly bands, from a score's ratio to its image's threshold. They are the
+// values of scorer.Score.Band.
+const (
+	BandNone     = "none"
+	BandLow      = "low"
+	BandMedium   = "medium"
+	BandHigh     = "high"
+	BandCritical = "critical"
+)
+
+func validBand(b string) bool {
+	switch b {
+	case BandNone, BandLow, BandMedium, BandHigh, BandCritical:
+		return true
+	}
+	return false
+}
+
+func validKind(k string) bool {
+	return k == scorer.KindFalco || k == scorer.KindAnomaly || k == scorer.KindEnd
+}
+
+// Config is the scorer's priority, routing and suppression configuration: the
+// file named by the service's rules_file. Every key is optional; unknown keys
+// are errors.
+type Config struct {
+	// Bands are the score/threshold ratios at which each band starts.
+	Bands Bands `yaml:"bands"`
+	// AnomalyPriority is the priority of an anomaly or sequence_end alert in
+	// each band.
+	AnomalyPriority BandLevels `yaml:"anomaly_priority"`
+	// FalcoRaise is how many levels a Falco alert's own priority is raised
+	// when its container is currently in each band. Never negative: the band
+	// never lowers Falco's priority.
+	FalcoRaise BandRaise `yaml:"falco_raise"`
+	// Sinks lists the sinks alerts can be routed to, with each one's minimum
+	// priority. Keys are sink names as the service knows them.
+	Sinks map[string]SinkConfig `yaml:"sinks"`
+	// DefaultSinks are the sinks of an alert no rule routes; empty means all
+	// of Sinks.
+	DefaultSinks []string `yaml:"default_sinks"`
+	// Dedup suppresses repeats of the same image, rule and kind.
+	Dedup DedupConfig `yaml:"dedup"`
+	// Rules are evaluated in order; see Rule.
+	Rules []Rule `yaml:"rules"`
+}
+
+// Bands holds the ratio (score / threshold) at which each band starts. They
+// must be positive and strictly increasing.
+type Bands struct {
+	Low      float64 `yaml:"low"`
+	Medium   float64 `yaml:"medium"`
+	High     float64 `yaml:"high"`
+	Critical float64 `yaml:"critical"`
+}
+
+// BandLevels maps each band to a priority.
+type BandLevels struct {
+	None     Level `yaml:"none"`
+	Low      Level `yaml:"low"`
+	Medium   Level `yaml:"medium"`
+	High     Level `yaml:"high"`
+	Critical Level `yaml:"critical"`
+}
+
+// BandRaise maps each band to a number of priority levels.
+type BandRaise struct {
+	None     int `yaml:"none"`
+	Low      int `yaml:"low"`
+	Medium   int `yaml:"medium"`
+	High     int `yaml:"high"`
+	Critical int `yaml:"critical"`
+}
+
+// SinkConfig is the routing view of one sink.
+type SinkConfig struct {
+	// MinPriority is the least severe priority the sink receives.
+	MinPriority Level `yaml:"min_priority"`
+}
+
+// DedupConfig configures duplicate suppression: an alert with the same image,
+// Falco rule and kind as one delivered less than Window ago is suppressed as
+// a duplicate. The window is fixed from the delivered alert, so a steady
+// stream still yields one alert per window, never silence.
+type DedupConfig struct {
+	// Window is the dedup window; 0 disables dedup.
+	Window time.Duration `yaml:"window"`
+	// Kinds are the alert kinds deduplicated (falco, anomaly, sequence_end).
+	Kinds []string `yaml:"kinds"`
+	// MaxKeys bounds the remembered (image, rule, kind) keys; the least
+	// recently seen are evicted first (and counted).
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// Rule matches alerts and changes their priority or routing, or suppresses
+// them. Rules are evaluated in order; the first matching rule applies and
+// ends the evaluation unless it sets Continue. A rule without actions just
+// ends the evaluation, which exempts its alerts from later rules. A
+// suppression whose Until has passed is ignored (and counted), as if the rule
+// did not match.
+type Rule struct {
+	// Name identifies the rule in decisions and errors; required, unique.
+	Name string `yaml:"name"`
+	// Match selects alerts; an empty Match selects every alert.
+	Match Match `yaml:"match"`
+	// SetPriority replaces the priority (it may lower a Falco alert's own).
+	SetPriority *Level `yaml:"set_priority"`
+	// Raise moves the priority by this many levels (negative lowers), after
+	// SetPriority.
+	Raise int `yaml:"raise"`
+	// Sinks replaces the alert's destination sinks; each must be in
+	// Config.Sinks. Sinks' minimum priorities still apply.
+	Sinks []string `yaml:"sinks"`
+	// Suppress drops matching alerts until a time, for a stated reason. It
+	// cannot be combined with the other actions.
+	Suppress *Suppress `yaml:"suppress"`
+	// Continue lets later rules apply too.
+	Continue bool `yaml:"continue"`
+}
+
+// Match selects alerts. Every field given must match (and); within a field
+// any pattern may match (or). Patterns are exact strings or globs with '*'
+// (any run of characters, '/' included) and '?' (one character).
+type Match struct {
+	Rules      Patterns `yaml:"rules"`      // Falco rule name (alert.Event.Rule)
+	Tags       Patterns `yaml:"tags"`       // any of the event's tags
+	Namespaces Patterns `yaml:"namespaces"` // Kubernetes namespace
+	Images     Patterns `yaml:"images"`     // image key (digest or repository:tag)
+	Bands      []string `yaml:"bands"`      // anomaly band
+	Kinds      []string `yaml:"kinds"`      // falco, anomaly, sequence_end
+	// MinPriority matches alerts at least this severe, judged on the
+	// priority before any rule applies.
+	MinPriority *Level `yaml:"min_priority"`
+}
+
+// Suppress is a time-limited suppression.
+type Suppress struct {
+	Until  time.Time `yaml:"until"`  // RFC 3339; required
+	Reason string    `yaml:"reason"` // required
+}
+
+// DefaultConfig returns the built-in routing: bands at 1.0/1.5/2.5/4.0 times
+// the threshold, anomaly priorities Notice to Critical, Falco alerts raised
+// by one level in band medium, two in high and three in critical, the four
+// built-in sinks with their usual floors, and a one-minute dedup of anomaly
+// alerts (Falco's own alerts are not deduplicated by default).
+func DefaultConfig() Config {
+	return Config{
+		Bands: Bands{Low: 1.0, Medium: 1.5, High: 2.5, Critical: 4.0},
+		AnomalyPriority: BandLevels{
+			None:     Level(scorer.PriorityInformational),
+			Low:      Level(scorer.PriorityNotice),
+			Medium:   Level(scorer.PriorityWarning),
+			High:     Level(scorer.PriorityError),
+			Critical: Level(scorer.PriorityCritical),
+		},
+		FalcoRaise: BandRaise{Medium: 1, High: 2, Critical: 3},
+		Sinks: map[string]SinkConfig{
+			"stdout":  {MinPriority: Level(scorer.PriorityDebug)},
+			"kafka":   {MinPriority: Level(scorer.PriorityNotice)},
+			"slack":   {MinPriority: Level(scorer.PriorityWarning)},
+			"webhook": {MinPriority: Level(scorer.PriorityNotice)},
+		},
+		Dedup: DedupConfig{
+			Window:  time.Minute,
+			Kinds:   []string{scorer.KindAnomaly, scorer.KindEnd},
+			MaxKeys: 65536,
+		},
+	}
+}
+
+// Validate checks the configuration. Its errors name the field relative to
+// this file ("rules[2].suppress.reason: empty").
+func (c *Config) Validate() error {
+	errs := c.validate()
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
+// fieldError is one validation problem at a path in the configuration.
+type fieldError struct {
+	path []any // string keys and int indexes
+	msg  string
+}
+
+func (e *fieldError) Error() string { return pathString(e.path) + ": " + e.msg }
+
+func pathString(p []any) string {
+	var b strings.Builder
+	for _, el := range p {
+		switch v := el.(type) {
+		case int:
+			b.WriteString("[" + strconv.Itoa(v) + "]")
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(v)
+		}
+	}
+	return b.String()
+}
+
+func (c *Config) validate() []*fieldError {
+	var errs []*fieldError
+	add := func(msg string, path ...any) { errs = append(errs, &fieldError{path: path, msg: msg}) }
+
+	b := c.Bands
+	ratios := []struct {
+		name string
+		v    float64
+	}{{"low", b.Low}, {"medium", b.Medium}, {"high", b.High}, {"critical", b.Critical}}
+	for i, r := range ratios {
+		switch {
+		case math.IsNaN(r.v) || math.IsInf(r.v, 0) || r.v <= 0:
+			add(fmt.Sprintf("must be a positive number, got %v", r.v), "bands", r.name)
+		case i > 0 && r.v <= ratios[i-1].v:
+			add(fmt.Sprintf("must be greater than %s (%v), got %v", ratios[i-1].name, ratios[i-1].v, r.v), "bands", r.name)
+		}
+	}
+	for _, l := range []struct {
+		name string
+		v    Level
+	}{{"none", c.AnomalyPriority.None}, {"low", c.AnomalyPriority.Low}, {"medium", c.AnomalyPriority.Medium},
+		{"high", c.AnomalyPriority.High}, {"critical", c.AnomalyPriority.Critical}} {
+		if !scorer.Priority(l.v).Valid() {
+			add("invalid priority", "anomaly_priority", l.name)
+		}
+	}
+	for _, r := range []struct {
+		name string
+		v    int
+	}{{"none", c.FalcoRaise.None}, {"low", c.FalcoRaise.Low}, {"medium", c.FalcoRaise.Medium},
+		{"high", c.FalcoRaise.High}, {"critical", c.FalcoRaise.Critical}} {
+		if r.v < 0 || r.v > 7 {
+			add(fmt.Sprintf("must be between 0 and 7, got %d", r.v), "falco_raise", r.name)
+		}
+	}
+
+	if len(c.Sinks) == 0 {
+		add("empty: at least one sink is needed to route alerts", "sinks")
+	}
+	for _, name := range sortedKeys(c.Sinks) {
+		if strings.TrimSpace(name) == "" {
+			add("empty sink name", "sinks")
+			continue
+		}
+		if !scorer.Priority(c.Sinks[name].MinPriority).Valid() {
+			add("invalid priority", "sinks", name, "min_priority")
+		}
+	}
+	checkSinks := func(list []string, path ...any) {
+		seen := map[string]bool{}
+		for i, s := range list {
+			p := append(append([]any{}, path...), i)
+			if _, ok := c.Sinks[s]; !ok {
+				add(fmt.Sprintf("unknown sink %q (known: %s)", s, strings.Join(sortedKeys(c.Sinks), ", ")), p...)
+			} else if seen[s] {
+				add(fmt.Sprintf("duplicate sink %q", s), p...)
+			}
+			seen[s] = true
+		}
+	}
+	checkSinks(c.DefaultSinks, "default_sinks")
+
+	if c.Dedup.Window < 0 {
+		add(fmt.Sprintf("must not be negative, got %s", c.Dedup.Window), "dedup", "window")
+	}
+	if c.Dedup.Window > 0 && c.Dedup.MaxKeys <= 0 {
+		add(fmt.Sprintf("must be positive when dedup.window is set, got %d", c.Dedup.MaxKeys), "dedup", "max_keys")
+	}
+	for i, k := range c.Dedup.Kinds {
+		if !validKind(k) {
+			add(fmt.Sprintf("unknown kind %q (want falco, anomaly or sequence_end)", k), "dedup", "kinds", i)
+		}
+	}
+
+	names := map[string]int{}
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		switch prev, dup := names[r.Name]; {
+		case strings.TrimSpace(r.Name) == "":
+			add("empty: every rule needs a name", "rules", i, "name")
+		case dup:
+			add(fmt.Sprintf("duplicate rule name %q (also rules[%d])", r.Name, prev), "rules", i, "name")
+		default:
+			names[r.Name] = i
+		}
+		for j, p := range r.Match.Rules {
+			if p == "" {
+				add("empty pattern", "rules", i, "match", "rules", j)
+			}
+		}
+		for j, p := range r.Match.Tags {
+			if p == "" {
+				add("empty pattern", "rules", i, "match", "tags", j)
+			}
+		}
+		for j, p := range r.Match.Images {
+			if p == "" {
+				add("empty pattern", "rules", i, "match", "images", j)
+			}
+		}
+		for j, bd := range r.Match.Bands {
+			if !validBand(bd) {
+				add(fmt.Sprintf("unknown band %q (want none, low, medium, high or critical)", bd), "rules", i, "match", "bands", j)
+			}
+		}
+		for j, k := range r.Match.Kinds {
+			if !validKind(k) {
+				add(fmt.Sprintf("unknown kind %q (want falco, anomaly or sequence_end)", k), "rules", i, "match", "kinds", j)
+			}
+		}
+		if r.Match.MinPriority != nil && !scorer.Priority(*r.Match.MinPriority).Valid() {
+			add("invalid priority", "rules", i, "match", "min_priority")
+		}
+		if r.SetPriority != nil && !scorer.Priority(*r.SetPriority).Valid() {
+			add("invalid priority", "rules", i, "set_priority")
+		}
+		if r.Raise < -7 || r.Raise > 7 {
+			add(fmt.Sprintf("must be between -7 and 7, got %d", r.Raise), "rules", i, "raise")
+		}
+		checkSinks(r.Sinks, "rules", i, "sinks")
+		if r.Suppress != nil {
+			if r.SetPriority != nil || r.Raise != 0 || len(r.Sinks) > 0 || r.Continue {
+				add("cannot be combined with set_priority, raise, sinks or continue", "rules", i, "suppress")
+			}
+			if strings.TrimSpace(r.Suppress.Reason) == "" {
+				add("empty: a suppression needs a reason", "rules", i, "suppress", "reason")
+			}
+			if r.Suppress.Until.IsZero() {
+				add("missing: a suppression needs an expiry time (RFC 3339)", "rules", i, "suppress", "until")
+			}
+		} else if r.Continue && r.SetPriority == nil && r.Raise == 0 && len(r.Sinks) == 0 {
+			add("continue without an action does nothing: set set_priority, raise or sinks", "rules", i, "continue")
+		}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Level is a Falco priority in configuration. It decodes from YAML
+// case-insensitively ("warning", "Info") and reports bad values with their
+// line.
+type Level scorer.Priority
+
+// Priority returns the level as a scorer.Priority.
+func (l Level) Priority() scorer.Priority { return scorer.Priority(l) }
+
+// String returns Falco's spelling.
+func (l Level) String() string { return scorer.Priority(l).String() }
+
+// UnmarshalYAML reads a priority name.
+func (l *Level) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a priority name, got a %s", n.Line, kindName(n.Kind))}}
+	}
+	p, err := scorer.ParsePriority(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*l = Level(p)
+	return nil
+}
+
+// MarshalYAML writes Falco's spelling.
+func (l Level) MarshalYAML() (any, error) { return scorer.Priority(l).String(), nil }
+
+// Patterns is a list of exact strings or globs. In YAML it is a sequence of
+// strings or a single string.
+type Patterns []string
+
+// UnmarshalYAML accepts a string or a sequence of strings.
+func (p *Patterns) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*p = Patterns{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		out := make(Patterns, 0, len(n.Content))
+		var errs []string
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				errs = append(errs, fmt.Sprintf("line %d: want a string, got a %s", c.Line, kindName(c.Kind)))
+				continue
+			}
+			out = append(out, c.Value)
+		}
+		if len(errs) > 0 {
+			return &yaml.TypeError{Errors: errs}
+		}
+		*p = out
+		return nil
+	}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a string or a list of strings, got a %s", n.Line, kindName(n.Kind))}}
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.AliasNode:
+		return "alias"
+	case yaml.DocumentNode:
+		return "document"
+	}
+	return "node"
+}
