@@ -1,0 +1,347 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/falcosecurity/client-go/pkg/api/outputs"
+	"github.com/falcosecurity/client-go/pkg/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// GRPC subscribes to Falco's gRPC outputs (Falco ≤ 0.43) and accepts the
+// events it streams. Build it with NewGRPC and call Run.
+type GRPC struct {
+	cfg     GRPCConfig
+	acc     scorer.Acceptor
+	log     zerolog.Logger
+	m       *metrics
+	ready   atomic.Bool
+	running atomic.Bool
+}
+
+// NewGRPC builds the gRPC input and registers its metrics on reg (which may be
+// nil). It does not connect; Run does.
+func NewGRPC(cfg GRPCConfig, acc scorer.Acceptor, logger zerolog.Logger, reg prometheus.Registerer) (*GRPC, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("grpc input config: %w", err)
+	}
+	if acc == nil {
+		return nil, errors.New("grpc input: nil acceptor")
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("grpc input: %w", err)
+	}
+	return &GRPC{cfg: cfg, acc: acc, m: m, log: logger.With().Str("component", "source.grpc").Logger()}, nil
+}
+
+// Ready reports whether the sub stream is currently established.
+func (g *GRPC) Ready() bool { return g.ready.Load() }
+
+// Run connects, subscribes and accepts events until ctx ends, reconnecting
+// with jittered exponential backoff whenever the stream is lost. It logs once
+// when a stream is lost and once when it is back (never per attempt). On ctx
+// end it stops receiving, accepts what it already received (bounded by
+// shutdown_timeout) and returns nil.
+func (g *GRPC) Run(ctx context.Context) error {
+	if !g.running.CompareAndSwap(false, true) {
+		return errors.New("grpc input: run called twice")
+	}
+	var (
+		wait       = g.cfg.BackoffInitial
+		everUp     bool
+		lostAt     time.Time
+		lostErr    error
+		attempts   int
+		subscribed bool
+	)
+	onSubscribed := func() {
+		subscribed = true
+		g.ready.Store(true)
+		switch {
+		case !everUp:
+			g.log.Info().Str("target", g.target()).Int("attempts", attempts+1).Msg("grpc subscribed")
+		case !lostAt.IsZero():
+			g.m.reconnects.Inc()
+			g.log.Info().Str("target", g.target()).Int("attempts", attempts).
+				Dur("down", time.Since(lostAt)).AnErr("cause", lostErr).Msg("grpc reconnected")
+		}
+		everUp, lostAt, lostErr, attempts = true, time.Time{}, nil, 0
+	}
+	for {
+		subscribed = false
+		started := time.Now()
+		err := g.session(ctx, onSubscribed)
+		g.ready.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if subscribed {
+			g.log.Warn().Err(err).Dur("up", time.Since(started)).Msg("grpc stream lost")
+			lostAt, lostErr = time.Now(), err
+			wait = g.cfg.BackoffInitial
+		} else if attempts == 0 && !everUp {
+			g.log.Warn().Err(err).Str("target", g.target()).Msg("grpc connect failed, retrying")
+		}
+		attempts++
+		g.log.Debug().Err(err).Int("attempt", attempts).Msg("grpc attempt failed")
+		// Full jitter on the upper half: wait in [d/2, d).
+		d := wait/2 + rand.N(wait/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		wait = min(2*wait, g.cfg.BackoffMax)
+	}
+}
+
+func (g *GRPC) target() string {
+	if g.cfg.Hostname != "" {
+		return fmt.Sprintf("%s:%d", g.cfg.Hostname, g.cfg.Port)
+	}
+	return g.cfg.UnixSocket
+}
+
+func (g *GRPC) clientConfig() *client.Config {
+	opts := []grpc.DialOption{
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: g.cfg.BackoffInitial, Multiplier: 2, Jitter: 0.2, MaxDelay: g.cfg.BackoffMax},
+			MinConnectTimeout: 10 * time.Second,
+		}),
+	}
+	if g.cfg.KeepaliveTime > 0 {
+		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: g.cfg.KeepaliveTime, Timeout: g.cfg.KeepaliveTimeout,
+		}))
+	}
+	if g.cfg.Hostname != "" {
+		return &client.Config{
+			Hostname: g.cfg.Hostname, Port: g.cfg.Port,
+			CertFile: g.cfg.CertFile, KeyFile: g.cfg.KeyFile, CARootFile: g.cfg.CAFile,
+			DialOptions: opts,
+		}
+	}
+	return &client.Config{UnixSocketPath: g.cfg.UnixSocket, DialOptions: opts}
+}
+
+// session runs one connection and one sub stream until it breaks or ctx
+// ends. Events received before the break are still accepted.
+func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c, err := client.NewForConfig(sctx, g.clientConfig())
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", g.target(), err)
+	}
+	defer c.Close()
+	oc, err := c.Outputs()
+	if err != nil {
+		return fmt.Errorf("outputs client: %w", err)
+	}
+	stream, err := oc.Sub(sctx)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", g.target(), err)
+	}
+	if err := stream.Send(&outputs.Request{}); err != nil {
+		return fmt.Errorf("subscribe %s: send request: %w", g.target(), err)
+	}
+	onSubscribed()
+
+	// Falco writes what it has queued after each request, then waits for
+	// the next one: poll. Only this goroutine sends on the stream.
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		t := time.NewTicker(g.cfg.PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				if err := stream.Send(&outputs.Request{}); err != nil {
+					return // Recv reports why
+				}
+			}
+		}
+	}()
+
+	evc := make(chan scorer.Event, 2*g.cfg.BatchSize)
+	var recvErr error
+	go func() {
+		defer close(evc)
+		for {
+			res, err := stream.Recv()
+			if err != nil {
+				recvErr = err
+				return
+			}
+			ev, err := EventFromResponse(res)
+			if err != nil {
+				g.m.rejected.WithLabelValues(SourceGRPC, decodeReason(err)).Inc()
+				g.log.Debug().Err(err).Msg("grpc event rejected")
+				continue
+			}
+			select {
+			case evc <- ev:
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
+
+	pending := g.acceptLoop(ctx, evc)
+	cancel()
+	// The receiver stops once the stream is cancelled; whatever it had
+	// already received is accepted before returning.
+	for ev := range evc {
+		pending = append(pending, ev)
+	}
+	<-pollDone
+	if len(pending) > 0 {
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
+		defer dcancel()
+		if err := g.accept(dctx, pending); err != nil {
+			g.log.Error().Err(err).Int("events", len(pending)).Msg("grpc events received but not accepted at shutdown")
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("receive: %w", recvErr)
+}
+
+// acceptLoop accepts batches of events received back to back until evc is
+// closed (it then returns nil) or ctx ends (it then returns the batch it
+// could not accept, for the shutdown drain).
+func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan scorer.Event) []scorer.Event {
+	max := g.cfg.BatchSize
+	for {
+		var first scorer.Event
+		select {
+		case ev, ok := <-evc:
+			if !ok {
+				return nil
+			}
+			first = ev
+		case <-ctx.Done():
+			return nil
+		}
+		batch := make([]scorer.Event, 1, max)
+		batch[0] = first
+	fill:
+		for len(batch) < max {
+			select {
+			case ev, ok := <-evc:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, ev)
+			default:
+				break fill
+			}
+		}
+		if err := g.accept(ctx, batch); err != nil {
+			return batch // accept retries until ctx ends
+		}
+	}
+}
+
+// accept calls Accept until it succeeds or ctx ends. Every error is retried:
+// the events already left Falco, so giving up would lose them; not reading
+// the stream meanwhile pushes back to Falco. One log line per episode.
+func (g *GRPC) accept(ctx context.Context, batch []scorer.Event) error {
+	wait := 10 * time.Millisecond
+	var logged error
+	for {
+		err := g.acc.Accept(ctx, SourceGRPC, batch)
+		if err == nil {
+			g.m.received.WithLabelValues(SourceGRPC).Add(float64(len(batch)))
+			if logged != nil {
+				g.log.Info().Msg("grpc accept recovered")
+			}
+			return nil
+		}
+		reason := reasonUnavailable
+		if errors.Is(err, scorer.ErrOverloaded) {
+			reason = reasonOverloaded
+		}
+		g.m.retries.WithLabelValues(SourceGRPC, reason).Inc()
+		if logged == nil || err.Error() != logged.Error() {
+			lvl := g.log.Warn()
+			if reason == reasonOverloaded {
+				lvl = g.log.Debug()
+			}
+			lvl.Err(err).Int("events", len(batch)).Msg("grpc accept failed, retrying")
+			logged = err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("accept %d events: %w", len(batch), ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// EventFromResponse converts one gRPC output to an Event equal to the one
+// DecodeJSON gives for the same Falco event, with Raw set to its Falco JSON.
+// Falco sends output_fields as text there; "<NA>" values are dropped as
+// DecodeJSON drops them. An empty Source falls back to the deprecated enum.
+func EventFromResponse(res *outputs.Response) (scorer.Event, error) {
+	ts := res.GetTime()
+	if ts == nil {
+		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonMissingField, Msg: `missing required field "time"`}
+	}
+	if err := ts.CheckValid(); err != nil {
+		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"time\": %v", err)}
+	}
+	prio := scorer.Priority(res.GetPriority())
+	if int32(res.GetPriority()) != int32(prio) || !prio.Valid() {
+		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"priority\": unknown value %d", int32(res.GetPriority()))}
+	}
+	ev := scorer.Event{
+		Time:     ts.AsTime().UTC(),
+		Priority: prio,
+		Rule:     res.GetRule(),
+		Output:   res.GetOutput(),
+		Source:   res.GetSource(),
+		Hostname: res.GetHostname(),
+		Tags:     res.GetTags(),
+	}
+	if ev.Source == "" {
+		ev.Source = strings.ToLower(res.GetSourceDeprecated().String())
+	}
+	if f := res.GetOutputFields(); len(f) > 0 {
+		ev.Fields = make(map[string]string, len(f))
+		for k, v := range f {
+			if v != scorer.NA {
+				ev.Fields[k] = v
+			}
+		}
+	}
+	raw, err := ev.EncodeJSON()
+	if err != nil {
+		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: "encode falco json: " + err.Error()}
+	}
+	ev.Raw = raw
+	return ev, nil
+}
