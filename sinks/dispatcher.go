@@ -1,0 +1,325 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// PendingCounter is implemented by outboxes that can count a sink's pending
+// entries cheaply; the Dispatcher then exports the queue_depth gauge.
+type PendingCounter interface {
+	PendingCount(sink string) (int, error)
+}
+
+// Dead-letter reasons, bounded for the metric label.
+const (
+	DeadPermanent   = "permanent"
+	DeadExpired     = "expired"
+	DeadUndecodable = "undecodable"
+)
+
+// Dispatcher drains one sink's outbox entries into the sink. Create it with
+// NewDispatcher and run it with Run.
+type Dispatcher struct {
+	sink   Sink
+	name   string
+	outbox scorer.Outbox
+	cfg    Config
+	log    zerolog.Logger
+	wake   chan struct{}
+	now    func() time.Time
+
+	sent, retried         prometheus.Counter
+	failed, dead          *prometheus.CounterVec
+	latency, sendDuration prometheus.Observer
+	inFlight, queueDepth  prometheus.Gauge
+	lastErr               string // last logged failure, to log only changes
+}
+
+// NewDispatcher returns a Dispatcher that delivers the outbox entries of
+// sink.Name() to sink. m is shared by every Dispatcher of one registry.
+func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logger, m *Metrics) (*Dispatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sink == nil || outbox == nil || m == nil {
+		return nil, errors.New("new dispatcher: sink, outbox and metrics are required")
+	}
+	name := sink.Name()
+	return &Dispatcher{
+		sink: sink, name: name, outbox: outbox, cfg: cfg,
+		log:  log.With().Str("component", "sinks").Str("sink", name).Logger(),
+		wake: make(chan struct{}, 1),
+		now:  time.Now,
+
+		sent:         m.sent.WithLabelValues(name),
+		retried:      m.retried.WithLabelValues(name),
+		failed:       m.failed.MustCurryWith(prometheus.Labels{"sink": name}),
+		dead:         m.deadLettered.MustCurryWith(prometheus.Labels{"sink": name}),
+		latency:      m.latency.WithLabelValues(name),
+		sendDuration: m.sendDuration.WithLabelValues(name),
+		inFlight:     m.inFlight.WithLabelValues(name),
+		queueDepth:   m.queueDepth.WithLabelValues(name),
+	}, nil
+}
+
+// Wake tells the dispatcher that new entries may be pending. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers entries until ctx is cancelled, then lets the in-flight send
+// finish within Config.ShutdownTimeout and returns nil. Whatever was not
+// acknowledged stays in the outbox. Run does not close the sink. Outbox read
+// errors are logged (once per distinct error) and retried.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var cursor uint64
+	poll := time.NewTicker(d.cfg.PollInterval)
+	defer poll.Stop()
+	readFailures := 0
+	for ctx.Err() == nil {
+		if p, ok := d.sink.(Pacer); ok {
+			if err := p.Pace(ctx); err != nil {
+				break
+			}
+		}
+		entries, err := d.outbox.Pending(d.name, cursor, d.cfg.BatchSize)
+		if err != nil {
+			d.noteFailure(fmt.Errorf("read outbox: %w", err), 0)
+			if !sleep(ctx, d.backoff(readFailures)) {
+				break
+			}
+			readFailures++
+			continue
+		}
+		readFailures = 0
+		d.updateDepth()
+		if len(entries) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-d.wake:
+			case <-poll.C:
+			}
+			continue
+		}
+		cursor = entries[len(entries)-1].Seq
+		if !d.deliver(ctx, entries) {
+			break
+		}
+	}
+	d.inFlight.Set(0)
+	return nil
+}
+
+func (d *Dispatcher) updateDepth() {
+	pc, ok := d.outbox.(PendingCounter)
+	if !ok {
+		return
+	}
+	if n, err := pc.PendingCount(d.name); err == nil {
+		d.queueDepth.Set(float64(n))
+	}
+}
+
+// deliver handles one batch until each entry is acknowledged or
+// dead-lettered. It returns false when ctx ended first (the rest stays in the
+// outbox).
+func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) bool {
+	items := make([]Item, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		a := new(scorer.Alert)
+		if err := a.UnmarshalJSON(e.Payload); err != nil {
+			d.deadLetter(*e, DeadUndecodable, fmt.Errorf("decode alert %s: %w", e.AlertID, err))
+			continue
+		}
+		items = append(items, Item{Alert: a, Payload: e.Payload, Seq: e.Seq, Enqueued: e.Enqueued})
+	}
+	d.inFlight.Set(float64(len(items)))
+	defer d.inFlight.Set(0)
+	return d.sendWithRetry(ctx, items, entries)
+}
+
+func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []scorer.OutboxEntry) bool {
+	for attempt := 0; len(items) > 0; attempt++ {
+		if attempt > 0 {
+			d.retried.Add(float64(len(items)))
+		}
+		err := d.send(ctx, items)
+		if err == nil {
+			d.ack(items)
+			d.noteRecovery()
+			return true
+		}
+		failed := items
+		var pe *PartialError
+		if errors.As(err, &pe) {
+			failed = make([]Item, 0, len(pe.Failed))
+			delivered := make([]Item, 0, len(items))
+			bad := make(map[int]bool, len(pe.Failed))
+			for _, i := range pe.Failed {
+				if i >= 0 && i < len(items) {
+					bad[i] = true
+				}
+			}
+			for i, it := range items {
+				if bad[i] {
+					failed = append(failed, it)
+				} else {
+					delivered = append(delivered, it)
+				}
+			}
+			d.ack(delivered)
+		}
+		d.failed.WithLabelValues(ReasonOf(err)).Add(float64(len(failed)))
+		if IsPermanent(err) {
+			if len(failed) == 1 {
+				d.deadLetter(entryOf(failed[0], entries), DeadPermanent, err)
+				return true
+			}
+			// One bad alert must not dead-letter its neighbours: find it by
+			// sending one at a time.
+			for _, it := range failed {
+				if !d.sendWithRetry(ctx, []Item{it}, entries) {
+					return false
+				}
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		d.noteFailure(err, len(failed))
+		now := d.now()
+		items = failed[:0:0]
+		for _, it := range failed {
+			if now.Sub(it.Enqueued) >= d.cfg.MaxRetryTime {
+				d.deadLetter(entryOf(it, entries), DeadExpired,
+					fmt.Errorf("not delivered %s after enqueue: %w", d.cfg.MaxRetryTime, err))
+				continue
+			}
+			items = append(items, it)
+		}
+		if len(items) == 0 {
+			return true
+		}
+		wait := d.backoff(attempt)
+		if ra, ok := RetryAfterOf(err); ok && ra > 0 {
+			wait = ra
+		}
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+	return true
+}
+
+// send runs one Send. The attempt is not cancelled with ctx at once: on
+// shutdown it gets Config.ShutdownTimeout more to finish.
+func (d *Dispatcher) send(ctx context.Context, items []Item) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.SendTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(d.cfg.ShutdownTimeout, cancel)
+		context.AfterFunc(sctx, func() { t.Stop() })
+	})
+	defer stop()
+	start := time.Now()
+	err := d.sink.Send(sctx, items)
+	d.sendDuration.Observe(time.Since(start).Seconds())
+	return err
+}
+
+func (d *Dispatcher) ack(items []Item) {
+	if len(items) == 0 {
+		return
+	}
+	seqs := make([]uint64, len(items))
+	for i, it := range items {
+		seqs[i] = it.Seq
+	}
+	if err := d.outbox.Ack(d.name, seqs); err != nil {
+		// The destination has the alerts; they stay in the outbox and are
+		// sent again after a restart (a duplicate, never a loss).
+		d.log.Error().Err(err).Int("alerts", len(seqs)).Msg("acknowledge delivered alerts")
+		return
+	}
+	now := d.now()
+	d.sent.Add(float64(len(items)))
+	for _, it := range items {
+		d.latency.Observe(now.Sub(it.Enqueued).Seconds())
+	}
+}
+
+func (d *Dispatcher) deadLetter(e scorer.OutboxEntry, reason string, cause error) {
+	d.dead.WithLabelValues(reason).Inc()
+	msg := reason + ": " + cause.Error()
+	if err := d.outbox.DeadLetter(e, msg); err != nil {
+		d.log.Error().Err(err).Str("alert_id", e.AlertID).Msg("move alert to dead letters")
+		return
+	}
+	d.log.Warn().Str("alert_id", e.AlertID).Str("reason", reason).Str("error", cause.Error()).
+		Msg("alert moved to dead letters")
+}
+
+// noteFailure logs a failure only when it differs from the previous one.
+func (d *Dispatcher) noteFailure(err error, n int) {
+	msg := err.Error()
+	if msg == d.lastErr {
+		return
+	}
+	d.lastErr = msg
+	d.log.Warn().Err(err).Str("reason", ReasonOf(err)).Int("alerts", n).Msg("delivery failing, will retry")
+}
+
+func (d *Dispatcher) noteRecovery() {
+	if d.lastErr == "" {
+		return
+	}
+	d.lastErr = ""
+	d.log.Info().Msg("delivery recovered")
+}
+
+// backoff returns the jittered exponential pause before retry attempt+1:
+// uniformly in [b/2, b) with b = InitialBackoff·2^attempt capped at MaxBackoff.
+func (d *Dispatcher) backoff(attempt int) time.Duration {
+	b := d.cfg.InitialBackoff
+	for i := 0; i < attempt && b < d.cfg.MaxBackoff; i++ {
+		b *= 2
+	}
+	b = min(b, d.cfg.MaxBackoff)
+	half := b / 2
+	return half + rand.N(b-half+1)
+}
+
+func entryOf(it Item, entries []scorer.OutboxEntry) scorer.OutboxEntry {
+	for _, e := range entries {
+		if e.Seq == it.Seq {
+			return e
+		}
+	}
+	return scorer.OutboxEntry{Seq: it.Seq, AlertID: it.Alert.ID, Payload: it.Payload, Enqueued: it.Enqueued}
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,473 @@
+package sinks_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/sinks"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeSink records what it was asked to send; send decides each outcome.
+type fakeSink struct {
+	mu    sync.Mutex
+	calls [][]string // alert ids per Send call
+	times []time.Time
+	got   []string // ids of confirmed alerts, in order
+	send  func(call int, batch []sinks.Item) error
+}
+
+func (f *fakeSink) Name() string                { return "fake" }
+func (f *fakeSink) Close(context.Context) error { return nil }
+func (f *fakeSink) Send(ctx context.Context, batch []sinks.Item) error {
+	f.mu.Lock()
+	call := len(f.calls)
+	ids := make([]string, len(batch))
+	for i, it := range batch {
+		ids[i] = it.Alert.ID
+	}
+	f.calls = append(f.calls, ids)
+	f.times = append(f.times, time.Now())
+	f.mu.Unlock()
+	var err error
+	if f.send != nil {
+		err = f.send(call, batch)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var pe *sinks.PartialError
+	switch {
+	case err == nil:
+		f.got = append(f.got, ids...)
+	case errors.As(err, &pe):
+		bad := map[int]bool{}
+		for _, i := range pe.Failed {
+			bad[i] = true
+		}
+		for i, id := range ids {
+			if !bad[i] {
+				f.got = append(f.got, id)
+			}
+		}
+	}
+	return err
+}
+
+func (f *fakeSink) delivered() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
+}
+
+func testConfig() sinks.Config {
+	c := sinks.DefaultConfig()
+	c.BatchSize = 10
+	c.PollInterval = 20 * time.Millisecond
+	c.InitialBackoff = 5 * time.Millisecond
+	c.MaxBackoff = 20 * time.Millisecond
+	c.SendTimeout = time.Second
+	c.ShutdownTimeout = 100 * time.Millisecond
+	return c
+}
+
+type harness struct {
+	ob     *sinkstest.Outbox
+	sink   *fakeSink
+	d      *sinks.Dispatcher
+	reg    *prometheus.Registry
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T, cfg sinks.Config, send func(int, []sinks.Item) error) *harness {
+	t.Helper()
+	h := &harness{ob: sinkstest.NewOutbox(), sink: &fakeSink{send: send}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	m, err := sinks.NewMetrics(h.reg)
+	if err != nil {
+		t.Fatalf("NewMetrics() = %v", err)
+	}
+	h.d, err = sinks.NewDispatcher(h.sink, h.ob, cfg, zerolog.New(h.logs), m)
+	if err != nil {
+		t.Fatalf("NewDispatcher() = %v", err)
+	}
+	return h
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.d.Run(ctx) }()
+}
+
+func (h *harness) stop(t *testing.T) {
+	t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("Run() = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of cancel")
+	}
+}
+
+func (h *harness) put(n int) []string {
+	ids := make([]string, n)
+	for i := range n {
+		a := sinkstest.FalcoAlert(i, "nginx:1.27", "Terminal shell in container")
+		h.ob.PutAlert("fake", a)
+		ids[i] = a.ID
+	}
+	return ids
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func equalIDs(a, b []string) bool {
+	return strings.Join(a, ",") == strings.Join(b, ",")
+}
+
+func TestDispatcherDelivery(t *testing.T) {
+	errDown := errors.New("destination down")
+	tests := []struct {
+		name string
+		send func(call int, batch []sinks.Item) error
+		// wantDead is the number of dead letters expected, with this reason prefix.
+		wantDead   int
+		deadReason string
+		wantRetry  bool
+	}{
+		{name: "all succeed", send: nil},
+		{name: "transient then ok", wantRetry: true, send: func(call int, _ []sinks.Item) error {
+			if call < 3 {
+				return errDown
+			}
+			return nil
+		}},
+		{name: "partial then ok", wantRetry: true, send: func(call int, b []sinks.Item) error {
+			if call == 0 {
+				return &sinks.PartialError{Failed: []int{5, 6, 7, 8, 9}, Err: errDown}
+			}
+			return nil
+		}},
+		{name: "one permanent item", wantDead: 1, deadReason: "permanent: ", send: func(call int, b []sinks.Item) error {
+			for _, it := range b {
+				if it.Alert.Subject.PID == 4242+3 {
+					return sinks.Permanent(fmt.Errorf("rejected alert %d", it.Alert.Subject.PID))
+				}
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, testConfig(), tt.send)
+			ids := h.put(25)
+			h.start()
+			waitFor(t, "all handled", func() bool {
+				n, _ := h.ob.PendingCount("fake")
+				return n == 0
+			})
+			h.stop(t)
+			var want []string
+			for i, id := range ids {
+				if tt.wantDead == 1 && i == 3 {
+					continue
+				}
+				want = append(want, id)
+			}
+			if got := h.sink.delivered(); !equalIDs(got, want) {
+				t.Errorf("delivered = %v, want %v (in order)", got, want)
+			}
+			if got := h.ob.Acked("fake"); got != len(want) {
+				t.Errorf("Acked = %d, want %d", got, len(want))
+			}
+			dead := h.ob.DeadLetters("fake")
+			if len(dead) != tt.wantDead {
+				t.Fatalf("dead letters = %d, want %d", len(dead), tt.wantDead)
+			}
+			for _, d := range dead {
+				if !strings.HasPrefix(d.Reason, tt.deadReason) || d.Entry.AlertID != ids[3] {
+					t.Errorf("dead letter = (%s, %q), want (%s, %q...)", d.Entry.AlertID, d.Reason, ids[3], tt.deadReason)
+				}
+			}
+			sent := metricSum(t, h.reg, "falco_scorer_sink_sent_total")
+			if int(sent) != len(want) {
+				t.Errorf("sent_total = %v, want %d", sent, len(want))
+			}
+			if got := metricSum(t, h.reg, "falco_scorer_sink_delivery_latency_seconds"); int(got) != len(want) {
+				t.Errorf("delivery_latency_seconds count = %v, want %d", got, len(want))
+			}
+			retried := metricSum(t, h.reg, "falco_scorer_sink_retried_total")
+			if (retried > 0) != tt.wantRetry {
+				t.Errorf("retried_total = %v, want >0: %v", retried, tt.wantRetry)
+			}
+		})
+	}
+}
+
+// metricSum sums the values of every series of one metric family in reg.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather() = %v", err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
+}
+
+func TestDispatcherExpiresToDeadLetters(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxRetryTime = 50 * time.Millisecond
+	h := newHarness(t, cfg, func(int, []sinks.Item) error { return sinks.WithReason("unavailable", errors.New("broker down")) })
+	h.put(3)
+	h.start()
+	waitFor(t, "dead letters", func() bool { return len(h.ob.DeadLetters("fake")) == 3 })
+	h.stop(t)
+	for _, d := range h.ob.DeadLetters("fake") {
+		if !strings.HasPrefix(d.Reason, "expired: ") || !strings.Contains(d.Reason, "broker down") {
+			t.Errorf("dead letter reason = %q, want expired: ... broker down", d.Reason)
+		}
+	}
+	// Logged once despite many identical failures.
+	if n := strings.Count(h.logs.String(), "delivery failing"); n != 1 {
+		t.Errorf("'delivery failing' logged %d times, want 1 (log only when the error changes)\n%s", n, h.logs)
+	}
+}
+
+func TestDispatcherRetryAfter(t *testing.T) {
+	const pause = 300 * time.Millisecond
+	h := newHarness(t, testConfig(), func(call int, _ []sinks.Item) error {
+		if call == 0 {
+			return sinks.RetryAfter(errors.New("429 slow down"), pause)
+		}
+		return nil
+	})
+	h.put(2)
+	h.start()
+	waitFor(t, "delivery", func() bool { return h.ob.Acked("fake") == 2 })
+	h.stop(t)
+	h.sink.mu.Lock()
+	gap := h.sink.times[1].Sub(h.sink.times[0])
+	h.sink.mu.Unlock()
+	if gap < pause {
+		t.Errorf("second attempt after %v, want >= %v (Retry-After)", gap, pause)
+	}
+}
+
+func TestDispatcherUndecodable(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	h.ob.Put("fake", "bad", []byte(`{"not":"an alert"`))
+	h.put(1)
+	h.start()
+	waitFor(t, "handled", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
+	h.stop(t)
+	dead := h.ob.DeadLetters("fake")
+	if len(dead) != 1 || dead[0].Entry.AlertID != "bad" || !strings.HasPrefix(dead[0].Reason, "undecodable: ") {
+		t.Errorf("dead letters = %+v, want one undecodable 'bad'", dead)
+	}
+	if got := h.ob.Acked("fake"); got != 1 {
+		t.Errorf("Acked = %d, want 1", got)
+	}
+}
+
+func TestDispatcherWake(t *testing.T) {
+	cfg := testConfig()
+	cfg.PollInterval = time.Hour
+	h := newHarness(t, cfg, nil)
+	h.start()
+	time.Sleep(20 * time.Millisecond) // let Run find the outbox empty and wait
+	h.put(1)
+	start := time.Now()
+	h.d.Wake()
+	waitFor(t, "delivery after Wake", func() bool { return h.ob.Acked("fake") == 1 })
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("delivered %v after Wake, want promptly", el)
+	}
+	h.stop(t)
+}
+
+func TestDispatcherShutdownBudget(t *testing.T) {
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 150 * time.Millisecond
+	ob := sinkstest.NewOutbox()
+	s := &ctxSink{started: make(chan struct{}), cancelled: make(chan time.Time, 1)}
+	m, err := sinks.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sinks.NewDispatcher(s, ob, cfg, zerolog.Nop(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.PutAlert("ctx", sinkstest.FalcoAlert(0, "a", "r"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-s.started
+	cancelledAt := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of cancel")
+	}
+	// The in-flight Send kept going for the shutdown budget, then was
+	// cancelled; its entry stays in the outbox.
+	if after := (<-s.cancelled).Sub(cancelledAt); after < 100*time.Millisecond || after > time.Second {
+		t.Errorf("in-flight Send cancelled %v after Run's ctx, want about ShutdownTimeout (150ms)", after)
+	}
+	if n, _ := ob.PendingCount("ctx"); n != 1 {
+		t.Errorf("pending after abandoned send = %d, want 1 (nothing lost)", n)
+	}
+}
+
+// ctxSink blocks in Send until its context ends.
+type ctxSink struct {
+	started   chan struct{}
+	cancelled chan time.Time
+}
+
+func (s *ctxSink) Name() string                { return "ctx" }
+func (s *ctxSink) Close(context.Context) error { return nil }
+func (s *ctxSink) Send(ctx context.Context, _ []sinks.Item) error {
+	close(s.started)
+	<-ctx.Done()
+	s.cancelled <- time.Now()
+	return ctx.Err()
+}
+
+func TestDispatcherOutboxReadError(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	h.put(2)
+	h.ob.SetPendingError(errors.New("disk on fire"))
+	h.start()
+	time.Sleep(50 * time.Millisecond)
+	h.ob.SetPendingError(nil)
+	waitFor(t, "delivery after outbox recovers", func() bool { return h.ob.Acked("fake") == 2 })
+	h.stop(t)
+	if n := strings.Count(h.logs.String(), "disk on fire"); n != 1 {
+		t.Errorf("outbox error logged %d times, want 1", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*sinks.Config)
+		want   string // substring of the error; "" means valid
+	}{
+		{"default", func(*sinks.Config) {}, ""},
+		{"zero batch", func(c *sinks.Config) { c.BatchSize = 0 }, "batch_size:"},
+		{"negative poll", func(c *sinks.Config) { c.PollInterval = -1 }, "poll_interval:"},
+		{"backoff order", func(c *sinks.Config) { c.InitialBackoff = time.Hour }, "initial_backoff:"},
+		{"no retry time", func(c *sinks.Config) { c.MaxRetryTime = 0 }, "max_retry_time:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := sinks.DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigYAMLDurations(t *testing.T) {
+	c := sinks.DefaultConfig()
+	if err := yaml.Unmarshal([]byte("poll_interval: 5s\nmax_retry_time: 2h30m\nbatch_size: 7\n"), &c); err != nil {
+		t.Fatalf("yaml.Unmarshal() = %v", err)
+	}
+	if c.PollInterval != 5*time.Second || c.MaxRetryTime != 150*time.Minute || c.BatchSize != 7 {
+		t.Errorf("decoded = %+v, want poll 5s, retry 2h30m, batch 7", c)
+	}
+}
+
+func TestErrorMarkers(t *testing.T) {
+	base := errors.New("boom")
+	tests := []struct {
+		name       string
+		err        error
+		permanent  bool
+		retryAfter time.Duration
+		reason     string
+	}{
+		{"plain", base, false, 0, "error"},
+		{"permanent", sinks.Permanent(sinks.WithReason("http_4xx", base)), true, 0, "http_4xx"},
+		{"retry after", sinks.WithReason("http_429", sinks.RetryAfter(base, 3*time.Second)), false, 3 * time.Second, "http_429"},
+		{"partial permanent", &sinks.PartialError{Failed: []int{1}, Err: sinks.Permanent(base)}, true, 0, "error"},
+		{"wrapped deadline", fmt.Errorf("post: %w", context.DeadlineExceeded), false, 0, "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sinks.IsPermanent(tt.err); got != tt.permanent {
+				t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.permanent)
+			}
+			if got, _ := sinks.RetryAfterOf(tt.err); got != tt.retryAfter {
+				t.Errorf("RetryAfterOf(%v) = %v, want %v", tt.err, got, tt.retryAfter)
+			}
+			if got := sinks.ReasonOf(tt.err); got != tt.reason {
+				t.Errorf("ReasonOf(%v) = %q, want %q", tt.err, got, tt.reason)
+			}
+		})
+	}
+	if sinks.Permanent(nil) != nil || sinks.RetryAfter(nil, time.Second) != nil || sinks.WithReason("x", nil) != nil {
+		t.Error("markers of nil = non-nil, want nil")
+	}
+}
+
+var _ scorer.Outbox = (*sinkstest.Outbox)(nil)

@@ -1,0 +1,147 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// Item is one alert to deliver: the decoded alert and the exact payload the
+// outbox stored (Alert.MarshalJSON). Sinks that forward the alert JSON
+// (Kafka, stdout) send Payload unchanged rather than marshalling again.
+type Item struct {
+	Alert    *scorer.Alert
+	Payload  []byte
+	Seq      uint64    // outbox sequence number within the sink
+	Enqueued time.Time // when the alert entered the outbox
+}
+
+// Sink delivers alerts to one destination.
+//
+// Send blocks until the destination confirmed every item of batch, or until
+// it fails, or ctx is done. It does not retry. Its outcomes:
+//   - nil: every item was confirmed; the dispatcher acknowledges them all.
+//   - a *PartialError: the items whose indexes are not in Failed were
+//     confirmed; the rest failed with PartialError.Err.
+//   - an error marked with Permanent: sending these items again will not help
+//     (for example a payload the destination rejects); the dispatcher
+//     dead-letters them (one by one, so one bad item does not take its
+//     neighbours with it).
+//   - an error marked with RetryAfter: the destination asked for a pause;
+//     the dispatcher waits at least that long before sending again.
+//   - any other error: transient; the dispatcher sends the failed items again
+//     later, so the destination may see duplicates (alert ids are stable).
+//
+// An error must not contain a credential or a secret URL.
+//
+// Close flushes and releases the destination's resources within ctx. Send
+// must not be called after Close.
+type Sink interface {
+	Name() string
+	Send(ctx context.Context, batch []Item) error
+	Close(ctx context.Context) error
+}
+
+// Pacer is implemented by sinks with a rate limit (Slack). The dispatcher
+// calls Pace before it reads the next batch from the outbox, so that alerts
+// arriving while the sink waits for its next slot join that batch instead of
+// waiting for their own message.
+type Pacer interface {
+	// Pace blocks until the sink may send again or ctx is done.
+	Pace(ctx context.Context) error
+}
+
+// PartialError reports a batch of which only some items were delivered.
+type PartialError struct {
+	Failed []int // indexes into the batch of the items not delivered, ascending
+	Err    error // why they failed; may be marked Permanent or RetryAfter
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d items not delivered: %v", len(e.Failed), e.Err)
+}
+
+// Unwrap returns the cause, so that IsPermanent and RetryAfterOf see it.
+func (e *PartialError) Unwrap() error { return e.Err }
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as transient with a delay the destination asked for
+// (Slack's Retry-After). RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{err: err, d: d}
+}
+
+// RetryAfterOf returns the delay requested with RetryAfter, if any.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return r.d, true
+	}
+	return 0, false
+}
+
+type reasonError struct {
+	reason string
+	err    error
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
+
+// WithReason attaches a short bounded token ("http_5xx", "unavailable") to
+// err, used as the reason label of the failure metrics. WithReason(r, nil) is
+// nil.
+func WithReason(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &reasonError{reason: reason, err: err}
+}
+
+// ReasonOf returns the reason attached with WithReason, "timeout" for a
+// context deadline, "canceled" for a cancelled context, or "error".
+func ReasonOf(err error) string {
+	var r *reasonError
+	switch {
+	case errors.As(err, &r):
+		return r.reason
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	default:
+		return "error"
+	}
+}
