@@ -1,0 +1,519 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// ErrNotFound is returned for an image the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// FlushError is returned by PutDeltas when the flush was split across
+// transactions and a later one failed: Stored lists the images whose deltas
+// are stored (each image is all or nothing). Retrying only the other images
+// avoids counting the stored ones twice.
+type FlushError struct {
+	Stored []string
+	Err    error
+}
+
+func (e *FlushError) Error() string {
+	return fmt.Sprintf("put deltas: %d images stored before: %v", len(e.Stored), e.Err)
+}
+
+func (e *FlushError) Unwrap() error { return e.Err }
+
+// PutDeltas stores one flush of learned counts. Each delta with non-empty
+// Counts becomes a new blob under (image, bucket, flush sequence): blobs are
+// never overwritten, so several may exist for one (image, bucket) and the
+// reader sums them. Each image's meta is replaced by the last non-nil Meta
+// among its deltas (kept as it was when all are nil) and its last-seen time
+// set to now. All of an image's entries land in one transaction; a flush of
+// many images uses as few transactions as the size limits allow.
+func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	var order []string
+	byImage := map[string][]int{}
+	blobs := 0
+	for i, dl := range deltas {
+		if err := checkImage(dl.Image); err != nil {
+			return fmt.Errorf("put deltas: %w", err)
+		}
+		if len(dl.Counts) > 0 {
+			if err := checkTime("bucket", dl.Bucket); err != nil {
+				return fmt.Errorf("put deltas %s: %w", dl.Image, err)
+			}
+			blobs++
+		}
+		if _, ok := byImage[dl.Image]; !ok {
+			order = append(order, dl.Image)
+		}
+		byImage[dl.Image] = append(byImage[dl.Image], i)
+	}
+	if err := d.acquire(); err != nil {
+		return fmt.Errorf("put deltas: %w", err)
+	}
+	defer d.life.RUnlock()
+	start := time.Now()
+	d.baseMu.Lock()
+	defer d.baseMu.Unlock()
+	now := d.now()
+	flush := d.flushNext
+	d.flushNext += uint64(blobs) // reserved in the first transaction below
+	b := d.newBatch()
+	defer b.discard()
+	if err := b.set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+		return fmt.Errorf("put deltas: %w", err)
+	}
+	var stored []string // images committed by earlier transactions
+	var inTxn []string  // images in the open transaction
+	fail := func(err error) error {
+		if len(stored) == 0 {
+			return fmt.Errorf("put deltas: %w", err)
+		}
+		return &FlushError{Stored: stored, Err: err}
+	}
+	for _, image := range order {
+		idx := byImage[image]
+		var meta []byte
+		size := 0
+		for _, i := range idx {
+			size += len(deltas[i].Counts) + len(image) + 40
+			if deltas[i].Meta != nil {
+				meta = deltas[i].Meta
+			}
+		}
+		size += len(meta)
+		commits := b.commits
+		if err := b.room(len(idx)+1, size); err != nil {
+			return fail(err)
+		}
+		if b.commits != commits {
+			stored, inTxn = append(stored, inTxn...), inTxn[:0]
+		}
+		if meta == nil {
+			old, err := b.txn.Get(imageKey(image))
+			switch {
+			case err == nil:
+				v, err := old.ValueCopy(nil)
+				if err != nil {
+					return fail(err)
+				}
+				if _, meta, err = decodeImage(v); err != nil {
+					return fail(err)
+				}
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return fail(err)
+			}
+		}
+		for _, i := range idx {
+			if len(deltas[i].Counts) == 0 {
+				continue
+			}
+			if err := b.set(bucketKey(image, deltas[i].Bucket, flush), deltas[i].Counts); err != nil {
+				return fail(err)
+			}
+			flush++
+		}
+		if err := b.set(imageKey(image), encodeImage(now, meta)); err != nil {
+			return fail(err)
+		}
+		inTxn = append(inTxn, image)
+	}
+	if err := b.commit(); err != nil {
+		return fail(err)
+	}
+	d.m.flushSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// loadChunkBytes bounds the data LoadBaselines holds between callbacks.
+const loadChunkBytes = 32 << 20
+
+// LoadBaselines calls fn for each stored image, in key order, with its meta
+// and its blobs whose bucket is at or after since, oldest first (several
+// blobs may share a bucket). fn runs outside any transaction and may call
+// the store; it stops the walk by returning an error, which is returned.
+func (d *DB) LoadBaselines(since time.Time, fn func(image string, meta []byte, buckets []scorer.BaselineBucket) error) error {
+	type rec struct {
+		image   string
+		meta    []byte
+		buckets []scorer.BaselineBucket
+	}
+	from := []byte{prefixImage}
+	for {
+		var chunk []rec
+		var next []byte
+		err := d.view(func(txn *badger.Txn) error {
+			imgs := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
+			defer imgs.Close()
+			bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
+			defer bkts.Close()
+			size := 0
+			for imgs.Seek(from); imgs.Valid(); imgs.Next() {
+				if size >= loadChunkBytes {
+					next = imgs.Item().KeyCopy(nil)
+					return nil
+				}
+				image, err := parseImageKey(imgs.Item().Key())
+				if err != nil {
+					return err
+				}
+				v, err := imgs.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				_, meta, err := decodeImage(v)
+				if err != nil {
+					return err
+				}
+				r := rec{image: image, meta: meta}
+				size += len(v)
+				r.buckets, err = scanBuckets(bkts, image, timeNanos(since), ^uint64(0), &size)
+				if err != nil {
+					return err
+				}
+				chunk = append(chunk, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("load baselines: %w", err)
+		}
+		for _, r := range chunk {
+			if err := fn(r.image, r.meta, r.buckets); err != nil {
+				return err
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		from = next
+	}
+}
+
+// scanBuckets reads the image's blobs with bucket in [from, to) using an
+// iterator over the bucket prefix.
+func scanBuckets(it *badger.Iterator, image string, from, to uint64, size *int) ([]scorer.BaselineBucket, error) {
+	prefix := imagePrefix(prefixBucket, image)
+	var out []scorer.BaselineBucket
+	for it.Seek(u64(append([]byte(nil), prefix...), from)); it.ValidForPrefix(prefix); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(prefix)+16 {
+			return nil, fmt.Errorf("bucket key %x: %w", k, errCorrupt)
+		}
+		if be64(k[len(prefix):]) >= to {
+			break
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		*size += len(v) + len(k)
+		out = append(out, scorer.BaselineBucket{Bucket: nanosTime(be64(k[len(prefix):])), Counts: v})
+	}
+	return out, nil
+}
+
+// ImageBuckets returns the image's blobs with bucket in [from, to), oldest
+// first.
+func (d *DB) ImageBuckets(image string, from, to time.Time) ([]scorer.BaselineBucket, error) {
+	if err := checkImage(image); err != nil {
+		return nil, fmt.Errorf("image buckets: %w", err)
+	}
+	if !to.After(from) {
+		return nil, nil
+	}
+	var out []scorer.BaselineBucket
+	err := d.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: imagePrefix(prefixBucket, image)})
+		defer it.Close()
+		var size int
+		var err error
+		out, err = scanBuckets(it, image, timeNanos(from), timeNanos(to), &size)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("image buckets %s: %w", image, err)
+	}
+	return out, nil
+}
+
+// DropBucketsBefore deletes the blobs of every image whose bucket starts
+// before t.
+func (d *DB) DropBucketsBefore(t time.Time) error {
+	if err := d.acquire(); err != nil {
+		return fmt.Errorf("drop buckets: %w", err)
+	}
+	defer d.life.RUnlock()
+	_, err := d.dropBucketsBefore(t)
+	return err
+}
+
+// dropBucketsBefore walks the bucket keys (keys only), seeking past each
+// image as soon as its buckets reach t, and deletes the older ones.
+func (d *DB) dropBucketsBefore(t time.Time) (int, error) {
+	cut := timeNanos(t)
+	wb := d.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := d.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
+		defer it.Close()
+		it.Rewind()
+		for it.Valid() {
+			k := it.Item().Key()
+			image, bucket, _, err := parseBucketKey(k)
+			if err != nil {
+				return err
+			}
+			if timeNanos(bucket) < cut {
+				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+					return err
+				}
+				n++
+				it.Next()
+				continue
+			}
+			// The rest of this image is recent: skip to the next image.
+			it.Seek(append(imagePrefix(prefixBucket, image), bytesFF[:]...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drop buckets: %w", err)
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, fmt.Errorf("drop buckets: %w", err)
+	}
+	return n, nil
+}
+
+// bytesFF sorts after any bucket suffix (16 bytes).
+var bytesFF = [17]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// dropIdleImages resets every image whose last flush is before cutoff.
+func (d *DB) dropIdleImages(cutoff time.Time) (int, error) {
+	var idle []string
+	err := d.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var last time.Time
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				last, _, err = decodeImage(v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if last.Before(cutoff) {
+				image, err := parseImageKey(it.Item().Key())
+				if err != nil {
+					return err
+				}
+				idle = append(idle, image)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("find idle images: %w", err)
+	}
+	n := 0
+	for _, image := range idle {
+		ok, err := d.resetImage(image, cutoff)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ResetImage deletes an image's meta and all its blobs and reports whether
+// the image existed. The running pipeline keeps its in-memory model; the
+// caller must tell it (see admin's OnChange hook).
+func (d *DB) ResetImage(image string) (bool, error) {
+	if err := checkImage(image); err != nil {
+		return false, fmt.Errorf("reset image: %w", err)
+	}
+	if err := d.acquire(); err != nil {
+		return false, fmt.Errorf("reset image: %w", err)
+	}
+	defer d.life.RUnlock()
+	return d.resetImage(image, time.Time{})
+}
+
+// resetImage deletes the image; with a non-zero idleBefore it does so only
+// if the image is still idle (a flush may have landed since it was chosen).
+func (d *DB) resetImage(image string, idleBefore time.Time) (bool, error) {
+	d.baseMu.Lock()
+	defer d.baseMu.Unlock()
+	b := d.newBatch()
+	defer b.discard()
+	existed, err := d.deleteImage(b, image, idleBefore)
+	if err != nil || !existed {
+		return false, err
+	}
+	if err := b.commit(); err != nil {
+		return false, fmt.Errorf("reset image %s: %w", image, err)
+	}
+	return true, nil
+}
+
+// deleteImage adds the deletion of image's keys to b (blobs first, the meta
+// last, so a split deletion never leaves blobs without meta). baseMu must be
+// held.
+func (d *DB) deleteImage(b *batch, image string, idleBefore time.Time) (bool, error) {
+	item, err := b.txn.Get(imageKey(image))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reset image %s: %w", image, err)
+	}
+	if !idleBefore.IsZero() {
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return false, fmt.Errorf("reset image %s: %w", image, err)
+		}
+		last, _, err := decodeImage(v)
+		if err != nil {
+			return false, fmt.Errorf("reset image %s: %w", image, err)
+		}
+		if !last.Before(idleBefore) {
+			return false, nil
+		}
+	}
+	var keys [][]byte
+	prefix := imagePrefix(prefixBucket, image)
+	it := b.txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefix})
+	for it.Rewind(); it.Valid(); it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	if err := b.room(len(keys)+1, len(keys)*(len(prefix)+32)); err != nil {
+		return false, fmt.Errorf("reset image %s: %w", image, err)
+	}
+	for _, k := range append(keys, imageKey(image)) {
+		if err := b.del(k); err != nil {
+			return false, fmt.Errorf("reset image %s: %w", image, err)
+		}
+	}
+	return true, nil
+}
+
+// ImageInfo summarizes one stored image for the admin commands.
+type ImageInfo struct {
+	Image     string    `json:"image"`
+	LastSeen  time.Time `json:"last_seen"`            // last baseline flush
+	MetaBytes int       `json:"meta_bytes"`           // size of the pipeline's meta
+	Buckets   int       `json:"buckets"`              // distinct time buckets
+	Blobs     int       `json:"blobs"`                // stored count blobs (several per bucket)
+	Bytes     int64     `json:"bytes"`                // keys and values, before compression
+	First     time.Time `json:"first_bucket,omitzero"` // oldest bucket start
+	Last      time.Time `json:"last_bucket,omitzero"`  // newest bucket start
+	Meta      []byte    `json:"-"`
+}
+
+// Images lists every stored image, in key order (by name length, then name).
+func (d *DB) Images() ([]ImageInfo, error) {
+	var out []ImageInfo
+	err := d.view(func(txn *badger.Txn) error {
+		imgs := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
+		defer imgs.Close()
+		bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
+		defer bkts.Close()
+		for imgs.Rewind(); imgs.Valid(); imgs.Next() {
+			info, err := imageInfo(imgs.Item(), bkts)
+			if err != nil {
+				return err
+			}
+			out = append(out, info)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	return out, nil
+}
+
+// Image returns one image's summary and all its blobs, oldest first, or an
+// error wrapping ErrNotFound.
+func (d *DB) Image(image string) (ImageInfo, []scorer.BaselineBucket, error) {
+	if err := checkImage(image); err != nil {
+		return ImageInfo{}, nil, fmt.Errorf("show image: %w", err)
+	}
+	var info ImageInfo
+	var buckets []scorer.BaselineBucket
+	err := d.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(imageKey(image))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
+		defer bkts.Close()
+		if info, err = imageInfo(item, bkts); err != nil {
+			return err
+		}
+		var size int
+		buckets, err = scanBuckets(bkts, image, 0, ^uint64(0), &size)
+		return err
+	})
+	if err != nil {
+		return ImageInfo{}, nil, fmt.Errorf("show image %s: %w", image, err)
+	}
+	return info, buckets, nil
+}
+
+func imageInfo(item *badger.Item, bkts *badger.Iterator) (ImageInfo, error) {
+	image, err := parseImageKey(item.Key())
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	last, meta, err := decodeImage(v)
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	info := ImageInfo{Image: image, LastSeen: last, MetaBytes: len(meta), Meta: meta,
+		Bytes: int64(len(item.Key()) + len(v))}
+	prefix := imagePrefix(prefixBucket, image)
+	var prev uint64
+	for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
+		k := bkts.Item().Key()
+		if len(k) != len(prefix)+16 {
+			return ImageInfo{}, fmt.Errorf("bucket key %x: %w", k, errCorrupt)
+		}
+		bucket := be64(k[len(prefix):])
+		if info.Blobs == 0 || bucket != prev {
+			info.Buckets++
+		}
+		if info.Blobs == 0 {
+			info.First = nanosTime(bucket)
+		}
+		info.Last = nanosTime(bucket)
+		prev = bucket
+		info.Blobs++
+		info.Bytes += int64(len(k)) + int64(bkts.Item().ValueSize())
+	}
+	return info, nil
+}

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures the store. The zero value is not useful; start from
+// DefaultConfig.
+type Config struct {
+	// Dir is the Badger data directory (created if missing).
+	Dir string `yaml:"dir"`
+	// InMemory keeps everything in memory (tests, demos); nothing survives
+	// Close and Append's sync is a no-op.
+	InMemory bool `yaml:"in_memory"`
+
+	// GroupCommitMaxDelay is how long the journal committer waits for more
+	// appends before writing a batch. 0 (the default) writes as soon as the
+	// previous sync finished: batches form naturally while a sync runs.
+	GroupCommitMaxDelay time.Duration `yaml:"group_commit_max_delay"`
+	// GroupCommitMaxEvents bounds the events written and synced together.
+	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`
+	// GroupCommitMaxBytes bounds the bytes written and synced together.
+	GroupCommitMaxBytes int `yaml:"group_commit_max_bytes"`
+	// MaxEventBytes rejects a single journal event larger than this.
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MinFreeBytes makes Append answer ErrUnavailable while the file system
+	// holding Dir has less free space than this. Badger writes through
+	// memory-mapped sparse files, and touching a page of one on a full disk
+	// kills the process with SIGBUS instead of returning ENOSPC, so the
+	// journal stops accepting before the disk is full. 0 disables the check.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+
+	// GCInterval is the period of the maintenance pass: value-log GC, expiry
+	// of old buckets and idle images, disk usage metrics.
+	GCInterval time.Duration `yaml:"gc_interval"`
+	// GCDiscardRatio is Badger's value-log GC threshold (0 < r < 1).
+	GCDiscardRatio float64 `yaml:"gc_discard_ratio"`
+	// ImageTTL drops an image (meta and all buckets) whose baseline was not
+	// flushed for this long. 0 disables.
+	ImageTTL time.Duration `yaml:"image_ttl"`
+	// BucketRetention drops count buckets whose start is older than this.
+	// It must exceed the pipeline's horizon plus one bucket, since the
+	// pipeline reads a bucket back when it leaves the horizon. 0 disables.
+	BucketRetention time.Duration `yaml:"bucket_retention"`
+}
+
+// DefaultConfig returns the configuration used when the file says nothing.
+func DefaultConfig() Config {
+	return Config{
+		Dir:                  "./data",
+		GroupCommitMaxEvents: 4096,
+		GroupCommitMaxBytes:  4 << 20,
+		MaxEventBytes:        1 << 20,
+		MinFreeBytes:         256 << 20,
+		GCInterval:           5 * time.Minute,
+		GCDiscardRatio:       0.5,
+		ImageTTL:             30 * 24 * time.Hour,
+		BucketRetention:      8 * 24 * time.Hour,
+	}
+}
+
+// Validate reports the first problems found, naming fields relative to the
+// store section.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" && !c.InMemory {
+		errs = append(errs, errors.New("dir: empty"))
+	}
+	if c.GroupCommitMaxDelay < 0 || c.GroupCommitMaxDelay > time.Second {
+		errs = append(errs, fmt.Errorf("group_commit_max_delay: %s not in [0, 1s]", c.GroupCommitMaxDelay))
+	}
+	if c.GroupCommitMaxEvents < 1 || c.GroupCommitMaxEvents > 100000 {
+		errs = append(errs, fmt.Errorf("group_commit_max_events: %d not in [1, 100000]", c.GroupCommitMaxEvents))
+	}
+	if c.GroupCommitMaxBytes < 1<<10 || c.GroupCommitMaxBytes > txnMaxBytes {
+		errs = append(errs, fmt.Errorf("group_commit_max_bytes: %d not in [1024, %d]", c.GroupCommitMaxBytes, txnMaxBytes))
+	}
+	if c.MaxEventBytes < 1<<10 || c.MaxEventBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("max_event_bytes: %d not in [1024, %d]", c.MaxEventBytes, 64<<20))
+	}
+	if c.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("min_free_bytes: %d is negative", c.MinFreeBytes))
+	}
+	if c.GCInterval < time.Second {
+		errs = append(errs, fmt.Errorf("gc_interval: %s is below 1s", c.GCInterval))
+	}
+	if c.GCDiscardRatio <= 0 || c.GCDiscardRatio >= 1 {
+		errs = append(errs, fmt.Errorf("gc_discard_ratio: %g not in (0, 1)", c.GCDiscardRatio))
+	}
+	if c.ImageTTL < 0 {
+		errs = append(errs, fmt.Errorf("image_ttl: %s is negative", c.ImageTTL))
+	}
+	if c.BucketRetention < 0 {
+		errs = append(errs, fmt.Errorf("bucket_retention: %s is negative", c.BucketRetention))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,414 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Transaction limits kept well below Badger's own (15% of the 64 MiB
+// memtable, about 9.6 MB and ~100k entries), so a batch never hits
+// ErrTxnTooBig in practice and an image's entries always share a txn.
+const (
+	txnMaxBytes   = 4 << 20
+	txnMaxEntries = 20000
+)
+
+// DB is falco-scorer's durable state in one Badger directory: the journal,
+// the per-sink outbox and dead letters, and the per-image baselines. It
+// implements scorer.Journal, scorer.Outbox and scorer.Baselines. All methods
+// are safe for concurrent use.
+type DB struct {
+	cfg Config
+	log zerolog.Logger
+	bdb *badger.DB
+	m   *metrics
+
+	// Injected in tests.
+	now      func() time.Time
+	diskFree func(dir string) (uint64, error)
+	noSync   bool // benchmarks only: measure the cost of the sync
+
+	// life guards bdb against use after Close: operations hold it for
+	// reading, Close takes it for writing once they have finished.
+	life   sync.RWMutex
+	closed bool
+
+	jc *committer
+
+	outMu   sync.Mutex
+	outNext map[string]uint64 // next outbox seq per sink (never reused)
+	pending map[string]int64  // outbox entries per sink, for the gauge
+	dead    map[string]int64  // dead letters per sink, for the gauge
+
+	baseMu    sync.Mutex
+	flushNext uint64 // next baseline flush sequence
+
+	maintMu sync.Mutex // one maintenance pass at a time
+}
+
+// Open opens (creating if needed) the store in cfg.Dir, checks the format
+// version, recovers the sequence counters and starts the journal committer.
+// reg may be nil (no metrics exported). Call Close when done.
+func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("store config: %w", err)
+	}
+	log = log.With().Str("component", "store").Logger()
+	opts := badger.DefaultOptions(cfg.Dir).
+		WithInMemory(cfg.InMemory).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(false). // the journal syncs once per group commit
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false). // Badger's expvar metrics are process-global
+		WithBlockCacheSize(64 << 20)
+	if cfg.InMemory {
+		opts.Dir, opts.ValueDir = "", ""
+	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	bdb, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("open store %s: directory in use by another process (a running falco-scorer? use its admin API): %w", cfg.Dir, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
+	}
+	d := &DB{
+		cfg: cfg, log: log, bdb: bdb, m: m,
+		now: time.Now, diskFree: diskFree,
+		outNext: map[string]uint64{}, pending: map[string]int64{}, dead: map[string]int64{},
+	}
+	if err := d.checkFormat(); err != nil {
+		return nil, errors.Join(err, bdb.Close())
+	}
+	journalNext, err := d.recover()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open store %s: %w", cfg.Dir, err), bdb.Close())
+	}
+	d.jc = newCommitter(d, journalNext)
+	go d.jc.run()
+	return d, nil
+}
+
+// checkFormat writes the format record into an empty store and refuses a
+// store written with another layout.
+func (d *DB) checkFormat() error {
+	return d.bdb.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(formatKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			it.Rewind()
+			empty := !it.Valid()
+			it.Close()
+			if !empty {
+				return fmt.Errorf("open store %s: no format record in a non-empty directory (not a falco-scorer store?)", d.cfg.Dir)
+			}
+			return txn.Set(formatKey(), u32(FormatVersion))
+		}
+		if err != nil {
+			return fmt.Errorf("read format record: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read format record: %w", err)
+		}
+		if len(v) != 4 {
+			return fmt.Errorf("open store %s: format record: %w", d.cfg.Dir, errCorrupt)
+		}
+		if got := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]); got != FormatVersion {
+			return fmt.Errorf("open store %s: format version %d, this build reads %d", d.cfg.Dir, got, FormatVersion)
+		}
+		return nil
+	})
+}
+
+func u32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+// recover reads the sequence high-water marks and the keys they guard, and
+// resumes above both. Writers store the high-water mark (reserving every
+// sequence they are about to use) in the first transaction of a write, so
+// sequences never repeat across restarts. It also initializes the gauges.
+func (d *DB) recover() (journalNext uint64, err error) {
+	journalNext = 1
+	d.flushNext = 1
+	err = d.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		var journal int64
+	scan:
+		for it.Seek([]byte{prefixJournal}); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			switch k[0] {
+			case prefixJournal:
+				if len(k) != 9 {
+					return fmt.Errorf("journal key %x: %w", k, errCorrupt)
+				}
+				journal++
+				journalNext = max(journalNext, be64(k[1:])+1)
+			case prefixJournalSeq:
+				n, err := counterValue(it.Item())
+				if err != nil {
+					return err
+				}
+				journalNext = max(journalNext, n)
+			case prefixOutbox, prefixDead:
+				sink, seq, err := parseSinkKey(k)
+				if err != nil {
+					return err
+				}
+				d.outNext[sink] = max(d.outNext[sink], seq+1)
+				if k[0] == prefixOutbox {
+					d.pending[sink]++
+				} else {
+					d.dead[sink]++
+				}
+			case prefixOutboxSeq:
+				if len(k) < 2 || len(k) != 2+int(k[1]) {
+					return fmt.Errorf("outbox seq key %x: %w", k, errCorrupt)
+				}
+				n, err := counterValue(it.Item())
+				if err != nil {
+					return err
+				}
+				sink := string(k[2:])
+				d.outNext[sink] = max(d.outNext[sink], n)
+			default:
+				break scan // baselines follow; not needed here
+			}
+		}
+		d.m.journalEntries.Set(float64(journal))
+		item, err := txn.Get(flushSeqKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n, err := counterValue(item)
+		d.flushNext = max(d.flushNext, n)
+		return err
+	})
+	for sink := range d.outNext {
+		if d.outNext[sink] == 0 {
+			d.outNext[sink] = 1
+		}
+		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
+		d.m.dead.WithLabelValues(sink).Set(float64(d.dead[sink]))
+	}
+	return journalNext, err
+}
+
+func counterValue(item *badger.Item) (uint64, error) {
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, err
+	}
+	return decodeU64(v)
+}
+
+func be64(b []byte) uint64 {
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// acquire takes the lifetime read lock; release with d.life.RUnlock.
+func (d *DB) acquire() error {
+	d.life.RLock()
+	if d.closed {
+		d.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close stops the journal committer (appends already queued are written
+// first, later ones fail with ErrClosed), waits for running operations and a
+// running maintenance pass, and closes Badger. It is safe to call twice.
+func (d *DB) Close() error {
+	d.jc.stop()
+	d.maintMu.Lock()
+	defer d.maintMu.Unlock()
+	d.life.Lock()
+	defer d.life.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if err := d.bdb.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Run performs maintenance every GCInterval until ctx is cancelled: value-log
+// GC until Badger has nothing to rewrite, expiry of old buckets and idle
+// images, and the disk and queue gauges. It returns nil when ctx is
+// cancelled; maintenance failures are logged and counted, never fatal.
+func (d *DB) Run(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.GCInterval)
+	defer t.Stop()
+	d.Maintain(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			d.Maintain(ctx)
+		}
+	}
+}
+
+// Maintain runs one maintenance pass now (Run calls it periodically).
+func (d *DB) Maintain(ctx context.Context) {
+	d.maintMu.Lock()
+	defer d.maintMu.Unlock()
+	if err := d.acquire(); err != nil {
+		return
+	}
+	defer d.life.RUnlock()
+	now := d.now()
+	if d.cfg.BucketRetention > 0 {
+		n, err := d.dropBucketsBefore(now.Add(-d.cfg.BucketRetention))
+		d.m.expiredBuckets.Add(float64(n))
+		if err != nil {
+			d.m.maintErrors.WithLabelValues("expire_buckets").Inc()
+			d.log.Warn().Err(err).Msg("expire buckets")
+		}
+	}
+	if d.cfg.ImageTTL > 0 {
+		n, err := d.dropIdleImages(now.Add(-d.cfg.ImageTTL))
+		d.m.expiredImages.Add(float64(n))
+		if err != nil {
+			d.m.maintErrors.WithLabelValues("expire_images").Inc()
+			d.log.Warn().Err(err).Msg("expire idle images")
+		} else if n > 0 {
+			d.log.Info().Int("images", n).Dur("image_ttl", d.cfg.ImageTTL).Msg("dropped idle images")
+		}
+	}
+	if !d.cfg.InMemory {
+		d.valueLogGC(ctx)
+		lsm, vlog := d.bdb.Size()
+		d.m.diskBytes.WithLabelValues("lsm").Set(float64(lsm))
+		d.m.diskBytes.WithLabelValues("vlog").Set(float64(vlog))
+		if free, err := d.diskFree(d.cfg.Dir); err == nil {
+			d.m.diskFree.Set(float64(free))
+		}
+	}
+}
+
+// valueLogGC rewrites value-log files until Badger reports nothing left to
+// rewrite (bounded, so a pass always ends).
+func (d *DB) valueLogGC(ctx context.Context) {
+	for i := 0; i < 100 && ctx.Err() == nil; i++ {
+		err := d.bdb.RunValueLogGC(d.cfg.GCDiscardRatio)
+		switch {
+		case err == nil:
+			d.m.gcRuns.WithLabelValues("rewrite").Inc()
+			continue
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			d.m.gcRuns.WithLabelValues("no_rewrite").Inc()
+		default:
+			d.m.gcRuns.WithLabelValues("error").Inc()
+			d.log.Warn().Err(err).Msg("value log gc")
+		}
+		return
+	}
+}
+
+// batch writes entries in as few Badger transactions as the size limits
+// allow. Callers that need atomicity for a group of entries call room first
+// with the group's size, so the group lands in one transaction.
+type batch struct {
+	db      *badger.DB
+	txn     *badger.Txn
+	n       int
+	bytes   int
+	commits int
+}
+
+func (d *DB) newBatch() *batch { return &batch{db: d.bdb, txn: d.bdb.NewTransaction(true)} }
+
+// room commits the current transaction first when n more entries of size
+// bytes would not fit in it.
+func (b *batch) room(n, bytes int) error {
+	if b.n == 0 || (b.n+n <= txnMaxEntries && b.bytes+bytes <= txnMaxBytes) {
+		return nil
+	}
+	return b.flush()
+}
+
+func (b *batch) flush() error {
+	if err := b.txn.Commit(); err != nil {
+		return err
+	}
+	b.commits++
+	b.txn = b.db.NewTransaction(true)
+	b.n, b.bytes = 0, 0
+	return nil
+}
+
+func (b *batch) set(k, v []byte) error {
+	err := b.txn.Set(k, v)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err = b.flush(); err != nil {
+			return err
+		}
+		err = b.txn.Set(k, v)
+	}
+	b.n++
+	b.bytes += len(k) + len(v) + 16
+	return err
+}
+
+func (b *batch) del(k []byte) error {
+	err := b.txn.Delete(k)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err = b.flush(); err != nil {
+			return err
+		}
+		err = b.txn.Delete(k)
+	}
+	b.n++
+	b.bytes += len(k) + 16
+	return err
+}
+
+func (b *batch) commit() error { return b.txn.Commit() }
+
+func (b *batch) discard() { b.txn.Discard() }
+
+// badgerLogger sends Badger's log lines to zerolog. Badger's info lines are
+// routine (compactions, replays) and go to debug.
+type badgerLogger struct{ log zerolog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	l.log.Error().Str("detail", strings.TrimSpace(fmt.Sprintf(f, a...))).Msg("badger")
+}
+
+func (l badgerLogger) Warningf(f string, a ...any) {
+	l.log.Warn().Str("detail", strings.TrimSpace(fmt.Sprintf(f, a...))).Msg("badger")
+}
+
+func (l badgerLogger) Infof(f string, a ...any) {
+	l.log.Debug().Str("detail", strings.TrimSpace(fmt.Sprintf(f, a...))).Msg("badger")
+}
+
+func (l badgerLogger) Debugf(f string, a ...any) {
+	if e := l.log.Trace(); e.Enabled() {
+		e.Str("detail", strings.TrimSpace(fmt.Sprintf(f, a...))).Msg("badger")
+	}
+}

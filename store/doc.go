@@ -1,0 +1,74 @@
+// Package store keeps everything falco-scorer must not lose in one Badger
+// directory: the journal of accepted events, the per-sink outbox and its dead
+// letters, and the rolling per-image baselines. It is the only package that
+// imports github.com/dgraph-io/badger/v4. A *DB implements scorer.Journal,
+// scorer.Outbox and scorer.Baselines, plus the admin operations used by the
+// `baselines` command and the HTTP admin API (package store/admin).
+//
+// It must not interpret what it stores: journal entries are Falco JSON,
+// outbox payloads are alert JSON, baseline counts and meta are the model's
+// and the pipeline's encodings, all opaque bytes here.
+//
+// # Durability
+//
+// Badger runs with SyncWrites off. The journal syncs explicitly: one
+// committer goroutine takes every queued Append (up to
+// group_commit_max_events / group_commit_max_bytes), writes them in one
+// transaction and calls DB.Sync once, then releases every caller (group
+// commit). Every other write (Complete, Ack, DeadLetter, PutDeltas, admin)
+// commits without a sync: a committed transaction is in Badger's
+// memory-mapped write-ahead log, i.e. the page cache, and survives a process
+// crash (SIGKILL, OOM kill). On power loss an unsynced transaction is
+// dropped whole by Badger's replay; see Complete for why that loses no
+// event. Known gap: if Badger rotates its memtable between a journal write
+// and its sync, DB.Sync syncs the new memtable's log, not the rotated one,
+// whose tail is durable only once Badger flushes it to a table; this matters
+// for power loss only, once per 64 MiB of writes, during microseconds.
+//
+// Badger's files are sparse and memory-mapped: writing a new page on a full
+// file system raises SIGBUS rather than ENOSPC. The journal therefore
+// refuses appends (scorer.ErrUnavailable, reason no_space) while free space
+// is below min_free_bytes, and maps every other write or sync failure to
+// scorer.ErrUnavailable too, logging once per kind of failure and once on
+// recovery.
+//
+// # Key layout (format version 1)
+//
+// Every key starts with a one-byte prefix. Integers are big-endian unsigned,
+// so keys sort numerically; times are Unix nanoseconds (u64, never before
+// 1970); sink names are 1..255 bytes with a u8 length prefix, image names
+// 1..4096 bytes with a u16 length prefix, so that one name's keys never
+// interleave with another's that it prefixes.
+//
+//	key                                        value
+//	0x00                                       u32 format version (1)
+//	0x01 | seq u64                             journal entry: raw Falco JSON event
+//	0x02                                       u64 next journal seq (high-water mark)
+//	0x03 | len u8 | sink | seq u64             outbox entry: enqueued u64 | idlen u16 | alert id | payload
+//	0x04 | len u8 | sink                       u64 next outbox seq of sink (high-water mark)
+//	0x05 | len u8 | sink | seq u64             dead letter: enqueued u64 | dead u64 | idlen u16 | alert id |
+//	                                           reasonlen u16 | reason | payload
+//	0x06 | len u16 | image                     image meta: last flush u64 | meta
+//	0x07 | len u16 | image | bucket u64 | flush u64
+//	                                           one flush's counts blob for that bucket
+//	0x08                                       u64 next flush seq (high-water mark)
+//
+// Sequences are never reused: a writer stores the high-water mark covering
+// every sequence it is about to use in its first transaction, and Open
+// resumes above both the marks and the highest keys present. A dead letter
+// keeps its outbox seq; replaying it gives it a new one. Baseline blobs are
+// append-only: several may exist for one (image, bucket), one per flush, and
+// readers sum them. Any change to this table needs a new FormatVersion; the
+// golden test in keys_test.go pins the bytes.
+//
+// # Concurrency
+//
+// Every method is safe for concurrent use. Journal appends are serialized by
+// the committer; outbox sequence allocation and its commit share one mutex,
+// so a sink's entries become visible in sequence order and a reader's cursor
+// (Pending's after) never skips one; baseline writes share another. Close
+// waits for running operations and the maintenance pass, then closes
+// Badger; Run does maintenance until its context ends. Badger allows one
+// process per directory: the CLI works only on a stopped service's data
+// directory, the admin API on the running one.
+package store

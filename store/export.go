@@ -1,0 +1,355 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Baseline export format: JSON lines. The first line is the header; then,
+// for each image, one "image" record followed by its "bucket" records in
+// bucket order. Blobs are base64 (encoding/json's []byte form).
+const (
+	ExportFormat  = "falco-scorer-baselines"
+	ExportVersion = 1
+)
+
+// ExportHeader is the first line of an export file.
+type ExportHeader struct {
+	Format     string    `json:"format"`  // ExportFormat
+	Version    int       `json:"version"` // ExportVersion
+	ExportedAt time.Time `json:"exported_at"`
+	Images     int       `json:"images"` // number of image records that follow
+}
+
+// ExportRecord is one line after the header: Kind "image" carries LastSeen
+// and Meta, Kind "bucket" carries Bucket and Counts.
+type ExportRecord struct {
+	Kind     string     `json:"kind"`
+	Image    string     `json:"image"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+	Meta     []byte     `json:"meta,omitempty"`
+	Bucket   *time.Time `json:"bucket,omitempty"`
+	Counts   []byte     `json:"counts,omitempty"`
+}
+
+// Export writes the named images (all images when none are named) to w
+// from one consistent snapshot and returns how many it wrote. Naming an
+// image the store does not hold is an error wrapping ErrNotFound, reported
+// before anything is written.
+func (d *DB) Export(w io.Writer, images ...string) (int, error) {
+	n := 0
+	err := d.view(func(txn *badger.Txn) error {
+		var keys [][]byte
+		if len(images) == 0 {
+			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixImage}})
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+		} else {
+			for _, image := range images {
+				if err := checkImage(image); err != nil {
+					return err
+				}
+				if _, err := txn.Get(imageKey(image)); errors.Is(err, badger.ErrKeyNotFound) {
+					return fmt.Errorf("image %q: %w", image, ErrNotFound)
+				} else if err != nil {
+					return err
+				}
+				keys = append(keys, imageKey(image))
+			}
+		}
+		bw := bufio.NewWriterSize(w, 64<<10)
+		enc := json.NewEncoder(bw)
+		if err := enc.Encode(ExportHeader{Format: ExportFormat, Version: ExportVersion, ExportedAt: d.now().UTC(), Images: len(keys)}); err != nil {
+			return err
+		}
+		bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: []byte{prefixBucket}})
+		defer bkts.Close()
+		for _, k := range keys {
+			image, err := parseImageKey(k)
+			if err != nil {
+				return err
+			}
+			item, err := txn.Get(k)
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			last, meta, err := decodeImage(v)
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(ExportRecord{Kind: "image", Image: image, LastSeen: &last, Meta: meta}); err != nil {
+				return err
+			}
+			prefix := imagePrefix(prefixBucket, image)
+			for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
+				_, bucket, _, err := parseBucketKey(bkts.Item().Key())
+				if err != nil {
+					return err
+				}
+				counts, err := bkts.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if err := enc.Encode(ExportRecord{Kind: "bucket", Image: image, Bucket: &bucket, Counts: counts}); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("export baselines: %w", err)
+	}
+	return n, nil
+}
+
+// ImportLimits bound what Import accepts from an untrusted file.
+type ImportLimits struct {
+	MaxLineBytes  int   // longest line (one record); default 16 MiB
+	MaxImageBytes int64 // one image's meta and blobs together; default 256 MiB
+	MaxImages     int   // image records in the file; default 1,000,000
+}
+
+// DefaultImportLimits returns the limits used when a field is zero.
+func DefaultImportLimits() ImportLimits {
+	return ImportLimits{MaxLineBytes: 16 << 20, MaxImageBytes: 256 << 20, MaxImages: 1_000_000}
+}
+
+// ImportError locates a problem in an import file. Images counts the
+// images already imported (each image is imported whole or not at all).
+type ImportError struct {
+	Line   int
+	Images int
+	Err    error
+}
+
+func (e *ImportError) Error() string {
+	return fmt.Sprintf("import baselines: line %d: %v (%d images imported before it)", e.Line, e.Err, e.Images)
+}
+
+func (e *ImportError) Unwrap() error { return e.Err }
+
+// Import reads an export file and stores its images. An imported image
+// replaces a stored image of the same name (meta and all blobs), in one
+// transaction when it fits. The file is untrusted: the header must name this
+// format and version, every record is checked (known fields only, kinds,
+// names, times, order, sizes) and the limits apply. It returns the number of
+// images imported; on error, an *ImportError says where.
+func (d *DB) Import(r io.Reader, lim ImportLimits) (int, error) {
+	def := DefaultImportLimits()
+	if lim.MaxLineBytes <= 0 {
+		lim.MaxLineBytes = def.MaxLineBytes
+	}
+	if lim.MaxImageBytes <= 0 {
+		lim.MaxImageBytes = def.MaxImageBytes
+	}
+	if lim.MaxImages <= 0 {
+		lim.MaxImages = def.MaxImages
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), lim.MaxLineBytes)
+	line, imported := 0, 0
+	fail := func(err error) (int, error) {
+		return imported, &ImportError{Line: line, Images: imported, Err: err}
+	}
+	next := func() ([]byte, bool, error) {
+		for sc.Scan() {
+			line++
+			if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
+				return b, true, nil
+			}
+		}
+		if err := sc.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				line++
+				return nil, false, fmt.Errorf("line longer than %d bytes", lim.MaxLineBytes)
+			}
+			return nil, false, err
+		}
+		return nil, false, nil
+	}
+	b, ok, err := next()
+	if err != nil {
+		return fail(err)
+	}
+	if !ok {
+		return fail(errors.New("empty file: want a header line"))
+	}
+	var h ExportHeader
+	if err := strictJSON(b, &h); err != nil {
+		return fail(fmt.Errorf("header: %w", err))
+	}
+	if h.Format != ExportFormat {
+		return fail(fmt.Errorf("header: format %q, want %q", h.Format, ExportFormat))
+	}
+	if h.Version != ExportVersion {
+		return fail(fmt.Errorf("header: unsupported version %d (this build reads %d)", h.Version, ExportVersion))
+	}
+	var cur *importImage
+	seen := map[string]bool{}
+	for {
+		b, ok, err := next()
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			break
+		}
+		var rec ExportRecord
+		if err := strictJSON(b, &rec); err != nil {
+			return fail(err)
+		}
+		switch rec.Kind {
+		case "image":
+			if err := validImageRecord(rec); err != nil {
+				return fail(err)
+			}
+			if seen[rec.Image] {
+				return fail(fmt.Errorf("image %q appears twice", rec.Image))
+			}
+			if len(seen) >= lim.MaxImages {
+				return fail(fmt.Errorf("more than %d images", lim.MaxImages))
+			}
+			seen[rec.Image] = true
+			if cur != nil {
+				if err := d.importImage(cur); err != nil {
+					return fail(err)
+				}
+				imported++
+			}
+			cur = &importImage{image: rec.Image, lastSeen: *rec.LastSeen, meta: rec.Meta, size: int64(len(rec.Meta))}
+		case "bucket":
+			if cur == nil || rec.Image != cur.image {
+				return fail(fmt.Errorf("bucket record for image %q not after that image's record", rec.Image))
+			}
+			if err := validBucketRecord(rec); err != nil {
+				return fail(err)
+			}
+			if n := len(cur.buckets); n > 0 && rec.Bucket.Before(cur.buckets[n-1].t) {
+				return fail(fmt.Errorf("bucket %s out of order", rec.Bucket.Format(time.RFC3339Nano)))
+			}
+			cur.size += int64(len(rec.Counts))
+			if cur.size > lim.MaxImageBytes {
+				return fail(fmt.Errorf("image %q larger than %d bytes", cur.image, lim.MaxImageBytes))
+			}
+			cur.buckets = append(cur.buckets, importBucket{t: *rec.Bucket, counts: rec.Counts})
+		default:
+			return fail(fmt.Errorf("unknown record kind %q (want image or bucket)", rec.Kind))
+		}
+	}
+	if cur != nil {
+		if err := d.importImage(cur); err != nil {
+			return fail(err)
+		}
+		imported++
+	}
+	if imported != h.Images {
+		return fail(fmt.Errorf("header announces %d images, file holds %d (truncated file?)", h.Images, imported))
+	}
+	return imported, nil
+}
+
+type importBucket struct {
+	t      time.Time
+	counts []byte
+}
+
+type importImage struct {
+	image    string
+	lastSeen time.Time
+	meta     []byte
+	buckets  []importBucket
+	size     int64
+}
+
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid record: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid record: more than one JSON value on the line")
+	}
+	return nil
+}
+
+func validImageRecord(rec ExportRecord) error {
+	if err := checkImage(rec.Image); err != nil {
+		return err
+	}
+	if !utf8.ValidString(rec.Image) {
+		return fmt.Errorf("image name %q is not UTF-8", rec.Image)
+	}
+	if rec.LastSeen == nil {
+		return fmt.Errorf("image %q: missing last_seen", rec.Image)
+	}
+	if rec.Bucket != nil || rec.Counts != nil {
+		return fmt.Errorf("image %q: image record with bucket fields", rec.Image)
+	}
+	return checkTime("last_seen", *rec.LastSeen)
+}
+
+func validBucketRecord(rec ExportRecord) error {
+	if rec.Bucket == nil {
+		return errors.New("bucket record without bucket")
+	}
+	if rec.LastSeen != nil || rec.Meta != nil {
+		return errors.New("bucket record with image fields")
+	}
+	if len(rec.Counts) == 0 {
+		return errors.New("bucket record without counts")
+	}
+	return checkTime("bucket", *rec.Bucket)
+}
+
+// importImage replaces one image, atomically when it fits one transaction.
+func (d *DB) importImage(im *importImage) error {
+	if err := d.acquire(); err != nil {
+		return err
+	}
+	defer d.life.RUnlock()
+	d.baseMu.Lock()
+	defer d.baseMu.Unlock()
+	flush := d.flushNext
+	d.flushNext += uint64(len(im.buckets))
+	b := d.newBatch()
+	defer b.discard()
+	if err := b.set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+		return fmt.Errorf("import %s: %w", im.image, err)
+	}
+	if _, err := d.deleteImage(b, im.image, time.Time{}); err != nil {
+		return err
+	}
+	if err := b.room(len(im.buckets)+1, int(im.size)+len(im.buckets)*(len(im.image)+40)); err != nil {
+		return fmt.Errorf("import %s: %w", im.image, err)
+	}
+	for _, bk := range im.buckets {
+		if err := b.set(bucketKey(im.image, bk.t, flush), bk.counts); err != nil {
+			return fmt.Errorf("import %s: %w", im.image, err)
+		}
+		flush++
+	}
+	if err := b.set(imageKey(im.image), encodeImage(im.lastSeen, im.meta)); err != nil {
+		return fmt.Errorf("import %s: %w", im.image, err)
+	}
+	if err := b.commit(); err != nil {
+		return fmt.Errorf("import %s: %w", im.image, err)
+	}
+	return nil
+}

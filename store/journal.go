@@ -1,0 +1,409 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// maxQueuedBytes bounds the events waiting for the committer; beyond it
+// Append answers scorer.ErrOverloaded instead of growing memory.
+const maxQueuedBytes = 64 << 20
+
+// appendReq is one Append call waiting for its group commit.
+type appendReq struct {
+	ctx   context.Context
+	raws  [][]byte
+	bytes int
+	seqs  []uint64
+	err   error
+	done  chan struct{}
+}
+
+// committer is the single writer of journal entries. Append queues a
+// request; the committer takes everything queued (up to the group limits),
+// writes it in one Badger transaction, syncs once, and releases all callers.
+// Requests queue while a sync runs, so batches grow with load by themselves.
+type committer struct {
+	d *DB
+
+	mu          sync.Mutex
+	queue       []*appendReq
+	queuedBytes int
+	stopped     bool
+
+	wake   chan struct{} // capacity 1: "the queue is not empty"
+	quit   chan struct{} // closed by stop
+	exited chan struct{}
+	once   sync.Once
+
+	// Owned by the committer goroutine.
+	next    uint64 // next journal sequence
+	failing string // reason of the current failure, "" while healthy
+}
+
+func newCommitter(d *DB, next uint64) *committer {
+	return &committer{d: d, next: next, wake: make(chan struct{}, 1),
+		quit: make(chan struct{}), exited: make(chan struct{})}
+}
+
+// stop makes later Appends fail, writes what is queued and waits for the
+// committer goroutine to return.
+func (c *committer) stop() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.stopped = true
+		c.mu.Unlock()
+		close(c.quit)
+	})
+	<-c.exited
+}
+
+// Append writes the raw Falco JSON events to the journal and returns once
+// they are synced to disk, with one sequence number per event (increasing,
+// never reused). Concurrent calls share one write and one sync.
+//
+// On error nothing is acknowledged: an error wrapping scorer.ErrUnavailable
+// means the journal cannot persist (disk full, read-only, permission, I/O,
+// closed) and the caller should answer 503; scorer.ErrOverloaded means too
+// much is already queued. If ctx ends while the write is in flight, Append
+// returns ctx's error although the events may still land in the journal:
+// they will then be scored once more, which is harmless.
+func (d *DB) Append(ctx context.Context, raws [][]byte) ([]uint64, error) {
+	if len(raws) == 0 {
+		return nil, nil
+	}
+	r := &appendReq{ctx: ctx, raws: raws, done: make(chan struct{})}
+	for i, raw := range raws {
+		if len(raw) > d.cfg.MaxEventBytes {
+			return nil, fmt.Errorf("append: event %d is %d bytes, above max_event_bytes %d", i, len(raw), d.cfg.MaxEventBytes)
+		}
+		r.bytes += len(raw)
+	}
+	c := d.jc
+	c.mu.Lock()
+	switch {
+	case c.stopped:
+		c.mu.Unlock()
+		d.m.appendErrors.WithLabelValues(reasonClosed).Add(float64(len(raws)))
+		return nil, unavailable("append", ErrClosed)
+	case c.queuedBytes+r.bytes > maxQueuedBytes && len(c.queue) > 0:
+		c.mu.Unlock()
+		return nil, fmt.Errorf("append: %w", scorer.ErrOverloaded)
+	}
+	c.queue = append(c.queue, r)
+	c.queuedBytes += r.bytes
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.seqs, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("append: %w", ctx.Err())
+	}
+}
+
+func (c *committer) run() {
+	defer close(c.exited)
+	for {
+		select {
+		case <-c.wake:
+		case <-c.quit:
+			for c.commitQueued() {
+			}
+			return
+		}
+		if delay := c.d.cfg.GroupCommitMaxDelay; delay > 0 {
+			c.linger(delay)
+		}
+		for c.commitQueued() {
+		}
+	}
+}
+
+// linger waits up to delay for the queue to fill a whole group.
+func (c *committer) linger(delay time.Duration) {
+	deadline := time.NewTimer(delay)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		full := len(c.queue) >= c.d.cfg.GroupCommitMaxEvents || c.queuedBytes >= c.d.cfg.GroupCommitMaxBytes
+		c.mu.Unlock()
+		if full {
+			return
+		}
+		select {
+		case <-c.wake:
+		case <-deadline.C:
+			return
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// commitQueued commits one group from the head of the queue and reports
+// whether requests remain.
+func (c *committer) commitQueued() bool {
+	cfg := c.d.cfg
+	c.mu.Lock()
+	var n, events, bytes int
+	for n < len(c.queue) {
+		r := c.queue[n]
+		if n > 0 && (events+len(r.raws) > cfg.GroupCommitMaxEvents || bytes+r.bytes > cfg.GroupCommitMaxBytes) {
+			break
+		}
+		events += len(r.raws)
+		bytes += r.bytes
+		n++
+	}
+	group := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	c.queuedBytes -= bytes
+	more := len(c.queue) > 0
+	c.mu.Unlock()
+	if n > 0 {
+		c.commit(group)
+	}
+	return more
+}
+
+func (c *committer) commit(group []*appendReq) {
+	d := c.d
+	live := group[:0]
+	var events int
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("append: %w", err)
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+		events += len(r.raws)
+	}
+	if len(live) == 0 {
+		return
+	}
+	start := time.Now()
+	err := c.write(live, events)
+	if err != nil {
+		reason := classify(err)
+		err = unavailable("append", err)
+		d.m.appendErrors.WithLabelValues(reason).Add(float64(events))
+		d.m.unavailable.Set(1)
+		if c.failing != reason {
+			// Logged once per kind of failure, not per event.
+			d.log.Error().Err(err).Str("reason", reason).Str("dir", d.cfg.Dir).
+				Msg("journal cannot persist events; ingest answers 503 until this clears")
+			c.failing = reason
+		}
+		for _, r := range live {
+			r.err = err
+			close(r.done)
+		}
+		return
+	}
+	if c.failing != "" {
+		d.log.Info().Str("previous_reason", c.failing).Msg("journal writes recovered")
+		c.failing = ""
+		d.m.unavailable.Set(0)
+	}
+	d.m.batches.Inc()
+	d.m.batchEvents.Observe(float64(events))
+	d.m.syncSeconds.Observe(time.Since(start).Seconds())
+	d.m.appendedEvents.Add(float64(events))
+	d.m.journalEntries.Add(float64(events))
+	for _, r := range live {
+		close(r.done)
+	}
+}
+
+// write stores the group's events and syncs. The sequence high-water mark
+// goes first, in the same transaction.
+func (c *committer) write(group []*appendReq, events int) error {
+	d := c.d
+	if !d.cfg.InMemory && d.cfg.MinFreeBytes > 0 {
+		// A statfs error is not fatal here: the write itself will tell.
+		if free, err := d.diskFree(d.cfg.Dir); err == nil && free < uint64(d.cfg.MinFreeBytes) {
+			return fmt.Errorf("%w: %d bytes free in %s, need %d", errLowDisk, free, d.cfg.Dir, d.cfg.MinFreeBytes)
+		}
+	}
+	b := d.newBatch()
+	defer b.discard()
+	seq := c.next
+	c.next += uint64(events) // never reused, even if the write fails
+	if err := b.set(journalSeqKey(), encodeU64(c.next)); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	for _, r := range group {
+		r.seqs = make([]uint64, len(r.raws))
+		for i, raw := range r.raws {
+			if err := b.set(journalKey(seq), raw); err != nil {
+				return fmt.Errorf("write journal: %w", err)
+			}
+			r.seqs[i] = seq
+			seq++
+		}
+	}
+	if err := b.commit(); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if d.noSync {
+		return nil
+	}
+	if err := d.bdb.Sync(); err != nil {
+		return fmt.Errorf("sync journal: %w", err)
+	}
+	return nil
+}
+
+// Complete writes the alerts to the outbox and deletes the journal entries
+// done, in one Badger transaction: the outbox entries become visible exactly
+// when the journal entries disappear. Each alert gets the next sequence of
+// its sink.
+//
+// Complete does not sync, by design. A committed Badger transaction is in
+// the memtable and its memory-mapped write-ahead log, i.e. in the kernel's
+// page cache: a process crash (SIGKILL, OOM kill, panic) cannot lose it.
+// Only a power loss or kernel crash can, and then Badger's replay drops the
+// torn transaction whole, so the journal entries are still there (they were
+// synced by Append) and are replayed: the alerts are produced again with the
+// same ids (duplicates, never losses). The next journal sync also syncs this
+// write, since it precedes it in the same log.
+//
+// Should a call exceed one transaction (about 4 MB or 20,000 entries), the
+// outbox entries are written in several transactions and the journal
+// deletions last, so a crash in between still yields duplicates, not losses.
+func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
+	if len(done) == 0 && len(alerts) == 0 {
+		return nil
+	}
+	for _, a := range alerts {
+		if err := checkSink(a.Sink); err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+		if len(a.AlertID) > maxIDLen {
+			return fmt.Errorf("complete: alert id of %d bytes exceeds %d", len(a.AlertID), maxIDLen)
+		}
+	}
+	if err := d.acquire(); err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	defer d.life.RUnlock()
+	// Allocation and commit happen under one lock, so that entries of a sink
+	// become visible in sequence order and a reader's cursor skips nothing.
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	now := d.now()
+	seqs := make([]uint64, len(alerts))
+	added := map[string]int64{}
+	for i, a := range alerts {
+		seqs[i] = d.nextOutbox(a.Sink)
+		added[a.Sink]++
+	}
+	b := d.newBatch()
+	defer b.discard()
+	for sink := range added {
+		if err := b.set(outboxSeqKey(sink), encodeU64(d.outNext[sink])); err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+	}
+	for i, a := range alerts {
+		if err := b.set(outboxKey(a.Sink, seqs[i]), encodeOutbox(now, a.AlertID, a.Payload)); err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+	}
+	for _, seq := range done {
+		if err := b.del(journalKey(seq)); err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+	}
+	if err := b.commit(); err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	for sink, n := range added {
+		d.pending[sink] += n
+		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
+	}
+	d.m.journalEntries.Sub(float64(len(done)))
+	return nil
+}
+
+// nextOutbox allocates the next sequence of sink; outMu must be held.
+func (d *DB) nextOutbox(sink string) uint64 {
+	seq := max(d.outNext[sink], 1)
+	d.outNext[sink] = seq + 1
+	return seq
+}
+
+// replayChunk is how many journal entries Replay reads per read transaction;
+// fn runs outside any transaction.
+const replayChunk = 512
+
+// Replay calls fn for every journal entry not yet completed, oldest first.
+// It stops at fn's first error and returns it.
+func (d *DB) Replay(fn func(seq uint64, raw []byte) error) error {
+	type entry struct {
+		seq uint64
+		raw []byte
+	}
+	from := uint64(0)
+	for {
+		var chunk []entry
+		err := d.view(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixJournal}})
+			defer it.Close()
+			for it.Seek(journalKey(from)); it.ValidForPrefix([]byte{prefixJournal}) && len(chunk) < replayChunk; it.Next() {
+				k := it.Item().Key()
+				if len(k) != 9 {
+					return fmt.Errorf("journal key %x: %w", k, errCorrupt)
+				}
+				raw, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				chunk = append(chunk, entry{be64(k[1:]), raw})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("replay journal: %w", err)
+		}
+		for _, e := range chunk {
+			if err := fn(e.seq, e.raw); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < replayChunk {
+			return nil
+		}
+		from = chunk[len(chunk)-1].seq + 1
+	}
+}
+
+// view runs fn in a read transaction unless the DB is closed.
+func (d *DB) view(fn func(txn *badger.Txn) error) error {
+	if err := d.acquire(); err != nil {
+		return err
+	}
+	defer d.life.RUnlock()
+	return d.bdb.View(fn)
+}
+
+// update runs fn in a read-write transaction unless the DB is closed.
+func (d *DB) update(fn func(txn *badger.Txn) error) error {
+	if err := d.acquire(); err != nil {
+		return err
+	}
+	defer d.life.RUnlock()
+	return d.bdb.Update(fn)
+}
+

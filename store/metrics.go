@@ -1,0 +1,78 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	appendedEvents prometheus.Counter
+	batches        prometheus.Counter
+	batchEvents    prometheus.Histogram
+	syncSeconds    prometheus.Histogram
+	appendErrors   *prometheus.CounterVec // reason
+	unavailable    prometheus.Gauge
+	journalEntries prometheus.Gauge
+	pending        *prometheus.GaugeVec // sink
+	dead           *prometheus.GaugeVec // sink
+	diskBytes      *prometheus.GaugeVec // kind: lsm, vlog
+	diskFree       prometheus.Gauge
+	gcRuns         *prometheus.CounterVec // outcome
+	maintErrors    *prometheus.CounterVec // step
+	expiredBuckets prometheus.Counter
+	expiredImages  prometheus.Counter
+	flushSeconds   prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "falco_scorer", "store"
+	m := &metrics{
+		appendedEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_appended_events_total", Help: "Events made durable in the journal."}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_commits_total", Help: "Group commits (one write and one sync each)."}),
+		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_commit_events", Help: "Events per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
+		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_commit_seconds", Help: "Time to write and sync one group commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8)}),
+		appendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_append_errors_total", Help: "Events refused by the journal, by reason."}, []string{"reason"}),
+		unavailable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "unavailable", Help: "1 while the journal cannot persist events (ingest answers 503)."}),
+		journalEntries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_entries", Help: "Journal entries not yet completed (approximate between maintenance passes)."}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "outbox_pending", Help: "Outbox entries awaiting delivery, per sink."}, []string{"sink"}),
+		dead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "dead_letters", Help: "Dead letters, per sink."}, []string{"sink"}),
+		diskBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "disk_bytes", Help: "Bytes used by Badger on disk, by kind (lsm, vlog)."}, []string{"kind"}),
+		diskFree: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "disk_free_bytes", Help: "Free bytes on the file system holding the data directory."}),
+		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "value_log_gc_runs_total", Help: "Value-log GC runs, by outcome (rewrite, no_rewrite, error)."}, []string{"outcome"}),
+		maintErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "maintenance_errors_total", Help: "Failed maintenance steps, by step."}, []string{"step"}),
+		expiredBuckets: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "expired_bucket_blobs_total", Help: "Baseline count blobs dropped for age."}),
+		expiredImages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "expired_images_total", Help: "Images dropped because no baseline flush was seen for image_ttl."}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "baseline_flush_seconds", Help: "Time to write one baseline flush.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.appendedEvents, m.batches, m.batchEvents, m.syncSeconds,
+		m.appendErrors, m.unavailable, m.journalEntries, m.pending, m.dead, m.diskBytes, m.diskFree,
+		m.gcRuns, m.maintErrors, m.expiredBuckets, m.expiredImages, m.flushSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register store metrics: %w", err)
+		}
+	}
+	return m, nil
+}
