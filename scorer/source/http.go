@@ -154,16 +154,17 @@ func (h *HTTP) Run(ctx context.Context) error {
 	if h.exposed(ln.Addr()) {
 		h.log.Warn().Str("addr", addr).Msg("ingest listens beyond loopback without a token or mtls")
 	}
+	useTLS := h.srv.TLSConfig != nil // read before Serve touches the server
 	errc := make(chan error, 1)
 	go func() {
-		if h.srv.TLSConfig != nil {
+		if useTLS {
 			errc <- h.srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- h.srv.Serve(ln)
 		}
 	}()
 	h.ready.Store(true)
-	h.log.Info().Str("addr", addr).Bool("tls", h.srv.TLSConfig != nil).Bool("token", h.token != nil).Msg("http input listening")
+	h.log.Info().Str("addr", addr).Bool("tls", useTLS).Bool("token", h.token != nil).Msg("http input listening")
 	select {
 	case err := <-errc:
 		h.ready.Store(false)
