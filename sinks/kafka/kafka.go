@@ -1,0 +1,312 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/rs/zerolog"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
+)
+
+// Record header names.
+const (
+	HeaderSchema   = "schema"   // scorer.AlertSchema
+	HeaderAlertID  = "alert_id" // stable id for deduplication
+	HeaderKind     = "kind"
+	HeaderPriority = "priority" // Falco spelling
+	HeaderScore    = "score"    // window score, decimal
+	HeaderBand     = "band"
+	HeaderRule     = "rule"
+	HeaderImage    = "image"
+)
+
+// Sink writes alerts to a Kafka topic.
+type Sink struct {
+	cfg    Config
+	log    zerolog.Logger
+	w      *kafkago.Writer
+	client *kafkago.Client
+
+	mu      sync.Mutex
+	created bool // the topic exists (or creation is off)
+}
+
+// New builds the sink from cfg: it resolves the SASL password and loads the
+// TLS files, but does not connect (the first Send does).
+func New(cfg Config, log zerolog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With().Str("component", "sinks.kafka").Logger()
+	tr := &kafkago.Transport{
+		DialTimeout: cfg.DialTimeout,
+		ClientID:    cfg.ClientID,
+	}
+	if cfg.TLS.Enabled {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLS = tc
+	}
+	if cfg.SASL.Mechanism != "" {
+		m, err := mechanism(cfg.SASL)
+		if err != nil {
+			return nil, err
+		}
+		tr.SASL = m
+	}
+	codec, _ := compression(cfg.Compression)
+	acks, _ := requiredAcks(cfg.RequiredAcks)
+	addr := kafkago.TCP(cfg.Brokers...)
+	s := &Sink{
+		cfg: cfg, log: log,
+		w: &kafkago.Writer{
+			Addr:         addr,
+			Topic:        cfg.Topic,
+			Balancer:     &kafkago.Murmur2Balancer{Consistent: true}, // as Java's default partitioner: same key, same partition
+			MaxAttempts:  cfg.MaxAttempts,
+			BatchSize:    cfg.BatchSize,
+			BatchBytes:   cfg.BatchBytes,
+			BatchTimeout: cfg.BatchTimeout,
+			WriteTimeout: cfg.WriteTimeout,
+			ReadTimeout:  cfg.WriteTimeout,
+			RequiredAcks: acks,
+			Compression:  codec,
+			Transport:    tr,
+			ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
+				log.Debug().Str("detail", fmt.Sprintf(msg, args...)).Msg("kafka writer")
+			}),
+		},
+		client:  &kafkago.Client{Addr: addr, Timeout: cfg.WriteTimeout, Transport: tr},
+		created: !cfg.CreateTopic,
+	}
+	return s, nil
+}
+
+// Name returns "kafka", the sink's name in the outbox and the routing rules.
+func (s *Sink) Name() string { return "kafka" }
+
+// Send writes batch as one synchronous produce and returns once the broker
+// acknowledged every record with the configured acks. Outcomes: nil (all
+// stored); *sinks.PartialError when some partitions failed (the other
+// records are stored); sinks.Permanent for a record the broker will never
+// take (too large, invalid); any other error is transient.
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := s.ensureTopic(ctx); err != nil {
+		return err
+	}
+	msgs := make([]kafkago.Message, len(batch))
+	for i, it := range batch {
+		msgs[i] = s.message(it)
+	}
+	err := s.w.WriteMessages(ctx, msgs...)
+	if err == nil {
+		return nil
+	}
+	var werrs kafkago.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(batch) {
+		var failed []int
+		var first error
+		for i, e := range werrs {
+			if e != nil {
+				failed = append(failed, i)
+				if first == nil {
+					first = e
+				}
+			}
+		}
+		if len(failed) == 0 {
+			return nil
+		}
+		cause := classify(fmt.Errorf("write %d of %d records to topic %s: %w", len(failed), len(batch), s.cfg.Topic, first))
+		if len(failed) == len(batch) {
+			return cause
+		}
+		return &sinks.PartialError{Failed: failed, Err: cause}
+	}
+	return classify(fmt.Errorf("write to topic %s: %w", s.cfg.Topic, err))
+}
+
+// message builds one record. The value is the stored payload, unchanged.
+func (s *Sink) message(it sinks.Item) kafkago.Message {
+	a := it.Alert
+	var key []byte
+	switch s.cfg.Key {
+	case KeyImage:
+		key = []byte(a.Subject.Image)
+	case KeyContainer:
+		key = []byte(a.Subject.ContainerID)
+		if len(key) == 0 {
+			key = []byte(a.Subject.Image)
+		}
+	case KeyRule:
+		key = []byte(a.Event.Rule)
+	}
+	return kafkago.Message{
+		Key:   key,
+		Value: it.Payload,
+		Time:  a.Time,
+		Headers: []kafkago.Header{
+			{Key: HeaderSchema, Value: []byte(scorer.AlertSchema)},
+			{Key: HeaderAlertID, Value: []byte(a.ID)},
+			{Key: HeaderKind, Value: []byte(a.Kind)},
+			{Key: HeaderPriority, Value: []byte(a.Priority.String())},
+			{Key: HeaderScore, Value: strconv.AppendFloat(nil, a.Score.Value, 'g', -1, 64)},
+			{Key: HeaderBand, Value: []byte(a.Score.Band)},
+			{Key: HeaderRule, Value: []byte(a.Event.Rule)},
+			{Key: HeaderImage, Value: []byte(a.Subject.Image)},
+		},
+	}
+}
+
+// ensureTopic creates the topic once when create_topic is set. A failure is
+// transient: the next Send tries again.
+func (s *Sink) ensureTopic(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.created {
+		return nil
+	}
+	resp, err := s.client.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{
+		Topic: s.cfg.Topic, NumPartitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor,
+	}}})
+	if err == nil {
+		err = resp.Errors[s.cfg.Topic]
+	}
+	if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+		return sinks.WithReason("create_topic", fmt.Errorf("create topic %s: %w", s.cfg.Topic, err))
+	}
+	s.created = true
+	s.log.Info().Str("topic", s.cfg.Topic).Msg("topic ready")
+	return nil
+}
+
+// classify marks errors a retry cannot fix as permanent and gives each a
+// bounded reason.
+func classify(err error) error {
+	var ke kafkago.Error
+	var tooLarge kafkago.MessageTooLargeError
+	switch {
+	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge):
+		return sinks.Permanent(sinks.WithReason("too_large", err))
+	case errors.Is(err, kafkago.InvalidMessage), errors.Is(err, kafkago.InvalidRecord):
+		return sinks.Permanent(sinks.WithReason("invalid_record", err))
+	case errors.Is(err, context.DeadlineExceeded):
+		return sinks.WithReason("timeout", err)
+	case errors.As(err, &ke):
+		return sinks.WithReason("broker_error", err)
+	default:
+		return sinks.WithReason("unavailable", err)
+	}
+}
+
+// Close flushes the writer within ctx.
+func (s *Sink) Close(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.w.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("close kafka writer: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close kafka writer: %w", ctx.Err())
+	}
+}
+
+func compression(name string) (kafkago.Compression, error) {
+	switch name {
+	case "none", "":
+		return 0, nil
+	case "gzip":
+		return kafkago.Gzip, nil
+	case "snappy":
+		return kafkago.Snappy, nil
+	case "lz4":
+		return kafkago.Lz4, nil
+	case "zstd":
+		return kafkago.Zstd, nil
+	}
+	return 0, fmt.Errorf("%q, want none, gzip, snappy, lz4 or zstd", name)
+}
+
+func requiredAcks(name string) (kafkago.RequiredAcks, error) {
+	switch name {
+	case "all", "-1":
+		return kafkago.RequireAll, nil
+	case "one", "1":
+		return kafkago.RequireOne, nil
+	}
+	return 0, fmt.Errorf("%q, want all or one (none could lose alerts)", name)
+}
+
+func tlsConfig(c TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // explicit opt-in, off by default
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func mechanism(c SASLConfig) (sasl.Mechanism, error) {
+	pw, err := secret.Resolve("sasl.password", c.Password, c.PasswordFile, c.PasswordEnv)
+	if err != nil {
+		return nil, err
+	}
+	if pw.IsZero() {
+		return nil, errors.New("sasl.password: empty after resolving password_env and password_file")
+	}
+	switch c.Mechanism {
+	case MechanismPlain:
+		return plain.Mechanism{Username: c.Username, Password: pw.Value()}, nil
+	case MechanismSCRAMSHA256, MechanismSCRAMSHA512:
+		algo := scram.SHA256
+		if c.Mechanism == MechanismSCRAMSHA512 {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, c.Username, pw.Value())
+		if err != nil {
+			// scram errors name the failing step, never the password.
+			return nil, fmt.Errorf("sasl.mechanism: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("sasl.mechanism: %q unsupported", c.Mechanism)
+}

@@ -1,0 +1,441 @@
+package kafka_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
+	"github.com/falco-scorer/falco-scorer/sinks/kafka"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const rule = "Terminal shell in container"
+
+func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kfake.NewCluster() = %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func testConfig(addr, topic string) kafka.Config {
+	c := kafka.DefaultConfig()
+	c.Brokers = []string{addr}
+	c.Topic = topic
+	c.CreateTopic = true
+	c.Partitions = 3
+	c.DialTimeout = 500 * time.Millisecond
+	c.WriteTimeout = 2 * time.Second
+	return c
+}
+
+func newSink(t *testing.T, cfg kafka.Config, log zerolog.Logger) *kafka.Sink {
+	t.Helper()
+	s, err := kafka.New(cfg, log)
+	if err != nil {
+		t.Fatalf("kafka.New() = %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
+	return s
+}
+
+func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item {
+	t.Helper()
+	out := make([]sinks.Item, len(alerts))
+	for i, a := range alerts {
+		b, err := a.MarshalJSON()
+		if err != nil {
+			t.Fatalf("MarshalJSON() = %v", err)
+		}
+		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
+	}
+	return out
+}
+
+// consume reads n records of topic from the start, with kgo so that record
+// batch attributes (compression) are visible.
+func consume(t *testing.T, addr, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("kgo.NewClient() = %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d records of %s, want %d", len(recs), topic, n)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch error: %v", err) })
+		recs = append(recs, fs.Records()...)
+	}
+	return recs
+}
+
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(sinks.AlertSchemaJSON()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("alert.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("alert.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func header(r *kgo.Record, k string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func TestRecordsKeyHeadersSchemaCompression(t *testing.T) {
+	c := newCluster(t)
+	addr := c.ListenAddrs()[0]
+	schema := compileSchema(t)
+	// kgo's CompressionType codes: the record batch attribute bits.
+	codec := map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+	tests := []struct {
+		key, compression string
+		wantKey          func(*scorer.Alert) string
+	}{
+		{kafka.KeyImage, "zstd", func(a *scorer.Alert) string { return a.Subject.Image }},
+		{kafka.KeyContainer, "snappy", func(a *scorer.Alert) string { return a.Subject.ContainerID }},
+		{kafka.KeyRule, "lz4", func(a *scorer.Alert) string { return a.Event.Rule }},
+		{kafka.KeyNone, "gzip", func(*scorer.Alert) string { return "" }},
+		{kafka.KeyImage, "none", func(a *scorer.Alert) string { return a.Subject.Image }},
+	}
+	for _, tt := range tests {
+		name := tt.key + "/" + tt.compression
+		t.Run(name, func(t *testing.T) {
+			topic := "alerts-" + tt.key + "-" + tt.compression
+			cfg := testConfig(addr, topic)
+			cfg.Key, cfg.Compression = tt.key, tt.compression
+			s := newSink(t, cfg, zerolog.Nop())
+			batch := items(t,
+				sinkstest.FalcoAlert(1, "nginx:1.27", rule),
+				sinkstest.AnomalyAlert(2, "redis:7"),
+				sinkstest.FalcoAlert(3, "nginx:1.27", "Read sensitive file untrusted"))
+			if err := s.Send(context.Background(), batch); err != nil {
+				t.Fatalf("Send() = %v", err)
+			}
+			recs := consume(t, addr, topic, len(batch))
+			byID := map[string]sinks.Item{}
+			for _, it := range batch {
+				byID[it.Alert.ID] = it
+			}
+			for _, r := range recs {
+				id, _ := header(r, kafka.HeaderAlertID)
+				it, ok := byID[id]
+				if !ok {
+					t.Fatalf("record with alert_id %q, want one of the sent ids", id)
+				}
+				a := it.Alert
+				if got, want := string(r.Key), tt.wantKey(a); got != want || (tt.key == kafka.KeyNone) != (r.Key == nil) {
+					t.Errorf("key = %q (nil %v), want %q", got, r.Key == nil, want)
+				}
+				if !bytes.Equal(r.Value, it.Payload) {
+					t.Errorf("value = %s, want the stored payload unchanged %s", r.Value, it.Payload)
+				}
+				wantHeaders := map[string]string{
+					kafka.HeaderSchema: scorer.AlertSchema, kafka.HeaderAlertID: a.ID, kafka.HeaderKind: a.Kind,
+					kafka.HeaderPriority: a.Priority.String(), kafka.HeaderScore: strconv.FormatFloat(a.Score.Value, 'g', -1, 64),
+					kafka.HeaderBand: a.Score.Band, kafka.HeaderRule: a.Event.Rule, kafka.HeaderImage: a.Subject.Image,
+				}
+				for k, want := range wantHeaders {
+					if got, ok := header(r, k); !ok || got != want {
+						t.Errorf("header %s = %q (present %v), want %q", k, got, ok, want)
+					}
+				}
+				inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.Value))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := schema.Validate(inst); err != nil {
+					t.Errorf("value does not match alert.schema.json: %v", err)
+				}
+				if got := r.Attrs.CompressionType(); got != codec[tt.compression] {
+					t.Errorf("record batch compression = %d, want %d (%s)", got, codec[tt.compression], tt.compression)
+				}
+			}
+		})
+	}
+}
+
+func TestKafkaValueGolden(t *testing.T) {
+	c := newCluster(t)
+	addr := c.ListenAddrs()[0]
+	s := newSink(t, testConfig(addr, "golden"), zerolog.Nop())
+	if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule))); err != nil {
+		t.Fatalf("Send() = %v", err)
+	}
+	got := consume(t, addr, "golden", 1)[0].Value
+	path := filepath.Join("testdata", "kafka_value.golden")
+	if *update {
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update): %v", err)
+	}
+	if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
+		t.Errorf("Kafka value =\n%s\nwant (%s)\n%s", got, path, want)
+	}
+}
+
+func TestPermanentForOversizedRecord(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig(c.ListenAddrs()[0], "big")
+	cfg.BatchBytes = 2000
+	s := newSink(t, cfg, zerolog.Nop())
+	big := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
+	big.Reason = strings.Repeat("x", 4000)
+	err := s.Send(context.Background(), items(t, big))
+	if err == nil || !sinks.IsPermanent(err) || sinks.ReasonOf(err) != "too_large" {
+		t.Errorf("Send(oversized) = %v (permanent %v, reason %q), want permanent too_large", err, sinks.IsPermanent(err), sinks.ReasonOf(err))
+	}
+}
+
+// TestBrokerOutageLosesNothing stops the broker under a steady stream and
+// restarts it on the same port with the same data directory: every alert
+// arrives once it is back, and each key's alerts keep their order.
+func TestBrokerOutageLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	c1, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c1.ListenAddrs()[0]
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+
+	cfg := testConfig(addr, "outage")
+	cfg.MaxAttempts = 1
+	cfg.WriteTimeout = 500 * time.Millisecond
+	sink := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	dcfg := sinks.DefaultConfig()
+	dcfg.BatchSize = 20
+	dcfg.PollInterval = 20 * time.Millisecond
+	dcfg.InitialBackoff, dcfg.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
+	dcfg.SendTimeout = 2 * time.Second
+	m, err := sinks.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sinks.NewDispatcher(sink, ob, dcfg, zerolog.Nop(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(ctx) }()
+
+	images := []string{"nginx:1.27", "redis:7", "postgres:17"}
+	var mu sync.Mutex
+	sent := map[string][]string{} // image -> alert ids in enqueue order
+	streamDone := make(chan struct{})
+	stopStream := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopStream:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			img := images[i%len(images)]
+			a := sinkstest.FalcoAlert(i, img, rule)
+			mu.Lock()
+			sent[img] = append(sent[img], a.ID)
+			mu.Unlock()
+			ob.PutAlert("kafka", a)
+			d.Wake()
+		}
+	}()
+
+	time.Sleep(300 * time.Millisecond)
+	c1.Close() // broker down
+	pendingAtStop, _ := ob.PendingCount("kafka")
+	time.Sleep(1500 * time.Millisecond)
+	pendingDuringOutage, _ := ob.PendingCount("kafka")
+	c2, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.Ports(port))
+	if err != nil {
+		t.Fatalf("restart broker on port %d: %v", port, err)
+	}
+	defer c2.Close()
+	time.Sleep(300 * time.Millisecond)
+	close(stopStream)
+	<-streamDone
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, _ := ob.PendingCount("kafka")
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d alerts still pending 20s after the broker returned", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-runDone
+
+	total := 0
+	for _, ids := range sent {
+		total += len(ids)
+	}
+	if dead := ob.DeadLetters("kafka"); len(dead) != 0 {
+		t.Fatalf("dead letters = %d, want 0", len(dead))
+	}
+	if pendingDuringOutage <= pendingAtStop {
+		t.Errorf("pending during outage = %d (at stop %d), want growth: the outage did not hold anything back", pendingDuringOutage, pendingAtStop)
+	}
+	recs := consume(t, c2.ListenAddrs()[0], "outage", total)
+	got := map[string][]string{}
+	seen := map[string]bool{}
+	dups := 0
+	for _, r := range recs {
+		id, _ := header(r, kafka.HeaderAlertID)
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		got[string(r.Key)] = append(got[string(r.Key)], id)
+	}
+	for img, want := range sent {
+		if !slices.Equal(got[img], want) {
+			t.Errorf("key %s: %d distinct records in order %v, want %d in enqueue order", img, len(got[img]), got[img][:min(5, len(got[img]))], len(want))
+		}
+	}
+	t.Logf("accepted %d alerts, delivered %d distinct (%d duplicates), pending at outage start %d, after 1.5s outage %d",
+		total, len(seen), dups, pendingAtStop, pendingDuringOutage)
+}
+
+func TestSASLAndSecretRedaction(t *testing.T) {
+	const password = "pw-Sup3rSecret-1234"
+	tests := []struct {
+		mechanism string
+		password  string
+		wantOK    bool
+	}{
+		{kafka.MechanismSCRAMSHA256, password, true},
+		{kafka.MechanismSCRAMSHA512, password, true},
+		{kafka.MechanismPlain, password, true},
+		{kafka.MechanismSCRAMSHA256, "wrong-" + password, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/ok=%v", tt.mechanism, tt.wantOK), func(t *testing.T) {
+			c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(tt.mechanism, "scorer", password))
+			var logs bytes.Buffer
+			var logMu sync.Mutex
+			log := zerolog.New(zerolog.SyncWriter(writerFunc(func(p []byte) (int, error) {
+				logMu.Lock()
+				defer logMu.Unlock()
+				return logs.Write(p)
+			}))).Level(zerolog.DebugLevel)
+			pwFile := filepath.Join(t.TempDir(), "pw")
+			if err := os.WriteFile(pwFile, []byte(tt.password+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(c.ListenAddrs()[0], "sasl")
+			cfg.SASL = kafka.SASLConfig{Mechanism: tt.mechanism, Username: "scorer", Password: secret.New("inline-unused"), PasswordFile: pwFile}
+			cfg.MaxAttempts = 1
+			s := newSink(t, cfg, log)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := s.Send(ctx, items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if (err == nil) != tt.wantOK {
+				t.Fatalf("Send() = %v, want ok %v", err, tt.wantOK)
+			}
+			logMu.Lock()
+			text := logs.String() + fmt.Sprint(err) + fmt.Sprintf("%+v %v", cfg, cfg)
+			logMu.Unlock()
+			if strings.Contains(text, password) || strings.Contains(text, "inline-unused") {
+				t.Errorf("password found in logs, error or printed config:\n%s", text)
+			}
+		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*kafka.Config)
+		want   string
+	}{
+		{"default", func(*kafka.Config) {}, ""},
+		{"no brokers", func(c *kafka.Config) { c.Brokers = nil }, "brokers: empty"},
+		{"bad broker", func(c *kafka.Config) { c.Brokers = []string{"kafka"} }, "brokers[0]:"},
+		{"no topic", func(c *kafka.Config) { c.Topic = "" }, "topic: empty"},
+		{"bad key", func(c *kafka.Config) { c.Key = "pod" }, "key:"},
+		{"bad compression", func(c *kafka.Config) { c.Compression = "brotli" }, "compression:"},
+		{"acks none", func(c *kafka.Config) { c.RequiredAcks = "none" }, "required_acks:"},
+		{"cert without key", func(c *kafka.Config) { c.TLS = kafka.TLSConfig{Enabled: true, CertFile: "c.pem"} }, "tls.cert_file:"},
+		{"tls options while off", func(c *kafka.Config) { c.TLS.CAFile = "ca.pem" }, "tls.enabled:"},
+		{"sasl without password", func(c *kafka.Config) { c.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "u"} }, "sasl.password:"},
+		{"sasl bad mechanism", func(c *kafka.Config) { c.SASL = kafka.SASLConfig{Mechanism: "GSSAPI"} }, "sasl.mechanism:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := kafka.DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
