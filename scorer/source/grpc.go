@@ -197,11 +197,9 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 				g.log.Debug().Err(err).Msg("grpc event rejected")
 				continue
 			}
-			select {
-			case evc <- ev:
-			case <-sctx.Done():
-				return
-			}
+			// Blocking is safe: evc is read until it is closed, and an event
+			// in hand must not be dropped on shutdown.
+			evc <- ev
 		}
 	}()
 
