@@ -151,8 +151,8 @@ type Match struct {
 
 // Suppress is a time-limited suppression.
 type Suppress struct {
-	Until  time.Time `yaml:"until"`  // RFC 3339; required
-	Reason string    `yaml:"reason"` // required
+	Until  Time   `yaml:"until"`  // RFC 3339; required
+	Reason string `yaml:"reason"` // required
 }
 
 // DefaultConfig returns the built-in routing: bands at 1.0/1.5/2.5/4.0 times
@@ -395,6 +395,26 @@ func (l *Level) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes Falco's spelling.
 func (l Level) MarshalYAML() (any, error) { return scorer.Priority(l).String(), nil }
+
+// Time is a point in time in configuration, written in RFC 3339
+// ("2027-01-31T00:00:00Z"); bad values are reported with their line.
+type Time struct{ time.Time }
+
+// UnmarshalYAML reads an RFC 3339 time.
+func (t *Time) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want an RFC 3339 time, got a %s", n.Line, kindName(n.Kind))}}
+	}
+	v, err := time.Parse(time.RFC3339Nano, n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want an RFC 3339 time like 2027-01-31T00:00:00Z, got %q", n.Line, n.Value)}}
+	}
+	t.Time = v
+	return nil
+}
+
+// MarshalYAML writes RFC 3339.
+func (t Time) MarshalYAML() (any, error) { return t.Time.Format(time.RFC3339Nano), nil }
 
 // Patterns is a list of exact strings or globs. In YAML it is a sequence of
 // strings or a single string.

@@ -260,7 +260,7 @@ func (e *Engine) Decide(a *scorer.Alert, now time.Time) Decision {
 			continue
 		}
 		if r.suppress != nil {
-			if !now.Before(r.suppress.Until) {
+			if !now.Before(r.suppress.Until.Time) {
 				e.expired.Add(1)
 				continue
 			}
@@ -329,7 +329,7 @@ func (e *Engine) Sinks() []string { return append([]string(nil), e.sinks...) }
 func (e *Engine) Expired(now time.Time) []string {
 	var out []string
 	for _, r := range e.rules {
-		if r.suppress != nil && !now.Before(r.suppress.Until) {
+		if r.suppress != nil && !now.Before(r.suppress.Until.Time) {
 			out = append(out, r.name)
 		}
 	}

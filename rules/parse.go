@@ -72,7 +72,7 @@ func parseConfig(b []byte, filename string) (Config, error) {
 		_ = yaml.Unmarshal(b, &root) // decoded once already; on error lines fall back to 0
 		out := make([]error, len(verrs))
 		for i, e := range verrs {
-			out[i] = fmt.Errorf("%s:%d: %w", filename, lineOf(&root, e.path), e)
+			out[i] = fmt.Errorf("%s:%d: %s", filename, lineOf(&root, e.path), oneLine(e.Error()))
 		}
 		return Config{}, errors.Join(out...)
 	}
@@ -93,7 +93,9 @@ func yamlError(filename string, err error) error {
 }
 
 func lineMessage(filename, msg string) string {
-	msg = strings.TrimPrefix(msg, "yaml: ")
+	// One problem per line: values quoted in yaml.v3 messages may hold
+	// newlines.
+	msg = oneLine(strings.TrimPrefix(msg, "yaml: "))
 	rest, ok := strings.CutPrefix(msg, "line ")
 	if !ok {
 		return filename + ": " + msg
@@ -152,4 +154,9 @@ func lineOf(root *yaml.Node, path []any) int {
 		}
 	}
 	return line
+}
+
+// oneLine escapes line breaks so that each reported problem is one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
 }
