@@ -417,11 +417,11 @@ func (d *DB) deleteImage(b *batch, image string, idleBefore time.Time) (bool, er
 // ImageInfo summarizes one stored image for the admin commands.
 type ImageInfo struct {
 	Image     string    `json:"image"`
-	LastSeen  time.Time `json:"last_seen"`            // last baseline flush
-	MetaBytes int       `json:"meta_bytes"`           // size of the pipeline's meta
-	Buckets   int       `json:"buckets"`              // distinct time buckets
-	Blobs     int       `json:"blobs"`                // stored count blobs (several per bucket)
-	Bytes     int64     `json:"bytes"`                // keys and values, before compression
+	LastSeen  time.Time `json:"last_seen"`             // last baseline flush
+	MetaBytes int       `json:"meta_bytes"`            // size of the pipeline's meta
+	Buckets   int       `json:"buckets"`               // distinct time buckets
+	Blobs     int       `json:"blobs"`                 // stored count blobs (several per bucket)
+	Bytes     int64     `json:"bytes"`                 // keys and values, before compression
 	First     time.Time `json:"first_bucket,omitzero"` // oldest bucket start
 	Last      time.Time `json:"last_bucket,omitzero"`  // newest bucket start
 	Meta      []byte    `json:"-"`

@@ -162,7 +162,7 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) (int, error) {
 		lim.MaxImages = def.MaxImages
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), lim.MaxLineBytes)
+	sc.Buffer(make([]byte, 0, min(64<<10, lim.MaxLineBytes)), lim.MaxLineBytes)
 	line, imported := 0, 0
 	fail := func(err error) (int, error) {
 		return imported, &ImportError{Line: line, Images: imported, Err: err}

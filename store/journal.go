@@ -406,4 +406,3 @@ func (d *DB) update(fn func(txn *badger.Txn) error) error {
 	defer d.life.RUnlock()
 	return d.bdb.Update(fn)
 }
-

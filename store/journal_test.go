@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+func TestJournalConcurrentAppendsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	d := openAt(t, dir)
+	const workers, each = 64, 40
+	var mu sync.Mutex
+	bySeq := map[uint64]string{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				raw := fmt.Sprintf(`{"w":%d,"i":%d}`, w, i)
+				seqs, err := d.Append(t.Context(), [][]byte{[]byte(raw)})
+				if err != nil || len(seqs) != 1 {
+					t.Errorf("Append(%s) = %v, %v, want one seq", raw, seqs, err)
+					return
+				}
+				mu.Lock()
+				if old, dup := bySeq[seqs[0]]; dup {
+					t.Errorf("seq %d given to %s and %s", seqs[0], old, raw)
+				}
+				bySeq[seqs[0]] = raw
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(bySeq) != workers*each {
+		t.Fatalf("appended %d entries, want %d", len(bySeq), workers*each)
+	}
+	// Complete every third entry; the rest must come back on replay.
+	var done []uint64
+	want := map[uint64]string{}
+	for seq, raw := range bySeq {
+		if seq%3 == 0 {
+			done = append(done, seq)
+		} else {
+			want[seq] = raw
+		}
+	}
+	if err := d.Complete(done, nil); err != nil {
+		t.Fatalf("Complete = %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+
+	d2 := openAt(t, dir)
+	var got []uint64
+	err := d2.Replay(func(seq uint64, raw []byte) error {
+		if want[seq] != string(raw) {
+			t.Errorf("Replay seq %d = %q, want %q", seq, raw, want[seq])
+		}
+		got = append(got, seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Replay = %v", err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("Replay returned %d entries, want %d", len(got), len(want))
+	}
+	if !slices.IsSorted(got) {
+		t.Errorf("Replay order not oldest first")
+	}
+	seqs, err := d2.Append(t.Context(), [][]byte{[]byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seqs[0] <= uint64(workers*each) {
+		t.Errorf("Append after reopen = seq %d, want > %d", seqs[0], workers*each)
+	}
+}
+
+func TestJournalSeqsNeverReused(t *testing.T) {
+	dir := t.TempDir()
+	d := openAt(t, dir)
+	seqs, err := d.Append(t.Context(), [][]byte{[]byte("a"), []byte("b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Complete(seqs, nil); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d2 := openAt(t, dir)
+	next, err := d2.Append(t.Context(), [][]byte{[]byte("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next[0] <= seqs[1] {
+		t.Errorf("Append after reopen of an empty journal = seq %d, want > %d", next[0], seqs[1])
+	}
+}
+
+func TestReplayManyChunksAndStop(t *testing.T) {
+	d := openAt(t, "")
+	raws := make([][]byte, 3*replayChunk+7)
+	for i := range raws {
+		raws[i] = fmt.Appendf(nil, "%d", i)
+	}
+	if _, err := d.Append(t.Context(), raws); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := d.Replay(func(seq uint64, raw []byte) error {
+		if string(raw) != fmt.Sprint(n) {
+			t.Fatalf("Replay entry %d = %q", n, raw)
+		}
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(raws) {
+		t.Errorf("Replay visited %d, want %d", n, len(raws))
+	}
+	stop := errors.New("stop")
+	if err := d.Replay(func(uint64, []byte) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("Replay with failing fn = %v, want %v", err, stop)
+	}
+}
+
+// TestCompleteIsAtomic checks, from concurrent snapshots, that a batch's
+// outbox entries appear exactly when its journal entries vanish.
+func TestCompleteIsAtomic(t *testing.T) {
+	d := openAt(t, "")
+	const batches, per = 200, 5
+	type batchSeqs struct{ seqs []uint64 }
+	all := make([][]uint64, batches)
+	for b := range all {
+		raws := make([][]byte, per)
+		for i := range raws {
+			raws[i] = fmt.Appendf(nil, "b%d-%d", b, i)
+		}
+		seqs, err := d.Append(t.Context(), raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all[b] = seqs
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			err := d.bdb.View(func(txn *badger.Txn) error {
+				for b, seqs := range all {
+					inJournal := 0
+					for _, s := range seqs {
+						if _, err := txn.Get(journalKey(s)); err == nil {
+							inJournal++
+						}
+					}
+					_, err := txn.Get(outboxKey("s", uint64(b)+1))
+					inOutbox := err == nil
+					if (inJournal == per) == inOutbox || (inJournal != 0 && inJournal != per) {
+						t.Errorf("batch %d: %d/%d journal entries, outbox entry %v: not atomic", b, inJournal, per, inOutbox)
+						return errors.New("stop")
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return
+			}
+		}
+	})
+	for b, seqs := range all {
+		if err := d.Complete(seqs, []scorer.OutboxPut{{Sink: "s", AlertID: fmt.Sprint(b), Payload: []byte("p")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestAppendContextCancelledAndLimits(t *testing.T) {
+	d := openAt(t, "")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := d.Append(ctx, [][]byte{[]byte("x")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Append(cancelled) = %v, want context.Canceled", err)
+	}
+	big := make([]byte, d.cfg.MaxEventBytes+1)
+	if _, err := d.Append(t.Context(), [][]byte{big}); err == nil || errors.Is(err, scorer.ErrUnavailable) {
+		t.Errorf("Append(too big) = %v, want a plain error", err)
+	}
+	if seqs, err := d.Append(t.Context(), nil); err != nil || seqs != nil {
+		t.Errorf("Append(nil) = %v, %v, want nil, nil", seqs, err)
+	}
+}
+
+func TestAppendAfterCloseIsUnavailable(t *testing.T) {
+	d := openAt(t, "")
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); !errors.Is(err, scorer.ErrUnavailable) {
+		t.Errorf("Append after Close = %v, want ErrUnavailable", err)
+	}
+	if err := d.Complete([]uint64{1}, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Complete after Close = %v, want ErrClosed", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+// TestLowDiskRefusesAndRecovers drives the free-space guard (the only disk
+// fault that can be produced reliably here: as root, permissions do not stop
+// writes, and a real ENOSPC on Badger's mmapped files is a SIGBUS).
+func TestLowDiskRefusesAndRecovers(t *testing.T) {
+	var logs syncBuffer
+	cfg := testConfig(t.TempDir())
+	cfg.MinFreeBytes = 1 << 20
+	d, err := Open(cfg, zerolog.New(&logs), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var mu sync.Mutex
+	free := uint64(1000)
+	d.diskFree = func(string) (uint64, error) { mu.Lock(); defer mu.Unlock(); return free, nil }
+	for i := range 20 {
+		_, err := d.Append(t.Context(), [][]byte{[]byte("x")})
+		if !errors.Is(err, scorer.ErrUnavailable) {
+			t.Fatalf("Append %d on a full disk = %v, want ErrUnavailable", i, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "journal cannot persist events"); n != 1 {
+		t.Errorf("failure logged %d times, want once:\n%s", n, logs.String())
+	}
+	mu.Lock()
+	free = 1 << 30
+	mu.Unlock()
+	if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+		t.Fatalf("Append after space freed = %v", err)
+	}
+	if n := strings.Count(logs.String(), "journal writes recovered"); n != 1 {
+		t.Errorf("recovery logged %d times, want once", n)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"wrapped ENOSPC", fmt.Errorf("write: %w", syscall.ENOSPC), reasonNoSpace},
+		{"badger-flattened ENOSPC", errors.New("while writing to memTable err: write /d/00001.mem: no space left on device"), reasonNoSpace},
+		{"quota", fmt.Errorf("x: %w", syscall.EDQUOT), reasonNoSpace},
+		{"low disk guard", fmt.Errorf("%w: 1 bytes", errLowDisk), reasonNoSpace},
+		{"read-only fs", errors.New("sync: read-only file system"), reasonReadOnly},
+		{"permission", fmt.Errorf("open: %w", syscall.EACCES), reasonPermission},
+		{"eperm text", errors.New("operation not permitted"), reasonPermission},
+		{"io", fmt.Errorf("sync: %w", syscall.EIO), reasonIO},
+		{"closed", badger.ErrDBClosed, reasonClosed},
+		{"too big", badger.ErrTxnTooBig, reasonTooLarge},
+		{"other", errors.New("boom"), reasonOther},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := classify(tt.err); got != tt.want {
+				t.Errorf("classify(%v) = %q, want %q", tt.err, got, tt.want)
+			}
+			if u := unavailable("append", tt.err); !errors.Is(u, scorer.ErrUnavailable) || !errors.Is(u, tt.err) {
+				t.Errorf("unavailable(%v) = %v, want it to wrap ErrUnavailable and the cause", tt.err, u)
+			}
+		})
+	}
+}
+
+func TestGroupCommitBatches(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.GroupCommitMaxDelay = 20 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	d, err := Open(cfg, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	commits := counterValueOf(t, reg, "falco_scorer_store_journal_commits_total")
+	if commits < 1 || commits > 25 {
+		t.Errorf("50 concurrent appends took %v commits, want between 1 and 25", commits)
+	}
+}
+
+func counterValueOf(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+func puts(sink string, ids ...string) []scorer.OutboxPut {
+	out := make([]scorer.OutboxPut, len(ids))
+	for i, id := range ids {
+		out[i] = scorer.OutboxPut{Sink: sink, AlertID: id, Payload: []byte(`{"id":"` + id + `"}`)}
+	}
+	return out
+}
+
+func ids(es []scorer.OutboxEntry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.AlertID
+	}
+	return out
+}
+
+func TestOutboxLifecycleAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	d := openAt(t, dir)
+	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	d.now = clock.Now
+	// Two sinks, one a prefix of the other, must not see each other's entries.
+	if err := d.Complete(nil, append(puts("kafka", "a", "b", "c"), puts("kafka2", "x")...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Complete(nil, puts("kafka", "d")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Pending("kafka", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, ids(got)); diff != "" {
+		t.Fatalf("Pending(kafka, 0, 10) ids (-want +got):\n%s", diff)
+	}
+	for i, e := range got {
+		if e.Seq != uint64(i+1) || e.Sink != "kafka" || !e.Enqueued.Equal(clock.Now()) || string(e.Payload) != `{"id":"`+e.AlertID+`"}` {
+			t.Errorf("Pending entry %d = %+v", i, e)
+		}
+	}
+	tests := []struct {
+		name  string
+		after uint64
+		limit int
+		want  []string
+	}{
+		{"limit", 0, 2, []string{"a", "b"}},
+		{"after cursor", 2, 10, []string{"c", "d"}},
+		{"past end", 4, 10, []string{}},
+		{"zero limit", 0, 0, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := d.Pending("kafka", tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+				t.Errorf("Pending(kafka, %d, %d) (-want +got):\n%s", tt.after, tt.limit, diff)
+			}
+		})
+	}
+	if err := d.Ack("kafka", []uint64{1, 3, 99}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(clock.Now().Add(time.Hour))
+	if err := d.DeadLetter(got[1], "http 400: bad request"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Pending("kafka", 0, 10); !cmp.Equal(ids(got), []string{"d"}) {
+		t.Errorf("Pending after ack and dead letter = %v, want [d]", ids(got))
+	}
+	d.Close()
+
+	d2 := openAt(t, dir)
+	d2.now = clock.Now
+	dls, err := d2.DeadLetters("kafka", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].AlertID != "b" || dls[0].Reason != "http 400: bad request" || dls[0].Seq != 2 ||
+		!dls[0].DeadAt.Equal(clock.Now()) || !dls[0].Enqueued.Equal(clock.Now().Add(-time.Hour)) {
+		t.Fatalf("DeadLetters after reopen = %+v", dls)
+	}
+	if all, _ := d2.DeadLetters("", 0); len(all) != 1 {
+		t.Errorf("DeadLetters(all) = %d entries, want 1", len(all))
+	}
+	n, err := d2.ReplayDeadLetters("kafka")
+	if err != nil || n != 1 {
+		t.Fatalf("ReplayDeadLetters = %d, %v, want 1, nil", n, err)
+	}
+	pending, _ := d2.Pending("kafka", 0, 10)
+	if diff := cmp.Diff([]string{"d", "b"}, ids(pending)); diff != "" {
+		t.Fatalf("Pending after replay (-want +got):\n%s", diff)
+	}
+	if pending[1].Seq != 5 {
+		t.Errorf("replayed entry seq = %d, want 5 (new, above every earlier seq)", pending[1].Seq)
+	}
+	if dls, _ := d2.DeadLetters("kafka", 10); len(dls) != 0 {
+		t.Errorf("DeadLetters after replay = %d entries, want 0", len(dls))
+	}
+	// Ack everything, reopen: the next seq still grows.
+	if err := d2.Ack("kafka", []uint64{4, 5}); err != nil {
+		t.Fatal(err)
+	}
+	d2.Close()
+	d3 := openAt(t, dir)
+	if err := d3.Complete(nil, puts("kafka", "e")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d3.Pending("kafka", 0, 10); len(got) != 1 || got[0].Seq != 6 {
+		t.Errorf("Pending after full ack and reopen = %+v, want one entry with seq 6", got)
+	}
+	if got, _ := d3.Pending("kafka2", 0, 10); !cmp.Equal(ids(got), []string{"x"}) {
+		t.Errorf("Pending(kafka2) = %v, want [x]", ids(got))
+	}
+}
+
+func TestOutboxRejectsBadNames(t *testing.T) {
+	d := openAt(t, "")
+	long := fmt.Sprintf("%0300d", 0)
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"empty sink complete", d.Complete(nil, puts("", "a"))},
+		{"long sink complete", d.Complete(nil, puts(long, "a"))},
+		{"long alert id", d.Complete(nil, []scorer.OutboxPut{{Sink: "s", AlertID: long + long + long + long}})},
+		{"empty sink ack", d.Ack("", []uint64{1})},
+		{"empty sink dead letter", d.DeadLetter(scorer.OutboxEntry{}, "x")},
+	}
+	for _, tt := range tests {
+		if tt.err == nil {
+			t.Errorf("%s: got nil error, want one", tt.name)
+		}
+	}
+}
