@@ -134,3 +134,12 @@ func (o *Outbox) DeadLetters(sink string) []DeadLetter {
 	defer o.mu.Unlock()
 	return slices.Clone(o.dead[sink])
 }
+
+// PutAlertAt marshals a and enqueues it for sink with the given enqueue time.
+func (o *Outbox) PutAlertAt(sink string, a *scorer.Alert, enqueued time.Time) uint64 {
+	b, err := a.MarshalJSON()
+	if err != nil {
+		panic(fmt.Sprintf("sinkstest: marshal alert: %v", err)) // test fixture bug
+	}
+	return o.PutAt(sink, a.ID, b, enqueued)
+}

@@ -1,0 +1,111 @@
+package slack
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+)
+
+// Config configures the Slack sink. Set either a webhook URL (incoming
+// webhook) or a bot token and channel (chat.postMessage, with threads).
+// Each secret comes from, in order, its *_env variable, its *_file, or the
+// inline value.
+type Config struct {
+	WebhookURL     secret.Secret `yaml:"webhook_url"`
+	WebhookURLFile string        `yaml:"webhook_url_file"`
+	WebhookURLEnv  string        `yaml:"webhook_url_env"`
+
+	BotToken     secret.Secret `yaml:"bot_token"`
+	BotTokenFile string        `yaml:"bot_token_file"`
+	BotTokenEnv  string        `yaml:"bot_token_env"`
+	Channel      string        `yaml:"channel"`
+	// APIURL is chat.postMessage's address (tests point it elsewhere).
+	APIURL string `yaml:"api_url"`
+
+	// MinPriority drops (acknowledges without sending) less severe alerts.
+	MinPriority scorer.Priority `yaml:"min_priority"`
+	// MinInterval is the least time between two messages: Slack accepts
+	// about one message per second per webhook or channel.
+	MinInterval time.Duration `yaml:"min_interval"`
+	// DigestWindow groups alerts of one (image, rule) into digests for this
+	// long after the incident's first message.
+	DigestWindow time.Duration `yaml:"digest_window"`
+	// MaxTransitions bounds the explanation lines per message.
+	MaxTransitions int           `yaml:"max_transitions"`
+	Timeout        time.Duration `yaml:"timeout"`
+}
+
+// DefaultConfig returns the defaults: Warning and above, one message per
+// second, 5 minute digest window.
+func DefaultConfig() Config {
+	return Config{
+		APIURL:         "https://slack.com/api/chat.postMessage",
+		MinPriority:    scorer.PriorityWarning,
+		MinInterval:    time.Second,
+		DigestWindow:   5 * time.Minute,
+		MaxTransitions: 5,
+		Timeout:        10 * time.Second,
+	}
+}
+
+func (c Config) hasWebhook() bool {
+	return !c.WebhookURL.IsZero() || c.WebhookURLFile != "" || c.WebhookURLEnv != ""
+}
+
+func (c Config) hasBot() bool {
+	return !c.BotToken.IsZero() || c.BotTokenFile != "" || c.BotTokenEnv != ""
+}
+
+// Validate reports invalid fields, named as in YAML. It never prints a
+// secret.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch {
+	case c.hasWebhook() && c.hasBot():
+		add("webhook_url: set either webhook_url or bot_token, not both")
+	case !c.hasWebhook() && !c.hasBot():
+		add("webhook_url: empty (set webhook_url, webhook_url_file or webhook_url_env, or bot_token and channel)")
+	case c.hasBot() && c.Channel == "":
+		add("channel: empty (required with bot_token)")
+	}
+	if !c.WebhookURL.IsZero() {
+		if err := checkURL(c.WebhookURL.Value()); err != nil {
+			add("webhook_url: %v", err)
+		}
+	}
+	if c.hasBot() {
+		if err := checkURL(c.APIURL); err != nil {
+			add("api_url: %v", err)
+		}
+	}
+	if !c.MinPriority.Valid() {
+		add("min_priority: invalid")
+	}
+	if c.MinInterval <= 0 {
+		add("min_interval: must be positive, got %s", c.MinInterval)
+	}
+	if c.DigestWindow < 0 {
+		add("digest_window: must not be negative, got %s", c.DigestWindow)
+	}
+	if c.MaxTransitions < 0 || c.MaxTransitions > 20 {
+		add("max_transitions: must be in [0, 20], got %d", c.MaxTransitions)
+	}
+	if c.Timeout <= 0 {
+		add("timeout: must be positive, got %s", c.Timeout)
+	}
+	return errors.Join(errs...)
+}
+
+// checkURL validates an address without ever echoing it.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("not an http(s) URL")
+	}
+	return nil
+}

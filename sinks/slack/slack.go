@@ -1,0 +1,341 @@
+package slack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
+)
+
+// maxIncidents bounds the remembered incidents (digest and thread state).
+const maxIncidents = 10000
+
+// Sink posts alerts to Slack.
+type Sink struct {
+	cfg    Config
+	log    zerolog.Logger
+	client *http.Client
+	target secret.Secret // webhook URL, or empty in bot mode
+	token  secret.Secret // bot token, or empty in webhook mode
+	now    func() time.Time
+
+	mu        sync.Mutex
+	next      time.Time            // earliest time of the next message
+	incidents map[string]*incident // by image and rule
+}
+
+// incident is an (image, rule) that already had its full message.
+type incident struct {
+	opened   time.Time // wall clock of the first message: the digest window
+	first    time.Time // event time of the first alert, for "in 5 min"
+	threadTS string    // bot mode: the first message's ts
+	more     int       // alerts after the first, reported so far
+}
+
+// New resolves the secrets and returns the sink.
+func New(cfg Config, log zerolog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sink{
+		cfg:       cfg,
+		log:       log.With().Str("component", "sinks.slack").Logger(),
+		client:    &http.Client{Timeout: cfg.Timeout},
+		now:       time.Now,
+		incidents: map[string]*incident{},
+	}
+	var err error
+	if cfg.hasBot() {
+		if s.token, err = secret.Resolve("bot_token", cfg.BotToken, cfg.BotTokenFile, cfg.BotTokenEnv); err != nil {
+			return nil, err
+		}
+		if s.token.IsZero() {
+			return nil, errors.New("bot_token: empty after resolving bot_token_env and bot_token_file")
+		}
+		return s, nil
+	}
+	if s.target, err = secret.Resolve("webhook_url", cfg.WebhookURL, cfg.WebhookURLFile, cfg.WebhookURLEnv); err != nil {
+		return nil, err
+	}
+	if err := checkURL(s.target.Value()); err != nil {
+		return nil, fmt.Errorf("webhook_url: %w", err)
+	}
+	return s, nil
+}
+
+// Name returns "slack".
+func (s *Sink) Name() string { return "slack" }
+
+// Close releases idle connections.
+func (s *Sink) Close(context.Context) error {
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+// Pace blocks until the next message may be sent (sinks.Pacer).
+func (s *Sink) Pace(ctx context.Context) error {
+	s.mu.Lock()
+	wait := s.next.Sub(s.now())
+	s.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// group is the alerts of one (image, rule) in a batch.
+type group struct {
+	key     string
+	indexes []int
+}
+
+// Send posts one message per (image, rule) in batch, each after the rate
+// limit allows it and only once Slack accepted the one before. Alerts below
+// MinPriority are confirmed without a message. Outcomes: nil; a
+// *sinks.PartialError listing the alerts of the groups not posted; 429 is
+// marked sinks.RetryAfter; other 4xx answers are sinks.Permanent; 5xx and
+// network errors are transient.
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+	var groups []*group
+	byKey := map[string]*group{}
+	for i, it := range batch {
+		if !it.Alert.Priority.AtLeast(s.cfg.MinPriority) {
+			continue
+		}
+		k := it.Alert.Subject.Image + "\x00" + title(it.Alert)
+		g := byKey[k]
+		if g == nil {
+			g = &group{key: k}
+			byKey[k] = g
+			groups = append(groups, g)
+		}
+		g.indexes = append(g.indexes, i)
+	}
+	s.expire()
+	for gi, g := range groups {
+		if err := s.Pace(ctx); err != nil {
+			return s.partial(batch, groups[gi:], fmt.Errorf("wait for slack rate limit: %w", err))
+		}
+		if err := s.postGroup(ctx, batch, g); err != nil {
+			return s.partial(batch, groups[gi:], err)
+		}
+	}
+	return nil
+}
+
+// partial reports the alerts of the groups not posted.
+func (s *Sink) partial(batch []sinks.Item, rest []*group, err error) error {
+	var failed []int
+	for _, g := range rest {
+		failed = append(failed, g.indexes...)
+	}
+	if len(failed) == len(batch) {
+		return err
+	}
+	// Groups are in first-appearance order; the dispatcher wants ascending indexes.
+	slices.Sort(failed)
+	return &sinks.PartialError{Failed: failed, Err: err}
+}
+
+func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) error {
+	first := batch[g.indexes[0]].Alert
+	last := batch[g.indexes[len(g.indexes)-1]].Alert
+	worst := first
+	for _, i := range g.indexes {
+		if a := batch[i].Alert; a.Priority < worst.Priority {
+			worst = a
+		}
+	}
+	now := s.now()
+	s.mu.Lock()
+	inc := s.incidents[g.key]
+	s.mu.Unlock()
+
+	var msg message
+	var more int
+	if inc == nil {
+		more = len(g.indexes) - 1
+		msg = fullMessage(worst, more, last.Time.Sub(first.Time), s.cfg.MaxTransitions)
+	} else {
+		// Digests count every alert since the incident's first message.
+		more = inc.more + len(g.indexes)
+		msg = digestMessage(worst, more, last.Time.Sub(inc.first))
+		msg.ThreadTS = inc.threadTS
+	}
+	ts, err := s.post(ctx, msg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case inc != nil:
+		inc.more = more
+	case s.cfg.DigestWindow > 0:
+		s.incidents[g.key] = &incident{opened: now, first: first.Time, threadTS: ts, more: more}
+	}
+	return nil
+}
+
+// expire forgets incidents older than the digest window, and the oldest
+// ones past maxIncidents.
+func (s *Sink) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for k, inc := range s.incidents {
+		if now.Sub(inc.opened) > s.cfg.DigestWindow {
+			delete(s.incidents, k)
+		}
+	}
+	for k := range s.incidents {
+		if len(s.incidents) <= maxIncidents {
+			break
+		}
+		delete(s.incidents, k)
+	}
+}
+
+// post sends one message and returns its ts (bot mode).
+func (s *Sink) post(ctx context.Context, msg message) (string, error) {
+	target := s.target.Value()
+	if !s.token.IsZero() {
+		target = s.cfg.APIURL
+		msg.Channel = s.cfg.Channel
+	}
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return "", sinks.Permanent(fmt.Errorf("encode slack message: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return "", sinks.Permanent(s.redact(fmt.Errorf("build slack request: %w", err)))
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if !s.token.IsZero() {
+		req.Header.Set("Authorization", "Bearer "+s.token.Value())
+	}
+	resp, err := s.client.Do(req)
+	s.mu.Lock()
+	s.next = s.now().Add(s.cfg.MinInterval)
+	s.mu.Unlock()
+	if err != nil {
+		return "", sinks.WithReason("unavailable", s.redact(fmt.Errorf("post to slack: %w", err)))
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		d := retryAfter(resp.Header.Get("Retry-After"), s.now(), s.cfg.MinInterval)
+		s.mu.Lock()
+		s.next = s.now().Add(d)
+		s.mu.Unlock()
+		return "", sinks.WithReason("http_429", sinks.RetryAfter(fmt.Errorf("slack rate limited: retry after %s", d), d))
+	case resp.StatusCode >= 500:
+		return "", sinks.WithReason("http_5xx", fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb))))
+	case resp.StatusCode >= 400:
+		return "", sinks.Permanent(sinks.WithReason("http_4xx", fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb)))))
+	case resp.StatusCode >= 300:
+		return "", sinks.WithReason("http_3xx", fmt.Errorf("slack answered %d", resp.StatusCode))
+	}
+	if s.token.IsZero() {
+		return "", nil
+	}
+	var api struct {
+		OK    bool   `json:"ok"`
+		TS    string `json:"ts"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(rb, &api); err != nil {
+		return "", sinks.WithReason("bad_response", fmt.Errorf("decode chat.postMessage answer: %w", err))
+	}
+	if !api.OK {
+		err := fmt.Errorf("chat.postMessage: %s", s.scrub(api.Error))
+		switch api.Error {
+		case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+			return "", sinks.WithReason("api_transient", err)
+		}
+		return "", sinks.Permanent(sinks.WithReason("api_error", err))
+	}
+	return api.TS, nil
+}
+
+// redact removes the webhook URL (and the token, defensively) from err.
+// *url.Error prints the whole URL, and a Slack webhook URL is a credential.
+func (s *Sink) redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)
+	}
+	if msg := err.Error(); msg != s.scrub(msg) {
+		return errors.New(s.scrub(msg))
+	}
+	return err
+}
+
+// scrub replaces any secret inside text: the token, the webhook URL, its
+// path and query, and each long path segment (a proxy may echo only part).
+func (s *Sink) scrub(text string) string {
+	secrets := []string{s.token.Value(), s.target.Value()}
+	if u, err := url.Parse(s.target.Value()); err == nil && !s.target.IsZero() {
+		secrets = append(secrets, u.RawQuery, u.EscapedPath(), u.Path)
+		for _, seg := range strings.Split(u.Path, "/") {
+			if len(seg) >= 8 {
+				secrets = append(secrets, seg)
+			}
+		}
+	}
+	for _, sec := range secrets {
+		if len(sec) > 1 {
+			text = strings.ReplaceAll(text, sec, "<redacted>")
+		}
+	}
+	return text
+}
+
+// redactURL keeps scheme and host, which help debugging and are not secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "<redacted>"
+	}
+	return u.Scheme + "://" + u.Host + "/<redacted>"
+}
+
+// retryAfter reads a Retry-After header (seconds or HTTP date).
+func retryAfter(h string, now time.Time, fallback time.Duration) time.Duration {
+	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
+		return max(time.Duration(n)*time.Second, fallback)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), fallback)
+	}
+	return fallback
+}
+
+func snippet(b []byte) string {
+	return truncate(strings.TrimSpace(string(b)), 200)
+}
+
+var _ sinks.Pacer = (*Sink)(nil)

@@ -1,0 +1,454 @@
+package slack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+	"github.com/falco-scorer/falco-scorer/sinks/slack"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const rule = "Terminal shell in container"
+
+// request is one message Slack received.
+type request struct {
+	at     time.Time
+	body   []byte
+	header http.Header
+}
+
+// fakeSlack answers with respond (200 "ok" when nil) and records requests.
+type fakeSlack struct {
+	mu      sync.Mutex
+	reqs    []request
+	respond func(n int, w http.ResponseWriter, r *http.Request, body []byte)
+	srv     *httptest.Server
+}
+
+func newFakeSlack(t *testing.T, respond func(int, http.ResponseWriter, *http.Request, []byte)) *fakeSlack {
+	t.Helper()
+	f := &fakeSlack{respond: respond}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		n := len(f.reqs)
+		f.reqs = append(f.reqs, request{at: time.Now(), body: body, header: r.Header.Clone()})
+		f.mu.Unlock()
+		if f.respond == nil {
+			io.WriteString(w, "ok")
+			return
+		}
+		f.respond(n, w, r, body)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeSlack) requests() []request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]request(nil), f.reqs...)
+}
+
+const webhookPath = "/services/T0001/B0002/xoxWEBHOOKSECRET42"
+
+func webhookConfig(base string) slack.Config {
+	c := slack.DefaultConfig()
+	c.WebhookURL = secret.New(base + webhookPath)
+	c.MinInterval = 10 * time.Millisecond
+	return c
+}
+
+func newSink(t *testing.T, cfg slack.Config, log zerolog.Logger) *slack.Sink {
+	t.Helper()
+	s, err := slack.New(cfg, log)
+	if err != nil {
+		t.Fatalf("slack.New() = %v", err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item {
+	t.Helper()
+	out := make([]sinks.Item, len(alerts))
+	for i, a := range alerts {
+		b, err := a.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
+	}
+	return out
+}
+
+// run drives sink with a dispatcher over ob until cond holds.
+func run(t *testing.T, sink sinks.Sink, ob *sinkstest.Outbox, cfg sinks.Config, log zerolog.Logger, cond func() bool) {
+	t.Helper()
+	m, err := sinks.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sinks.NewDispatcher(sink, ob, cfg, log, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func dispatcherConfig() sinks.Config {
+	c := sinks.DefaultConfig()
+	c.PollInterval = 10 * time.Millisecond
+	c.InitialBackoff, c.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	return c
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, got, "", "  "); err != nil {
+		t.Fatalf("payload is not JSON: %v\n%s", err, got)
+	}
+	pretty.WriteByte('\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update): %v", err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Errorf("Slack payload =\n%s\nwant (%s)\n%s", pretty.Bytes(), path, want)
+	}
+}
+
+func TestPayloadGolden(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	ctx := context.Background()
+	// One incident: a full message (with 2 more in the batch), then a digest.
+	burst := items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule), sinkstest.FalcoAlert(2, "nginx:1.27", rule),
+		sinkstest.FalcoAlert(61, "nginx:1.27", rule), sinkstest.AnomalyAlert(3, "redis:7"))
+	if err := s.Send(ctx, burst); err != nil {
+		t.Fatalf("Send() = %v", err)
+	}
+	if err := s.Send(ctx, items(t, sinkstest.FalcoAlert(301, "nginx:1.27", rule))); err != nil {
+		t.Fatalf("Send() = %v", err)
+	}
+	reqs := f.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("messages = %d, want 3 (falco group, anomaly, digest)", len(reqs))
+	}
+	golden(t, "slack_falco.golden", reqs[0].body)
+	golden(t, "slack_anomaly.golden", reqs[1].body)
+	golden(t, "slack_digest.golden", reqs[2].body)
+	if !bytes.Contains(reqs[0].body, []byte("and 2 more like this in 1 min")) {
+		t.Errorf("first message lacks 'and 2 more like this in 1 min':\n%s", reqs[0].body)
+	}
+	if !bytes.Contains(reqs[2].body, []byte("and 3 more like this in 5 min")) {
+		t.Errorf("digest lacks 'and 3 more like this in 5 min':\n%s", reqs[2].body)
+	}
+}
+
+func TestRetryAfter429(t *testing.T) {
+	f := newFakeSlack(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+		if n == 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	ob.PutAlert("slack", sinkstest.FalcoAlert(1, "nginx:1.27", rule))
+	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == 1 })
+	reqs := f.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("requests = %d, want 2 (429, then delivery)", len(reqs))
+	}
+	if gap := reqs[1].at.Sub(reqs[0].at); gap < time.Second {
+		t.Errorf("retried %v after the 429, want >= 1s (Retry-After: 1)", gap)
+	}
+	if !bytes.Equal(reqs[0].body, reqs[1].body) {
+		t.Error("retried message differs from the rate-limited one")
+	}
+}
+
+func TestBurstBecomesDigests(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	cfg := webhookConfig(f.srv.URL)
+	cfg.MinInterval = time.Second // Slack's limit, as deployed
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	const n = 500
+	for i := range n {
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
+	}
+	start := time.Now()
+	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == n })
+	reqs := f.requests()
+	t.Logf("%d alerts -> %d messages in %v", n, len(reqs), time.Since(start).Round(time.Millisecond))
+	if len(reqs) > 6 {
+		t.Errorf("messages = %d, want a handful (<= 6)", len(reqs))
+	}
+	for i := 1; i < len(reqs); i++ {
+		if gap := reqs[i].at.Sub(reqs[i-1].at); gap < 990*time.Millisecond {
+			t.Errorf("message %d sent %v after the previous, want >= 1s", i, gap)
+		}
+	}
+	last := string(reqs[len(reqs)-1].body)
+	if !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
+		t.Errorf("last digest does not account for all %d alerts: %s", n-1, last)
+	}
+}
+
+func TestBadRequestDeadLetters(t *testing.T) {
+	f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "invalid_blocks")
+	})
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	ob.PutAlert("slack", sinkstest.FalcoAlert(1, "nginx:1.27", rule))
+	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return len(ob.DeadLetters("slack")) == 1 })
+	dl := ob.DeadLetters("slack")[0]
+	if !strings.Contains(dl.Reason, "400") || !strings.Contains(dl.Reason, "invalid_blocks") || !strings.HasPrefix(dl.Reason, "permanent") {
+		t.Errorf("dead letter reason = %q, want permanent ... 400 ... invalid_blocks", dl.Reason)
+	}
+	if len(f.requests()) != 1 {
+		t.Errorf("requests = %d, want 1 (a 400 is not retried)", len(f.requests()))
+	}
+}
+
+func TestMinPriority(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	low := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
+	low.Priority = scorer.PriorityNotice
+	if err := s.Send(context.Background(), items(t, low)); err != nil {
+		t.Fatalf("Send(below min priority) = %v, want nil", err)
+	}
+	if n := len(f.requests()); n != 0 {
+		t.Errorf("messages = %d, want 0 for a Notice alert with min_priority Warning", n)
+	}
+}
+
+func TestBotThreadsFollowUps(t *testing.T) {
+	const token = "xoxb-BOTTOKEN-secret-77"
+	f := newFakeSlack(t, func(n int, w http.ResponseWriter, r *http.Request, _ []byte) {
+		fmt.Fprintf(w, `{"ok":true,"ts":"1700000000.%06d"}`, n)
+	})
+	cfg := slack.DefaultConfig()
+	cfg.BotToken, cfg.Channel, cfg.APIURL = secret.New(token), "C0SECURITY", f.srv.URL+"/api/chat.postMessage"
+	cfg.MinInterval = 10 * time.Millisecond
+	s := newSink(t, cfg, zerolog.Nop())
+	ctx := context.Background()
+	for i := range 3 {
+		if err := s.Send(ctx, items(t, sinkstest.FalcoAlert(i, "nginx:1.27", rule))); err != nil {
+			t.Fatalf("Send(%d) = %v", i, err)
+		}
+	}
+	reqs := f.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("messages = %d, want 3", len(reqs))
+	}
+	for i, r := range reqs {
+		var m struct {
+			Channel  string `json:"channel"`
+			ThreadTS string `json:"thread_ts"`
+		}
+		if err := json.Unmarshal(r.body, &m); err != nil {
+			t.Fatal(err)
+		}
+		wantThread := ""
+		if i > 0 {
+			wantThread = "1700000000.000000"
+		}
+		if m.Channel != "C0SECURITY" || m.ThreadTS != wantThread {
+			t.Errorf("message %d: channel %q thread_ts %q, want C0SECURITY and %q", i, m.Channel, m.ThreadTS, wantThread)
+		}
+		if got := r.header.Get("Authorization"); got != "Bearer "+token {
+			t.Errorf("message %d: Authorization = %q, want the bearer token", i, got)
+		}
+	}
+}
+
+func TestSlackLimits(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	a := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
+	a.Event.Output = strings.Repeat("very long output <&> ", 1000)
+	for range 200 {
+		a.Explain.Transitions = append(a.Explain.Transitions, scorer.Transition{
+			History: []string{strings.Repeat("h", 500)}, Symbol: "x", Probability: 0.5, HistorySeen: 3})
+	}
+	if err := s.Send(context.Background(), items(t, a)); err != nil {
+		t.Fatalf("Send() = %v", err)
+	}
+	var m struct {
+		Attachments []struct {
+			Blocks []struct {
+				Text *struct{ Text string } `json:"text"`
+			} `json:"blocks"`
+		} `json:"attachments"`
+	}
+	if err := json.Unmarshal(f.requests()[0].body, &m); err != nil {
+		t.Fatal(err)
+	}
+	truncated := false
+	for _, b := range m.Attachments[0].Blocks {
+		if b.Text == nil {
+			continue
+		}
+		if n := len([]rune(b.Text.Text)); n > 3000 {
+			t.Errorf("section text of %d characters, want <= 3000", n)
+		}
+		truncated = truncated || strings.Contains(b.Text.Text, "(truncated)")
+	}
+	if len(m.Attachments[0].Blocks) > 50 {
+		t.Errorf("blocks = %d, want <= 50", len(m.Attachments[0].Blocks))
+	}
+	if !truncated {
+		t.Error("no truncation marker in an oversized message")
+	}
+}
+
+// TestSecretsNeverLeak checks captured logs, errors and dead-letter reasons
+// for the webhook URL and the bot token.
+func TestSecretsNeverLeak(t *testing.T) {
+	const token = "xoxb-LEAKY-token-99"
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // connection refused: *url.Error, which prints its URL
+	echo := newFakeSlack(t, func(_ int, w http.ResponseWriter, r *http.Request, _ []byte) {
+		w.WriteHeader(http.StatusBadGateway) // a hostile proxy echoing credentials
+		io.WriteString(w, r.Header.Get("Authorization")+" "+r.URL.String())
+	})
+	tests := []struct {
+		name string
+		cfg  func() slack.Config
+		leak []string
+	}{
+		{"webhook refused", func() slack.Config { return webhookConfig(closedURL) }, []string{webhookPath, "xoxWEBHOOKSECRET42"}},
+		{"webhook echoed", func() slack.Config { return webhookConfig(echo.srv.URL) }, []string{"xoxWEBHOOKSECRET42"}},
+		{"bot token echoed", func() slack.Config {
+			c := slack.DefaultConfig()
+			c.BotToken, c.Channel, c.APIURL = secret.New(token), "C1", echo.srv.URL+"/api"
+			c.MinInterval = 10 * time.Millisecond
+			return c
+		}, []string{token}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncBuffer
+			log := zerolog.New(&logs).Level(zerolog.DebugLevel)
+			cfg := tt.cfg()
+			s := newSink(t, cfg, log)
+			sendErr := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if sendErr == nil {
+				t.Fatal("Send() = nil, want an error")
+			}
+			ob := sinkstest.NewOutbox()
+			ob.PutAlertAt("slack", sinkstest.FalcoAlert(2, "nginx:1.27", rule), time.Now().Add(-time.Hour))
+			dc := dispatcherConfig()
+			dc.MaxRetryTime = time.Minute // already expired: dead-letters after one try
+			run(t, s, ob, dc, log, func() bool { return len(ob.DeadLetters("slack")) == 1 })
+			all := logs.String() + "\n" + sendErr.Error() + "\n" + ob.DeadLetters("slack")[0].Reason +
+				"\n" + fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)
+			for _, l := range tt.leak {
+				if strings.Contains(all, l) {
+					t.Errorf("secret %q leaked into logs, errors or config output:\n%s", l, all)
+				}
+			}
+			if !strings.Contains(all, "delivery failing") && !strings.Contains(all, "dead letters") {
+				t.Errorf("captured nothing to check:\n%s", all)
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*slack.Config)
+		want   string
+	}{
+		{"webhook", func(c *slack.Config) { c.WebhookURL = secret.New("https://hooks.slack.com/services/x") }, ""},
+		{"bot", func(c *slack.Config) { c.BotToken, c.Channel = secret.New("xoxb"), "C1" }, ""},
+		{"nothing", func(*slack.Config) {}, "webhook_url: empty"},
+		{"both", func(c *slack.Config) { c.WebhookURLEnv, c.BotTokenEnv = "A", "B" }, "not both"},
+		{"bot without channel", func(c *slack.Config) { c.BotTokenFile = "/t" }, "channel: empty"},
+		{"bad url", func(c *slack.Config) { c.WebhookURL = secret.New("ftp://secret-path") }, "webhook_url: not an http(s) URL"},
+		{"zero interval", func(c *slack.Config) { c.WebhookURLEnv, c.MinInterval = "A", 0 }, "min_interval:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := slack.DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret-path") {
+				t.Errorf("Validate() = %v, leaks the URL", err)
+			}
+		})
+	}
+}
