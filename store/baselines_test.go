@@ -48,7 +48,7 @@ func TestBaselinesPutLoadDrop(t *testing.T) {
 			{Image: "b", Bucket: hour(0), Counts: []byte("b0"), Meta: []byte("bm")}},
 		{{Image: img, Bucket: hour(0), Counts: []byte("a0'"), Meta: []byte("m2")},
 			{Image: img, Bucket: hour(1), Counts: []byte("a1")}}, // last non-nil meta wins
-		{{Image: img, Bucket: hour(2), Counts: []byte("a2")}}, // nil meta keeps m2
+		{{Image: img, Bucket: hour(2), Counts: []byte("a2")}},             // nil meta keeps m2
 		{{Image: "b", Bucket: hour(3), Counts: nil, Meta: []byte("bm2")}}, // meta only
 	}
 	for i, f := range flushes {
@@ -182,9 +182,9 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if err := dst.PutDeltas([]scorer.BaselineDelta{{Image: "x", Bucket: hour(9), Counts: []byte("stale")}}); err != nil {
 		t.Fatal(err)
 	}
-	n, err = dst.Import(bytes.NewReader(file.Bytes()), ImportLimits{})
-	if err != nil || n != 3 {
-		t.Fatalf("Import = %d, %v, want 3 images", n, err)
+	imported, err := dst.Import(bytes.NewReader(file.Bytes()), ImportLimits{})
+	if err != nil || len(imported) != 3 {
+		t.Fatalf("Import = %v, %v, want 3 images", imported, err)
 	}
 	want, wantB := snapshot(t, src)
 	got, gotB := snapshot(t, dst)

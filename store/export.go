@@ -148,9 +148,10 @@ func (e *ImportError) Unwrap() error { return e.Err }
 // replaces a stored image of the same name (meta and all blobs), in one
 // transaction when it fits. The file is untrusted: the header must name this
 // format and version, every record is checked (known fields only, kinds,
-// names, times, order, sizes) and the limits apply. It returns the number of
-// images imported; on error, an *ImportError says where.
-func (d *DB) Import(r io.Reader, lim ImportLimits) (int, error) {
+// names, times, order, sizes) and the limits apply. It returns the names of
+// the images imported, in file order; on error, those imported before it and
+// an *ImportError saying where.
+func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
 	def := DefaultImportLimits()
 	if lim.MaxLineBytes <= 0 {
 		lim.MaxLineBytes = def.MaxLineBytes
@@ -161,11 +162,18 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) (int, error) {
 	if lim.MaxImages <= 0 {
 		lim.MaxImages = def.MaxImages
 	}
-	sc := bufio.NewScanner(r)
+	er := &errReader{r: r}
+	sc := bufio.NewScanner(er)
 	sc.Buffer(make([]byte, 0, min(64<<10, lim.MaxLineBytes)), lim.MaxLineBytes)
-	line, imported := 0, 0
-	fail := func(err error) (int, error) {
-		return imported, &ImportError{Line: line, Images: imported, Err: err}
+	line := 0
+	var imported []string
+	fail := func(err error) ([]string, error) {
+		if er.err != nil {
+			// The scanner hands over a partial last line before it reports
+			// a read error; the read error is the real cause.
+			err = er.err
+		}
+		return imported, &ImportError{Line: line, Images: len(imported), Err: err}
 	}
 	next := func() ([]byte, bool, error) {
 		for sc.Scan() {
@@ -230,7 +238,7 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) (int, error) {
 				if err := d.importImage(cur); err != nil {
 					return fail(err)
 				}
-				imported++
+				imported = append(imported, cur.image)
 			}
 			cur = &importImage{image: rec.Image, lastSeen: *rec.LastSeen, meta: rec.Meta, size: int64(len(rec.Meta))}
 		case "bucket":
@@ -256,12 +264,26 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) (int, error) {
 		if err := d.importImage(cur); err != nil {
 			return fail(err)
 		}
-		imported++
+		imported = append(imported, cur.image)
 	}
-	if imported != h.Images {
-		return fail(fmt.Errorf("header announces %d images, file holds %d (truncated file?)", h.Images, imported))
+	if len(imported) != h.Images {
+		return fail(fmt.Errorf("header announces %d images, file holds %d (truncated file?)", h.Images, len(imported)))
 	}
 	return imported, nil
+}
+
+// errReader remembers the first read error other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 type importBucket struct {

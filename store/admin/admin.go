@@ -1,0 +1,290 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/store"
+)
+
+// DescribeFunc adds model details (top transitions, threshold, maturity) to
+// the show output; store cannot decode counts itself. It returns any value
+// that encodes to JSON.
+type DescribeFunc func(image string, meta []byte, buckets []scorer.BaselineBucket) any
+
+// Option configures the handler.
+type Option func(*handler)
+
+// WithDescribe sets the hook that adds model details to show.
+func WithDescribe(fn DescribeFunc) Option { return func(h *handler) { h.describe = fn } }
+
+// WithOnChange sets a hook called after an image was reset or imported, so
+// that the running pipeline can drop or reload its in-memory model.
+func WithOnChange(fn func(image string)) Option { return func(h *handler) { h.onChange = fn } }
+
+// WithMaxImportBytes bounds the import request body (default 512 MiB).
+func WithMaxImportBytes(n int64) Option { return func(h *handler) { h.maxImport = n } }
+
+type handler struct {
+	db        *store.DB
+	tokenHash [32]byte
+	auth      bool
+	log       zerolog.Logger
+	describe  DescribeFunc
+	onChange  func(string)
+	maxImport int64
+	mux       *http.ServeMux
+}
+
+// Handler returns the admin API for db. A zero token disables
+// authentication (bind the listener to loopback then).
+func Handler(db *store.DB, token secret.Secret, log zerolog.Logger, opts ...Option) http.Handler {
+	h := &handler{db: db, log: log.With().Str("component", "admin").Logger(), maxImport: 512 << 20}
+	if !token.IsZero() {
+		h.auth = true
+		h.tokenHash = sha256.Sum256([]byte(token.Value()))
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("GET /api/v1/baselines", h.list)
+	m.HandleFunc("GET /api/v1/baselines/export", h.export)
+	m.HandleFunc("POST /api/v1/baselines/import", h.importFile)
+	m.HandleFunc("GET /api/v1/baselines/{image}", h.show)
+	m.HandleFunc("DELETE /api/v1/baselines/{image}", h.reset)
+	m.HandleFunc("DELETE /api/v1/baselines", h.reset)
+	m.HandleFunc("GET /api/v1/deadletters", h.deadLetters)
+	m.HandleFunc("POST /api/v1/deadletters/replay", h.replay)
+	h.mux = m
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.auth {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="falco-scorer admin"`)
+			writeError(w, http.StatusUnauthorized, errors.New("missing or invalid bearer token"))
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// imageParam takes the image from the path segment or the image parameter.
+func imageParam(r *http.Request) string {
+	if v := r.PathValue("image"); v != "" {
+		return v
+	}
+	return r.URL.Query().Get("image")
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("image") {
+		h.show(w, r)
+		return
+	}
+	infos, err := h.db.Images()
+	if err != nil {
+		h.fail(w, "list baselines", err)
+		return
+	}
+	if infos == nil {
+		infos = []store.ImageInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"images": infos})
+}
+
+// BucketView is one stored blob in the show output.
+type BucketView struct {
+	Bucket time.Time `json:"bucket"`
+	Bytes  int       `json:"bytes"`
+}
+
+// ShowView is the show output.
+type ShowView struct {
+	store.ImageInfo
+	BucketBlobs []BucketView `json:"bucket_blobs"`
+	Model       any          `json:"model,omitempty"`
+}
+
+func (h *handler) show(w http.ResponseWriter, r *http.Request) {
+	image := imageParam(r)
+	info, buckets, err := h.db.Image(image)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("image %q not found", image))
+		return
+	}
+	if err != nil {
+		h.fail(w, "show baseline", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Show(info, buckets, h.describe))
+}
+
+// Show builds the show output; the CLI uses it too.
+func Show(info store.ImageInfo, buckets []scorer.BaselineBucket, describe DescribeFunc) ShowView {
+	v := ShowView{ImageInfo: info, BucketBlobs: make([]BucketView, len(buckets))}
+	for i, b := range buckets {
+		v.BucketBlobs[i] = BucketView{Bucket: b.Bucket, Bytes: len(b.Counts)}
+	}
+	if describe != nil {
+		v.Model = describe(info.Image, info.Meta, buckets)
+	}
+	return v
+}
+
+func (h *handler) export(w http.ResponseWriter, r *http.Request) {
+	images := r.URL.Query()["image"]
+	// Check names first so that a missing image is a 404, not a cut stream.
+	for _, img := range images {
+		if _, _, err := h.db.Image(img); errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Errorf("image %q not found", img))
+			return
+		} else if err != nil {
+			h.fail(w, "export baselines", err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Disposition", `attachment; filename="baselines.jsonl"`)
+	n, err := h.db.Export(w, images...)
+	if err != nil {
+		// Headers are gone; the truncated file fails the import's count check.
+		h.log.Warn().Err(err).Msg("export baselines")
+		return
+	}
+	h.log.Info().Int("images", n).Msg("baselines exported")
+}
+
+func (h *handler) importFile(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, h.maxImport)
+	images, err := h.db.Import(body, store.ImportLimits{})
+	n := len(images)
+	if h.onChange != nil {
+		for _, img := range images {
+			h.onChange(img)
+		}
+	}
+	var ie *store.ImportError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("import body above %d bytes (%d images imported before)", h.maxImport, n))
+		return
+	case errors.As(err, &ie):
+		writeError(w, http.StatusBadRequest, err)
+		return
+	case err != nil:
+		h.fail(w, "import baselines", err)
+		return
+	}
+	h.log.Info().Int("images", n).Msg("baselines imported")
+	writeJSON(w, http.StatusOK, map[string]any{"imported": n})
+}
+
+func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
+	image := imageParam(r)
+	if image == "" {
+		writeError(w, http.StatusBadRequest, errors.New("image: empty"))
+		return
+	}
+	ok, err := h.db.ResetImage(image)
+	if err != nil {
+		h.fail(w, "reset baseline", err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Errorf("image %q not found", image))
+		return
+	}
+	if h.onChange != nil {
+		h.onChange(image)
+	}
+	h.log.Info().Str("image", image).Msg("baseline reset")
+	writeJSON(w, http.StatusOK, map[string]any{"reset": image})
+}
+
+// DeadLetterView is one dead letter in the API output; the payload is
+// inlined as JSON when it is JSON.
+type DeadLetterView struct {
+	Sink     string          `json:"sink"`
+	Seq      uint64          `json:"seq"`
+	AlertID  string          `json:"alert_id"`
+	Enqueued time.Time       `json:"enqueued"`
+	DeadAt   time.Time       `json:"dead_at"`
+	Reason   string          `json:"reason"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit: %q not in [1, 10000]", s))
+			return
+		}
+		limit = n
+	}
+	dls, err := h.db.DeadLetters(r.URL.Query().Get("sink"), limit)
+	if err != nil {
+		h.fail(w, "list dead letters", err)
+		return
+	}
+	out := make([]DeadLetterView, len(dls))
+	for i, dl := range dls {
+		p := json.RawMessage(dl.Payload)
+		if !json.Valid(p) {
+			p, _ = json.Marshal(dl.Payload) // base64 string
+		}
+		out[i] = DeadLetterView{Sink: dl.Sink, Seq: dl.Seq, AlertID: dl.AlertID, Enqueued: dl.Enqueued,
+			DeadAt: dl.DeadAt, Reason: dl.Reason, Payload: p}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+}
+
+func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
+	sink := r.URL.Query().Get("sink")
+	n, err := h.db.ReplayDeadLetters(sink)
+	if err != nil {
+		h.fail(w, "replay dead letters", err)
+		return
+	}
+	h.log.Info().Str("sink", sink).Int("replayed", n).Msg("dead letters replayed")
+	writeJSON(w, http.StatusOK, map[string]any{"replayed": n})
+}
+
+func (h *handler) fail(w http.ResponseWriter, op string, err error) {
+	if errors.Is(err, store.ErrClosed) {
+		writeError(w, http.StatusServiceUnavailable, errors.New("store closed"))
+		return
+	}
+	h.log.Warn().Err(err).Str("op", op).Msg("admin request failed")
+	writeError(w, http.StatusInternalServerError, fmt.Errorf("%s: internal error", op))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
