@@ -1,0 +1,27 @@
+// Package markov is falco-scorer's model of normal system-call order: a
+// variable-order Markov chain over small integer Symbols with interpolated
+// Witten-Bell smoothing down to a uniform distribution over the whole
+// (bounded) vocabulary, so every event, even an unseen or out-of-vocabulary
+// one, gets a finite surprise.
+//
+// What it provides, for the pipeline and for eval alike:
+//   - Model: Intern/Lookup names, Learn one transition, Score one event
+//     (surprise, context entropy; O(order) map lookups, no allocation),
+//     exact add/subtract of counts through Delta (TakeDelta, Apply), and a
+//     deterministic, versioned binary encoding of Model and Delta.
+//   - History: the per-sequence last Order-1 symbols, one word.
+//   - Sequence: the end-of-sequence score, a streaming P² quantile of
+//     per-event excess surprise; Window: the online score, mean surprise of
+//     the last events; Alarm: rising edge with hysteresis.
+//   - Threshold and Convergence for calibration and graduation; Explain for
+//     the least likely transitions of a window; Stats for maturity.
+//
+// It must not do I/O, read clocks, log, or keep package-level mutable state:
+// time and data come in as arguments, so results are deterministic.
+//
+// Concurrency: Model guards its counts with a sync.RWMutex (Score,
+// Probability, Explain, Stats and MarshalBinary read; Learn, Apply, Intern
+// and TakeDelta write), so it is safe to share. History, Sequence, Window,
+// Alarm and Convergence are per-sequence or per-image state without locks:
+// one goroutine owns each.
+package markov

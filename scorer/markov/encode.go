@@ -1,0 +1,98 @@
+package markov
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+var smoothingCodes = []string{WittenBell, AbsoluteDiscount}
+
+// MarshalBinary encodes the model: magic, version, config, the names of the
+// symbols its counts use, then the learned events (as in a Delta). The
+// encoding is deterministic: equal counts give equal bytes, whatever the
+// learning order, and symbols that were interned but never counted are
+// left out. The pending delta is not part of the encoding.
+func (m *Model) MarshalBinary() ([]byte, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	top := m.cfg.Order - 1
+	d := m.exportLocked(func(yield func(uint64, int64)) {
+		for k, c := range m.trans {
+			if int(k>>60) == top {
+				yield(k, int64(c))
+			}
+		}
+		for k, c := range m.short {
+			yield(k, int64(c))
+		}
+	})
+	b := []byte(modelMagic)
+	b = append(b, formatVersion, byte(m.cfg.Order))
+	code := byte(0)
+	for i, s := range smoothingCodes {
+		if s == m.cfg.Smoothing {
+			code = byte(i)
+		}
+	}
+	b = append(b, code)
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.cfg.Discount))
+	b = binary.AppendUvarint(b, uint64(m.cfg.VocabSize))
+	b = appendNames(b, d.names)
+	b = binary.AppendUvarint(b, uint64(len(d.entries)))
+	var prev uint64
+	for _, e := range d.entries {
+		b = binary.AppendUvarint(b, e.key-prev)
+		b = binary.AppendUvarint(b, uint64(e.count))
+		prev = e.key
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a model written by MarshalBinary.
+func Unmarshal(b []byte) (*Model, error) {
+	r := reader{b: b}
+	if err := r.header(modelMagic); err != nil {
+		return nil, fmt.Errorf("decode model: %w", err)
+	}
+	var cfg Config
+	cfg.Order = int(r.byte())
+	if c := int(r.byte()); c < len(smoothingCodes) {
+		cfg.Smoothing = smoothingCodes[c]
+	}
+	cfg.Discount = r.float()
+	cfg.VocabSize = int(min(r.uvarint(), MaxVocabSize+1))
+	if r.err != nil {
+		return nil, fmt.Errorf("decode model: %w", r.err)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("decode model: %w", err)
+	}
+	names := r.names()
+	n := r.count(2)
+	es := make([]entry, 0, n)
+	var prev uint64
+	for i := 0; i < n && r.err == nil; i++ {
+		key := prev + r.uvarint()
+		if i > 0 && key <= prev {
+			r.fail("keys not increasing")
+		}
+		c := r.uvarint()
+		if c == 0 || c > math.MaxInt64 {
+			r.fail("bad count")
+		}
+		es = append(es, entry{key: key, count: int64(c)})
+		prev = key
+	}
+	if err := r.done(); err != nil {
+		return nil, fmt.Errorf("decode model: %w", err)
+	}
+	if err := checkEntries(cfg.Order, len(names), es); err != nil {
+		return nil, fmt.Errorf("decode model: %w", err)
+	}
+	if err := m.applyLocked(names, es, 1); err != nil {
+		return nil, fmt.Errorf("decode model: %w", err)
+	}
+	return m, nil
+}
