@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,46 +280,15 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 	return api.TS, nil
 }
 
-// redact removes the webhook URL (and the token, defensively) from err.
-// *url.Error prints the whole URL, and a Slack webhook URL is a credential.
+// redact removes the webhook URL and the token from err. *url.Error
+// prints the whole URL, and a Slack webhook URL is a credential.
 func (s *Sink) redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)
-	}
-	if msg := err.Error(); msg != s.scrub(msg) {
-		return errors.New(s.scrub(msg))
-	}
-	return err
+	return sinks.Redact(err, s.target.Value(), s.token.Value())
 }
 
-// scrub replaces any secret inside text: the token, the webhook URL, its
-// path and query, and each long path segment (a proxy may echo only part).
+// scrub replaces any secret inside text (a proxy may echo part of one).
 func (s *Sink) scrub(text string) string {
-	secrets := []string{s.token.Value(), s.target.Value()}
-	if u, err := url.Parse(s.target.Value()); err == nil && !s.target.IsZero() {
-		secrets = append(secrets, u.RawQuery, u.EscapedPath(), u.Path)
-		for _, seg := range strings.Split(u.Path, "/") {
-			if len(seg) >= 8 {
-				secrets = append(secrets, seg)
-			}
-		}
-	}
-	for _, sec := range secrets {
-		if len(sec) > 1 {
-			text = strings.ReplaceAll(text, sec, "<redacted>")
-		}
-	}
-	return text
-}
-
-// redactURL keeps scheme and host, which help debugging and are not secret.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "<redacted>"
-	}
-	return u.Scheme + "://" + u.Host + "/<redacted>"
+	return sinks.RedactText(text, s.target.Value(), s.token.Value())
 }
 
 // retryAfter reads a Retry-After header (seconds or HTTP date).

@@ -1,0 +1,78 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+const redacted = "<redacted>"
+
+// Redact returns err with every secret removed from its text. A *url.Error
+// (which prints the whole request URL) is reduced to scheme://host; then
+// each secret, and for a secret that is a URL its path, query and long path
+// segments, is replaced by "<redacted>". When text had to be replaced the
+// result no longer wraps err, so nothing can print the original; its
+// Permanent, RetryAfter and WithReason marks are kept.
+func Redact(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = fmt.Errorf("%s %s: %w", ue.Op, RedactURL(ue.URL), ue.Err)
+	}
+	msg := err.Error()
+	clean := RedactText(msg, secrets...)
+	if clean == msg {
+		return err
+	}
+	out := WithReason(ReasonOf(err), errors.New(clean))
+	if d, ok := RetryAfterOf(err); ok {
+		out = RetryAfter(out, d)
+	}
+	if IsPermanent(err) {
+		out = Permanent(out)
+	}
+	return out
+}
+
+// RedactText replaces every secret (and the sensitive parts of secret URLs)
+// in text.
+func RedactText(text string, secrets ...string) string {
+	var all []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		all = append(all, s)
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			all = append(all, u.RawQuery, u.EscapedPath(), u.Path)
+			for _, seg := range strings.Split(u.Path, "/") {
+				if len(seg) >= 8 {
+					all = append(all, seg)
+				}
+			}
+			if u.User != nil {
+				all = append(all, u.User.String())
+			}
+		}
+	}
+	for _, s := range all {
+		if len(s) > 1 {
+			text = strings.ReplaceAll(text, s, redacted)
+		}
+	}
+	return text
+}
+
+// RedactURL keeps the scheme and host of raw, which help debugging and are
+// not secret, and hides the rest.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return redacted
+	}
+	return u.Scheme + "://" + u.Host + "/" + redacted
+}

@@ -1,0 +1,67 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+)
+
+// Config configures the webhook sink. The URL and the bearer token are
+// secrets: each comes from its *_env variable, its *_file, or the inline
+// value, in that order.
+type Config struct {
+	URL     secret.Secret `yaml:"url"`
+	URLFile string        `yaml:"url_file"`
+	URLEnv  string        `yaml:"url_env"`
+
+	BearerToken     secret.Secret `yaml:"bearer_token"`
+	BearerTokenFile string        `yaml:"bearer_token_file"`
+	BearerTokenEnv  string        `yaml:"bearer_token_env"`
+
+	// Headers are added to every request (not for credentials: they are
+	// not redacted; use bearer_token).
+	Headers map[string]string `yaml:"headers"`
+	Timeout time.Duration     `yaml:"timeout"`
+}
+
+// DefaultConfig returns the defaults (a 10 s timeout; no URL).
+func DefaultConfig() Config { return Config{Timeout: 10 * time.Second} }
+
+// Validate reports invalid fields, named as in YAML, without printing
+// secrets.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.URL.IsZero() && c.URLFile == "" && c.URLEnv == "" {
+		add("url: empty (set url, url_file or url_env)")
+	}
+	if !c.URL.IsZero() {
+		if err := checkURL(c.URL.Value()); err != nil {
+			add("url: %v", err)
+		}
+	}
+	for k := range c.Headers {
+		if k == "" || strings.ContainsAny(k, " :\r\n") {
+			add("headers: invalid header name %q", k)
+		}
+		if strings.EqualFold(k, "Authorization") {
+			add("headers: Authorization is set from bearer_token")
+		}
+	}
+	if c.Timeout <= 0 {
+		add("timeout: must be positive, got %s", c.Timeout)
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("not an http(s) URL")
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
+)
+
+// Keys falco-scorer adds to a forwarded event's output_fields.
+const (
+	FieldVerdict       = "scorer.verdict"
+	FieldBand          = "scorer.band"
+	FieldScore         = "scorer.score"
+	FieldThreshold     = "scorer.threshold"
+	FieldRatio         = "scorer.ratio"
+	FieldAlertID       = "scorer.alert_id"
+	FieldImage         = "scorer.image"
+	FieldKind          = "scorer.kind"
+	FieldFalcoPriority = "scorer.falco_priority"
+	FieldBaseline      = "scorer.baseline"
+)
+
+// Sink POSTs alerts as Falco JSON.
+type Sink struct {
+	cfg    Config
+	log    zerolog.Logger
+	client *http.Client
+	url    secret.Secret
+	token  secret.Secret
+}
+
+// New resolves the secrets and returns the sink.
+func New(cfg Config, log zerolog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	u, err := secret.Resolve("url", cfg.URL, cfg.URLFile, cfg.URLEnv)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkURL(u.Value()); err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	tok, err := secret.Resolve("bearer_token", cfg.BearerToken, cfg.BearerTokenFile, cfg.BearerTokenEnv)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{
+		cfg: cfg, url: u, token: tok,
+		log:    log.With().Str("component", "sinks.webhook").Logger(),
+		client: &http.Client{Timeout: cfg.Timeout},
+	}, nil
+}
+
+// Name returns "webhook".
+func (s *Sink) Name() string { return "webhook" }
+
+// Close releases idle connections.
+func (s *Sink) Close(context.Context) error {
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+// Send POSTs one request per alert, in order, as falcosidekick expects.
+// Outcomes: nil; a *sinks.PartialError listing the alerts from the first
+// failure on; 429 (with Retry-After when given), 5xx and network errors are
+// transient; other 4xx are sinks.Permanent.
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+	for i, it := range batch {
+		if err := s.post(ctx, it.Alert); err != nil {
+			if i == 0 {
+				return err
+			}
+			failed := make([]int, 0, len(batch)-i)
+			for j := i; j < len(batch); j++ {
+				failed = append(failed, j)
+			}
+			return &sinks.PartialError{Failed: failed, Err: err}
+		}
+	}
+	return nil
+}
+
+func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
+	body, err := FalcoJSON(a)
+	if err != nil {
+		return sinks.Permanent(sinks.WithReason("encode", fmt.Errorf("encode alert %s: %w", a.ID, err)))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url.Value(), bytes.NewReader(body))
+	if err != nil {
+		return sinks.Permanent(s.redact(fmt.Errorf("build request: %w", err)))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "falco-scorer")
+	for k, v := range s.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	if !s.token.IsZero() {
+		req.Header.Set("Authorization", "Bearer "+s.token.Value())
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return sinks.WithReason("unavailable", s.redact(fmt.Errorf("post alert: %w", err)))
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	detail := func() string {
+		return sinks.RedactText(strings.TrimSpace(string(rb)), s.url.Value(), s.token.Value())
+	}
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusTooManyRequests:
+		err := fmt.Errorf("webhook answered 429: %s", detail())
+		if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+			err = sinks.RetryAfter(err, d)
+		}
+		return sinks.WithReason("http_429", err)
+	case code >= 500:
+		return sinks.WithReason("http_5xx", fmt.Errorf("webhook answered %d: %s", code, detail()))
+	case code >= 400:
+		return sinks.Permanent(sinks.WithReason("http_4xx", fmt.Errorf("webhook answered %d: %s", code, detail())))
+	default:
+		return sinks.WithReason("http_other", fmt.Errorf("webhook answered %d", code))
+	}
+}
+
+func (s *Sink) redact(err error) error { return sinks.Redact(err, s.url.Value(), s.token.Value()) }
+
+func retryAfter(h string) (time.Duration, bool) {
+	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+// FalcoJSON renders a as the Falco event it came from, with priority set to
+// the alert's (escalated) priority and the scorer's view added under
+// scorer.* keys in output_fields: categorical values as strings (falco-talon
+// matches output_fields by equality), numbers as JSON numbers. Every other
+// key of the original event is kept as it was.
+func FalcoJSON(a *scorer.Alert) ([]byte, error) {
+	raw := []byte(a.Event.Raw)
+	if len(raw) == 0 {
+		var err error
+		if raw, err = a.Event.EncodeJSON(); err != nil {
+			return nil, err
+		}
+	}
+	var ev map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("decode falco event: %w", err)
+	}
+	if ev == nil {
+		return nil, errors.New("decode falco event: not an object")
+	}
+	fields := map[string]json.RawMessage{}
+	if of, ok := ev["output_fields"]; ok && string(of) != "null" {
+		if err := json.Unmarshal(of, &fields); err != nil {
+			return nil, fmt.Errorf("decode output_fields: %w", err)
+		}
+	}
+	str := func(s string) json.RawMessage { b, _ := json.Marshal(s); return b }
+	num := func(f float64) json.RawMessage {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return json.RawMessage("null")
+		}
+		return json.RawMessage(strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	fields[FieldVerdict] = str(a.Score.Verdict)
+	fields[FieldBand] = str(a.Score.Band)
+	fields[FieldScore] = num(a.Score.Value)
+	fields[FieldThreshold] = num(a.Score.Threshold)
+	fields[FieldRatio] = num(a.Score.Ratio)
+	fields[FieldAlertID] = str(a.ID)
+	fields[FieldImage] = str(a.Subject.Image)
+	fields[FieldKind] = str(a.Kind)
+	fields[FieldFalcoPriority] = str(a.Event.Priority.String())
+	fields[FieldBaseline] = str(a.Baseline.State)
+	of, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	ev["output_fields"] = of
+	ev["priority"] = str(a.Priority.String())
+	return json.Marshal(ev)
+}

@@ -1,0 +1,224 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+	"github.com/falco-scorer/falco-scorer/sinks/webhook"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const (
+	secretPath = "/hook/AbCdEfGhSECRET"
+	token      = "bearer-TOKEN-0042"
+)
+
+type recorded struct {
+	body   []byte
+	header http.Header
+}
+
+func server(t *testing.T, respond func(n int, w http.ResponseWriter, r *http.Request)) (*httptest.Server, func() []recorded) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []recorded
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		n := len(got)
+		got = append(got, recorded{b, r.Header.Clone()})
+		mu.Unlock()
+		if respond != nil {
+			respond(n, w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []recorded { mu.Lock(); defer mu.Unlock(); return append([]recorded(nil), got...) }
+}
+
+func newSink(t *testing.T, base string, log zerolog.Logger) *webhook.Sink {
+	t.Helper()
+	cfg := webhook.DefaultConfig()
+	cfg.URL = secret.New(base + secretPath)
+	cfg.BearerToken = secret.New(token)
+	cfg.Headers = map[string]string{"X-Team": "secops"}
+	s, err := webhook.New(cfg, log)
+	if err != nil {
+		t.Fatalf("webhook.New() = %v", err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item {
+	t.Helper()
+	out := make([]sinks.Item, len(alerts))
+	for i, a := range alerts {
+		b, err := a.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
+	}
+	return out
+}
+
+func TestFalcoFormatBody(t *testing.T) {
+	srv, got := server(t, nil)
+	s := newSink(t, srv.URL, zerolog.Nop())
+	a := sinkstest.FalcoAlert(1, "nginx:1.27", "Terminal shell in container")
+	if err := s.Send(context.Background(), items(t, a)); err != nil {
+		t.Fatalf("Send() = %v", err)
+	}
+	r := got()[0]
+	if r.header.Get("Authorization") != "Bearer "+token || r.header.Get("X-Team") != "secops" || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers = %v, want bearer token, X-Team and JSON content type", r.header)
+	}
+	// Still a Falco event: falcosidekick and falco-talon read it unchanged.
+	ev, err := scorer.DecodeJSON(r.body)
+	if err != nil {
+		t.Fatalf("DecodeJSON(body) = %v, want a valid Falco event", err)
+	}
+	want := map[string]string{
+		"scorer.verdict": "anomalous", "scorer.band": "high", "scorer.score": "17.25", "scorer.threshold": "9.5",
+		"scorer.alert_id": a.ID, "scorer.image": "nginx:1.27", "scorer.kind": "falco", "scorer.falco_priority": "Notice",
+		"proc.name": "bash", "k8s.ns.name": "shop",
+	}
+	for k, v := range want {
+		if ev.Fields[k] != v {
+			t.Errorf("output_fields[%q] = %q, want %q", k, ev.Fields[k], v)
+		}
+	}
+	if ev.Priority != scorer.PriorityCritical || ev.Rule != a.Event.Rule || ev.Output != a.Event.Output || len(ev.Tags) != 4 {
+		t.Errorf("event = priority %v rule %q tags %v, want escalated Critical and the original rule, output, tags", ev.Priority, ev.Rule, ev.Tags)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, r.body, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	path := filepath.Join("testdata", "webhook_body.golden")
+	if *update {
+		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wantBody, err := os.ReadFile(path); err != nil || !bytes.Equal(pretty.Bytes(), wantBody) {
+		t.Errorf("body =\n%s\nwant (%s, err %v)\n%s", pretty.Bytes(), path, err, wantBody)
+	}
+}
+
+func TestOutcomes(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		permanent  bool
+		wantAfter  time.Duration
+		reason     string
+	}{
+		{"429 with Retry-After", http.StatusTooManyRequests, "2", false, 2 * time.Second, "http_429"},
+		{"503", http.StatusServiceUnavailable, "", false, 0, "http_5xx"},
+		{"404 permanent", http.StatusNotFound, "", true, 0, "http_4xx"},
+		{"400 permanent", http.StatusBadRequest, "", true, 0, "http_4xx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The first alert is accepted, the second fails: a partial error.
+			srv, _ := server(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+				if n == 0 {
+					return
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(tt.status)
+			})
+			s := newSink(t, srv.URL, zerolog.Nop())
+			err := s.Send(context.Background(), items(t,
+				sinkstest.FalcoAlert(1, "a", "r"), sinkstest.FalcoAlert(2, "a", "r"), sinkstest.FalcoAlert(3, "a", "r")))
+			pe, ok := err.(*sinks.PartialError)
+			if !ok || fmt.Sprint(pe.Failed) != "[1 2]" {
+				t.Fatalf("Send() = %v, want a PartialError with Failed [1 2]", err)
+			}
+			if sinks.IsPermanent(err) != tt.permanent {
+				t.Errorf("IsPermanent(%v) = %v, want %v", err, sinks.IsPermanent(err), tt.permanent)
+			}
+			if d, _ := sinks.RetryAfterOf(err); d != tt.wantAfter {
+				t.Errorf("RetryAfterOf(%v) = %v, want %v", err, d, tt.wantAfter)
+			}
+			if r := sinks.ReasonOf(err); r != tt.reason {
+				t.Errorf("ReasonOf(%v) = %q, want %q", err, r, tt.reason)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverLeak(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	echo, _ := server(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, r.Header.Get("Authorization")+" "+r.URL.Path)
+	})
+	for name, base := range map[string]string{"refused": closedURL, "echo": echo.URL} {
+		t.Run(name, func(t *testing.T) {
+			var logs bytes.Buffer
+			s := newSink(t, base, zerolog.New(&logs).Level(zerolog.DebugLevel))
+			err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "a", "r")))
+			if err == nil {
+				t.Fatal("Send() = nil, want an error")
+			}
+			text := err.Error() + logs.String()
+			for _, leak := range []string{"AbCdEfGhSECRET", token} {
+				if strings.Contains(text, leak) {
+					t.Errorf("secret %q leaked: %s", leak, text)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*webhook.Config)
+		want   string
+	}{
+		{"ok", func(c *webhook.Config) { c.URLEnv = "HOOK" }, ""},
+		{"no url", func(*webhook.Config) {}, "url: empty"},
+		{"bad url", func(c *webhook.Config) { c.URL = secret.New("nope") }, "url: not an http(s) URL"},
+		{"auth header", func(c *webhook.Config) { c.URLEnv, c.Headers = "H", map[string]string{"authorization": "x"} }, "headers:"},
+		{"timeout", func(c *webhook.Config) { c.URLEnv, c.Timeout = "H", 0 }, "timeout:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := webhook.DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
