@@ -1,0 +1,54 @@
+package store
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestConfigYAMLDurations(t *testing.T) {
+	cfg := DefaultConfig()
+	in := "dir: /var/lib/falco-scorer\ngc_interval: 90s\nimage_ttl: 720h\ngroup_commit_max_delay: 2ms\n"
+	if err := yaml.Unmarshal([]byte(in), &cfg); err != nil {
+		t.Fatalf("yaml.Unmarshal = %v", err)
+	}
+	if cfg.GCInterval != 90*time.Second || cfg.ImageTTL != 720*time.Hour || cfg.GroupCommitMaxDelay != 2*time.Millisecond {
+		t.Errorf("decoded %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"in memory without dir", func(c *Config) { c.Dir = ""; c.InMemory = true }, ""},
+		{"no dir", func(c *Config) { c.Dir = "" }, "dir: empty"},
+		{"delay", func(c *Config) { c.GroupCommitMaxDelay = 2 * time.Second }, "group_commit_max_delay:"},
+		{"events", func(c *Config) { c.GroupCommitMaxEvents = 0 }, "group_commit_max_events:"},
+		{"bytes", func(c *Config) { c.GroupCommitMaxBytes = 10 << 20 }, "group_commit_max_bytes:"},
+		{"event size", func(c *Config) { c.MaxEventBytes = 1 }, "max_event_bytes:"},
+		{"free", func(c *Config) { c.MinFreeBytes = -1 }, "min_free_bytes:"},
+		{"gc", func(c *Config) { c.GCInterval = 0 }, "gc_interval:"},
+		{"ratio", func(c *Config) { c.GCDiscardRatio = 1 }, "gc_discard_ratio:"},
+		{"ttl", func(c *Config) { c.ImageTTL = -1 }, "image_ttl:"},
+		{"retention", func(c *Config) { c.BucketRetention = -1 }, "bucket_retention:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
