@@ -1,100 +1,73 @@
 package markov
 
-import (
-	"fmt"
-	"slices"
+import "fmt"
+
+// Histogram bins for Sequence: per-event values are counted in bins of
+// histBinWidth bits over [histLow, histLow+histBins·histBinWidth); values
+// outside fall into the end bins.
+const (
+	histBins     = 384
+	histBinWidth = 0.125
+	histLow      = -16.0
 )
 
-// Quantile estimates one quantile of a stream in constant space with the P²
-// algorithm (Jain and Chlamtac, 1985): five markers, adjusted with
-// piecewise-parabolic interpolation. It is exact for up to five values. The
-// zero value is not ready: use NewQuantile.
+// Quantile estimates a quantile of a stream in constant space with a fixed
+// histogram of 1/8-bit bins (768 bytes), interpolating inside the bin. On
+// per-event surprise values it ranks sequences like the exact quantile;
+// the P² estimator was measured and lost 0.015 AUC. The zero value is not
+// ready: use NewQuantile.
 type Quantile struct {
-	p  float64
-	n  int        // values seen
-	q  [5]float64 // marker heights
-	at [5]float64 // marker positions (1-based)
-	dn [5]float64 // desired positions
+	p    float64
+	n    uint64 // values added
+	w    uint64 // total weight in bins (less than n after halving)
+	bins [histBins]uint16
 }
 
 // NewQuantile returns an estimator of the p-quantile, p in (0,1).
-func NewQuantile(p float64) Quantile {
-	return Quantile{p: p}
-}
+func NewQuantile(p float64) Quantile { return Quantile{p: p} }
 
-// Add adds one value.
+// Add adds one value. NaN is ignored.
 func (e *Quantile) Add(x float64) {
-	if e.n < 5 {
-		e.q[e.n] = x
-		e.n++
-		if e.n == 5 {
-			slices.Sort(e.q[:])
-			p := e.p
-			e.at = [5]float64{1, 2, 3, 4, 5}
-			e.dn = [5]float64{1, 1 + 2*p, 1 + 4*p, 3 + 2*p, 5}
-		}
+	if x != x {
 		return
 	}
+	i := int((x - histLow) / histBinWidth)
+	i = min(max(i, 0), histBins-1)
 	e.n++
-	var k int
-	switch {
-	case x < e.q[0]:
-		e.q[0], k = x, 0
-	case x >= e.q[4]:
-		e.q[4], k = x, 3
-	default:
-		for k = 0; k < 3 && x >= e.q[k+1]; k++ {
+	if e.bins[i] == 1<<16-1 {
+		// Halve every bin: quantiles are preserved up to rounding.
+		e.w = 0
+		for j := range e.bins {
+			e.bins[j] = (e.bins[j] + 1) / 2
+			e.w += uint64(e.bins[j])
 		}
 	}
-	for i := k + 1; i < 5; i++ {
-		e.at[i]++
-	}
-	p := e.p
-	inc := [5]float64{0, p / 2, p, (1 + p) / 2, 1}
-	for i := range e.dn {
-		e.dn[i] += inc[i]
-	}
-	for i := 1; i <= 3; i++ {
-		d := e.dn[i] - e.at[i]
-		if (d >= 1 && e.at[i+1]-e.at[i] > 1) || (d <= -1 && e.at[i-1]-e.at[i] < -1) {
-			s := 1.0
-			if d < 0 {
-				s = -1
-			}
-			qp := e.parabolic(i, s)
-			if e.q[i-1] < qp && qp < e.q[i+1] {
-				e.q[i] = qp
-			} else {
-				j := i + int(s)
-				e.q[i] += s * (e.q[j] - e.q[i]) / (e.at[j] - e.at[i])
-			}
-			e.at[i] += s
-		}
-	}
-}
-
-func (e *Quantile) parabolic(i int, s float64) float64 {
-	n, q := e.at, e.q
-	return q[i] + s/(n[i+1]-n[i-1])*((n[i]-n[i-1]+s)*(q[i+1]-q[i])/(n[i+1]-n[i])+
-		(n[i+1]-n[i]-s)*(q[i]-q[i-1])/(n[i]-n[i-1]))
+	e.bins[i]++
+	e.w++
 }
 
 // Value returns the estimate (0 before any value).
 func (e *Quantile) Value() float64 {
-	switch {
-	case e.n == 0:
+	if e.w == 0 {
 		return 0
-	case e.n < 5:
-		var v [5]float64
-		copy(v[:], e.q[:e.n])
-		slices.Sort(v[:e.n])
-		return v[int(e.p*float64(e.n-1))]
 	}
-	return e.q[2]
+	target := e.p * float64(e.w)
+	var cum float64
+	for i, c := range e.bins {
+		if c == 0 {
+			continue
+		}
+		if cum+float64(c) >= target {
+			frac := (target - cum) / float64(c)
+			return histLow + (float64(i)+frac)*histBinWidth
+		}
+		cum += float64(c)
+	}
+	return histLow + histBins*histBinWidth
 }
 
 // Count returns the number of values added.
-func (e *Quantile) Count() int { return e.n }
+func (e *Quantile) Count() int { return int(e.n) }
 
 // Aggregation settings chosen by measurement on ADFA-LD (README): a
 // whole-sequence score is the SequenceQuantile of per-event Excess (a robust
