@@ -1,0 +1,196 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/falco-scorer/falco-scorer/store"
+	"github.com/falco-scorer/falco-scorer/store/admin"
+)
+
+// newBaselinesCmd is `falco-scorer baselines`: list, show, export, import
+// and reset baselines in the data directory of a stopped service (a running
+// one holds the directory lock; use its admin API instead).
+func newBaselinesCmd(dataDir *string) *cobra.Command {
+	return newBaselinesCmdWith(dataDir, nil)
+}
+
+// newBaselinesCmdWith is newBaselinesCmd with a hook that adds model details
+// (top transitions, threshold) to `show`.
+func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "baselines",
+		Short: "Inspect, export, import and reset per-image baselines (service stopped)",
+		Long: "Works on the data directory of a stopped falco-scorer. While the service runs, Badger's\n" +
+			"directory lock refuses a second process: use the admin API (/api/v1/baselines) instead.",
+	}
+	open := func() (*store.DB, error) {
+		cfg := store.DefaultConfig()
+		cfg.Dir = *dataDir
+		cfg.MinFreeBytes = 0 // no journal appends here
+		if _, err := os.Stat(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+		return store.Open(cfg, log, nil)
+	}
+	withDB := func(fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) (err error) {
+			db, err := open()
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, db.Close()) }()
+			return fn(cmd, db, args)
+		}
+	}
+
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List stored images",
+		Args:  cobra.NoArgs,
+		RunE: withDB(func(cmd *cobra.Command, db *store.DB, _ []string) error {
+			infos, err := db.Images()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if infos == nil {
+					infos = []store.ImageInfo{}
+				}
+				return writeIndented(out, infos)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tBUCKETS\tBLOBS\tBYTES\tFIRST BUCKET\tLAST BUCKET\tLAST FLUSH")
+			for _, in := range infos {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", in.Image, in.Buckets, in.Blobs, in.Bytes,
+					fmtTime(in.First), fmtTime(in.Last), fmtTime(in.LastSeen))
+			}
+			return tw.Flush()
+		}),
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+
+	show := &cobra.Command{
+		Use:   "show IMAGE",
+		Short: "Show one image's baseline as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+			info, buckets, err := db.Image(args[0])
+			if err != nil {
+				return err
+			}
+			return writeIndented(cmd.OutOrStdout(), admin.Show(info, buckets, describe))
+		}),
+	}
+
+	export := &cobra.Command{
+		Use:   "export [IMAGE...] FILE",
+		Short: "Export images (all when none named) to a versioned JSON-lines file (- for stdout)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+			file, images := args[len(args)-1], args[:len(args)-1]
+			if file == "-" {
+				_, err := db.Export(cmd.OutOrStdout(), images...)
+				return err
+			}
+			n, err := writeFileAtomic(file, func(w io.Writer) (int, error) { return db.Export(w, images...) })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d images to %s\n", n, file)
+			return nil
+		}),
+	}
+
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import an export file (- for stdin); imported images replace stored ones",
+		Args:  cobra.ExactArgs(1),
+		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+			var r io.Reader = cmd.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			images, err := db.Import(r, store.ImportLimits{})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "imported %d images\n", len(images))
+			return nil
+		}),
+	}
+
+	reset := &cobra.Command{
+		Use:   "reset IMAGE",
+		Short: "Delete one image's baseline",
+		Args:  cobra.ExactArgs(1),
+		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+			ok, err := db.ResetImage(args[0])
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("image %q: %w", args[0], store.ErrNotFound)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "reset %s\n", args[0])
+			return nil
+		}),
+	}
+	root.AddCommand(list, show, export, imp, reset)
+	return root
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeFileAtomic writes through a temporary file in the same directory and
+// renames it into place, so a failed export never leaves a truncated file.
+func writeFileAtomic(path string, write func(io.Writer) (int, error)) (n int, err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if n, err = write(f); err != nil {
+		return 0, err
+	}
+	if err = f.Sync(); err != nil {
+		return 0, err
+	}
+	if err = f.Close(); err != nil {
+		return 0, err
+	}
+	return n, os.Rename(f.Name(), path)
+}
