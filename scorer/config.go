@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/markov"
 )
 
 // Sequence-key modes: what one syscall trace is.
@@ -24,10 +26,18 @@ type Config struct {
 	Order  int `yaml:"order"`  // Markov order (history length + 1)
 	Window int `yaml:"window"` // events in the online window score
 
-	// Learning → monitoring.
-	LearningMinEvents uint64  `yaml:"learning_min_events"`      // never graduate before this many learned events
-	NewTransitionRate float64 `yaml:"new_transition_rate"`      // graduate when the rate of unseen transitions falls below this
-	AlertBudget       float64 `yaml:"alert_budget_per_million"` // target false alerts per million events (sets the threshold)
+	// Learning → monitoring: a baseline graduates once LearningBlocks
+	// consecutive blocks of LearningBlockEvents learned events each met at
+	// most NewTransitionRate unseen transitions per event.
+	LearningBlockEvents uint64  `yaml:"learning_block_events"`
+	LearningBlocks      int     `yaml:"learning_blocks"`
+	NewTransitionRate   float64 `yaml:"new_transition_rate"`
+	// AlertBudget is the target of false online alerts per million normal
+	// events; each image's window threshold is calibrated to it.
+	AlertBudget float64 `yaml:"alert_budget_per_million"`
+	// EndAlertRate is the target fraction of normal sequences whose
+	// end-of-sequence score alerts.
+	EndAlertRate float64 `yaml:"end_alert_rate"`
 
 	MaxSequences   int           `yaml:"max_sequences"`   // live sequences kept, across workers (oldest evicted)
 	SequenceIdle   time.Duration `yaml:"sequence_idle"`   // a sequence idle this long is closed
@@ -43,25 +53,27 @@ type Config struct {
 // DefaultConfig returns the configuration used when no file says otherwise.
 func DefaultConfig() Config {
 	return Config{
-		Workers:           runtime.GOMAXPROCS(0),
-		QueueSize:         16384,
-		SequenceKey:       SequenceByProcess,
-		ImageKey:          ImageKeyDigest,
-		ObservationTag:    "falco_scorer",
-		Order:             0, // 0: the model's default
-		Window:            0, // 0: the model's default
-		LearningMinEvents: 20000,
-		NewTransitionRate: 0.001,
-		AlertBudget:       50,
-		MaxSequences:      200000,
-		SequenceIdle:      10 * time.Minute,
-		MaxImages:         20000,
-		FlushInterval:     5 * time.Second,
-		Horizon:           7 * 24 * time.Hour,
-		BucketSize:        time.Hour,
-		CommitBatch:       512,
-		ContainerCache:    100000,
-		MaxVocabulary:     512,
+		Workers:             runtime.GOMAXPROCS(0),
+		QueueSize:           16384,
+		SequenceKey:         SequenceByProcess,
+		ImageKey:            ImageKeyDigest,
+		ObservationTag:      "falco_scorer",
+		Order:               markov.DefaultConfig().Order,
+		Window:              markov.DefaultWindowLength,
+		LearningBlockEvents: 10000,
+		LearningBlocks:      3,
+		NewTransitionRate:   0.002,
+		AlertBudget:         50,
+		EndAlertRate:        0.01,
+		MaxSequences:        200000,
+		SequenceIdle:        10 * time.Minute,
+		MaxImages:           20000,
+		FlushInterval:       5 * time.Second,
+		Horizon:             7 * 24 * time.Hour,
+		BucketSize:          time.Hour,
+		CommitBatch:         512,
+		ContainerCache:      100000,
+		MaxVocabulary:       512,
 	}
 }
 
@@ -80,10 +92,13 @@ func (c Config) Validate() error {
 	check(c.ImageKey == ImageKeyDigest || c.ImageKey == ImageKeyTag || c.ImageKey == ImageKeyRepository,
 		"image_key: %q, want digest, tag or repository", c.ImageKey)
 	check(c.ObservationTag != "", "observation_tag: empty")
-	check(c.Order >= 0 && c.Order <= 8, "order: %d out of range 1..8", c.Order)
-	check(c.Window >= 0 && c.Window <= 1024, "window: %d out of range 1..1024", c.Window)
+	check(c.Order >= 1 && c.Order <= markov.MaxOrder, "order: %d out of range 1..%d", c.Order, markov.MaxOrder)
+	check(c.Window >= 1 && c.Window <= markov.MaxWindowLength, "window: %d out of range 1..%d", c.Window, markov.MaxWindowLength)
 	check(c.NewTransitionRate > 0 && c.NewTransitionRate < 1, "new_transition_rate: %g out of range (0,1)", c.NewTransitionRate)
 	check(c.AlertBudget > 0 && c.AlertBudget < 1e6, "alert_budget_per_million: %g out of range (0,1e6)", c.AlertBudget)
+	check(c.EndAlertRate > 0 && c.EndAlertRate < 1, "end_alert_rate: %g out of range (0,1)", c.EndAlertRate)
+	check(c.LearningBlockEvents >= 100, "learning_block_events: %d, want at least 100", c.LearningBlockEvents)
+	check(c.LearningBlocks >= 1 && c.LearningBlocks <= 100, "learning_blocks: %d out of range 1..100", c.LearningBlocks)
 	check(c.MaxSequences > 0, "max_sequences: must be positive")
 	check(c.SequenceIdle > 0, "sequence_idle: must be positive")
 	check(c.MaxImages > 0, "max_images: must be positive")
@@ -92,6 +107,6 @@ func (c Config) Validate() error {
 	check(c.Horizon >= c.BucketSize, "horizon: %s shorter than bucket_size %s", c.Horizon, c.BucketSize)
 	check(c.CommitBatch > 0, "commit_batch: must be positive")
 	check(c.ContainerCache > 0, "container_cache: must be positive")
-	check(c.MaxVocabulary >= 16, "max_vocabulary: %d, want at least 16", c.MaxVocabulary)
+	check(c.MaxVocabulary >= 16 && c.MaxVocabulary <= markov.MaxVocabSize, "max_vocabulary: %d out of range 16..%d", c.MaxVocabulary, markov.MaxVocabSize)
 	return errors.Join(errs...)
 }

@@ -281,6 +281,9 @@ func scoreTrace(m *markov.Model, cfg Config, t Trace, keepWins bool) scored {
 		h.Push(s)
 	}
 	out.seq = seq.Score()
+	if bandLo > 0 {
+		out.seq = seq.Q().BandMean(bandLo, bandHi)
+	}
 	return out
 }
 
@@ -398,3 +401,5 @@ func (r Report) Families() []string {
 // then comes from another stretch of the stream, as in the service, rather
 // than interleaved with (and near-duplicated by) the data the model learns.
 func foldOf(i, n, k int) int { return i * k / n }
+
+var bandLo, bandHi float64

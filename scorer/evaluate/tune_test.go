@@ -6,18 +6,27 @@ import (
 	"testing"
 )
 
+// TestTune prints the figures behind the defaults (set EVAL_TUNE=1).
 func TestTune(t *testing.T) {
 	if os.Getenv("EVAL_TUNE") == "" {
-		t.Skip("set EVAL_TUNE=1")
+		t.Skip("set EVAL_TUNE=1 to print the parameter sweep")
 	}
 	train, normal, attack := loadShared(t)
-	for _, f := range []int{2, 3, 5, 10} {
-		cfg := DefaultConfig()
-		cfg.Folds = f
-		r, err := Run(context.Background(), cfg, train, normal, attack)
-		if err != nil {
-			t.Fatal(err)
+	for _, order := range []int{4, 5, 6} {
+		for _, band := range [][2]float64{{0.5, 0.9}, {0.5, 1}, {0.6, 0.9}, {0.5, 0.8}, {0.6, 0.8}, {0.4, 0.9}, {0.25, 0.75}} {
+			bandLo, bandHi = band[0], band[1]
+			q := band[0]/10 + band[1]/10
+			for _, w := range []int{30} {
+				cfg := DefaultConfig()
+				cfg.Model.Order, cfg.SequenceQuantile, cfg.WindowLength = order, q, w
+				r, err := Run(context.Background(), cfg, train, normal, attack)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("order=%d q=%.2f w=%d bits=%.4f auc=%.4f fpr90=%.4f tpr05=%.3f online=%.3f cal01=%.4f cal05=%.4f",
+					order, q, w, r.Counts.NormalBits, r.Sequence.AUC, r.Sequence.FPRAtTPR, r.Sequence.TPRAtFPR["0.05"],
+					r.Online.TPRAtFPR["0.05"], r.Calibrated["0.01"].FPR, r.Calibrated["0.05"].FPR)
+			}
 		}
-		t.Logf("folds=%d cal01=%+v cal05=%+v", f, r.Calibrated["0.01"], r.Calibrated["0.05"])
 	}
 }

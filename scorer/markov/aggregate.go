@@ -69,6 +69,37 @@ func (e *Quantile) Value() float64 {
 // Count returns the number of values added.
 func (e *Quantile) Count() int { return int(e.n) }
 
+// BandMean returns the mean of the values between the lo- and hi-quantiles
+// (an L-estimator: a trimmed mean of the upper-middle of the distribution),
+// 0 before any value. lo < hi, both in [0,1].
+func (e *Quantile) BandMean(lo, hi float64) float64 {
+	if e.w == 0 {
+		return 0
+	}
+	a, b := lo*float64(e.w), hi*float64(e.w)
+	var cum, sum, wt float64
+	for i, c := range e.bins {
+		if c == 0 {
+			continue
+		}
+		from, to := cum, cum+float64(c)
+		cum = to
+		if to <= a {
+			continue
+		}
+		if from >= b {
+			break
+		}
+		in := min(to, b) - max(from, a)
+		sum += in * (histLow + (float64(i)+0.5)*histBinWidth)
+		wt += in
+	}
+	if wt == 0 {
+		return e.Value()
+	}
+	return sum / wt
+}
+
 // Aggregation settings chosen by measurement on ADFA-LD (README): a
 // whole-sequence score is the SequenceQuantile of per-event Excess (a robust
 // statistic: neither one rare call nor the trace's length dominates it), and
@@ -97,6 +128,8 @@ func (s *Sequence) Score() float64 { return s.q.Value() }
 
 // Len returns the number of events added.
 func (s *Sequence) Len() int { return s.q.Count() }
+
+func (s *Sequence) Q() *Quantile { return &s.q }
 
 // Window is the online state of one sequence: the per-event surprises of
 // the last Length events, their symbols, and the symbols just before them

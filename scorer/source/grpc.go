@@ -181,7 +181,9 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 		}
 	}()
 
-	evc := make(chan scorer.Event, 2*g.cfg.BatchSize)
+	// The receiver only receives (protobuf decoding); conversion to Events
+	// happens in the accepting goroutine, so the two stages use two cores.
+	evc := make(chan *outputs.Response, 2*g.cfg.BatchSize)
 	var recvErr error
 	go func() {
 		defer close(evc)
@@ -191,15 +193,9 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 				recvErr = err
 				return
 			}
-			ev, err := EventFromResponse(res)
-			if err != nil {
-				g.m.rejected.WithLabelValues(SourceGRPC, decodeReason(err)).Inc()
-				g.log.Debug().Err(err).Msg("grpc event rejected")
-				continue
-			}
 			// Blocking is safe: evc is read until it is closed, and an event
 			// in hand must not be dropped on shutdown.
-			evc <- ev
+			evc <- res
 		}
 	}()
 
@@ -207,8 +203,10 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 	cancel()
 	// The receiver stops once the stream is cancelled; whatever it had
 	// already received is accepted before returning.
-	for ev := range evc {
-		pending = append(pending, ev)
+	for res := range evc {
+		if ev, ok := g.convert(res); ok {
+			pending = append(pending, ev)
+		}
 	}
 	<-pollDone
 	if len(pending) > 0 {
@@ -225,35 +223,53 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 	return fmt.Errorf("receive: %w", recvErr)
 }
 
+// convert turns a response into an Event, counting the ones it rejects.
+func (g *GRPC) convert(res *outputs.Response) (scorer.Event, bool) {
+	ev, err := EventFromResponse(res)
+	if err != nil {
+		g.m.rejected.WithLabelValues(SourceGRPC, decodeReason(err)).Inc()
+		g.log.Debug().Err(err).Msg("grpc event rejected")
+		return scorer.Event{}, false
+	}
+	return ev, true
+}
+
 // acceptLoop accepts batches of events received back to back until evc is
 // closed (it then returns nil) or ctx ends (it then returns the batch it
 // could not accept, for the shutdown drain).
-func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan scorer.Event) []scorer.Event {
+func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *outputs.Response) []scorer.Event {
 	max := g.cfg.BatchSize
 	for {
-		var first scorer.Event
+		var first *outputs.Response
 		select {
-		case ev, ok := <-evc:
+		case res, ok := <-evc:
 			if !ok {
 				return nil
 			}
-			first = ev
+			first = res
 		case <-ctx.Done():
 			return nil
 		}
-		batch := make([]scorer.Event, 1, max)
-		batch[0] = first
+		batch := make([]scorer.Event, 0, max)
+		if ev, ok := g.convert(first); ok {
+			batch = append(batch, ev)
+		}
 	fill:
 		for len(batch) < max {
 			select {
-			case ev, ok := <-evc:
+			case res, ok := <-evc:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, ev)
+				if ev, ok := g.convert(res); ok {
+					batch = append(batch, ev)
+				}
 			default:
 				break fill
 			}
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		if err := g.accept(ctx, batch); err != nil {
 			return batch // accept retries until ctx ends

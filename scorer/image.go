@@ -1,0 +1,450 @@
+package scorer
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/markov"
+)
+
+// Baseline states.
+const (
+	StateLearning   = "learning"
+	StateMonitoring = "monitoring"
+)
+
+// image is one image's baseline as a worker holds it: the model, its
+// maturity and its calibrated thresholds.
+type image struct {
+	key          string
+	model        *markov.Model
+	conv         markov.Convergence
+	state        string
+	threshold    float64 // online window score above which a sequence alerts
+	endThreshold float64 // end-of-sequence score above which a finished sequence alerts
+	since        time.Time
+	graduated    time.Time
+	lastSeen     time.Time
+	inherited    string
+	oldestBucket time.Time // counts from buckets before this were subtracted (rolling horizon)
+	winTop       topK      // highest full-window scores of the learning stream (calibration)
+	endTop       topK      // highest end-of-sequence scores of the learning stream
+	dirty        bool      // learned since the last flush
+	windowLen    int
+}
+
+// imageMeta is the image's state as the store keeps it (Meta bytes).
+type imageMeta struct {
+	Version      int                `json:"v"`
+	State        string             `json:"state"`
+	Threshold    float64            `json:"threshold"`
+	EndThreshold float64            `json:"end_threshold"`
+	Since        time.Time          `json:"since"`
+	Graduated    time.Time          `json:"graduated,omitzero"`
+	LastSeen     time.Time          `json:"last_seen"`
+	Inherited    string             `json:"inherited_from,omitempty"`
+	Convergence  markov.Convergence `json:"convergence"`
+	WinTop       topK               `json:"win_top"`
+	EndTop       topK               `json:"end_top"`
+}
+
+const imageMetaVersion = 1
+
+// DescribeMeta decodes an image's stored meta for admin output (state,
+// thresholds, maturity). It returns nil for meta it cannot read.
+func DescribeMeta(meta []byte) map[string]any {
+	var m imageMeta
+	if json.Unmarshal(meta, &m) != nil {
+		return nil
+	}
+	return map[string]any{
+		"state": m.State, "threshold": m.Threshold, "end_threshold": m.EndThreshold,
+		"since": m.Since, "graduated": m.Graduated, "last_seen": m.LastSeen,
+		"inherited_from": m.Inherited, "learned_events": m.Convergence.Events,
+		"new_transition_rate": m.Convergence.LastRate,
+	}
+}
+
+func (w *worker) modelConfig() markov.Config {
+	mc := markov.DefaultConfig()
+	mc.Order = w.p.cfg.Order
+	mc.VocabSize = w.p.cfg.MaxVocabulary
+	return mc
+}
+
+func (w *worker) newImage(key string, now time.Time) *image {
+	m, err := markov.New(w.modelConfig())
+	if err != nil {
+		panic(fmt.Sprintf("markov config validated at start: %v", err)) // unreachable: Config.Validate checked it
+	}
+	conv := markov.NewConvergence()
+	conv.Block = w.p.cfg.LearningBlockEvents
+	conv.Blocks = w.p.cfg.LearningBlocks
+	conv.Bound = w.p.cfg.NewTransitionRate
+	return &image{
+		key: key, model: m, conv: conv, state: StateLearning, since: now, lastSeen: now,
+		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window,
+		threshold: math.Inf(1), endThreshold: math.Inf(1),
+	}
+}
+
+// image returns the worker's image for key, creating it (from a stored
+// predecessor of the same repository when there is one) on first sight.
+func (w *worker) image(key string, now time.Time) *image {
+	if img, ok := w.images[key]; ok {
+		return img
+	}
+	img := w.newImage(key, now)
+	w.inherit(img, now)
+	w.images[key] = img
+	w.imageCount.Store(int64(len(w.images)))
+	return img
+}
+
+// restoreImage rebuilds an image from its stored meta and count buckets.
+func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket, since time.Time) (*image, error) {
+	img := w.newImage(key, w.p.deps.Now())
+	if len(meta) > 0 {
+		var m imageMeta
+		if err := json.Unmarshal(meta, &m); err != nil {
+			return nil, fmt.Errorf("decode meta: %w", err)
+		}
+		if m.Version != imageMetaVersion {
+			return nil, fmt.Errorf("meta version %d, want %d", m.Version, imageMetaVersion)
+		}
+		img.state, img.threshold, img.endThreshold = m.State, m.Threshold, m.EndThreshold
+		img.since, img.graduated, img.lastSeen, img.inherited = m.Since, m.Graduated, m.LastSeen, m.Inherited
+		img.conv, img.winTop, img.endTop = m.Convergence, m.WinTop, m.EndTop
+		if img.state != StateMonitoring {
+			img.state = StateLearning
+		}
+		// Thresholds are stored as JSON numbers; +Inf (not yet calibrated)
+		// comes back as 0 and must not make everything anomalous.
+		if img.state == StateLearning || img.threshold <= 0 {
+			img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
+		}
+	}
+	for _, b := range buckets {
+		if err := applyCounts(img.model, b.Counts, +1); err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", b.Bucket.Format(time.RFC3339), err)
+		}
+	}
+	img.oldestBucket = since
+	return img, nil
+}
+
+func applyCounts(m *markov.Model, blob []byte, sign int) error {
+	var d markov.Delta
+	if err := d.UnmarshalBinary(blob); err != nil {
+		return err
+	}
+	return m.Apply(d, sign)
+}
+
+// inherit starts a new image version from its predecessor's stored counts
+// (same repository, another tag or digest), marked as inherited. It still
+// learns until its own stream has converged, which is quick when the new
+// version behaves like the old one.
+func (w *worker) inherit(img *image, now time.Time) {
+	repo := repositoryOf(img.key)
+	if repo == "" || w.p.deps.Baselines == nil {
+		return
+	}
+	prev, ok := w.p.repos.Swap(repo, img.key)
+	if !ok || prev.(string) == img.key {
+		return
+	}
+	pred := prev.(string)
+	buckets, err := w.p.deps.Baselines.ImageBuckets(pred, w.p.horizonStart(now), now.Add(w.p.cfg.BucketSize))
+	if err != nil || len(buckets) == 0 {
+		return
+	}
+	var copies []BaselineDelta
+	for _, b := range buckets {
+		if err := applyCounts(img.model, b.Counts, +1); err != nil {
+			w.p.log.Warn().Err(err).Str("image", img.key).Str("from", pred).Msg("inherit baseline")
+			return
+		}
+		copies = append(copies, BaselineDelta{Image: img.key, Bucket: b.Bucket, Counts: b.Counts})
+	}
+	img.inherited = pred
+	copies[len(copies)-1].Meta = img.meta()
+	if err := w.p.deps.Baselines.PutDeltas(copies); err != nil {
+		w.p.log.Warn().Err(err).Str("image", img.key).Msg("store inherited baseline")
+	}
+}
+
+// repositoryOf strips the tag or digest from an image key ("" for keys
+// that are not images, such as container fallbacks).
+func repositoryOf(key string) string {
+	if key == "host" || len(key) > 10 && key[:10] == "container:" {
+		return ""
+	}
+	if i := lastIndexByte(key, '@'); i >= 0 {
+		return key[:i]
+	}
+	repo, _ := splitImage(key)
+	return repo
+}
+
+func lastIndexByte(s string, c byte) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (img *image) learning() bool { return img.state != StateMonitoring }
+
+// meta encodes the image's state for the store.
+func (img *image) meta() []byte {
+	b, _ := json.Marshal(imageMeta{
+		Version: imageMetaVersion, State: img.state,
+		Threshold: finite(img.threshold), EndThreshold: finite(img.endThreshold),
+		Since: img.since, Graduated: img.graduated, LastSeen: img.lastSeen, Inherited: img.inherited,
+		Convergence: img.conv, WinTop: img.winTop, EndTop: img.endTop,
+	})
+	return b
+}
+
+func finite(f float64) float64 {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0
+	}
+	return f
+}
+
+func (img *image) maturity() Maturity {
+	st := img.model.Stats()
+	return Maturity{
+		State: img.state, Events: st.Events, Transitions: uint64(st.Transitions),
+		Since: img.since, Inherited: img.inherited,
+	}
+}
+
+// sequence is one live syscall trace (a process, or a container).
+type sequence struct {
+	key       string
+	container string
+	img       *image
+	hist      markov.History
+	win       *markov.Window
+	acc       markov.Sequence
+	alarm     markov.Alarm
+	alerted   bool
+	events    int
+	lastSeen  time.Time
+	peak      float64 // highest window score of the current episode
+
+	// Learning lags the window: an event is learned only when it leaves the
+	// window with the alarm down, so the events that raise an alarm never
+	// teach the baseline (poisoning guard). pending is a ring of them.
+	pending []pendingEvent
+	pstart  int
+}
+
+type pendingEvent struct {
+	hist markov.History
+	sym  markov.Symbol
+}
+
+func (img *image) newSequence(key, container string, now time.Time) *sequence {
+	win, err := markov.NewWindow(img.windowLen)
+	if err != nil {
+		panic(fmt.Sprintf("window length validated at start: %v", err)) // unreachable
+	}
+	return &sequence{
+		key: key, container: container, img: img, win: win,
+		acc: markov.NewSequence(markov.DefaultSequenceQuantile), lastSeen: now,
+		pending: make([]pendingEvent, 0, img.windowLen),
+	}
+}
+
+// stepResult is one scored event.
+type stepResult struct {
+	sym    markov.Symbol
+	step   markov.Step
+	window float64
+	full   bool
+	oov    bool
+}
+
+// step scores the event name as the next of seq. The model is not changed.
+func (img *image) step(seq *sequence, name string) stepResult {
+	sym := img.model.Lookup(name)
+	if sym == markov.OOV {
+		sym = img.model.Intern(name) // room left: a new symbol; else stays OOV
+	}
+	st := img.model.Score(&seq.hist, sym)
+	win := seq.win.Push(sym, st)
+	seq.acc.Add(st)
+	seq.events++
+	return stepResult{sym: sym, step: st, window: win, full: seq.win.Full(), oov: sym == markov.OOV}
+}
+
+// defer queues the event just scored for learning once it leaves the
+// window; the event leaving now is learned unless the alarm is up. It
+// returns whether an event was held back.
+func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
+	ev := pendingEvent{hist: seq.hist, sym: r.sym}
+	if len(seq.pending) < cap(seq.pending) {
+		seq.pending = append(seq.pending, ev)
+		return false
+	}
+	out := seq.pending[seq.pstart]
+	seq.pending[seq.pstart] = ev
+	seq.pstart = (seq.pstart + 1) % len(seq.pending)
+	if seq.alarm.On() {
+		return true
+	}
+	img.learn(&out.hist, out.sym)
+	return false
+}
+
+// flushPending learns the events still in the window when a sequence ends
+// normally; after an alarm or an anomalous end they are dropped.
+func (img *image) flushPending(seq *sequence, learn bool) (heldBack int) {
+	n := len(seq.pending)
+	for i := 0; i < n; i++ {
+		ev := seq.pending[(seq.pstart+i)%n]
+		if learn {
+			img.learn(&ev.hist, ev.sym)
+		} else {
+			heldBack++
+		}
+	}
+	seq.pending, seq.pstart = seq.pending[:0], 0
+	return heldBack
+}
+
+// learn teaches the model one event.
+func (img *image) learn(hist *markov.History, sym markov.Symbol) {
+	novel := img.model.Learn(hist, sym)
+	before := img.conv.Streak
+	img.conv.Observe(novel)
+	img.dirty = true
+	if img.learning() && img.conv.InBlock == 0 && img.conv.Streak == 0 && before >= 0 {
+		// A block with too much novelty: the baseline is still moving,
+		// so earlier calibration scores no longer describe it.
+		img.winTop.reset()
+		img.endTop.reset()
+	}
+}
+
+// advance moves seq's history past the event just scored.
+func (img *image) advance(seq *sequence, r stepResult) { seq.hist.Push(r.sym) }
+
+// sampleWindow records a learning-stream window score for calibration. The
+// score was computed before the event was learned, so it is held out.
+func (img *image) sampleWindow(r stepResult) {
+	if r.full {
+		img.winTop.add(r.window)
+	}
+}
+
+// sampleEnd records a learning-stream end-of-sequence score.
+func (img *image) sampleEnd(seq *sequence) {
+	if seq.acc.Len() >= minEndEvents {
+		img.endTop.add(seq.acc.Score())
+	}
+}
+
+// ready reports whether the baseline may graduate: its counts converged and
+// it holds enough held-out window scores to place a threshold for the
+// alert budget (at least 1/rate of them, or the top score would be a guess).
+func (img *image) ready(cfg Config) bool {
+	return img.conv.Converged() && float64(img.winTop.N) >= 1e6/cfg.AlertBudget
+}
+
+// graduate moves the image to monitoring with its window threshold
+// calibrated on its own learning stream for the alert budget.
+func (img *image) graduate(now time.Time, cfg Config) {
+	img.state = StateMonitoring
+	img.graduated = now
+	img.threshold = img.winTop.threshold(cfg.AlertBudget / 1e6)
+	img.calibrateEnd(cfg)
+	img.dirty = true
+}
+
+// calibrateEnd sets the end-of-sequence threshold once enough finished
+// normal sequences were seen (1/rate of them); until then whole-sequence
+// verdicts stay off and finished sequences that raised no alarm keep
+// feeding the sample.
+func (img *image) calibrateEnd(cfg Config) {
+	if float64(img.endTop.N) >= 1/cfg.EndAlertRate {
+		img.endThreshold = img.endTop.threshold(cfg.EndAlertRate)
+	}
+}
+
+func (img *image) endCalibrated() bool { return !math.IsInf(img.endThreshold, 1) }
+
+func (img *image) endScore(seq *sequence) float64 { return seq.acc.Score() }
+
+// explain lists the least likely transitions of seq's window.
+func (img *image) explain(seq *sequence, k int) *Explanation {
+	ts := img.model.Explain(seq.win, k)
+	syms := seq.win.WindowSymbols()
+	e := &Explanation{Window: make([]string, len(syms)), Transitions: make([]Transition, len(ts))}
+	for i, s := range syms {
+		e.Window[i] = img.model.Name(s)
+	}
+	for i, t := range ts {
+		h := make([]string, len(t.History))
+		for j, s := range t.History {
+			h[j] = img.model.Name(s)
+		}
+		e.Transitions[i] = Transition{History: h, Symbol: img.model.Name(t.Symbol),
+			Probability: t.Probability, Surprise: t.Surprise, HistorySeen: t.HistorySeen}
+	}
+	return e
+}
+
+// topK keeps the K highest scores of a stream and how many there were: all
+// a threshold for a small alert rate needs, in constant space.
+type topK struct {
+	N   uint64    `json:"n"`
+	Top []float64 `json:"top"` // descending
+}
+
+const topKSize = 64
+
+func (t *topK) add(x float64) {
+	t.N++
+	if len(t.Top) == topKSize && x <= t.Top[topKSize-1] {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(t.Top, x, func(a, b float64) int {
+		switch {
+		case a > b:
+			return -1
+		case a < b:
+			return 1
+		}
+		return 0
+	})
+	t.Top = slices.Insert(t.Top, i, x)
+	if len(t.Top) > topKSize {
+		t.Top = t.Top[:topKSize]
+	}
+}
+
+func (t *topK) reset() { t.N, t.Top = 0, t.Top[:0] }
+
+// threshold returns the score that rate of the stream exceeded: the
+// (⌊rate·N⌋+1)-th highest, so at most rate·N values lie above it. With
+// fewer values than that rank needs, the highest seen is used.
+func (t *topK) threshold(rate float64) float64 {
+	if len(t.Top) == 0 {
+		return math.Inf(1)
+	}
+	k := int(rate * float64(t.N))
+	if k >= len(t.Top) {
+		k = len(t.Top) - 1
+	}
+	return t.Top[k]
+}

@@ -1,0 +1,481 @@
+package scorer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// memStore is an in-memory Journal and Baselines for pipeline tests.
+type memStore struct {
+	mu       sync.Mutex
+	next     uint64
+	journal  map[uint64][]byte
+	outbox   []OutboxPut
+	buckets  map[string][]BaselineBucket
+	meta     map[string][]byte
+	failNext int // Complete fails this many times
+}
+
+func newMemStore() *memStore {
+	return &memStore{journal: map[uint64][]byte{}, buckets: map[string][]BaselineBucket{}, meta: map[string][]byte{}}
+}
+
+func (m *memStore) Append(_ context.Context, raws [][]byte) ([]uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seqs := make([]uint64, len(raws))
+	for i, r := range raws {
+		m.next++
+		m.journal[m.next] = r
+		seqs[i] = m.next
+	}
+	return seqs, nil
+}
+
+func (m *memStore) Complete(done []uint64, alerts []OutboxPut) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failNext > 0 {
+		m.failNext--
+		return fmt.Errorf("disk on fire")
+	}
+	for _, s := range done {
+		delete(m.journal, s)
+	}
+	m.outbox = append(m.outbox, alerts...)
+	return nil
+}
+
+func (m *memStore) Replay(fn func(uint64, []byte) error) error {
+	m.mu.Lock()
+	keys := make([]uint64, 0, len(m.journal))
+	for k := range m.journal {
+		keys = append(keys, k)
+	}
+	m.mu.Unlock()
+	slices.Sort(keys)
+	for _, k := range keys {
+		m.mu.Lock()
+		raw := m.journal[k]
+		m.mu.Unlock()
+		if err := fn(k, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memStore) PutDeltas(ds []BaselineDelta) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range ds {
+		m.buckets[d.Image] = append(m.buckets[d.Image], BaselineBucket{Bucket: d.Bucket, Counts: d.Counts})
+		if d.Meta != nil {
+			m.meta[d.Image] = d.Meta
+		}
+	}
+	return nil
+}
+
+func (m *memStore) LoadBaselines(since time.Time, fn func(string, []byte, []BaselineBucket) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for img, bs := range m.buckets {
+		var keep []BaselineBucket
+		for _, b := range bs {
+			if !b.Bucket.Before(since) {
+				keep = append(keep, b)
+			}
+		}
+		if err := fn(img, m.meta[img], keep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memStore) ImageBuckets(image string, from, to time.Time) ([]BaselineBucket, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []BaselineBucket
+	for _, b := range m.buckets[image] {
+		if !b.Bucket.Before(from) && b.Bucket.Before(to) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) DropBucketsBefore(time.Time) error { return nil }
+
+func (m *memStore) alerts(t *testing.T) []map[string]any {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []map[string]any
+	for _, p := range m.outbox {
+		var v map[string]any
+		if err := json.Unmarshal(p.Payload, &v); err != nil {
+			t.Fatalf("outbox payload is not JSON: %v", err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (m *memStore) journalLen() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.journal)
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// normalTrace is a process of a web server: the same few loops with
+// variations, like ADFA-LD's normal traces.
+func normalTrace(rng *rand.Rand, n int) []string {
+	loops := [][]string{
+		{"accept", "read", "openat", "fstat", "read", "close", "write", "close"},
+		{"epoll_wait", "read", "write"},
+		{"openat", "mmap", "read", "munmap", "close"},
+	}
+	var out []string
+	for len(out) < n {
+		out = append(out, loops[rng.IntN(len(loops))]...)
+	}
+	return out[:n]
+}
+
+// attackTrace is what the web server's process does once taken over.
+func attackTrace(n int) []string {
+	pat := []string{"execve", "setuid", "socket", "connect", "dup2", "dup2", "execve", "ptrace", "openat", "chmod"}
+	var out []string
+	for len(out) < n {
+		out = append(out, pat...)
+	}
+	return out[:n]
+}
+
+type harness struct {
+	t    *testing.T
+	p    *Pipeline
+	st   *memStore
+	clk  *clock
+	seq  int
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan error
+	tim  time.Time
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Workers = 2
+	cfg.LearningBlockEvents = 500
+	cfg.LearningBlocks = 3
+	cfg.NewTransitionRate = 0.01
+	cfg.AlertBudget = 1000
+	cfg.FlushInterval = time.Hour // flushes are driven by the tests
+	return cfg
+}
+
+func newHarness(t *testing.T, cfg Config, st *memStore) *harness {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	p, err := New(cfg, Deps{Journal: st, Baselines: st, Sinks: []string{"stdout"}, Now: clk.Now},
+		zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	h := &harness{t: t, p: p, st: st, clk: clk, ctx: ctx, stop: stop, done: make(chan error, 1), tim: clk.Now()}
+	go func() { h.done <- p.Run(ctx) }()
+	<-p.Ready()
+	t.Cleanup(func() { h.shutdown() })
+	return h
+}
+
+func (h *harness) shutdown() {
+	if h.stop == nil {
+		return
+	}
+	h.stop()
+	h.stop = nil
+	if err := <-h.done; err != nil {
+		h.t.Errorf("Run() error = %v", err)
+	}
+}
+
+func (h *harness) event(rule, prio, container, image string, pid int, evtType string, tags ...string) Event {
+	h.seq++
+	h.tim = h.tim.Add(time.Microsecond)
+	f := map[string]any{"container.id": container, "container.image.repository": image, "container.image.tag": "1",
+		"proc.pid": pid, "proc.name": "web", "evt.type": evtType, "k8s.ns.name": "shop", "k8s.pod.name": "web-1"}
+	raw, _ := json.Marshal(map[string]any{"rule": rule, "priority": prio, "time": h.tim.Format(time.RFC3339Nano),
+		"tags": tags, "output_fields": f, "output": fmt.Sprintf("event %d", h.seq), "source": "syscall"})
+	ev, err := DecodeJSON(raw)
+	if err != nil {
+		h.t.Fatalf("DecodeJSON: %v", err)
+	}
+	return ev
+}
+
+func (h *harness) observations(container, image string, pid int, calls []string) []Event {
+	var evs []Event
+	for _, c := range calls {
+		evs = append(evs, h.event("falco-scorer process observation", "Debug", container, image, pid, c, "falco_scorer"))
+	}
+	return evs
+}
+
+func (h *harness) accept(evs []Event) {
+	h.t.Helper()
+	for len(evs) > 0 {
+		n := min(len(evs), 256)
+		if err := h.p.Accept(context.Background(), "test", evs[:n]); err != nil {
+			h.t.Fatalf("Accept() error = %v", err)
+		}
+		evs = evs[n:]
+	}
+}
+
+// settle waits until every accepted event is committed.
+func (h *harness) settle() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.p.inflight.Load() > 0 {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("pipeline did not settle: %d in flight", h.p.inflight.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (h *harness) train(image string, processes, length int, rng *rand.Rand) {
+	for i := 0; i < processes; i++ {
+		pid := 1000 + h.seq
+		evs := h.observations("c-"+image, image, pid, normalTrace(rng, length))
+		evs = append(evs, h.event("falco-scorer process observation", "Debug", "c-"+image, image, pid, "procexit", "falco_scorer"))
+		h.accept(evs)
+	}
+	h.settle()
+}
+
+func (h *harness) state(image string) (string, float64) {
+	for _, w := range h.p.workers {
+		if img, ok := w.images[image]; ok {
+			return img.state, img.threshold
+		}
+	}
+	return "", 0
+}
+
+func kinds(alerts []map[string]any) map[string]int {
+	m := map[string]int{}
+	for _, a := range alerts {
+		m[a["kind"].(string)]++
+	}
+	return m
+}
+
+func TestPipelineLearnsGraduatesAndFlagsAttack(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(1, 2))
+	h.train("nginx", 12, 400, rng)
+	if s, _ := h.state("nginx:1"); s != StateMonitoring {
+		t.Fatalf("after training state = %q, want monitoring", s)
+	}
+	if n := len(st.alerts(t)); n != 0 {
+		t.Fatalf("alerts while learning = %d, want 0: %v", n, kinds(st.alerts(t)))
+	}
+	// More normal traffic: within the budget, it should stay quiet.
+	h.train("nginx", 5, 400, rng)
+	normalAlerts := len(st.alerts(t))
+	if normalAlerts > 1 {
+		t.Errorf("alerts on normal traffic after graduation = %d, want at most 1", normalAlerts)
+	}
+	// The attack: a process of the same image doing something else.
+	h.accept(h.observations("c-nginx", "nginx", 66666, attackTrace(60)))
+	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
+	h.settle()
+	alerts := st.alerts(t)[normalAlerts:]
+	k := kinds(alerts)
+	if k[KindAnomaly] != 1 {
+		t.Fatalf("anomaly alerts for the attack = %d, want exactly 1 (one episode, one alert); got %v", k[KindAnomaly], k)
+	}
+	if k[KindFalco] != 1 {
+		t.Fatalf("falco alerts = %d, want 1", k[KindFalco])
+	}
+	for _, a := range alerts {
+		switch a["kind"] {
+		case KindAnomaly:
+			ex, ok := a["explanation"].(map[string]any)
+			if !ok || len(ex["transitions"].([]any)) == 0 {
+				t.Errorf("anomaly alert without explanation: %v", a)
+			}
+			sc := a["score"].(map[string]any)
+			if sc["value"].(float64) <= sc["threshold"].(float64) {
+				t.Errorf("anomaly score %v not above threshold %v", sc["value"], sc["threshold"])
+			}
+			if a["falco"].(map[string]any)["rule"] != "falco-scorer process observation" {
+				t.Errorf("original event not kept under falco: %v", a["falco"])
+			}
+		case KindFalco:
+			sc := a["score"].(map[string]any)
+			if sc["verdict"] != VerdictAnomalous {
+				t.Errorf("falco alert from the attacked container has verdict %v, want anomalous", sc["verdict"])
+			}
+		}
+	}
+	if st.journalLen() != 0 {
+		t.Errorf("journal holds %d entries after settling, want 0", st.journalLen())
+	}
+}
+
+func TestPipelinePoisoningGuard(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(3, 4))
+	h.train("nginx", 12, 400, rng)
+	var before uint64
+	for _, w := range h.p.workers {
+		if img, ok := w.images["nginx:1"]; ok {
+			before = img.model.Stats().Events
+		}
+	}
+	attack := h.observations("c-nginx", "nginx", 7777, attackTrace(300))
+	h.accept(attack)
+	h.settle()
+	var after uint64
+	for _, w := range h.p.workers {
+		if img, ok := w.images["nginx:1"]; ok {
+			after = img.model.Stats().Events
+		}
+	}
+	// Only the events before the alarm rose may be learned.
+	if learned := after - before; learned > 60 {
+		t.Errorf("events of an anomalous sequence learned = %d of %d, want at most the window before the alarm", learned, len(attack))
+	}
+}
+
+func TestPipelineOverloadAndReplay(t *testing.T) {
+	st := newMemStore()
+	cfg := testConfig()
+	cfg.QueueSize = 10
+	clk := &clock{t: time.Now()}
+	p, err := New(cfg, Deps{Journal: st, Sinks: []string{"stdout"}, Now: clk.Now}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, clk: clk, tim: clk.Now()}
+	// Not running: events journal, then the queue fills.
+	var evs []Event
+	for i := 0; i < 11; i++ {
+		evs = append(evs, h.event("Some rule", "Warning", "c1", "nginx", 1, "execve"))
+	}
+	if err := p.Accept(context.Background(), "test", evs[:10]); err != nil {
+		t.Fatalf("Accept(10) error = %v", err)
+	}
+	if err := p.Accept(context.Background(), "test", evs[10:]); err != ErrOverloaded {
+		t.Fatalf("Accept(11th) error = %v, want ErrOverloaded", err)
+	}
+	if st.journalLen() != 10 {
+		t.Fatalf("journal = %d, want 10 (the refused event must not be journaled)", st.journalLen())
+	}
+	// A new pipeline over the same store replays the journal.
+	p2, err := New(cfg, Deps{Journal: st, Sinks: []string{"stdout"}, Now: clk.Now}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p2.Run(ctx) }()
+	<-p2.Ready()
+	deadline := time.Now().Add(5 * time.Second)
+	for st.journalLen() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if st.journalLen() != 0 || len(st.alerts(t)) < 10 {
+		t.Errorf("after replay journal = %d alerts = %d, want 0 and ≥ 10", st.journalLen(), len(st.alerts(t)))
+	}
+}
+
+func TestPipelineShutdownDrainsAndRetriesCommit(t *testing.T) {
+	st := newMemStore()
+	st.failNext = 3
+	h := newHarness(t, testConfig(), st)
+	var evs []Event
+	for i := 0; i < 2000; i++ {
+		evs = append(evs, h.event("Some rule", "Warning", fmt.Sprintf("c%d", i%7), "nginx", i, "execve"))
+	}
+	h.accept(evs)
+	h.shutdown() // cancel right away: everything accepted must still be committed
+	if n := st.journalLen(); n != 0 {
+		t.Errorf("journal after shutdown = %d, want 0", n)
+	}
+	if n := len(st.alerts(t)); n != 2000 {
+		t.Errorf("alerts after shutdown = %d, want 2000", n)
+	}
+}
+
+func TestPipelineBaselinesSurviveRestartAndRoll(t *testing.T) {
+	st := newMemStore()
+	cfg := testConfig()
+	cfg.Horizon = 2 * time.Hour
+	h := newHarness(t, cfg, st)
+	rng := rand.New(rand.NewPCG(5, 6))
+	h.train("nginx", 12, 400, rng)
+	for _, w := range h.p.workers {
+		w.flushBaselines(h.clk.Now())
+	}
+	h.shutdown()
+
+	// Restart: the baseline comes back, still graduated, same threshold.
+	h2 := newHarness(t, cfg, st)
+	h2.clk = h.clk
+	state, thr := h2.state("nginx:1")
+	_, thr1 := h.state("nginx:1")
+	if state != StateMonitoring || thr != thr1 {
+		t.Fatalf("after restart state = %q threshold %v, want monitoring %v", state, thr, thr1)
+	}
+	var img *image
+	for _, w := range h2.p.workers {
+		if i, ok := w.images["nginx:1"]; ok {
+			img = i
+		}
+	}
+	if img.model.Stats().Events == 0 {
+		t.Fatal("restored model is empty")
+	}
+	// Three hours later the bucket has left the 2 h horizon: its counts go.
+	later := h.clk.Now().Add(3 * time.Hour)
+	for _, w := range h2.p.workers {
+		w.rollHorizon(later)
+	}
+	if ev := img.model.Stats().Events; ev != 0 {
+		t.Errorf("events after the horizon passed = %d, want 0", ev)
+	}
+}

@@ -1,0 +1,503 @@
+package scorer
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// worker owns a shard of images: their models, their sequences and the
+// anomaly state of their containers. Only its goroutine touches them.
+type worker struct {
+	p          *Pipeline
+	id         int
+	ch         chan item
+	images     map[string]*image
+	imageCount atomic.Int64
+	seqs       map[string]*list.Element // sequence key → element of lru (value *sequence)
+	lru        *list.List               // most recently seen at the front
+	maxSeqs    int
+	containers map[string]*containerState
+
+	// pending commit: journal entries done and alerts to write with them.
+	done []uint64
+	puts []OutboxPut
+
+	unflushed                    []BaselineDelta // deltas a failed flush could not write
+	lastLearning, lastMonitoring int             // this worker's share of the images gauge
+}
+
+// containerState is the current anomaly state of one container, attached
+// to Falco alerts from that container.
+type containerState struct {
+	image     string
+	anomalous int       // sequences of this container currently in an anomalous episode
+	lastScore Score     // score of the latest anomaly
+	lastSeen  time.Time // time of the latest anomaly
+}
+
+func newWorker(p *Pipeline, id int) *worker {
+	maxSeqs := p.cfg.MaxSequences / p.cfg.Workers
+	if maxSeqs < 1 {
+		maxSeqs = 1
+	}
+	return &worker{
+		p:          p,
+		id:         id,
+		ch:         make(chan item, p.cfg.QueueSize),
+		images:     make(map[string]*image),
+		seqs:       make(map[string]*list.Element),
+		lru:        list.New(),
+		maxSeqs:    maxSeqs,
+		containers: make(map[string]*containerState),
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	tick := time.NewTicker(w.p.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case it := <-w.ch:
+			w.process(it)
+			if len(w.done) >= w.p.cfg.CommitBatch || len(w.ch) == 0 {
+				w.commit(ctx)
+			}
+		case <-tick.C:
+			w.maintain(w.p.deps.Now())
+		case <-ctx.Done():
+			// Drain: every accepted event is scored and committed before
+			// the worker returns (inputs were stopped first).
+			for {
+				select {
+				case it := <-w.ch:
+					w.process(it)
+					if len(w.done) >= w.p.cfg.CommitBatch {
+						w.commit(context.Background())
+					}
+					continue
+				default:
+				}
+				break
+			}
+			w.commit(context.Background())
+			w.flushBaselines(w.p.deps.Now())
+			return
+		}
+	}
+}
+
+// process scores one event and queues its alerts for the next commit.
+func (w *worker) process(it item) {
+	now := w.p.deps.Now()
+	ev := &it.ev
+	if ev.HasTag(w.p.cfg.ObservationTag) {
+		w.p.met.scored.WithLabelValues("observation").Inc()
+		w.observe(it, now)
+	} else {
+		w.p.met.scored.WithLabelValues("falco").Inc()
+		w.falcoAlert(it, now)
+	}
+	w.done = append(w.done, it.seq)
+}
+
+// observe runs one observation event through its sequence: score, verdict,
+// learn. It alerts only on an anomaly (rising edge) or an anomalous end.
+func (w *worker) observe(it item, now time.Time) {
+	sym := it.ev.Field(FieldEvtType...)
+	if sym == "" {
+		return // nothing to score; counted as scored, no alert
+	}
+	img := w.image(it.subj.Image, now)
+	img.lastSeen = now
+	key := w.sequenceKey(&it)
+	seq := w.sequence(key, img, it.subj.ContainerID, now)
+
+	if sym == "procexit" && w.p.cfg.SequenceKey == SequenceByProcess {
+		w.endSequence(seq, &it, now, "exit")
+		return
+	}
+	r := img.step(seq, sym)
+	if r.oov {
+		w.p.met.oov.Inc()
+	}
+	if img.learning() {
+		// Scored before it is learned, so the score is held out: it
+		// calibrates the threshold. Learning images never alert.
+		img.sampleWindow(r)
+	} else if r.full {
+		wasOn := seq.alarm.On()
+		if seq.alarm.Update(r.window, img.threshold, img.threshold*hysteresis) {
+			seq.peak = r.window
+			w.containerEnter(seq, img, r, now)
+			w.emit(w.anomalyAlert(&it, img, seq, r, KindAnomaly), now)
+		} else if seq.alarm.On() {
+			seq.peak = max(seq.peak, r.window)
+		} else if wasOn {
+			w.containerLeave(seq)
+		}
+	}
+	// Poisoning guard: an anomalous sequence teaches the baseline nothing.
+	if img.deferLearn(seq, r) {
+		w.p.met.heldBack.Inc()
+	}
+	img.advance(seq, r)
+	if img.learning() && img.ready(w.p.cfg) {
+		img.graduate(now, w.p.cfg)
+		w.p.met.graduated.Inc()
+		w.p.log.Info().Str("image", img.key).Uint64("events", img.conv.Events).
+			Float64("threshold", img.threshold).Float64("end_threshold", img.endThreshold).
+			Msg("baseline graduated to monitoring")
+	}
+}
+
+// hysteresis: an episode ends when the window score falls below this
+// fraction of the threshold, so one episode raises one alert.
+const hysteresis = 0.8
+
+// falcoAlert forwards a Falco rule's event, annotated with its container's
+// anomaly state; the rules re-prioritize it.
+func (w *worker) falcoAlert(it item, now time.Time) {
+	a := &Alert{
+		ID:      AlertID(it.ev.Raw, KindFalco),
+		Kind:    KindFalco,
+		Time:    it.ev.Time,
+		Event:   it.ev,
+		Subject: it.subj,
+		Score:   Score{Verdict: VerdictUnscored, FalcoPriority: it.ev.Priority, Band: "none"},
+		Reason:  "falco rule " + strconv.Quote(it.ev.Rule),
+	}
+	if img, ok := w.images[it.subj.Image]; ok {
+		a.Baseline = img.maturity()
+		if img.learning() {
+			a.Score.Verdict = VerdictLearning
+		} else {
+			a.Score.Verdict = VerdictNormal
+		}
+	}
+	if cs, ok := w.containers[it.subj.ContainerID]; ok && it.subj.ContainerID != "" {
+		if cs.anomalous > 0 || now.Sub(cs.lastSeen) < recentAnomaly {
+			a.Score = cs.lastScore
+			a.Score.FalcoPriority = it.ev.Priority
+			a.Score.Verdict = VerdictAnomalous
+			a.Reason += " in a container behaving anomalously"
+		}
+	}
+	w.emit(a, now)
+}
+
+// emit applies the rules and queues the alert for each chosen sink.
+func (w *worker) emit(a *Alert, now time.Time) {
+	if a.Priority == 0 && a.Kind == KindFalco {
+		a.Priority = a.Event.Priority
+	}
+	d := Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.p.deps.Sinks}
+	if w.p.deps.Decider != nil {
+		d = w.p.deps.Decider.Decide(a, now)
+	}
+	if d.Suppressed {
+		w.p.met.suppressed.WithLabelValues(a.Kind).Inc()
+		return
+	}
+	a.Priority = d.Priority
+	if d.Band != "" {
+		a.Score.Band = d.Band
+	}
+	a.Sinks = d.Sinks
+	if len(d.Sinks) == 0 {
+		w.p.met.suppressed.WithLabelValues(a.Kind).Inc()
+		return
+	}
+	payload, err := json.Marshal(a)
+	if err != nil {
+		w.p.log.Error().Err(err).Str("kind", a.Kind).Msg("encode alert")
+		return
+	}
+	for _, s := range d.Sinks {
+		w.puts = append(w.puts, OutboxPut{Sink: s, AlertID: a.ID, Payload: payload})
+	}
+	w.p.met.alerts.WithLabelValues(a.Kind, a.Priority.String()).Inc()
+}
+
+// commit writes pending alerts to the outbox and removes their events from
+// the journal in one atomic store operation. It retries until the store
+// accepts: an event leaves the journal only with its alerts safe.
+func (w *worker) commit(ctx context.Context) {
+	if len(w.done) == 0 {
+		return
+	}
+	start := time.Now()
+	backoff := 10 * time.Millisecond
+	logged := false
+	for {
+		err := w.p.deps.Journal.Complete(w.done, w.puts)
+		if err == nil {
+			break
+		}
+		w.p.met.commitErrors.Inc()
+		if !logged {
+			w.p.log.Error().Err(err).Int("events", len(w.done)).Msg("outbox commit failed, retrying")
+			logged = true
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			// Shutting down with the store failing: the events stay in
+			// the journal and are replayed at the next start.
+			if ctx.Err() != nil && backoff >= time.Second {
+				w.p.inflight.Add(-int64(len(w.done)))
+				w.done, w.puts = w.done[:0], w.puts[:0]
+				return
+			}
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	if logged {
+		w.p.log.Info().Msg("outbox commit recovered")
+	}
+	w.p.met.scoreSeconds.Observe(time.Since(start).Seconds())
+	hadAlerts := len(w.puts) > 0
+	w.p.inflight.Add(-int64(len(w.done)))
+	w.done, w.puts = w.done[:0], w.puts[:0]
+	if hadAlerts {
+		w.p.deps.Wake()
+	}
+}
+
+// sequenceKey names the trace an event belongs to.
+func (w *worker) sequenceKey(it *item) string {
+	c := it.subj.ContainerID
+	if c == "" {
+		c = it.subj.Hostname
+	}
+	if w.p.cfg.SequenceKey == SequenceByContainer || it.subj.PID == 0 {
+		return c
+	}
+	return c + "/" + strconv.FormatInt(it.subj.PID, 10)
+}
+
+// sequence finds or creates the sequence for key, evicting the least
+// recently seen one when the shard is full.
+func (w *worker) sequence(key string, img *image, container string, now time.Time) *sequence {
+	if el, ok := w.seqs[key]; ok {
+		s := el.Value.(*sequence)
+		if s.img == img {
+			s.lastSeen = now
+			w.lru.MoveToFront(el)
+			return s
+		}
+		// The container's image changed (cache refreshed): start afresh.
+		w.closeSequence(el, "image_changed")
+	}
+	for len(w.seqs) >= w.maxSeqs {
+		w.closeSequence(w.lru.Back(), "capacity")
+	}
+	s := img.newSequence(key, container, now)
+	w.seqs[key] = w.lru.PushFront(s)
+	w.p.met.sequences.Add(1)
+	return s
+}
+
+func (w *worker) closeSequence(el *list.Element, reason string) {
+	s := el.Value.(*sequence)
+	if s.alarm.On() {
+		w.containerLeave(s)
+	}
+	if n := s.img.flushPending(s, !s.alerted); n > 0 {
+		w.p.met.heldBack.Add(float64(n))
+	}
+	w.lru.Remove(el)
+	delete(w.seqs, s.key)
+	w.p.met.sequences.Add(-1)
+	w.p.met.evicted.WithLabelValues(reason).Inc()
+}
+
+// endSequence closes a sequence on process exit, with an end-of-sequence
+// verdict over the whole trace.
+func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason string) {
+	img := seq.img
+	switch {
+	case img.learning():
+		img.sampleEnd(seq)
+	case !img.endCalibrated():
+		if !seq.alerted {
+			img.sampleEnd(seq)
+			img.calibrateEnd(w.p.cfg)
+		}
+	case seq.events >= minEndEvents:
+		score := img.endScore(seq)
+		if score > img.endThreshold && !seq.alerted {
+			r := stepResult{window: score}
+			a := w.anomalyAlert(it, img, seq, r, KindEnd)
+			a.Score.Value, a.Score.Threshold = score, img.endThreshold
+			a.Score.Ratio = ratio(score, img.endThreshold)
+			w.emit(a, now)
+		}
+	}
+	if el, ok := w.seqs[seq.key]; ok {
+		w.closeSequence(el, reason)
+	}
+}
+
+// recentAnomaly is how long a container stays "anomalous" for the Falco
+// alerts that follow an anomalous sequence in it.
+const recentAnomaly = 10 * time.Minute
+
+// minEndEvents: shorter traces carry too little evidence for a whole-trace verdict.
+const minEndEvents = 8
+
+// anomalyAlert builds the alert for an anomalous window or sequence.
+func (w *worker) anomalyAlert(it *item, img *image, seq *sequence, r stepResult, kind string) *Alert {
+	seq.alerted = true
+	a := &Alert{
+		ID:       AlertID(it.ev.Raw, kind),
+		Kind:     kind,
+		Time:     it.ev.Time,
+		Priority: PriorityWarning,
+		Event:    it.ev,
+		Subject:  it.subj,
+		Score: Score{
+			Value: r.window, Threshold: img.threshold, Ratio: ratio(r.window, img.threshold),
+			Verdict: VerdictAnomalous, FalcoPriority: it.ev.Priority,
+		},
+		Baseline: img.maturity(),
+		Explain:  img.explain(seq, explainTop),
+	}
+	if kind == KindEnd {
+		a.Reason = "process " + strconv.Quote(it.subj.Process) + " ended with a system-call sequence unusual for this image"
+	} else {
+		a.Reason = "system-call sequence unusual for this image"
+	}
+	return a
+}
+
+const explainTop = 5
+
+func ratio(v, t float64) float64 {
+	if t <= 0 {
+		return 0
+	}
+	return v / t
+}
+
+func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now time.Time) {
+	if seq.container == "" {
+		return
+	}
+	cs, ok := w.containers[seq.container]
+	if !ok {
+		cs = &containerState{image: img.key}
+		w.containers[seq.container] = cs
+	}
+	cs.anomalous++
+	cs.lastSeen = now
+	cs.lastScore = Score{Value: r.window, Threshold: img.threshold, Ratio: ratio(r.window, img.threshold), Verdict: VerdictAnomalous}
+}
+
+func (w *worker) containerLeave(seq *sequence) {
+	if cs, ok := w.containers[seq.container]; ok && cs.anomalous > 0 {
+		cs.anomalous--
+	}
+}
+
+// maintain runs on the flush tick: close idle sequences, persist learned
+// counts, roll the horizon, update gauges.
+func (w *worker) maintain(now time.Time) {
+	idle := now.Add(-w.p.cfg.SequenceIdle)
+	for el := w.lru.Back(); el != nil; {
+		s := el.Value.(*sequence)
+		if s.lastSeen.After(idle) {
+			break
+		}
+		prev := el.Prev()
+		w.closeSequence(el, "idle")
+		el = prev
+	}
+	for id, cs := range w.containers {
+		if cs.anomalous == 0 && now.Sub(cs.lastSeen) >= recentAnomaly {
+			delete(w.containers, id)
+		}
+	}
+	w.flushBaselines(now)
+	w.rollHorizon(now)
+}
+
+// flushBaselines writes every image's counts learned since the last flush,
+// with its state, in one store operation. A failed flush keeps nothing back
+// for later: the counts stay in the model, only the stored copy lags, and
+// the pending delta of the failed flush is re-applied to the next one.
+func (w *worker) flushBaselines(now time.Time) {
+	learning, monitoring := 0, 0
+	var deltas []BaselineDelta
+	bucket := now.Truncate(w.p.cfg.BucketSize)
+	for _, img := range w.images {
+		if img.learning() {
+			learning++
+		} else {
+			monitoring++
+		}
+		if !img.dirty || w.p.deps.Baselines == nil {
+			continue
+		}
+		d := img.model.TakeDelta()
+		blob, err := d.MarshalBinary()
+		if err != nil {
+			w.p.log.Error().Err(err).Str("image", img.key).Msg("encode baseline delta")
+			continue
+		}
+		deltas = append(deltas, BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.meta()})
+		img.dirty = false
+	}
+	w.p.met.images.WithLabelValues(StateLearning).Add(float64(learning - w.lastLearning))
+	w.p.met.images.WithLabelValues(StateMonitoring).Add(float64(monitoring - w.lastMonitoring))
+	w.lastLearning, w.lastMonitoring = learning, monitoring
+	if len(deltas) == 0 {
+		return
+	}
+	if err := w.p.deps.Baselines.PutDeltas(deltas); err != nil {
+		w.p.met.flushErrors.Inc()
+		w.p.log.Error().Err(err).Int("images", len(deltas)).Msg("baseline flush failed, keeping deltas for the next one")
+		w.unflushed = append(w.unflushed, deltas...)
+		if len(w.unflushed) > maxUnflushed {
+			w.unflushed = w.unflushed[len(w.unflushed)-maxUnflushed:]
+		}
+		return
+	}
+	if len(w.unflushed) > 0 {
+		if err := w.p.deps.Baselines.PutDeltas(w.unflushed); err == nil {
+			w.unflushed = nil
+		}
+	}
+}
+
+// maxUnflushed bounds the deltas kept in memory while the store refuses
+// flushes; beyond it the oldest are given up (the live model keeps them).
+const maxUnflushed = 4096
+
+// rollHorizon subtracts the counts of buckets that left the rolling horizon,
+// so behaviour seen only long ago stops counting as normal.
+func (w *worker) rollHorizon(now time.Time) {
+	if w.p.deps.Baselines == nil {
+		return
+	}
+	start := w.p.horizonStart(now)
+	for _, img := range w.images {
+		if !img.oldestBucket.Before(start) {
+			continue
+		}
+		old, err := w.p.deps.Baselines.ImageBuckets(img.key, img.oldestBucket, start)
+		if err != nil {
+			w.p.log.Error().Err(err).Str("image", img.key).Msg("read expired buckets")
+			continue
+		}
+		for _, b := range old {
+			if err := applyCounts(img.model, b.Counts, -1); err != nil {
+				w.p.log.Warn().Err(err).Str("image", img.key).Msg("subtract expired bucket")
+			}
+		}
+		img.oldestBucket = start
+	}
+}
