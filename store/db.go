@@ -299,6 +299,10 @@ func (d *DB) Maintain(ctx context.Context) {
 			d.log.Info().Int("images", n).Dur("image_ttl", d.cfg.ImageTTL).Msg("dropped idle images")
 		}
 	}
+	if err := d.recount(); err != nil {
+		d.m.maintErrors.WithLabelValues("recount").Inc()
+		d.log.Warn().Err(err).Msg("recount queues")
+	}
 	if !d.cfg.InMemory {
 		d.valueLogGC(ctx)
 		lsm, vlog := d.bdb.Size()
@@ -308,6 +312,50 @@ func (d *DB) Maintain(ctx context.Context) {
 			d.m.diskFree.Set(float64(free))
 		}
 	}
+}
+
+// recount resets the queue gauges from a keys-only scan, correcting the
+// drift of the incremental updates (for example a Complete of unknown seqs).
+func (d *DB) recount() error {
+	var journal int64
+	pending, dead := map[string]int64{}, map[string]int64{}
+	err := d.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		for it.Seek([]byte{prefixJournal}); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			switch k[0] {
+			case prefixJournal:
+				journal++
+			case prefixJournalSeq, prefixOutboxSeq:
+			case prefixOutbox, prefixDead:
+				sink, _, err := parseSinkKey(k)
+				if err != nil {
+					return err
+				}
+				if k[0] == prefixOutbox {
+					pending[sink]++
+				} else {
+					dead[sink]++
+				}
+			default:
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.m.journalEntries.Set(float64(journal))
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	for sink := range d.outNext {
+		d.pending[sink], d.dead[sink] = pending[sink], dead[sink]
+		d.m.pending.WithLabelValues(sink).Set(float64(pending[sink]))
+		d.m.dead.WithLabelValues(sink).Set(float64(dead[sink]))
+	}
+	return nil
 }
 
 // valueLogGC rewrites value-log files until Badger reports nothing left to

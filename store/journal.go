@@ -397,12 +397,3 @@ func (d *DB) view(fn func(txn *badger.Txn) error) error {
 	defer d.life.RUnlock()
 	return d.bdb.View(fn)
 }
-
-// update runs fn in a read-write transaction unless the DB is closed.
-func (d *DB) update(fn func(txn *badger.Txn) error) error {
-	if err := d.acquire(); err != nil {
-		return err
-	}
-	defer d.life.RUnlock()
-	return d.bdb.Update(fn)
-}

@@ -145,7 +145,6 @@ func TestReplayManyChunksAndStop(t *testing.T) {
 func TestCompleteIsAtomic(t *testing.T) {
 	d := openAt(t, "")
 	const batches, per = 200, 5
-	type batchSeqs struct{ seqs []uint64 }
 	all := make([][]uint64, batches)
 	for b := range all {
 		raws := make([][]byte, per)
