@@ -97,10 +97,39 @@ func (w *worker) image(key string, now time.Time) *image {
 	if img, ok := w.images[key]; ok {
 		return img
 	}
+	if img := w.loadImage(key, now); img != nil {
+		w.images[key] = img
+		w.imageCount.Store(int64(len(w.images)))
+		return img
+	}
 	img := w.newImage(key, now)
 	w.inherit(img, now)
 	w.images[key] = img
 	w.imageCount.Store(int64(len(w.images)))
+	return img
+}
+
+// loadImage reads one stored image when the store can do that; nil when it
+// cannot or has none.
+func (w *worker) loadImage(key string, now time.Time) *image {
+	loader, ok := w.p.deps.Baselines.(ImageLoader)
+	if !ok {
+		return nil
+	}
+	since := w.p.horizonStart(now)
+	meta, buckets, found, err := loader.LoadImage(key, since)
+	if err != nil {
+		w.p.log.Error().Err(err).Str("image", key).Msg("load baseline")
+		return nil
+	}
+	if !found {
+		return nil
+	}
+	img, err := w.restoreImage(key, meta, buckets, since)
+	if err != nil {
+		w.p.log.Error().Err(err).Str("image", key).Msg("discarding unreadable baseline")
+		return nil
+	}
 	return img
 }
 

@@ -212,6 +212,25 @@ func (p *Pipeline) replay(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// Forget drops an image's in-memory baseline so that its next event
+// reloads it from the store (call it after the admin API reset or imported
+// the image). It waits for the owning worker, or for ctx.
+func (p *Pipeline) Forget(ctx context.Context, image string) error {
+	w := p.workers[maphash.String(p.seed, image)%uint64(len(p.workers))]
+	done := make(chan struct{})
+	select {
+	case w.ctl <- func() { w.forget(image); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (p *Pipeline) imageCount() int {
 	n := 0
 	for _, w := range p.workers {

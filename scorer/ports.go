@@ -95,3 +95,12 @@ type Baselines interface {
 	// DropBucketsBefore deletes buckets older than t for all images.
 	DropBucketsBefore(t time.Time) error
 }
+
+// ImageLoader is optionally implemented by a Baselines store that can load
+// one image on demand (an image evicted from memory, or imported through the
+// admin API while the service runs).
+type ImageLoader interface {
+	// LoadImage returns the image's meta and its buckets at or after since;
+	// found is false when the store has no such image.
+	LoadImage(image string, since time.Time) (meta []byte, buckets []BaselineBucket, found bool, err error)
+}

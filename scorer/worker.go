@@ -15,6 +15,7 @@ type worker struct {
 	p          *Pipeline
 	id         int
 	ch         chan item
+	ctl        chan func() // runs on the worker goroutine (admin operations)
 	images     map[string]*image
 	imageCount atomic.Int64
 	seqs       map[string]*list.Element // sequence key → element of lru (value *sequence)
@@ -48,6 +49,7 @@ func newWorker(p *Pipeline, id int) *worker {
 		p:          p,
 		id:         id,
 		ch:         make(chan item, p.cfg.QueueSize),
+		ctl:        make(chan func()),
 		images:     make(map[string]*image),
 		seqs:       make(map[string]*list.Element),
 		lru:        list.New(),
@@ -68,6 +70,8 @@ func (w *worker) run(ctx context.Context) {
 			}
 		case <-tick.C:
 			w.maintain(w.p.deps.Now())
+		case fn := <-w.ctl:
+			fn()
 		case <-ctx.Done():
 			// Drain: every accepted event is scored and committed before
 			// the worker returns (inputs were stopped first).
@@ -265,6 +269,26 @@ func (w *worker) commit(ctx context.Context) {
 	if hadAlerts {
 		w.p.deps.Wake()
 	}
+}
+
+// forget drops an image from memory (after an admin reset or import): its
+// sequences are closed without learning, and the next event of the image
+// loads whatever the store now holds.
+func (w *worker) forget(key string) {
+	img, ok := w.images[key]
+	if !ok {
+		return
+	}
+	for el := w.lru.Front(); el != nil; {
+		next := el.Next()
+		if s := el.Value.(*sequence); s.img == img {
+			s.alerted = true // drop its pending events: the baseline they belong to is gone
+			w.closeSequence(el, "image_reset")
+		}
+		el = next
+	}
+	delete(w.images, key)
+	w.imageCount.Store(int64(len(w.images)))
 }
 
 // sequenceKey names the trace an event belongs to.
