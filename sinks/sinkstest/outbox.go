@@ -94,9 +94,11 @@ func (o *Outbox) Ack(sink string, seqs []uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := len(o.pending[sink])
-	o.pending[sink] = slices.DeleteFunc(o.pending[sink], func(e scorer.OutboxEntry) bool {
-		return slices.Contains(seqs, e.Seq)
-	})
+	done := make(map[uint64]bool, len(seqs))
+	for _, s := range seqs {
+		done[s] = true
+	}
+	o.pending[sink] = slices.DeleteFunc(o.pending[sink], func(e scorer.OutboxEntry) bool { return done[e.Seq] })
 	o.acked[sink] += n - len(o.pending[sink])
 	return nil
 }

@@ -1,0 +1,56 @@
+package sinks_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/sinks"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+)
+
+type nopSink struct{ n chan int }
+
+func (s nopSink) Name() string                { return "nop" }
+func (s nopSink) Close(context.Context) error { return nil }
+func (s nopSink) Send(_ context.Context, b []sinks.Item) error {
+	s.n <- len(b)
+	return nil
+}
+
+// BenchmarkDispatcher measures outbox read, decode, send and ack per alert.
+func BenchmarkDispatcher(b *testing.B) {
+	ob := sinkstest.NewOutbox()
+	payloads := make([][]byte, 100)
+	for i := range payloads {
+		p, err := sinkstest.FalcoAlert(i, "nginx:1.27", "r").MarshalJSON()
+		if err != nil {
+			b.Fatal(err)
+		}
+		payloads[i] = p
+	}
+	for i := range b.N {
+		ob.Put("nop", "id", payloads[i%len(payloads)])
+	}
+	m, _ := sinks.NewMetrics(prometheus.NewRegistry())
+	s := nopSink{n: make(chan int, 1024)}
+	cfg := sinks.DefaultConfig()
+	cfg.PollInterval = time.Millisecond
+	d, err := sinks.NewDispatcher(s, ob, cfg, zerolog.Nop(), m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ResetTimer()
+	go func() { done <- d.Run(ctx) }()
+	for got := 0; got < b.N; {
+		got += <-s.n
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+}
