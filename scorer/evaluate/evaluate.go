@@ -17,9 +17,12 @@ import (
 // Config is the evaluation setup: the model and the aggregations, exactly
 // as the service would use them, plus how calibration holds data out.
 type Config struct {
-	Model            markov.Config `yaml:"model"`
-	SequenceQuantile float64       `yaml:"sequence_quantile"`
-	WindowLength     int           `yaml:"window_length"`
+	Model markov.Config `yaml:"model"`
+	// BandLow and BandHigh bound the quantile band of per-event excess
+	// surprise whose mean is the sequence score.
+	BandLow      float64 `yaml:"band_low"`
+	BandHigh     float64 `yaml:"band_high"`
+	WindowLength int     `yaml:"window_length"`
 	// Hysteresis re-arms an online alarm once the window score falls below
 	// Hysteresis × threshold.
 	Hysteresis float64 `yaml:"hysteresis"`
@@ -31,11 +34,12 @@ type Config struct {
 // DefaultConfig returns the measured defaults.
 func DefaultConfig() Config {
 	return Config{
-		Model:            markov.DefaultConfig(),
-		SequenceQuantile: markov.DefaultSequenceQuantile,
-		WindowLength:     markov.DefaultWindowLength,
-		Hysteresis:       0.8,
-		Folds:            2,
+		Model:        markov.DefaultConfig(),
+		BandLow:      markov.DefaultBandLow,
+		BandHigh:     markov.DefaultBandHigh,
+		WindowLength: markov.DefaultWindowLength,
+		Hysteresis:   0.8,
+		Folds:        2,
 	}
 }
 
@@ -45,8 +49,8 @@ func (c Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("model.%w", err))
 	}
-	if !(c.SequenceQuantile > 0 && c.SequenceQuantile < 1) {
-		errs = append(errs, fmt.Errorf("sequence_quantile: %v not in (0,1)", c.SequenceQuantile))
+	if !(c.BandLow >= 0 && c.BandLow < c.BandHigh && c.BandHigh <= 1) {
+		errs = append(errs, fmt.Errorf("band_low, band_high: [%v,%v] not a band in [0,1]", c.BandLow, c.BandHigh))
 	}
 	if c.WindowLength < 1 || c.WindowLength > markov.MaxWindowLength {
 		errs = append(errs, fmt.Errorf("window_length: %d not in [1,%d]", c.WindowLength, markov.MaxWindowLength))
@@ -130,11 +134,12 @@ type Counts struct {
 
 // ReportConfig echoes the settings measured.
 type ReportConfig struct {
-	Order            int     `json:"order"`
-	Smoothing        string  `json:"smoothing"`
-	SequenceQuantile float64 `json:"sequence_quantile"`
-	WindowLength     int     `json:"window_length"`
-	Folds            int     `json:"folds"`
+	Order        int     `json:"order"`
+	Smoothing    string  `json:"smoothing"`
+	BandLow      float64 `json:"band_low"`
+	BandHigh     float64 `json:"band_high"`
+	WindowLength int     `json:"window_length"`
+	Folds        int     `json:"folds"`
 }
 
 // scored is one sequence seen through the model.
@@ -255,7 +260,7 @@ func trainModel(cfg markov.Config, traces []Trace) (*markov.Model, error) {
 // scorers, as the pipeline does.
 func scoreTrace(m *markov.Model, cfg Config, t Trace, keepWins bool) scored {
 	var h markov.History
-	seq := markov.NewSequence(cfg.SequenceQuantile)
+	seq := markov.NewSequence(cfg.BandLow, cfg.BandHigh)
 	w, _ := markov.NewWindow(cfg.WindowLength) // length validated by Config
 	out := scored{online: math.Inf(-1), events: len(t.Calls)}
 	if keepWins {
@@ -281,9 +286,6 @@ func scoreTrace(m *markov.Model, cfg Config, t Trace, keepWins bool) scored {
 		h.Push(s)
 	}
 	out.seq = seq.Score()
-	if bandLo > 0 {
-		out.seq = seq.Q().BandMean(bandLo, bandHi)
-	}
 	return out
 }
 
@@ -359,7 +361,7 @@ func report(cfg Config, m *markov.Model, train, normal, attack []Trace, held, ns
 	r.Counts.Transitions, r.Counts.Symbols = st.Transitions, st.Symbols
 	r.Counts.NormalBits = bits / math.Max(1, float64(normalEvents))
 	r.Config = ReportConfig{Order: cfg.Model.Order, Smoothing: cfg.Model.Smoothing,
-		SequenceQuantile: cfg.SequenceQuantile, WindowLength: cfg.WindowLength, Folds: cfg.Folds}
+		BandLow: cfg.BandLow, BandHigh: cfg.BandHigh, WindowLength: cfg.WindowLength, Folds: cfg.Folds}
 	return r
 }
 
@@ -401,5 +403,3 @@ func (r Report) Families() []string {
 // then comes from another stretch of the stream, as in the service, rather
 // than interleaved with (and near-duplicated by) the data the model learns.
 func foldOf(i, n, k int) int { return i * k / n }
-
-var bandLo, bandHi float64

@@ -14,17 +14,15 @@ func TestTune(t *testing.T) {
 	train, normal, attack := loadShared(t)
 	for _, order := range []int{4, 5, 6} {
 		for _, band := range [][2]float64{{0.5, 0.9}, {0.5, 1}, {0.6, 0.9}, {0.5, 0.8}, {0.6, 0.8}, {0.4, 0.9}, {0.25, 0.75}} {
-			bandLo, bandHi = band[0], band[1]
-			q := band[0]/10 + band[1]/10
 			for _, w := range []int{30} {
 				cfg := DefaultConfig()
-				cfg.Model.Order, cfg.SequenceQuantile, cfg.WindowLength = order, q, w
+				cfg.Model.Order, cfg.BandLow, cfg.BandHigh, cfg.WindowLength = order, band[0], band[1], w
 				r, err := Run(context.Background(), cfg, train, normal, attack)
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("order=%d q=%.2f w=%d bits=%.4f auc=%.4f fpr90=%.4f tpr05=%.3f online=%.3f cal01=%.4f cal05=%.4f",
-					order, q, w, r.Counts.NormalBits, r.Sequence.AUC, r.Sequence.FPRAtTPR, r.Sequence.TPRAtFPR["0.05"],
+				t.Logf("order=%d band=%v w=%d bits=%.4f auc=%.4f fpr90=%.4f tpr05=%.3f online=%.3f cal01=%.4f cal05=%.4f",
+					order, band, w, r.Counts.NormalBits, r.Sequence.AUC, r.Sequence.FPRAtTPR, r.Sequence.TPRAtFPR["0.05"],
 					r.Online.TPRAtFPR["0.05"], r.Calibrated["0.01"].FPR, r.Calibrated["0.05"].FPR)
 			}
 		}

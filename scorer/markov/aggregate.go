@@ -100,36 +100,45 @@ func (e *Quantile) BandMean(lo, hi float64) float64 {
 	return sum / wt
 }
 
-// Aggregation settings chosen by measurement on ADFA-LD (README): a
-// whole-sequence score is the SequenceQuantile of per-event Excess (a robust
-// statistic: neither one rare call nor the trace's length dominates it), and
-// the online score is the mean surprise over the last WindowLength events.
+// Aggregation settings chosen by measurement on ADFA-LD (README): the
+// whole-sequence score is the mean of per-event Excess between its
+// DefaultBandLow and DefaultBandHigh quantiles (a trimmed mean of the upper
+// middle: neither a few rare calls, nor the mass of routine ones, nor the
+// trace's length dominates it), and the online score is the mean surprise
+// over the last DefaultWindowLength events.
 const (
-	DefaultSequenceQuantile = 0.75
-	DefaultWindowLength     = 30
-	MaxWindowLength         = 1024
+	DefaultBandLow      = 0.5
+	DefaultBandHigh     = 0.8
+	DefaultWindowLength = 30
+	MaxWindowLength     = 1024
 )
 
 // Sequence accumulates one sequence's end-of-sequence score in constant
-// space. The zero value is not ready: use NewSequence.
+// space (a histogram, about 800 bytes). The zero value is not ready: use
+// NewSequence.
 type Sequence struct {
-	q Quantile
+	q      Quantile
+	lo, hi float64
 }
 
-// NewSequence returns an accumulator of the p-quantile of per-event Excess
-// (use DefaultSequenceQuantile).
-func NewSequence(p float64) Sequence { return Sequence{q: NewQuantile(p)} }
+// NewSequence returns an accumulator of the mean per-event Excess between
+// the lo- and hi-quantiles, 0 ≤ lo < hi ≤ 1 (use DefaultBandLow and
+// DefaultBandHigh).
+func NewSequence(lo, hi float64) Sequence {
+	return Sequence{q: NewQuantile((lo + hi) / 2), lo: lo, hi: hi}
+}
 
 // Add adds one scored event.
 func (s *Sequence) Add(st Step) { s.q.Add(st.Excess()) }
 
 // Score returns the sequence score so far (0 for an empty sequence).
-func (s *Sequence) Score() float64 { return s.q.Value() }
+func (s *Sequence) Score() float64 { return s.q.BandMean(s.lo, s.hi) }
 
 // Len returns the number of events added.
 func (s *Sequence) Len() int { return s.q.Count() }
 
-func (s *Sequence) Q() *Quantile { return &s.q }
+// Reset empties the accumulator for a new sequence.
+func (s *Sequence) Reset() { *s = NewSequence(s.lo, s.hi) }
 
 // Window is the online state of one sequence: the per-event surprises of
 // the last Length events, their symbols, and the symbols just before them

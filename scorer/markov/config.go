@@ -43,7 +43,7 @@ type Config struct {
 // DefaultConfig returns the configuration chosen by measurement on ADFA-LD
 // normal traces (see the README results table).
 func DefaultConfig() Config {
-	return Config{Order: 5, Smoothing: WittenBell, Discount: 0.75, VocabSize: 512}
+	return Config{Order: 4, Smoothing: WittenBell, Discount: 0.75, VocabSize: 512}
 }
 
 // Validate reports the first invalid field.
