@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -153,7 +152,11 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 	if err != nil {
 		return fmt.Errorf("outputs client: %w", err)
 	}
-	stream, err := oc.Sub(sctx)
+	codec, err := newWireCodec()
+	if err != nil {
+		return err
+	}
+	stream, err := oc.Sub(sctx, grpc.ForceCodecV2(codec))
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", g.target(), err)
 	}
@@ -183,13 +186,13 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 
 	// The receiver only receives (protobuf decoding); conversion to Events
 	// happens in the accepting goroutine, so the two stages use two cores.
-	evc := make(chan *outputs.Response, 2*g.cfg.BatchSize)
+	evc := make(chan *wireResponse, 2*g.cfg.BatchSize)
 	var recvErr error
 	go func() {
 		defer close(evc)
 		for {
-			res, err := stream.Recv()
-			if err != nil {
+			res := new(wireResponse)
+			if err := stream.RecvMsg(res); err != nil {
 				recvErr = err
 				return
 			}
@@ -224,8 +227,8 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 }
 
 // convert turns a response into an Event, counting the ones it rejects.
-func (g *GRPC) convert(res *outputs.Response) (scorer.Event, bool) {
-	ev, err := EventFromResponse(res)
+func (g *GRPC) convert(res *wireResponse) (scorer.Event, bool) {
+	ev, err := res.event()
 	if err != nil {
 		g.m.rejected.WithLabelValues(SourceGRPC, decodeReason(err)).Inc()
 		g.log.Debug().Err(err).Msg("grpc event rejected")
@@ -237,10 +240,10 @@ func (g *GRPC) convert(res *outputs.Response) (scorer.Event, bool) {
 // acceptLoop accepts batches of events received back to back until evc is
 // closed (it then returns nil) or ctx ends (it then returns the batch it
 // could not accept, for the shutdown drain).
-func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *outputs.Response) []scorer.Event {
+func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []scorer.Event {
 	max := g.cfg.BatchSize
 	for {
-		var first *outputs.Response
+		var first *wireResponse
 		select {
 		case res, ok := <-evc:
 			if !ok {
@@ -328,34 +331,6 @@ func EventFromResponse(res *outputs.Response) (scorer.Event, error) {
 	if err := ts.CheckValid(); err != nil {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"time\": %v", err)}
 	}
-	prio := scorer.Priority(res.GetPriority())
-	if int32(res.GetPriority()) != int32(prio) || !prio.Valid() {
-		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"priority\": unknown value %d", int32(res.GetPriority()))}
-	}
-	ev := scorer.Event{
-		Time:     ts.AsTime().UTC(),
-		Priority: prio,
-		Rule:     res.GetRule(),
-		Output:   res.GetOutput(),
-		Source:   res.GetSource(),
-		Hostname: res.GetHostname(),
-		Tags:     res.GetTags(),
-	}
-	if ev.Source == "" {
-		ev.Source = strings.ToLower(res.GetSourceDeprecated().String())
-	}
-	if f := res.GetOutputFields(); len(f) > 0 {
-		ev.Fields = make(map[string]string, len(f))
-		for k, v := range f {
-			if v != scorer.NA {
-				ev.Fields[k] = v
-			}
-		}
-	}
-	raw, err := ev.EncodeJSON()
-	if err != nil {
-		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: "encode falco json: " + err.Error()}
-	}
-	ev.Raw = raw
-	return ev, nil
+	return buildEvent(ts.AsTime().UTC(), int32(res.GetPriority()), res.GetRule(), res.GetOutput(), res.GetSource(),
+		res.GetSourceDeprecated(), res.GetHostname(), res.GetTags(), res.GetOutputFields())
 }
