@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -305,9 +306,11 @@ func (d *DB) Maintain(ctx context.Context) {
 	}
 	if !d.cfg.InMemory {
 		d.valueLogGC(ctx)
-		lsm, vlog := d.bdb.Size()
-		d.m.diskBytes.WithLabelValues("lsm").Set(float64(lsm))
-		d.m.diskBytes.WithLabelValues("vlog").Set(float64(vlog))
+		if usage, err := dirUsage(d.cfg.Dir); err == nil {
+			for kind, n := range usage {
+				d.m.diskBytes.WithLabelValues(kind).Set(float64(n))
+			}
+		}
 		if free, err := d.diskFree(d.cfg.Dir); err == nil {
 			d.m.diskFree.Set(float64(free))
 		}
@@ -356,6 +359,34 @@ func (d *DB) recount() error {
 		d.m.dead.WithLabelValues(sink).Set(float64(dead[sink]))
 	}
 	return nil
+}
+
+// dirUsage sums the bytes allocated to Badger's files by kind: "lsm"
+// (tables), "vlog" (value log), "wal" (memtable logs) and "other".
+// Badger's own Size is refreshed only once a minute.
+func dirUsage(dir string) (map[string]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	usage := map[string]int64{"lsm": 0, "vlog": 0, "wal": 0, "other": 0}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		kind := "other"
+		switch filepath.Ext(e.Name()) {
+		case ".sst":
+			kind = "lsm"
+		case ".vlog":
+			kind = "vlog"
+		case ".mem":
+			kind = "wal"
+		}
+		usage[kind] += allocated(fi)
+	}
+	return usage, nil
 }
 
 // valueLogGC rewrites value-log files until Badger reports nothing left to

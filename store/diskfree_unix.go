@@ -2,7 +2,12 @@
 
 package store
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // diskFree returns the bytes available to an unprivileged user on the file
 // system holding dir.
@@ -12,4 +17,13 @@ func diskFree(dir string) (uint64, error) {
 		return 0, err
 	}
 	return uint64(st.Bavail) * uint64(st.Bsize), nil
+}
+
+// allocated returns the bytes allocated on disk to a file (Badger
+// preallocates sparse files, so the apparent size overstates them).
+func allocated(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
 }
