@@ -11,6 +11,11 @@ type ctxStat struct {
 	count    uint64  // events seen after this context
 	distinct uint64  // distinct symbols seen after it
 	slog     float64 // Σ over followers of c·log2(c), for the context's entropy
+	// Derived from the above when they change, so that scoring needs no
+	// logarithm per order: the interpolation weight λ of this order and
+	// λ·H_ML + h2(λ), this order's share of the entropy estimate.
+	lambda float64
+	hterm  float64
 }
 
 // Model is a variable-order Markov chain over Symbols with interpolated
@@ -157,12 +162,25 @@ func (m *Model) add(packed uint64, l int, s Symbol, n int64) bool {
 			if cs.distinct == 1 {
 				cs.slog = xlog(cs.count) // exact again: no drift with one follower
 			}
+			m.derive(&cs)
 			m.ctx[ck] = cs
 		}
 	}
 	nev, fine := addCount(m.events, n)
 	m.events = nev
 	return ok && fine
+}
+
+// derive sets the interpolation weight and entropy term of a context.
+func (m *Model) derive(cs *ctxStat) {
+	n, t := float64(cs.count), float64(cs.distinct)
+	if m.cfg.Smoothing == WittenBell {
+		cs.lambda = n / (n + t)
+	} else {
+		cs.lambda = 1 - m.cfg.Discount*t/n
+	}
+	hml := math.Log2(n) - cs.slog/n
+	cs.hterm = cs.lambda*max(hml, 0) + h2(cs.lambda)
 }
 
 func addCount(c uint64, n int64) (uint64, bool) {
@@ -248,17 +266,13 @@ func (m *Model) prob(packed uint64, l int, s Symbol, withEnt bool) (p, ent float
 		c := float64(m.trans[transKey(packed, k, s)])
 		n := float64(cs.count)
 		t := float64(cs.distinct)
-		var lambda float64
 		if wb {
-			lambda = n / (n + t)
 			p = (c + t*p) / (n + t)
 		} else {
-			lambda = 1 - d*t/n
-			p = (math.Max(c-d, 0) + d*t*p) / n
+			p = (max(c-d, 0) + d*t*p) / n
 		}
 		if withEnt {
-			hml := math.Log2(n) - cs.slog/n
-			ent = lambda*hml + (1-lambda)*ent + h2(lambda)
+			ent = cs.hterm + (1-cs.lambda)*ent
 		}
 		if k == l {
 			seen = cs.count

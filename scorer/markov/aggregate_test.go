@@ -1,0 +1,165 @@
+package markov
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestQuantile(t *testing.T) {
+	tests := []struct {
+		name string
+		vals func(r *rand.Rand) float64
+		p    float64
+	}{
+		{"uniform median", func(r *rand.Rand) float64 { return r.Float64() * 10 }, 0.5},
+		{"normal p75", func(r *rand.Rand) float64 { return r.NormFloat64() * 3 }, 0.75},
+		{"exponential p90", func(r *rand.Rand) float64 { return r.ExpFloat64() * 2 }, 0.9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, 2))
+			q := NewQuantile(tc.p)
+			var all []float64
+			for i := 0; i < 200000; i++ { // enough to force bin halving
+				v := tc.vals(r)
+				all = append(all, v)
+				q.Add(v)
+			}
+			slices.Sort(all)
+			want := all[int(tc.p*float64(len(all)))]
+			if got := q.Value(); math.Abs(got-want) > 2*histBinWidth {
+				t.Errorf("Value() = %v, want %v ± %v", got, want, 2*histBinWidth)
+			}
+		})
+	}
+}
+
+func TestBandMean(t *testing.T) {
+	q := NewQuantile(0.5)
+	for i := 0; i < 100; i++ {
+		q.Add(float64(i % 10)) // 0..9, ten of each
+	}
+	// Values between the 50 % and 80 % quantiles are 5, 6 and 7 (bin centres
+	// add half a bin).
+	if got, want := q.BandMean(0.5, 0.8), 6+histBinWidth/2; math.Abs(got-want) > 1e-9 {
+		t.Errorf("BandMean(0.5, 0.8) = %v, want %v", got, want)
+	}
+	var empty Quantile
+	if got := empty.BandMean(0.5, 0.8); got != 0 {
+		t.Errorf("BandMean of nothing = %v, want 0", got)
+	}
+	s := NewSequence(DefaultBandLow, DefaultBandHigh)
+	s.Add(Step{Surprise: math.NaN()})
+	s.Add(Step{Surprise: 1e300, Entropy: -1e300})
+	if got := s.Score(); math.IsNaN(got) || math.IsInf(got, 0) {
+		t.Errorf("Sequence.Score() with extreme values = %v, want finite", got)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	w, err := NewWindow(3)
+	if err != nil {
+		t.Fatalf("NewWindow(3) = %v", err)
+	}
+	steps := []float64{1, 2, 3, 4, 8}
+	wants := []float64{1, 1.5, 2, 3, 5}
+	for i, v := range steps {
+		if got := w.Push(Symbol(i+1), Step{Surprise: v}); math.Abs(got-wants[i]) > 1e-6 {
+			t.Errorf("Push #%d = %v, want %v", i, got, wants[i])
+		}
+	}
+	if !w.Full() {
+		t.Errorf("Full() = false after 5 pushes, want true")
+	}
+	if got := w.WindowSymbols(); !slices.Equal(got, []Symbol{3, 4, 5}) {
+		t.Errorf("WindowSymbols() = %v, want [3 4 5]", got)
+	}
+	w.Reset()
+	if w.Full() || w.Score() != 0 {
+		t.Errorf("after Reset: Full() = %v, Score() = %v, want false, 0", w.Full(), w.Score())
+	}
+	if _, err := NewWindow(0); err == nil {
+		t.Errorf("NewWindow(0) = nil error, want error")
+	}
+}
+
+func TestAlarm(t *testing.T) {
+	var a Alarm
+	scores := []float64{1, 5, 6, 4.5, 5.5, 3, 5, 2}
+	want := []bool{false, true, false, false, false, false, true, false}
+	for i, s := range scores {
+		if got := a.Update(s, 5, 4); got != want[i] {
+			t.Errorf("Update(%v) #%d = %v, want %v", s, i, got, want[i])
+		}
+	}
+}
+
+func TestThreshold(t *testing.T) {
+	sample := make([]float64, 100)
+	for i := range sample {
+		sample[i] = float64(i)
+	}
+	tests := []struct {
+		rate float64
+		want float64
+	}{{0.01, 98.5}, {0.05, 94.5}, {0, 99}, {1, math.Inf(-1)}}
+	for _, tc := range tests {
+		if got := Threshold(sample, tc.rate); got != tc.want {
+			t.Errorf("Threshold(0..99, %v) = %v, want %v", tc.rate, got, tc.want)
+		}
+	}
+	if got := Threshold(nil, 0.01); !math.IsInf(got, 1) {
+		t.Errorf("Threshold(nil) = %v, want +Inf", got)
+	}
+}
+
+func TestConvergence(t *testing.T) {
+	c := NewConvergence()
+	c.Block = 100
+	for i := 0; i < 100; i++ {
+		c.Observe(i%10 == 0) // 10 % new: not converged
+	}
+	if c.Converged() || c.Rate() != 0.1 {
+		t.Fatalf("after a novel block: Converged() = %v, Rate() = %v, want false, 0.1", c.Converged(), c.Rate())
+	}
+	for i := 0; i < 300; i++ {
+		c.Observe(false)
+	}
+	if !c.Converged() {
+		t.Errorf("after 3 quiet blocks: Converged() = false, want true")
+	}
+	for i := 0; i < 100; i++ {
+		c.Observe(true)
+	}
+	if c.Converged() {
+		t.Errorf("after a novel block: Converged() = true, want false")
+	}
+}
+
+func TestExplain(t *testing.T) {
+	m := trained(t, DefaultConfig(), [][]string{{"a", "b", "c", "a", "b", "c", "a", "b", "c"}})
+	w, _ := NewWindow(4)
+	var h History
+	for _, n := range []string{"a", "b", "c", "a", "c", "b"} {
+		s := m.Lookup(n)
+		st := m.Score(&h, s)
+		w.Push(s, st)
+		h.Push(s)
+	}
+	ex := m.Explain(w, 2)
+	if len(ex) != 2 {
+		t.Fatalf("Explain(k=2) returned %d transitions, want 2", len(ex))
+	}
+	if ex[0].Probability > ex[1].Probability {
+		t.Errorf("Explain not least likely first: %v > %v", ex[0].Probability, ex[1].Probability)
+	}
+	// The least likely step is "a → c" after the learned history "b c a".
+	if got := m.Name(ex[0].Symbol); got != "c" || ex[0].Offset != 2 {
+		t.Errorf("Explain()[0] = symbol %q at %d, want \"c\" at 2", got, ex[0].Offset)
+	}
+	if len(ex[0].History) != DefaultConfig().Order-1 || ex[0].HistorySeen == 0 {
+		t.Errorf("Explain()[0] history %v seen %d, want %d symbols seen > 0", ex[0].History, ex[0].HistorySeen, DefaultConfig().Order-1)
+	}
+}

@@ -1,0 +1,65 @@
+package markov
+
+import (
+	"testing"
+)
+
+// benchModel is an order-5 model trained on a corpus with a realistic
+// number of contexts (tens of thousands).
+func benchModel(b *testing.B, order int) (*Model, []Symbol) {
+	cfg := DefaultConfig()
+	cfg.Order = order
+	m := trained(b, cfg, corpus(20, 200, 1500, 150))
+	var syms []Symbol
+	for _, n := range corpus(21, 1, 4096, 150)[0] {
+		syms = append(syms, m.Lookup(n))
+	}
+	return m, syms
+}
+
+func BenchmarkScore(b *testing.B) {
+	for _, order := range []int{4, 5} {
+		b.Run("order"+string(rune('0'+order)), func(b *testing.B) {
+			m, syms := benchModel(b, order)
+			var h History
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s := syms[i&4095]
+				_ = m.Score(&h, s)
+				h.Push(s)
+			}
+		})
+	}
+}
+
+// BenchmarkStep is what the pipeline does per event: score, sequence and
+// window aggregation, learn.
+func BenchmarkStep(b *testing.B) {
+	m, syms := benchModel(b, DefaultConfig().Order)
+	var h History
+	seq := NewSequence(DefaultBandLow, DefaultBandHigh)
+	w, _ := NewWindow(DefaultWindowLength)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := syms[i&4095]
+		st := m.Score(&h, s)
+		seq.Add(st)
+		w.Push(s, st)
+		m.Learn(&h, s)
+		h.Push(s)
+	}
+}
+
+func BenchmarkLearn(b *testing.B) {
+	m, syms := benchModel(b, DefaultConfig().Order)
+	var h History
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := syms[i&4095]
+		m.Learn(&h, s)
+		h.Push(s)
+	}
+}
