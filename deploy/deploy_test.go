@@ -609,6 +609,10 @@ func TestHelmChartFiles(t *testing.T) {
 
 const helmModule = "helm.sh/helm/v3/cmd/helm@v3.22.0"
 
+// kubeVersion is the cluster version charts are rendered for: native
+// sidecars (falco-values.yaml) need 1.29, the chart itself 1.26.
+const kubeVersion = "1.33.0"
+
 // helmBinary installs Helm from the Go module proxy into a temporary GOBIN
 // (the build is cached after the first run) or skips the test when that is
 // not possible here.
@@ -621,7 +625,7 @@ func helmBinary(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "install", helmModule)
-	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=")
 	cmd.Dir = bin
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Skipf("cannot build Helm (%s) here, skipping: %v\n%s", helmModule, err, tail(out, 1500))
@@ -655,7 +659,7 @@ func runHelm(t *testing.T, helm string, args ...string) ([]byte, error) {
 func TestHelmChartRender(t *testing.T) {
 	helm := helmBinary(t)
 	chart := filepath.Join("helm", "falco-scorer")
-	if out, err := runHelm(t, helm, "lint", "--strict", chart); err != nil {
+	if out, err := runHelm(t, helm, "lint", "--strict", "--kube-version", kubeVersion, chart); err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
 	ref := exampleConfigKeys(t)
@@ -698,7 +702,7 @@ func TestHelmChartRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"template", "fs", chart, "--namespace", "falco"}, tt.args...)
+			args := append([]string{"template", "fs", chart, "--namespace", "falco", "--kube-version", kubeVersion}, tt.args...)
 			out, err := runHelm(t, helm, args...)
 			if err != nil {
 				t.Fatal(err)
@@ -768,7 +772,7 @@ func TestHelmChartRender(t *testing.T) {
 		{"--set", "persistence.type=pvc"}, // pvc with a DaemonSet
 		{"--set", "persistence.type=nfs"},
 	} {
-		if _, err := runHelm(t, helm, append([]string{"template", "fs", chart}, bad...)...); err == nil {
+		if _, err := runHelm(t, helm, append([]string{"template", "fs", chart, "--kube-version", kubeVersion}, bad...)...); err == nil {
 			t.Errorf("helm template %v succeeded, want a failure", bad)
 		}
 	}
