@@ -95,6 +95,20 @@ rules:
 	}
 }
 
+func TestParsePartialOverride(t *testing.T) {
+	c, err := ParseConfig([]byte("anomaly_priority: {low: Error}\nbands: {critical: 10}\nfalco_raise: {high: 1}\n"), "r.yaml")
+	if err != nil {
+		t.Fatalf("ParseConfig error = %v, want nil", err)
+	}
+	want := DefaultConfig()
+	want.AnomalyPriority.Low = Level(scorer.PriorityError)
+	want.Bands.Critical = 10
+	want.FalcoRaise.High = 1
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("partial override must keep the other defaults (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
