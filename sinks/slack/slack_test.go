@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+	"gopkg.in/yaml.v3"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
@@ -450,5 +451,24 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, leaks the URL", err)
 			}
 		})
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	c := slack.DefaultConfig()
+	in := "webhook_url: https://hooks.slack.com/services/T/B/yamlSECRET\nmin_priority: error\ndigest_window: 2m\nmin_interval: 1500ms\n"
+	if err := yaml.Unmarshal([]byte(in), &c); err != nil {
+		t.Fatalf("yaml.Unmarshal() = %v", err)
+	}
+	if c.WebhookURL.Value() != "https://hooks.slack.com/services/T/B/yamlSECRET" || c.MinPriority != scorer.PriorityError ||
+		c.DigestWindow != 2*time.Minute || c.MinInterval != 1500*time.Millisecond {
+		t.Errorf("decoded = %+v, want the YAML values", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil || strings.Contains(string(out), "yamlSECRET") {
+		t.Errorf("yaml.Marshal(config) = %s, %v; want the URL redacted", out, err)
 	}
 }
