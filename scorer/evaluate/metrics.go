@@ -45,7 +45,7 @@ func FPRAtTPR(neg, pos []float64, tpr float64) float64 {
 	}
 	sp := slices.Clone(pos)
 	slices.Sort(sp)
-	i := int(math.Floor((1 - tpr) * float64(len(sp))))
+	i := int(math.Floor((1-tpr)*float64(len(sp)) + 1e-9))
 	i = min(max(i, 0), len(sp)-1)
 	thr := sp[i]
 	n := 0

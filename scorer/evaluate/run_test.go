@@ -41,3 +41,82 @@ func TestPrintReport(t *testing.T) {
 	b, _ := json.MarshalIndent(r, "", "  ")
 	t.Logf("%s\n%v", b, time.Since(start))
 }
+
+// Levels reached on the shared split (train=training, normal=validation,
+// attack=attack) with DefaultConfig; the test fails 0.01 below them.
+const (
+	reachedAUC    = 0.8708
+	reachedFPR90  = 0.2182
+	reachedOnline = 0.2797
+)
+
+func TestRegressionSharedSplit(t *testing.T) {
+	train, normal, attack := loadShared(t)
+	r, err := Run(context.Background(), DefaultConfig(), train, normal, attack)
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if r.Sequence.AUC < reachedAUC-0.01 {
+		t.Errorf("sequence.auc = %.4f, want ≥ %.4f", r.Sequence.AUC, reachedAUC-0.01)
+	}
+	if r.Sequence.FPRAtTPR > reachedFPR90+0.02 {
+		t.Errorf("sequence.fpr_at_tpr90 = %.4f, want ≤ %.4f", r.Sequence.FPRAtTPR, reachedFPR90+0.02)
+	}
+	if got := r.Online.TPRAtFPR["0.05"]; got < reachedOnline-0.02 {
+		t.Errorf("online.tpr_at_fpr[0.05] = %.4f, want ≥ %.4f", got, reachedOnline-0.02)
+	}
+	for _, target := range CalibrationTargets {
+		c := r.Calibrated[rateKey(target)]
+		if c.FPR < 0.5*target || c.FPR > 1.5*target {
+			t.Errorf("calibrated[%v].fpr = %.4f, want within ±50%% of the target", target, c.FPR)
+		}
+	}
+	for _, f := range []string{"Adduser", "Hydra_FTP", "Hydra_SSH"} {
+		if _, ok := r.Sequence.PerFamily[f]; !ok {
+			t.Errorf("sequence.per_family lacks %q: %v", f, r.Sequence.PerFamily)
+		}
+	}
+}
+
+func TestRunIsDeterministic(t *testing.T) {
+	train := []Trace{{Name: "a", Calls: []string{"1", "2", "3", "1", "2", "3", "1", "2"}}, {Name: "b", Calls: []string{"1", "2", "3", "1", "2"}},
+		{Name: "c", Calls: []string{"2", "3", "1", "2", "3"}}, {Name: "d", Calls: []string{"3", "1", "2", "3", "1"}}}
+	normal := []Trace{{Name: "n", Calls: []string{"1", "2", "3", "1"}}, {Name: "m", Calls: []string{"2", "3", "1", "2"}}}
+	attack := []Trace{{Name: "x/1", Family: "X", Calls: []string{"1", "9", "9", "3", "7"}}}
+	a, err := Run(context.Background(), DefaultConfig(), train, normal, attack)
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	b, _ := Run(context.Background(), DefaultConfig(), train, normal, attack)
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Fatalf("Run() differs between two runs:\n%s\n%s", ja, jb)
+	}
+	if a.Sequence.AUC != 1 {
+		t.Errorf("sequence.auc = %v, want 1 on an obvious attack", a.Sequence.AUC)
+	}
+}
+
+func TestFamily(t *testing.T) {
+	tests := []struct{ rel, want string }{
+		{"Adduser_3/UAD-1.txt", "Adduser"},
+		{"Hydra_FTP_10/x.txt", "Hydra_FTP"},
+		{"Web_Shell/x.txt", "Web_Shell"},
+		{"top.txt", ""},
+	}
+	for _, tc := range tests {
+		if got := family(tc.rel); got != tc.want {
+			t.Errorf("family(%q) = %q, want %q", tc.rel, got, tc.want)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	if got := AUC([]float64{1, 2}, []float64{2, 3}); got != 0.875 {
+		t.Errorf("AUC = %v, want 0.875 (a tie counts one half)", got)
+	}
+	if got := FPRAtTPR([]float64{0, 1, 2, 3}, []float64{2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 0.9); got != 0.25 {
+		t.Errorf("FPRAtTPR = %v, want 0.25", got)
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate"
+)
+
+// newEvalCmd is `falco-scorer eval`: train the model on ADFA-LD-layout
+// traces, calibrate on the training data alone, score normal and attack
+// traces with the service's own scoring code, and report detection figures.
+func newEvalCmd() *cobra.Command {
+	cfg := evaluate.DefaultConfig()
+	var train, normal, attack string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "eval --train DIR --normal DIR --attack DIR",
+		Short: "Measure the anomaly model on ADFA-LD-layout traces",
+		Long: "Each file is one sequence of whitespace-separated system calls; attack files live under\n" +
+			"attack/<Family_N>/. Thresholds come from held-out folds of --train only, as in the service.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if train == "" || normal == "" || attack == "" {
+				return errors.New("eval: --train, --normal and --attack are required")
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			var sets [3][]evaluate.Trace
+			for i, dir := range []string{train, normal, attack} {
+				var err error
+				if sets[i], err = evaluate.LoadDir(dir); err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+			}
+			r, err := evaluate.Run(cmd.Context(), cfg, sets[0], sets[1], sets[2])
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			return printEval(out, r)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&train, "train", "", "directory of normal training traces")
+	f.StringVar(&normal, "normal", "", "directory of normal test traces")
+	f.StringVar(&attack, "attack", "", "directory of attack traces, one subdirectory per family run")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.IntVar(&cfg.Model.Order, "order", cfg.Model.Order, "Markov order (n-gram length, 1-6)")
+	f.StringVar(&cfg.Model.Smoothing, "smoothing", cfg.Model.Smoothing, "witten-bell or absolute-discount")
+	f.Float64Var(&cfg.Model.Discount, "discount", cfg.Model.Discount, "discount for absolute-discount smoothing")
+	f.IntVar(&cfg.Model.VocabSize, "vocab-size", cfg.Model.VocabSize, "vocabulary cap including the out-of-vocabulary symbol")
+	f.IntVar(&cfg.WindowLength, "window", cfg.WindowLength, "online window length (events)")
+	f.Float64Var(&cfg.BandLow, "band-low", cfg.BandLow, "sequence score: lower quantile of the averaged band")
+	f.Float64Var(&cfg.BandHigh, "band-high", cfg.BandHigh, "sequence score: upper quantile of the averaged band")
+	f.Float64Var(&cfg.Hysteresis, "hysteresis", cfg.Hysteresis, "online alarm re-arms below this fraction of the threshold")
+	f.IntVar(&cfg.Folds, "folds", cfg.Folds, "calibration folds (contiguous blocks of --train)")
+	return cmd
+}
+
+func printEval(w io.Writer, r evaluate.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+	c := r.Counts
+	p("data\ttrain %d seq / %d events\tnormal %d / %d\tattack %d / %d", c.TrainSequences, c.TrainEvents,
+		c.NormalSequences, c.NormalEvents, c.AttackSequences, c.AttackEvents)
+	p("model\torder %d, %s\t%d transitions, %d symbols\t%.3f bits/normal event", r.Config.Order, r.Config.Smoothing,
+		c.Transitions, c.Symbols, c.NormalBits)
+	p("")
+	p("score\tAUC\tTPR@FPR 0.01\tTPR@FPR 0.05\tTPR@FPR 0.10\tFPR@TPR 0.90")
+	p("sequence\t%.4f\t%.3f\t%.3f\t%.3f\t%.3f", r.Sequence.AUC, r.Sequence.TPRAtFPR["0.01"],
+		r.Sequence.TPRAtFPR["0.05"], r.Sequence.TPRAtFPR["0.10"], r.Sequence.FPRAtTPR)
+	p("online (window %d)\t%.4f\t%.3f\t%.3f\t%.3f\t", r.Config.WindowLength, r.Online.AUC, r.Online.TPRAtFPR["0.01"],
+		r.Online.TPRAtFPR["0.05"], r.Online.TPRAtFPR["0.10"])
+	p("")
+	p("family\tsequence AUC")
+	for _, f := range r.Families() {
+		p("%s\t%.4f", f, r.Sequence.PerFamily[f])
+	}
+	p("")
+	p("calibrated target\tthreshold\tFPR (normal)\tTPR (attack)\tonline FPR\tonline TPR")
+	for _, t := range evaluate.CalibrationTargets {
+		k := fmt.Sprintf("%.2f", t)
+		cal := r.Calibrated[k]
+		p("%s\t%.3f\t%.4f\t%.3f\t%.4f\t%.3f", k, cal.Threshold, cal.FPR, cal.TPR, cal.OnlineFPR, cal.OnlineTPR)
+	}
+	p("")
+	p("online alerts\t%.1f per million normal events\tmedian %.0f events to first alert\t%.3f of attacks alerted (threshold %.3f)",
+		r.Online.AlertsPerMillion, r.Online.EventsToFirstAlertP50, r.Online.DetectedAttacks, r.Online.Threshold)
+	return tw.Flush()
+}
