@@ -331,6 +331,8 @@ func EventFromResponse(res *outputs.Response) (scorer.Event, error) {
 	if err := ts.CheckValid(); err != nil {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"time\": %v", err)}
 	}
+	//lint:ignore SA1019 older Falco versions fill only the deprecated source enum
+	deprecated := res.GetSourceDeprecated()
 	return buildEvent(ts.AsTime().UTC(), int32(res.GetPriority()), res.GetRule(), res.GetOutput(), res.GetSource(),
-		res.GetSourceDeprecated(), res.GetHostname(), res.GetTags(), res.GetOutputFields())
+		deprecated, res.GetHostname(), res.GetTags(), res.GetOutputFields(), false)
 }

@@ -205,7 +205,11 @@ func TestEventFromResponse(t *testing.T) {
 		wantReason string
 	}{
 		{"source string", base(func(r *outputs.Response) { r.Source = "k8s_audit" }), "k8s_audit", ""},
-		{"deprecated source enum", base(func(r *outputs.Response) { r.Source = ""; r.SourceDeprecated = schema.Source_K8S_AUDIT }), "k8s_audit", ""},
+		{"deprecated source enum", base(func(r *outputs.Response) {
+			r.Source = ""
+			//lint:ignore SA1019 older Falco versions fill only the deprecated source enum
+			r.SourceDeprecated = schema.Source_K8S_AUDIT
+		}), "k8s_audit", ""},
 		{"no time", base(func(r *outputs.Response) { r.Time = nil }), "", scorer.ReasonMissingField},
 		{"invalid time", base(func(r *outputs.Response) { r.Time = &timestamppb.Timestamp{Nanos: -1} }), "", scorer.ReasonInvalidValue},
 		{"priority out of range", base(func(r *outputs.Response) { r.Priority = schema.Priority(8) }), "", scorer.ReasonInvalidValue},

@@ -199,6 +199,12 @@ func (w *wireResponse) entry(b []byte) error {
 	if !utf8.Valid(key) || !utf8.Valid(val) {
 		return fmt.Errorf("%w: output_fields: invalid UTF-8", errWire)
 	}
+	// "<NA>" is dropped here (a later value for the key still wins), so
+	// that event() can hand the map over without copying it.
+	if string(val) == scorer.NA {
+		delete(w.fields, string(key))
+		return nil
+	}
 	if w.fields == nil {
 		w.fields = make(map[string]string, 16)
 	}
@@ -221,12 +227,12 @@ func (w *wireResponse) event() (scorer.Event, error) {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"time\": invalid timestamp %d.%09d", w.seconds, w.nanos)}
 	}
 	return buildEvent(time.Unix(w.seconds, int64(w.nanos)).UTC(), w.priority, w.rule, w.output, w.source,
-		schema.Source(w.sourceDeprecated), w.hostname, w.tags, w.fields)
+		schema.Source(w.sourceDeprecated), w.hostname, w.tags, w.fields, true)
 }
 
 // buildEvent is the common end of both gRPC conversions.
 func buildEvent(t time.Time, priority int32, rule, output, source string, deprecated schema.Source,
-	hostname string, tags []string, fields map[string]string) (scorer.Event, error) {
+	hostname string, tags []string, fields map[string]string, owned bool) (scorer.Event, error) {
 	prio := scorer.Priority(priority)
 	if int32(prio) != priority || !prio.Valid() {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"priority\": unknown value %d", priority)}
@@ -238,17 +244,24 @@ func buildEvent(t time.Time, priority int32, rule, output, source string, deprec
 	if ev.Source == "" {
 		ev.Source = strings.ToLower(deprecated.String())
 	}
-	n := 0
-	for _, v := range fields {
-		if v != scorer.NA {
-			n++
+	switch {
+	case owned:
+		if len(fields) > 0 {
+			ev.Fields = fields // ours and already free of "<NA>": no copy
 		}
-	}
-	if n > 0 {
-		ev.Fields = make(map[string]string, n)
-		for k, v := range fields {
+	default:
+		n := 0
+		for _, v := range fields {
 			if v != scorer.NA {
-				ev.Fields[k] = v
+				n++
+			}
+		}
+		if n > 0 {
+			ev.Fields = make(map[string]string, n)
+			for k, v := range fields {
+				if v != scorer.NA {
+					ev.Fields[k] = v
+				}
 			}
 		}
 	}
