@@ -34,6 +34,17 @@
 // within shutdown_timeout. NDJSON retries ErrOverloaded and stops on any
 // other Accept error.
 //
+// gRPC hot path: client-go's generated Response decodes output_fields through
+// reflection, so the sub stream is read through a codec that decodes the wire
+// format with protowire (wire.go), and Raw is written by appendFalcoJSON, which
+// produces the same bytes as Event.EncodeJSON. Fuzz targets check both against
+// client-go and EncodeJSON. EventFromResponse remains for callers that hold a
+// generated Response.
+//
+// Authentication: Falco's http_output sets no custom header, so it cannot send
+// a bearer token; protect it with mTLS (client_ca_file) or keep the loopback
+// default. The token is for curl, falcosidekick-style relays and scripts.
+//
 // What it must not do: it never answers 200 before Accept returned nil; it
 // never logs per event above debug level; it never logs tokens (they are
 // secret.Secret and compared in constant time); metric labels are bounded
