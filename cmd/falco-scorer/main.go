@@ -54,6 +54,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newReplayCmd(g),
 		newVersionCmd(),
 		newConfigCmd(g),
+		newEvalCmd(),
 		newDemoCmd(g),
 	)
 	addBaselinesCmd(root, g)
