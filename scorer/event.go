@@ -91,6 +91,11 @@ func DecodeJSON(b []byte) (Event, error) {
 		return Event{}, &DecodeError{ReasonInvalidValue, "field \"priority\": " + err.Error()}
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *w.Time)
+	if y := ts.UTC().Year(); err == nil && (y < 1 || y > 9999) {
+		// Valid with an offset but not in UTC, where events are kept:
+		// such an event could not be written back and replayed.
+		err = errors.New("year out of range in UTC")
+	}
 	if err != nil {
 		return Event{}, &DecodeError{ReasonInvalidValue, fmt.Sprintf("field \"time\": want RFC 3339 time, got %q", *w.Time)}
 	}
