@@ -269,3 +269,12 @@ func (d *DB) replayDeadChunk(prefix []byte) (int, error) {
 	}
 	return len(dls), nil
 }
+
+// PendingCount returns the number of outbox entries of sink awaiting
+// delivery, from the in-memory counter (no scan). It implements
+// sinks.PendingCounter, which exports the dispatcher's queue depth.
+func (d *DB) PendingCount(sink string) (int, error) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	return int(d.pending[sink]), nil
+}

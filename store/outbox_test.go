@@ -147,3 +147,23 @@ func TestOutboxRejectsBadNames(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingCountFollowsPutAndAck(t *testing.T) {
+	d := openAt(t, "")
+	if err := d.Complete(nil, []scorer.OutboxPut{{Sink: "kafka", AlertID: "a", Payload: []byte("{}")}, {Sink: "kafka", AlertID: "b", Payload: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := d.PendingCount("kafka"); n != 2 {
+		t.Fatalf("PendingCount(kafka) = %d, want 2", n)
+	}
+	es, err := d.Pending("kafka", 0, 10)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("Pending = %d, %v", len(es), err)
+	}
+	if err := d.Ack("kafka", []uint64{es[0].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := d.PendingCount("kafka"); n != 1 {
+		t.Errorf("PendingCount(kafka) after ack = %d, want 1", n)
+	}
+}

@@ -384,8 +384,8 @@ func (s *service) flushOutbox(deadline time.Time) {
 	for time.Now().Before(deadline) {
 		left := 0
 		for _, name := range s.cfg.enabledSinks() {
-			if p, err := s.db.Pending(name, 0, 1); err == nil {
-				left += len(p)
+			if n, err := s.db.PendingCount(name); err == nil {
+				left += n
 			}
 		}
 		if left == 0 {
