@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -300,11 +301,17 @@ func (e *Engine) Decide(a *scorer.Alert, now time.Time) Decision {
 	}
 	if e.dedup != nil && e.dedupKinds[a.Kind] {
 		key := a.Subject.Image + "\x00" + a.Event.Rule + "\x00" + a.Kind
+		if a.Kind != scorer.KindFalco {
+			// Scorer alerts of one image share the observation rule: key
+			// them by process too, so one process's false alarm never hides
+			// another process's anomaly (an attack) in the same window.
+			key += "\x00" + a.Subject.ContainerID + "\x00" + strconv.FormatInt(a.Subject.PID, 10)
+		}
 		if e.dedup.duplicate(key, now) {
 			e.duplicates.Add(1)
 			d.Suppressed = true
 			d.Sinks = nil
-			d.Reason = fmt.Sprintf("duplicate: same image, rule and kind delivered less than %s ago", e.cfg.Dedup.Window)
+			d.Reason = fmt.Sprintf("duplicate: same image, rule and kind (and process, for scorer alerts) delivered less than %s ago", e.cfg.Dedup.Window)
 			return d
 		}
 	}

@@ -406,3 +406,22 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 }
+
+func TestDedupKeepsOtherProcessesAnomalies(t *testing.T) {
+	e := Default()
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	mk := func(pid int64) *scorer.Alert {
+		return &scorer.Alert{Kind: scorer.KindAnomaly, Event: scorer.Event{Rule: "falco-scorer process observation"},
+			Subject: scorer.Subject{Image: "app:1", ContainerID: "c1", PID: pid},
+			Score:   scorer.Score{Value: 3, Threshold: 1, Ratio: 3, Verdict: scorer.VerdictAnomalous}}
+	}
+	if d := e.Decide(mk(1), now); d.Suppressed {
+		t.Fatalf("first anomaly suppressed: %s", d.Reason)
+	}
+	if d := e.Decide(mk(2), now.Add(time.Second)); d.Suppressed {
+		t.Errorf("anomaly of another process suppressed as duplicate: %s", d.Reason)
+	}
+	if d := e.Decide(mk(1), now.Add(2*time.Second)); !d.Suppressed {
+		t.Errorf("repeat anomaly of the same process within the window not suppressed")
+	}
+}

@@ -39,12 +39,15 @@ var images = []image{
 // attacked is the image whose container is attacked at the end.
 const attacked = 1
 
+// AttackPID is the first pid of the attack processes; normal processes stay below it.
+const AttackPID = 66600
+
 func main() {
 	data := flag.String("data", "../shared/data/adfa-ld", "ADFA-LD directory")
 	out := flag.String("out", "cmd/falco-scorer/demodata/capture.ndjson.gz", "output file")
 	train := flag.Int("train", 60, "training traces per image")
 	normal := flag.Int("normal", 8, "validation traces per image after learning")
-	attacks := flag.Int("attacks", 3, "attack traces in the attacked container")
+	attacks := flag.Int("attacks", 6, "attack traces in the attacked container")
 	flag.Parse()
 	if err := run(*data, *out, *train, *normal, *attacks); err != nil {
 		fmt.Fprintln(os.Stderr, "mkcapture:", err)
@@ -125,6 +128,9 @@ func run(data, out string, nTrain, nNormal, nAttack int) error {
 	g.interleave(monitor)
 	// The attack: a shell, then the attack traces in checkout-api's container.
 	g.falco(attacked, "Terminal shell in container", "Notice", "bash", []string{"T1059", "container", "mitre_execution", "shell"})
+	// Attack processes get pids from AttackPID up, so the demo and its test
+	// can tell a detected attack from a false alarm.
+	g.pid = AttackPID
 	g.interleave(attack)
 	g.falco(attacked, "Read sensitive file untrusted", "Warning", "bash", []string{"T1555", "container", "filesystem", "mitre_credential_access"})
 	if err := bw.Flush(); err != nil {
@@ -159,7 +165,7 @@ func (g *gen) interleave(ts []trace) {
 	next := 0
 	for next < len(ts) || len(running) > 0 {
 		for len(running) < 4 && next < len(ts) {
-			g.pid += 1 + g.rng.IntN(40)
+			g.pid += 1 + g.rng.IntN(8)
 			running = append(running, &live{t: ts[next], pid: g.pid})
 			next++
 		}
