@@ -178,8 +178,9 @@ func (n *demoNarrator) alert(line []byte) {
 	}
 }
 
-func runDemo(ctx context.Context, out io.Writer, dataDir string, verbose bool) error {
+func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) error {
 	start := time.Now()
+	out := &lockedWriter{w: w} // the narrator, the log and the progress lines all print
 	if dataDir == "" {
 		tmp, err := os.MkdirTemp("", "falco-scorer-demo-")
 		if err != nil {
@@ -329,6 +330,18 @@ func shortImage(s string) string {
 		s = s[:i+12] + "…"
 	}
 	return s
+}
+
+// lockedWriter serialises writes from the demo's goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // demoLog reads the service's JSON log lines and narrates the ones that
