@@ -32,6 +32,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
 )
 
 // binDir holds the falco-scorer binary built once for child-process tests.
@@ -569,3 +570,5 @@ func configShow(t testing.TB, cfg Config) string {
 	}
 	return string(b)
 }
+
+func secretURL(u string) secret.Secret { return secret.New(u) }
