@@ -517,3 +517,61 @@ func imageInfo(item *badger.Item, bkts *badger.Iterator) (ImageInfo, error) {
 	}
 	return info, nil
 }
+
+// ErrConflict is returned by CompactBucket when the bucket changed since
+// its blobs were read.
+var ErrConflict = errors.New("bucket changed since it was read")
+
+// CompactBucket replaces the blobs of one (image, bucket) by merged, their
+// sum, in one transaction: a reader sees either the old blobs or the merged
+// one. expect is the number of blobs the caller read and merged; if the
+// bucket now holds another number, nothing changes and ErrConflict is
+// returned. Flushing every few seconds writes hundreds of blobs per image
+// and hour, so the pipeline compacts each bucket once it is closed.
+func (d *DB) CompactBucket(image string, bucket time.Time, expect int, merged []byte) error {
+	if err := checkImage(image); err != nil {
+		return fmt.Errorf("compact bucket: %w", err)
+	}
+	if err := checkTime("bucket", bucket); err != nil {
+		return fmt.Errorf("compact bucket %s: %w", image, err)
+	}
+	if len(merged) == 0 {
+		return fmt.Errorf("compact bucket %s: empty merged counts", image)
+	}
+	if err := d.acquire(); err != nil {
+		return fmt.Errorf("compact bucket: %w", err)
+	}
+	defer d.life.RUnlock()
+	d.baseMu.Lock()
+	defer d.baseMu.Unlock()
+	prefix := u64(imagePrefix(prefixBucket, image), timeNanos(bucket))
+	err := d.bdb.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		var keys [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		it.Close()
+		if len(keys) != expect {
+			return fmt.Errorf("%w: %d blobs, expected %d", ErrConflict, len(keys), expect)
+		}
+		if expect <= 1 {
+			return nil // nothing to gain
+		}
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		flush := d.flushNext
+		d.flushNext++
+		if err := txn.Set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+			return err
+		}
+		return txn.Set(bucketKey(image, bucket, flush), merged)
+	})
+	if err != nil {
+		return fmt.Errorf("compact bucket %s %s: %w", image, bucket.Format(time.RFC3339), err)
+	}
+	return nil
+}

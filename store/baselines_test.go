@@ -287,3 +287,37 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+func TestCompactBucketReplacesBlobsAtomically(t *testing.T) {
+	d := openAt(t, "")
+	b0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		if err := d.PutDeltas([]scorer.BaselineDelta{{Image: "app:1", Bucket: b0, Counts: []byte{byte(i + 1)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.PutDeltas([]scorer.BaselineDelta{{Image: "app:1", Bucket: b0.Add(time.Hour), Counts: []byte{9}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CompactBucket("app:1", b0, 2, []byte{42}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("CompactBucket(expect 2 of 3) = %v, want ErrConflict", err)
+	}
+	if err := d.CompactBucket("app:1", b0, 3, []byte{42}); err != nil {
+		t.Fatalf("CompactBucket() = %v", err)
+	}
+	got, err := d.ImageBuckets("app:1", b0, b0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !bytes.Equal(got[0].Counts, []byte{42}) || !bytes.Equal(got[1].Counts, []byte{9}) {
+		t.Errorf("buckets after compaction = %+v, want the merged blob then the next bucket's", got)
+	}
+	// A later flush still gets a fresh sequence: nothing is overwritten.
+	if err := d.PutDeltas([]scorer.BaselineDelta{{Image: "app:1", Bucket: b0, Counts: []byte{7}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = d.ImageBuckets("app:1", b0, b0.Add(time.Hour))
+	if len(got) != 2 {
+		t.Errorf("blobs in the bucket after another flush = %d, want 2", len(got))
+	}
+}

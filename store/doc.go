@@ -51,6 +51,7 @@
 //	0x06 | len u16 | image                     image meta: last flush u64 | meta
 //	0x07 | len u16 | image | bucket u64 | flush u64
 //	                                           one flush's counts blob for that bucket
+//	                                           (CompactBucket later replaces a closed bucket's blobs by their sum)
 //	0x08                                       u64 next flush seq (high-water mark)
 //
 // Sequences are never reused: a writer stores the high-water mark covering
