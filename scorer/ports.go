@@ -76,6 +76,13 @@ type BaselineDelta struct {
 	Meta   []byte
 }
 
+// PartialFlush is implemented by a PutDeltas error when some images were
+// stored before the failure.
+type PartialFlush interface {
+	error
+	StoredImages() []string
+}
+
 // BaselineBucket is one stored bucket of an image's counts.
 type BaselineBucket struct {
 	Bucket time.Time
@@ -84,7 +91,9 @@ type BaselineBucket struct {
 
 // Baselines stores rolling per-image baselines.
 type Baselines interface {
-	// PutDeltas writes the deltas atomically per image.
+	// PutDeltas writes the deltas atomically per image. When a flush fails
+	// part way, the error implements PartialFlush and names the images
+	// already stored, which must not be written again.
 	PutDeltas(deltas []BaselineDelta) error
 	// LoadBaselines calls fn for each stored image with its meta and its
 	// buckets at or after since, oldest first.

@@ -3,6 +3,7 @@ package scorer
 import (
 	"container/list"
 	"context"
+	"errors"
 	"encoding/json"
 	"strconv"
 	"sync/atomic"
@@ -487,6 +488,10 @@ func (w *worker) flushBaselines(now time.Time) {
 	if err := w.p.deps.Baselines.PutDeltas(deltas); err != nil {
 		w.p.met.flushErrors.Inc()
 		w.p.log.Error().Err(err).Int("images", len(deltas)).Msg("baseline flush failed, keeping deltas for the next one")
+		var partial PartialFlush
+		if errors.As(err, &partial) {
+			deltas = withoutImages(deltas, partial.StoredImages())
+		}
 		w.unflushed = append(w.unflushed, deltas...)
 		if len(w.unflushed) > maxUnflushed {
 			w.unflushed = w.unflushed[len(w.unflushed)-maxUnflushed:]
@@ -494,10 +499,30 @@ func (w *worker) flushBaselines(now time.Time) {
 		return
 	}
 	if len(w.unflushed) > 0 {
-		if err := w.p.deps.Baselines.PutDeltas(w.unflushed); err == nil {
+		err := w.p.deps.Baselines.PutDeltas(w.unflushed)
+		var partial PartialFlush
+		switch {
+		case err == nil:
 			w.unflushed = nil
+		case errors.As(err, &partial):
+			w.unflushed = withoutImages(w.unflushed, partial.StoredImages())
 		}
 	}
+}
+
+// withoutImages drops the deltas of the given images.
+func withoutImages(deltas []BaselineDelta, images []string) []BaselineDelta {
+	drop := make(map[string]bool, len(images))
+	for _, im := range images {
+		drop[im] = true
+	}
+	kept := deltas[:0]
+	for _, d := range deltas {
+		if !drop[d.Image] {
+			kept = append(kept, d)
+		}
+	}
+	return kept
 }
 
 // maxUnflushed bounds the deltas kept in memory while the store refuses

@@ -28,6 +28,10 @@ func (e *FlushError) Error() string {
 
 func (e *FlushError) Unwrap() error { return e.Err }
 
+// StoredImages lists the images stored before the failure (the pipeline
+// retries only the others; see scorer.Baselines).
+func (e *FlushError) StoredImages() []string { return e.Stored }
+
 // PutDeltas stores one flush of learned counts. Each delta with non-empty
 // Counts becomes a new blob under (image, bucket, flush sequence): blobs are
 // never overwritten, so several may exist for one (image, bucket) and the
