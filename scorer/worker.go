@@ -3,8 +3,8 @@ package scorer
 import (
 	"container/list"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"time"
