@@ -152,3 +152,13 @@ func TestEnrichFallsBackToCacheThenContainer(t *testing.T) {
 		t.Errorf("enrich(host) = %+v, want host", s)
 	}
 }
+
+func BenchmarkDecodeJSON(b *testing.B) {
+	in := []byte(sample)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeJSON(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
