@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"container/list"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -34,6 +35,8 @@ type image struct {
 	endTop       topK      // highest end-of-sequence scores of the learning stream
 	dirty        bool      // learned since the last flush
 	windowLen    int
+	elem         *list.Element // in the worker's image LRU
+	removed      bool          // evicted or reset: learns nothing more (its counts would be lost)
 }
 
 // imageMeta is the image's state as the store keeps it (Meta bytes).
@@ -95,18 +98,55 @@ func (w *worker) newImage(key string, now time.Time) *image {
 // predecessor of the same repository when there is one) on first sight.
 func (w *worker) image(key string, now time.Time) *image {
 	if img, ok := w.images[key]; ok {
+		w.imageLRU.MoveToFront(img.elem)
 		return img
 	}
-	if img := w.loadImage(key, now); img != nil {
-		w.images[key] = img
-		w.imageCount.Store(int64(len(w.images)))
-		return img
+	img := w.loadImage(key, now)
+	if img == nil {
+		img = w.newImage(key, now)
+		w.inherit(img, now)
 	}
-	img := w.newImage(key, now)
-	w.inherit(img, now)
-	w.images[key] = img
-	w.imageCount.Store(int64(len(w.images)))
+	w.addImage(img)
 	return img
+}
+
+// addImage makes img live in this worker, evicting the least recently seen
+// images beyond the worker's share of max_images.
+func (w *worker) addImage(img *image) {
+	if old, ok := w.images[img.key]; ok {
+		w.removeImage(old)
+	}
+	w.images[img.key] = img
+	img.elem = w.imageLRU.PushFront(img)
+	w.p.met.images.WithLabelValues(img.state).Inc()
+	for len(w.images) > w.maxImages {
+		w.evictImage(w.imageLRU.Back().Value.(*image))
+	}
+	w.imageCount.Store(int64(len(w.images)))
+}
+
+// removeImage drops img from memory (its stored baseline stays).
+func (w *worker) removeImage(img *image) {
+	img.removed = true
+	w.imageLRU.Remove(img.elem)
+	delete(w.images, img.key)
+	w.p.met.images.WithLabelValues(img.state).Dec()
+	w.imageCount.Store(int64(len(w.images)))
+}
+
+// evictImage moves the least recently seen image out of memory: its
+// unflushed counts go to the next flush, and its next event reloads it from
+// the store. Its live sequences keep scoring against the evicted copy until
+// they end (a sequence notices a new copy and restarts).
+func (w *worker) evictImage(img *image) {
+	if img.dirty && w.p.deps.Baselines != nil {
+		if blob, err := img.model.TakeDelta().MarshalBinary(); err == nil {
+			w.unflushed = append(w.unflushed, BaselineDelta{Image: img.key,
+				Bucket: w.p.deps.Now().Truncate(w.p.cfg.BucketSize), Counts: blob, Meta: img.meta()})
+		}
+	}
+	w.removeImage(img)
+	w.p.met.imagesEvicted.Inc()
 }
 
 // loadImage reads one stored image when the store can do that; nil when it
@@ -354,6 +394,9 @@ func (img *image) flushPending(seq *sequence, learn bool) (heldBack int) {
 
 // learn teaches the model one event.
 func (img *image) learn(hist *markov.History, sym markov.Symbol) {
+	if img.removed {
+		return
+	}
 	novel := img.model.Learn(hist, sym)
 	before := img.conv.Streak
 	img.conv.Observe(novel)

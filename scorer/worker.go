@@ -28,8 +28,9 @@ type worker struct {
 	done []uint64
 	puts []OutboxPut
 
-	unflushed                    []BaselineDelta // deltas a failed flush could not write
-	lastLearning, lastMonitoring int             // this worker's share of the images gauge
+	unflushed []BaselineDelta // deltas a failed flush could not write, and those of evicted images
+	imageLRU  *list.List      // images, most recently seen at the front (values *image)
+	maxImages int
 }
 
 // containerState is the current anomaly state of one container, attached
@@ -43,10 +44,7 @@ type containerState struct {
 }
 
 func newWorker(p *Pipeline, id int) *worker {
-	maxSeqs := p.cfg.MaxSequences / p.cfg.Workers
-	if maxSeqs < 1 {
-		maxSeqs = 1
-	}
+	maxSeqs := max(p.cfg.MaxSequences/p.cfg.Workers, 1)
 	return &worker{
 		p:          p,
 		id:         id,
@@ -57,6 +55,8 @@ func newWorker(p *Pipeline, id int) *worker {
 		lru:        list.New(),
 		maxSeqs:    maxSeqs,
 		containers: make(map[string]*containerState),
+		imageLRU:   list.New(),
+		maxImages:  max(p.cfg.MaxImages/p.cfg.Workers, 1),
 	}
 }
 
@@ -154,6 +154,8 @@ func (w *worker) observe(it item, now time.Time) {
 	img.advance(seq, r)
 	if img.learning() && img.ready(w.p.cfg) {
 		img.graduate(now, w.p.cfg)
+		w.p.met.images.WithLabelValues(StateLearning).Dec()
+		w.p.met.images.WithLabelValues(StateMonitoring).Inc()
 		w.p.met.graduated.Inc()
 		w.p.log.Info().Str("image", img.key).Uint64("events", img.conv.Events).
 			Float64("threshold", img.threshold).Float64("end_threshold", img.endThreshold).
@@ -290,8 +292,7 @@ func (w *worker) forget(key string) {
 		}
 		el = next
 	}
-	delete(w.images, key)
-	w.imageCount.Store(int64(len(w.images)))
+	w.removeImage(img)
 }
 
 // sequenceKey names the trace an event belongs to.
@@ -458,15 +459,9 @@ func (w *worker) maintain(now time.Time) {
 // for later: the counts stay in the model, only the stored copy lags, and
 // the pending delta of the failed flush is re-applied to the next one.
 func (w *worker) flushBaselines(now time.Time) {
-	learning, monitoring := 0, 0
 	var deltas []BaselineDelta
 	bucket := now.Truncate(w.p.cfg.BucketSize)
 	for _, img := range w.images {
-		if img.learning() {
-			learning++
-		} else {
-			monitoring++
-		}
 		if !img.dirty || w.p.deps.Baselines == nil {
 			continue
 		}
@@ -479,34 +474,24 @@ func (w *worker) flushBaselines(now time.Time) {
 		deltas = append(deltas, BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.meta()})
 		img.dirty = false
 	}
-	w.p.met.images.WithLabelValues(StateLearning).Add(float64(learning - w.lastLearning))
-	w.p.met.images.WithLabelValues(StateMonitoring).Add(float64(monitoring - w.lastMonitoring))
-	w.lastLearning, w.lastMonitoring = learning, monitoring
-	if len(deltas) == 0 {
+	// Deltas left by a failed flush or an evicted image go first, so the
+	// newest meta of an image is the one kept.
+	all := append(w.unflushed, deltas...)
+	w.unflushed = nil
+	if len(all) == 0 {
 		return
 	}
-	if err := w.p.deps.Baselines.PutDeltas(deltas); err != nil {
+	if err := w.p.deps.Baselines.PutDeltas(all); err != nil {
 		w.p.met.flushErrors.Inc()
-		w.p.log.Error().Err(err).Int("images", len(deltas)).Msg("baseline flush failed, keeping deltas for the next one")
+		w.p.log.Error().Err(err).Int("images", len(all)).Msg("baseline flush failed, keeping deltas for the next one")
 		var partial PartialFlush
 		if errors.As(err, &partial) {
-			deltas = withoutImages(deltas, partial.StoredImages())
+			all = withoutImages(all, partial.StoredImages())
 		}
-		w.unflushed = append(w.unflushed, deltas...)
-		if len(w.unflushed) > maxUnflushed {
-			w.unflushed = w.unflushed[len(w.unflushed)-maxUnflushed:]
+		if len(all) > maxUnflushed {
+			all = all[len(all)-maxUnflushed:]
 		}
-		return
-	}
-	if len(w.unflushed) > 0 {
-		err := w.p.deps.Baselines.PutDeltas(w.unflushed)
-		var partial PartialFlush
-		switch {
-		case err == nil:
-			w.unflushed = nil
-		case errors.As(err, &partial):
-			w.unflushed = withoutImages(w.unflushed, partial.StoredImages())
-		}
+		w.unflushed = all
 	}
 }
 
