@@ -1,15 +1,3 @@
-// Command falco-loadgen loads a Falco HTTP receiver (falco-scorer,
-// falcosidekick, or anything that takes Falco's http_output) the way Falco
-// does: keep-alive connections, each posting one Falco JSON event per
-// request, for a fixed duration. It prints accepted events per second, HTTP
-// status counts and latency percentiles.
-//
-//	falco-loadgen -url http://127.0.0.1:2801/ -c 16 -d 10s
-//	falco-loadgen -url http://127.0.0.1:2801/ -rate 5000      # rate-limited, latency from schedule
-//	falco-loadgen -url http://127.0.0.1:2801/ -batch 100      # NDJSON batches
-//	falco-loadgen -serve-noop 127.0.0.1:2802                  # a no-op receiver to compare with
-//
-// Loopback or your own test hosts only: it sends as fast as it can.
 package main
 
 import (
