@@ -45,6 +45,13 @@ demo: build
 run: build
 	./$(BIN) serve
 
+# soak: 10 minutes at half the measured maximum rate (RSS, goroutines,
+# latency every minute; report in soak-report.md) and the 30 s Kafka outage.
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT=$(CURDIR)/soak-report.md \
+	  $(GO) test -tags soak -count=1 -timeout 60m -v -run '^(TestSoak|TestKafkaOutage)$$' ./cmd/falco-scorer
+
 clean:
 	rm -rf bin data bench.out
 
