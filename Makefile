@@ -28,8 +28,8 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $$($(GO) list $(PKGS) | grep -v /cmd/falco-loadgen) | tee bench.out
-	$(GO) test -run '^$$' -bench '^BenchmarkPipeline$$' -benchmem -count 5 ./cmd/falco-loadgen | tee -a bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 $$($(GO) list $(PKGS) | grep -v /cmd/falco-loadgen) | tee bench.out
+	$(GO) test -run '^$$' -bench '^BenchmarkPipeline$$' -benchmem -count 6 ./cmd/falco-loadgen | tee -a bench.out
 	$(GO) test -run '^$$' -bench '^BenchmarkPipelineScale$$' -benchmem -benchtime 200000x -count 3 -timeout 30m ./cmd/falco-loadgen | tee -a bench.out
 	$(MAKE) bench-e2e
 	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench.out bench-e2e.out | tee bench-summary.txt

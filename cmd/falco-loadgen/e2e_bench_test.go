@@ -28,6 +28,7 @@ var (
 	scaleProcs    = flag.Int("e2e.scale-procs", 10, "live processes (sequences) per image in BenchmarkScale")
 	scalePerProcs = flag.Int("e2e.scale-events", 8, "events per sequence in BenchmarkScale")
 	profileExtra  = flag.String("e2e.extra-config", "", "YAML appended to the service's configuration in BenchmarkE2EProfile (experiments)")
+	profileKafka  = flag.String("e2e.kafka-config", "", "YAML lines (indented 4 spaces) added to sinks.kafka in BenchmarkE2EProfile (experiments)")
 )
 
 var built bins
@@ -363,7 +364,7 @@ func BenchmarkE2EProfile(b *testing.B) {
 	const topic = "falco-scorer.alerts"
 	broker := newBroker(b, topic)
 	brokers := broker.ListenAddrs()
-	svc := startService(b, scorerBin, serviceConfig{brokers: brokers, topic: topic, cpuProfile: *e2eProfile, extra: *profileExtra})
+	svc := startService(b, scorerBin, serviceConfig{brokers: brokers, topic: topic, cpuProfile: *e2eProfile, extra: *profileExtra, kafka: *profileKafka})
 	cons := consume(b, brokers, topic)
 	metricsURL := strings.TrimSuffix(svc.url, "/") + "/metrics"
 	m0 := scrape(metricsURL)
@@ -377,6 +378,8 @@ func BenchmarkE2EProfile(b *testing.B) {
 	p1, _ := readProc(svc.pid())
 	b.Logf("service journal: %s", journalStats(m0, scrape(metricsURL)))
 	got, _ := cons.waitFor(t0, t1, int(res.Alerts), 30*time.Second)
+	_, _, lat := cons.window(t0, t1, time.Now())
+	b.Logf("event→broker p50 %s p99 %s", percentile(lat, 0.5), percentile(lat, 0.99))
 	if err := svc.stop(60 * time.Second); err != nil {
 		b.Errorf("service stop: %v", err)
 	}

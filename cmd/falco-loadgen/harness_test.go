@@ -244,7 +244,8 @@ type serviceConfig struct {
 	topic      string
 	stdout     bool
 	cpuProfile string
-	extra      string // more YAML, appended
+	kafka      string // more YAML lines for sinks.kafka, indented by 4 spaces
+	extra      string // more YAML, appended (top-level sections other than sinks)
 }
 
 func (s serviceConfig) yaml(listen, dataDir string) string {
@@ -253,6 +254,7 @@ func (s serviceConfig) yaml(listen, dataDir string) string {
 	fmt.Fprintf(&b, "sinks:\n  stdout:\n    enabled: %t\n", s.stdout)
 	if len(s.brokers) > 0 {
 		fmt.Fprintf(&b, "  kafka:\n    enabled: true\n    brokers: [%s]\n    topic: %s\n", strings.Join(s.brokers, ", "), s.topic)
+		b.WriteString(s.kafka)
 	}
 	b.WriteString(s.extra)
 	return b.String()
