@@ -163,3 +163,17 @@ func TestExplain(t *testing.T) {
 		t.Errorf("Explain()[0] history %v seen %d, want %d symbols seen > 0", ex[0].History, ex[0].HistorySeen, DefaultConfig().Order-1)
 	}
 }
+
+func TestLog2u(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 200000; i++ {
+		c := uint64(1) + r.Uint64N(1<<uint(1+r.IntN(62)))
+		got, want := log2u(c), math.Log2(float64(c))
+		if math.Abs(got-want) > 1e-13*max(want, 1) {
+			t.Fatalf("log2u(%d) = %v, want %v", c, got, want)
+		}
+		if gx, wx := xlog(c), float64(c)*want; c > 1 && math.Abs(gx-wx) > 1e-12*wx {
+			t.Fatalf("xlog(%d) = %v, want %v", c, gx, wx)
+		}
+	}
+}

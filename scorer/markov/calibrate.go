@@ -99,27 +99,25 @@ type Stats struct {
 	Bytes         int    // approximate memory held by the counts
 }
 
-// Stats returns the model's statistics. It walks the count maps (O(size)):
-// call it when reporting, not per event.
+// Stats returns the model's statistics in O(1): the counts are kept as the
+// model changes, so the pipeline may call it for every alert.
 func (m *Model) Stats() Stats {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	top := uint64(m.cfg.Order - 1)
-	st := Stats{Events: m.events, Symbols: len(m.vocab.names), VocabOverflow: m.vocab.overflow}
-	for k := range m.trans {
-		if k>>60 == top {
-			st.Transitions++
-		}
+	st := Stats{
+		Events: m.events, Symbols: len(m.vocab.names), VocabOverflow: m.vocab.overflow,
+		Transitions: m.topTrans + len(m.short), Contexts: m.topCtx,
 	}
-	for k := range m.ctx {
-		if k>>60 == top {
-			st.Contexts++
-		}
-	}
-	st.Transitions += len(m.short)
-	// Swiss-table entries cost about key+value plus ~1 control byte, at a
-	// typical 7/8 load.
-	entries := (len(m.trans)+len(m.short)+len(m.pending))*17 + len(m.ctx)*33
-	st.Bytes = entries*8/7 + len(m.vocab.names)*32
+	// Index maps cost about key+index plus ~1 control byte per entry at a
+	// typical 7/8 load; the slabs hold the values.
+	entries := (len(m.short)+len(m.pending))*17 + (m.trans.len()+m.ctx.len())*13
+	st.Bytes = entries*8/7 + len(m.trans.vals)*8 + len(m.ctx.vals)*40 + len(m.vocab.names)*32
 	return st
+}
+
+// Events returns the number of events learned, net of subtracted deltas.
+func (m *Model) Events() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.events
 }

@@ -1,6 +1,7 @@
 package markov
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,6 +63,14 @@ func (m *Model) TakeDelta() Delta {
 // exportLocked renames model symbols to local ones (numbered in order of
 // their sorted names) and sorts the entries.
 func (m *Model) exportLocked(each func(yield func(uint64, int64))) Delta {
+	return export(m.cfg.Order, m.vocab.name, each)
+}
+
+// export builds the canonical Delta of the entries each yields (keys over
+// symbols that name resolves): only the names the entries use, numbered in
+// sorted order, and the entries sorted by key. Equal multisets of events
+// give equal Deltas, whatever their symbols' numbering.
+func export(order int, name func(Symbol) string, each func(yield func(uint64, int64))) Delta {
 	used := make(map[Symbol]bool)
 	each(func(k uint64, _ int64) {
 		forSymbols(k, func(s Symbol) { used[s] = true })
@@ -71,35 +80,75 @@ func (m *Model) exportLocked(each func(yield func(uint64, int64))) Delta {
 	for s := range used {
 		syms = append(syms, s)
 	}
-	slices.SortFunc(syms, func(a, b Symbol) int {
-		switch na, nb := m.vocab.name(a), m.vocab.name(b); {
-		case na < nb:
-			return -1
-		case na > nb:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(syms, func(a, b Symbol) int { return cmp.Compare(name(a), name(b)) })
 	local := make(map[Symbol]Symbol, len(syms))
 	names := make([]string, len(syms))
 	for i, s := range syms {
 		local[s] = Symbol(i + 1)
-		names[i] = m.vocab.name(s)
+		names[i] = name(s)
 	}
 	var es []entry
 	each(func(k uint64, c int64) {
 		es = append(es, entry{key: mapKey(k, func(s Symbol) Symbol { return local[s] }), count: c})
 	})
-	slices.SortFunc(es, func(a, b entry) int {
-		if a.key < b.key {
-			return -1
+	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
+	return Delta{order: order, names: names, entries: es}
+}
+
+// MergeDeltas adds encoded deltas (MarshalBinary output) of one order into
+// one encoded delta: the same bytes as the Delta a model would export after
+// learning all their events, so compaction of a delta log is deterministic.
+// Events whose counts cancel are dropped. It fails on an undecodable blob,
+// on mixed orders, and when given nothing.
+func MergeDeltas(blobs ...[]byte) ([]byte, error) {
+	if len(blobs) == 0 {
+		return nil, errors.New("merge deltas: no deltas")
+	}
+	ids := map[string]Symbol{}
+	var names []string
+	sum := map[uint64]int64{}
+	order := 0
+	for i, b := range blobs {
+		var d Delta
+		if err := d.UnmarshalBinary(b); err != nil {
+			return nil, fmt.Errorf("merge deltas: delta %d: %w", i, err)
 		}
-		if a.key > b.key {
-			return 1
+		if i == 0 {
+			order = d.order
+		} else if d.order != order {
+			return nil, fmt.Errorf("merge deltas: delta %d: order %d, want %d", i, d.order, order)
 		}
-		return 0
+		local := make([]Symbol, len(d.names)+1)
+		for j, n := range d.names {
+			s, ok := ids[n]
+			if !ok {
+				if len(names)+1 >= MaxVocabSize {
+					return nil, fmt.Errorf("merge deltas: more than %d names", MaxVocabSize-1)
+				}
+				names = append(names, n)
+				s = Symbol(len(names))
+				ids[n] = s
+			}
+			local[j+1] = s
+		}
+		for _, e := range d.entries {
+			sum[mapKey(e.key, func(s Symbol) Symbol { return local[s] })] += e.count
+		}
+	}
+	name := func(s Symbol) string {
+		if s == OOV || int(s) > len(names) {
+			return oovName
+		}
+		return names[s-1]
+	}
+	d := export(order, name, func(yield func(uint64, int64)) {
+		for k, c := range sum {
+			if c != 0 {
+				yield(k, c)
+			}
+		}
 	})
-	return Delta{order: m.cfg.Order, names: names, entries: es}
+	return d.MarshalBinary()
 }
 
 // forSymbols calls fn for each symbol of a transition key.
@@ -166,7 +215,7 @@ func (m *Model) applyLocked(names []string, es []entry, sign int) error {
 		if sign < 0 {
 			n = -n
 		}
-		if !m.add(k>>symbolBits&histMask, l, Symbol(k&symbolMask), n) {
+		if ok, _ := m.add(k>>symbolBits&histMask, l, Symbol(k&symbolMask), n); !ok {
 			under++
 		}
 	}

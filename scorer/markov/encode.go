@@ -18,11 +18,11 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	defer m.mu.RUnlock()
 	top := m.cfg.Order - 1
 	d := m.exportLocked(func(yield func(uint64, int64)) {
-		for k, c := range m.trans {
+		m.trans.all(func(k uint64, c *uint64) {
 			if int(k>>60) == top {
-				yield(k, int64(c))
+				yield(k, int64(*c))
 			}
-		}
+		})
 		for k, c := range m.short {
 			yield(k, int64(c))
 		}

@@ -13,7 +13,8 @@ type Transition struct {
 	Probability float64
 	Surprise    float64 // -log2 Probability, bits
 	HistorySeen uint64  // times the model saw the whole history
-	Offset      int     // position of the event in the window, 0 = oldest
+	Offset      int     // position of the event in the window, 0 = oldest (Explain only)
+	Count       uint64  // times the model learned this transition
 }
 
 // Explain recomputes every event of the window against the model as it is
@@ -31,9 +32,13 @@ func (m *Model) Explain(w *Window, k int) []Transition {
 		l := m.histLen(&h)
 		p, _, seen, _ := m.prob(h.packed, l, s, false)
 		hist := h.Symbols(nil)
+		var count uint64
+		if tp := m.trans.get(transKey(h.packed, l, s)); tp != nil {
+			count = *tp
+		}
 		out = append(out, Transition{
 			History: hist[len(hist)-l:], Symbol: s, Probability: p,
-			Surprise: -log2(p), HistorySeen: seen, Offset: i,
+			Surprise: -log2(p), HistorySeen: seen, Offset: i, Count: count,
 		})
 		h.Push(s)
 	}
@@ -49,4 +54,74 @@ func (m *Model) Explain(w *Window, k int) []Transition {
 func (w *Window) WindowSymbols() []Symbol {
 	syms, lead := w.symbols()
 	return syms[lead:]
+}
+
+// TopTransitions returns the k most frequent full-length transitions (a
+// history of Order-1 symbols, then the symbol), most frequent first, ties
+// ordered by the names of history then symbol, with their counts and the
+// model's smoothed probabilities. It walks the counts (O(transitions)) and
+// allocates: call it for reports, not per event.
+func (m *Model) TopTransitions(k int) []Transition {
+	if k <= 0 {
+		return nil
+	}
+	type kc struct{ key, count uint64 }
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	top := m.cfg.Order - 1
+	var all []kc
+	m.trans.all(func(key uint64, c *uint64) {
+		if int(key>>60) == top {
+			all = append(all, kc{key, *c})
+		}
+	})
+	names := func(key uint64) []string {
+		var out []string
+		for i := top; i >= 0; i-- {
+			out = append(out, m.vocab.name(Symbol(key>>(uint(i)*symbolBits)&symbolMask)))
+		}
+		return out
+	}
+	// Order by count, then resolve names only for the transitions tied
+	// with the last one kept.
+	slices.SortFunc(all, func(a, b kc) int { return cmp.Compare(b.count, a.count) })
+	if len(all) > k {
+		cut := all[k-1].count
+		n := k
+		for n < len(all) && all[n].count == cut {
+			n++
+		}
+		all = all[:n]
+	}
+	type named struct {
+		kc
+		names []string
+	}
+	cands := make([]named, len(all))
+	for i, e := range all {
+		cands[i] = named{e, names(e.key)}
+	}
+	slices.SortFunc(cands, func(a, b named) int {
+		if c := cmp.Compare(b.count, a.count); c != 0 {
+			return c
+		}
+		return slices.Compare(a.names, b.names)
+	})
+	for i := range all[:min(k, len(all))] {
+		all[i] = cands[i].kc
+	}
+	all = all[:min(k, len(all))]
+	out := make([]Transition, len(all))
+	for i, e := range all {
+		packed := e.key >> symbolBits & histMask
+		s := Symbol(e.key & symbolMask)
+		p, _, seen, _ := m.prob(packed, top, s, false)
+		var h History
+		for j := top - 1; j >= 0; j-- {
+			h.Push(Symbol(packed >> (uint(j) * symbolBits) & symbolMask))
+		}
+		out[i] = Transition{History: h.Symbols(nil), Symbol: s, Probability: p, Surprise: -log2(p),
+			HistorySeen: seen, Count: e.count}
+	}
+	return out
 }

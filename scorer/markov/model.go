@@ -32,16 +32,19 @@ type Model struct {
 	mu    sync.RWMutex
 	cfg   Config
 	vocab vocab
-	ctx   map[uint64]ctxStat // context key → stats, all orders
-	trans map[uint64]uint64  // transition key → count, all orders
+	ctx   slab[ctxStat] // context key → stats, all orders
+	trans slab[uint64]  // transition key → count, all orders
 	// short counts events learned with a history shorter than Order-1
 	// (sequence starts). With the top-order transitions it is exactly the
 	// multiset of learned events, which is what deltas and the encoding carry.
 	short   map[uint64]uint64
 	pending map[uint64]int64 // event key → count since the last TakeDelta
 	events  uint64           // events learned (net of subtracted deltas)
-	uniform float64          // 1/VocabSize
-	logK    float64          // log2(VocabSize)
+	// Distinct full-length transitions and histories, kept as counts change
+	// so that Stats is O(1).
+	topTrans, topCtx int
+	uniform          float64 // 1/VocabSize
+	logK             float64 // log2(VocabSize)
 }
 
 // New returns an empty model.
@@ -52,8 +55,8 @@ func New(cfg Config) (*Model, error) {
 	return &Model{
 		cfg:     cfg,
 		vocab:   newVocab(cfg.VocabSize),
-		ctx:     make(map[uint64]ctxStat),
-		trans:   make(map[uint64]uint64),
+		ctx:     newSlab[ctxStat](1),            // the empty context
+		trans:   newSlab[uint64](cfg.VocabSize), // unigram counts
 		short:   make(map[uint64]uint64),
 		pending: make(map[uint64]int64),
 		uniform: 1 / float64(cfg.VocabSize),
@@ -115,19 +118,20 @@ func (m *Model) Learn(h *History, s Symbol) (novel bool) {
 	l := m.histLen(h)
 	k := transKey(h.packed, l, s)
 	m.mu.Lock()
-	novel = m.trans[k] == 0
-	m.add(h.packed, l, s, 1)
+	_, old := m.add(h.packed, l, s, 1)
+	novel = old == 0
 	m.pending[k]++
 	m.mu.Unlock()
 	return novel
 }
 
-// add adds sign (±1, or any count) occurrences of the event (last l symbols
-// of packed) → s to all orders. A subtraction below zero is clamped at zero
-// and reported as false.
-func (m *Model) add(packed uint64, l int, s Symbol, n int64) bool {
-	ok := true
-	if l < m.cfg.Order-1 {
+// add adds n occurrences (n < 0 subtracts) of the event (last l symbols of
+// packed) → s to all orders. A subtraction below zero is clamped at zero and
+// reported as ok = false. old is the event's count before.
+func (m *Model) add(packed uint64, l int, s Symbol, n int64) (ok bool, old uint64) {
+	ok = true
+	top := m.cfg.Order - 1
+	if l < top {
 		k := transKey(packed, l, s)
 		v, fine := addCount(m.short[k], n)
 		ok = ok && fine
@@ -139,48 +143,77 @@ func (m *Model) add(packed uint64, l int, s Symbol, n int64) bool {
 	}
 	for k := 0; k <= l; k++ {
 		tk := transKey(packed, k, s)
-		old := m.trans[tk]
-		nw, fine := addCount(old, n)
+		var tp *uint64
+		if n > 0 {
+			tp, _ = m.trans.getOrAdd(tk)
+		} else if tp = m.trans.get(tk); tp == nil {
+			ok = false
+			continue
+		}
+		o := *tp
+		nw, fine := addCount(o, n)
 		ok = ok && fine
+		if k == l {
+			old = o
+		}
 		if nw == 0 {
-			delete(m.trans, tk)
+			m.trans.remove(tk)
 		} else {
-			m.trans[tk] = nw
+			*tp = nw
+		}
+		if o == nw {
+			continue
 		}
 		ck := ctxKey(packed, k)
-		cs := m.ctx[ck]
-		cs.count = cs.count - old + nw
-		cs.slog += xlog(nw) - xlog(old)
-		if old == 0 && nw > 0 {
+		cs, added := m.ctx.getOrAdd(ck)
+		if added && k == top {
+			m.topCtx++
+		}
+		cs.count = cs.count - o + nw
+		cs.slog += xlog(nw) - xlog(o)
+		switch {
+		case o == 0:
 			cs.distinct++
-		} else if old > 0 && nw == 0 {
+			if k == top {
+				m.topTrans++
+			}
+		case nw == 0:
 			cs.distinct--
+			if k == top {
+				m.topTrans--
+			}
 		}
 		if cs.count == 0 {
-			delete(m.ctx, ck)
-		} else {
-			if cs.distinct == 1 {
-				cs.slog = xlog(cs.count) // exact again: no drift with one follower
+			m.ctx.remove(ck)
+			if k == top {
+				m.topCtx--
 			}
-			m.derive(&cs)
-			m.ctx[ck] = cs
+			continue
 		}
+		if cs.distinct == 1 {
+			cs.slog = xlog(cs.count) // exact again: no drift with one follower
+		}
+		m.derive(cs)
 	}
 	nev, fine := addCount(m.events, n)
 	m.events = nev
-	return ok && fine
+	return ok && fine, old
 }
 
 // derive sets the interpolation weight and entropy term of a context.
 func (m *Model) derive(cs *ctxStat) {
 	n, t := float64(cs.count), float64(cs.distinct)
+	hml := log2u(cs.count) - cs.slog/n
+	var hl float64
 	if m.cfg.Smoothing == WittenBell {
 		cs.lambda = n / (n + t)
+		// h2(n/(n+t)) from integer logarithms (table reads).
+		hl = max(log2u(cs.count+cs.distinct)-(xlog(cs.count)+xlog(cs.distinct))/(n+t), 0)
 	} else {
 		cs.lambda = 1 - m.cfg.Discount*t/n
+		hl = h2(cs.lambda)
 	}
-	hml := math.Log2(n) - cs.slog/n
-	cs.hterm = cs.lambda*max(hml, 0) + h2(cs.lambda)
+	cs.hterm = cs.lambda*max(hml, 0) + hl
 }
 
 func addCount(c uint64, n int64) (uint64, bool) {
@@ -188,14 +221,6 @@ func addCount(c uint64, n int64) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(int64(c) + n), true
-}
-
-func xlog(c uint64) float64 {
-	if c <= 1 {
-		return 0
-	}
-	f := float64(c)
-	return f * math.Log2(f)
 }
 
 // Step is the model's view of one event.
@@ -259,11 +284,14 @@ func (m *Model) prob(packed uint64, l int, s Symbol, withEnt bool) (p, ent float
 	wb := m.cfg.Smoothing == WittenBell
 	d := m.cfg.Discount
 	for k := 0; k <= l; k++ {
-		cs, ok := m.ctx[ctxKey(packed, k)]
-		if !ok {
+		cs := m.ctx.get(ctxKey(packed, k))
+		if cs == nil {
 			break
 		}
-		c := float64(m.trans[transKey(packed, k, s)])
+		var c float64
+		if tp := m.trans.get(transKey(packed, k, s)); tp != nil {
+			c = float64(*tp)
+		}
 		n := float64(cs.count)
 		t := float64(cs.distinct)
 		if wb {
