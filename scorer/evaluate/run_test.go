@@ -43,11 +43,11 @@ func TestPrintReport(t *testing.T) {
 }
 
 // Levels reached on the shared split (train=training, normal=validation,
-// attack=attack) with DefaultConfig; the test fails 0.01 below them.
+// attack=attack) with DefaultConfig (RESULTS.md); the test fails 0.01 worse.
 const (
 	reachedAUC    = 0.8708
 	reachedFPR90  = 0.2182
-	reachedOnline = 0.2797
+	reachedOnline = 0.3076
 )
 
 func TestRegressionSharedSplit(t *testing.T) {
@@ -59,16 +59,19 @@ func TestRegressionSharedSplit(t *testing.T) {
 	if r.Sequence.AUC < reachedAUC-0.01 {
 		t.Errorf("sequence.auc = %.4f, want ≥ %.4f", r.Sequence.AUC, reachedAUC-0.01)
 	}
-	if r.Sequence.FPRAtTPR > reachedFPR90+0.02 {
-		t.Errorf("sequence.fpr_at_tpr90 = %.4f, want ≤ %.4f", r.Sequence.FPRAtTPR, reachedFPR90+0.02)
+	if r.Sequence.FPRAtTPR > reachedFPR90+0.01 {
+		t.Errorf("sequence.fpr_at_tpr90 = %.4f, want ≤ %.4f", r.Sequence.FPRAtTPR, reachedFPR90+0.01)
 	}
-	if got := r.Online.TPRAtFPR["0.05"]; got < reachedOnline-0.02 {
-		t.Errorf("online.tpr_at_fpr[0.05] = %.4f, want ≥ %.4f", got, reachedOnline-0.02)
+	if got := r.Online.TPRAtFPR["0.05"]; got < reachedOnline-0.01 {
+		t.Errorf("online.tpr_at_fpr[0.05] = %.4f, want ≥ %.4f", got, reachedOnline-0.01)
 	}
 	for _, target := range CalibrationTargets {
 		c := r.Calibrated[rateKey(target)]
 		if c.FPR < 0.5*target || c.FPR > 1.5*target {
 			t.Errorf("calibrated[%v].fpr = %.4f, want within ±50%% of the target", target, c.FPR)
+		}
+		if c.OnlineFPR < 0.5*target || c.OnlineFPR > 1.5*target {
+			t.Errorf("calibrated[%v].online_fpr = %.4f, want within ±50%% of the target", target, c.OnlineFPR)
 		}
 	}
 	for _, f := range []string{"Adduser", "Hydra_FTP", "Hydra_SSH"} {
