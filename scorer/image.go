@@ -37,6 +37,7 @@ type image struct {
 	windowLen    int
 	elem         *list.Element // in the worker's image LRU
 	removed      bool          // evicted or reset: learns nothing more (its counts would be lost)
+	flushed      time.Time     // bucket of the latest flush; an older one is closed and can be compacted
 }
 
 // imageMeta is the image's state as the store keeps it (Meta bytes).

@@ -113,3 +113,12 @@ type ImageLoader interface {
 	// found is false when the store has no such image.
 	LoadImage(image string, since time.Time) (meta []byte, buckets []BaselineBucket, found bool, err error)
 }
+
+// BucketCompactor is optionally implemented by a Baselines store that can
+// replace a closed bucket's blobs (one per flush) by their sum.
+type BucketCompactor interface {
+	// CompactBucket replaces the expect blobs of (image, bucket) by merged,
+	// atomically; it fails without change when the bucket holds another
+	// number of blobs.
+	CompactBucket(image string, bucket time.Time, expect int, merged []byte) error
+}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/markov"
 )
 
 // worker owns a shard of images: their models, their sequences and the
@@ -28,9 +30,10 @@ type worker struct {
 	done []uint64
 	puts []OutboxPut
 
-	unflushed []BaselineDelta // deltas a failed flush could not write, and those of evicted images
-	imageLRU  *list.List      // images, most recently seen at the front (values *image)
-	maxImages int
+	unflushed   []BaselineDelta // deltas a failed flush could not write, and those of evicted images
+	compactions []compaction    // closed buckets whose flush blobs can be merged
+	imageLRU    *list.List      // images, most recently seen at the front (values *image)
+	maxImages   int
 }
 
 // containerState is the current anomaly state of one container, attached
@@ -452,6 +455,50 @@ func (w *worker) maintain(now time.Time) {
 	}
 	w.flushBaselines(now)
 	w.rollHorizon(now)
+	w.compact()
+}
+
+// compaction is one closed (image, bucket) whose blobs can be merged.
+type compaction struct {
+	image  string
+	bucket time.Time
+}
+
+// maxCompactionsPerTick spreads the work of an hour boundary (every image
+// closes its bucket at once) over several ticks.
+const maxCompactionsPerTick = 64
+
+// compact merges the flush blobs of closed buckets into one blob each, so
+// that the store holds one blob per image and hour instead of one per flush.
+func (w *worker) compact() {
+	c, ok := w.p.deps.Baselines.(BucketCompactor)
+	if !ok {
+		w.compactions = nil
+		return
+	}
+	n := min(len(w.compactions), maxCompactionsPerTick)
+	for _, job := range w.compactions[:n] {
+		if err := w.compactBucket(c, job); err != nil {
+			w.p.log.Warn().Err(err).Str("image", job.image).Time("bucket", job.bucket).Msg("compact baseline bucket")
+		}
+	}
+	w.compactions = append(w.compactions[:0], w.compactions[n:]...)
+}
+
+func (w *worker) compactBucket(c BucketCompactor, job compaction) error {
+	buckets, err := w.p.deps.Baselines.ImageBuckets(job.image, job.bucket, job.bucket.Add(w.p.cfg.BucketSize))
+	if err != nil || len(buckets) < 2 {
+		return err
+	}
+	blobs := make([][]byte, len(buckets))
+	for i, b := range buckets {
+		blobs[i] = b.Counts
+	}
+	merged, err := markov.MergeDeltas(blobs...)
+	if err != nil {
+		return err
+	}
+	return c.CompactBucket(job.image, job.bucket, len(buckets), merged)
 }
 
 // flushBaselines writes every image's counts learned since the last flush,
@@ -473,6 +520,10 @@ func (w *worker) flushBaselines(now time.Time) {
 		}
 		deltas = append(deltas, BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.meta()})
 		img.dirty = false
+		if !img.flushed.IsZero() && img.flushed.Before(bucket) {
+			w.compactions = append(w.compactions, compaction{img.key, img.flushed})
+		}
+		img.flushed = bucket
 	}
 	// Deltas left by a failed flush or an evicted image go first, so the
 	// newest meta of an image is the one kept.
