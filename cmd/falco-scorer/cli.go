@@ -8,6 +8,7 @@ import (
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
+	"github.com/falco-scorer/falco-scorer/store/admin"
 )
 
 func newConfigCmd(g *globalFlags) *cobra.Command {
@@ -47,15 +48,19 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 // addBaselinesCmd adds `baselines` working on the configured data dir.
 func addBaselinesCmd(root *cobra.Command, g *globalFlags) {
 	dir := ""
-	cmd := newBaselinesCmdWith(&dir, describeBaseline)
+	order := scorer.DefaultConfig().Order
+	cmd := newBaselinesCmdWith(&dir, func(image string, meta []byte, buckets []scorer.BaselineBucket) any {
+		return describeBaseline(order)(image, meta, buckets)
+	})
 	cmd.PersistentFlags().StringVar(&dir, "data-dir", "", "data directory (default: the configuration's store.dir)")
 	prev := cmd.PersistentPreRunE
 	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		cfg, err := LoadConfig(g.configPath)
+		if err != nil {
+			return err
+		}
+		order = cfg.Scorer.Order
 		if dir == "" {
-			cfg, err := LoadConfig(g.configPath)
-			if err != nil {
-				return err
-			}
 			dir = cfg.Store.Dir
 		}
 		if prev != nil {
@@ -67,8 +72,15 @@ func addBaselinesCmd(root *cobra.Command, g *globalFlags) {
 }
 
 // describeBaseline adds the model's view to `baselines show` and the admin
-// API: state, thresholds, size and maturity from the stored meta and counts.
-func describeBaseline(image string, meta []byte, buckets []scorer.BaselineBucket) any {
+// API: state, thresholds, size, maturity and the most frequent transitions,
+// from the stored meta and counts of a model of the given order.
+func describeBaseline(order int) admin.DescribeFunc {
+	return func(image string, meta []byte, buckets []scorer.BaselineBucket) any {
+		return describe(order, meta, buckets)
+	}
+}
+
+func describe(order int, meta []byte, buckets []scorer.BaselineBucket) any {
 	out := map[string]any{}
 	if m := scorer.DescribeMeta(meta); m != nil {
 		out["baseline"] = m
@@ -81,7 +93,9 @@ func describeBaseline(image string, meta []byte, buckets []scorer.BaselineBucket
 			return out
 		}
 		if model == nil {
-			m, err := markov.New(markov.DefaultConfig())
+			mc := markov.DefaultConfig()
+			mc.Order = order
+			m, err := markov.New(mc)
 			if err != nil {
 				return out
 			}
@@ -93,6 +107,17 @@ func describeBaseline(image string, meta []byte, buckets []scorer.BaselineBucket
 	}
 	if model != nil {
 		out["model"] = model.Stats()
+		var top []map[string]any
+		for _, tr := range model.TopTransitions(10) {
+			hist := make([]string, len(tr.History))
+			for i, s := range tr.History {
+				hist[i] = model.Name(s)
+			}
+			top = append(top, map[string]any{
+				"history": hist, "symbol": model.Name(tr.Symbol), "count": tr.Count, "probability": tr.Probability,
+			})
+		}
+		out["top_transitions"] = top
 	}
 	return out
 }

@@ -213,7 +213,7 @@ func (s *service) mountHandlers() error {
 		return nil
 	}
 	s.http.Handle("/api/v1/", admin.Handler(s.db, tok, s.log,
-		admin.WithDescribe(describeBaseline),
+		admin.WithDescribe(describeBaseline(s.cfg.Scorer.Order)),
 		admin.WithOnChange(func(image string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
