@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
@@ -461,19 +462,29 @@ func (img *image) endScore(seq *sequence) float64 { return seq.acc.Score() }
 
 // explain lists the least likely transitions of seq's window.
 func (img *image) explain(seq *sequence, k int) *Explanation {
-	ts := img.model.Explain(seq.win, k)
 	syms := seq.win.WindowSymbols()
-	e := &Explanation{Window: make([]string, len(syms)), Transitions: make([]Transition, len(ts))}
+	e := &Explanation{Window: make([]string, len(syms))}
 	for i, s := range syms {
 		e.Window[i] = img.model.Name(s)
 	}
-	for i, t := range ts {
+	// A loop repeats its transitions: list each distinct one once.
+	seen := make(map[string]bool, k)
+	for _, t := range img.model.Explain(seq.win, len(syms)) {
 		h := make([]string, len(t.History))
 		for j, s := range t.History {
 			h[j] = img.model.Name(s)
 		}
-		e.Transitions[i] = Transition{History: h, Symbol: img.model.Name(t.Symbol),
+		tr := Transition{History: h, Symbol: img.model.Name(t.Symbol),
 			Probability: t.Probability, Surprise: t.Surprise, HistorySeen: t.HistorySeen}
+		key := strings.Join(h, " ") + " → " + tr.Symbol
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		e.Transitions = append(e.Transitions, tr)
+		if len(e.Transitions) == k {
+			break
+		}
 	}
 	return e
 }

@@ -55,7 +55,9 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 // demoConfig is the embedded configuration of the demo. ADFA-LD traces hold
 // every system call of a whole process, far more varied than the events of
 // the rules falco-scorer ships, so the demo graduates a baseline at a looser
-// novelty bound and over shorter blocks than the service's defaults.
+// novelty bound and over shorter blocks than the service's defaults; and
+// each image runs only ~60 processes while learning, so whole-process
+// verdicts are calibrated for 5 % of normal processes instead of 1 %.
 func demoConfig(dataDir, slackURL, webhookURL string) Config {
 	cfg := DefaultConfig()
 	cfg.Store.Dir = dataDir
@@ -64,7 +66,8 @@ func demoConfig(dataDir, slackURL, webhookURL string) Config {
 	cfg.Scorer.LearningBlockEvents = 3000
 	cfg.Scorer.LearningBlocks = 2
 	cfg.Scorer.NewTransitionRate = 0.3
-	cfg.Scorer.AlertBudget = 500
+	cfg.Scorer.AlertBudget = 100
+	cfg.Scorer.EndAlertRate = 0.05 // calibrable from the ~60 processes each image runs while learning
 	cfg.Scorer.FlushInterval = time.Second
 	cfg.Sinks.Stdout.Enabled = true
 	cfg.Sinks.Slack.Enabled = true
@@ -112,6 +115,7 @@ type demoNarrator struct {
 	alerts  map[string]int // "kind priority" → count
 	byPrio  map[scorer.Priority]int
 	attack  int // anomaly alerts on the attack's processes
+	attackP map[int64]bool
 	falseA  int // anomaly alerts on normal processes (false alarms)
 	shown   int
 	partial []byte
@@ -157,6 +161,10 @@ func (n *demoNarrator) alert(line []byte) {
 		n.shown++
 		if strings.Contains(a.Subject.Image, "checkout-api") && a.Subject.PID >= demoAttackPID && a.Explain != nil {
 			n.attack++
+			if n.attackP == nil {
+				n.attackP = map[int64]bool{}
+			}
+			n.attackP[a.Subject.PID] = true
 		} else {
 			n.falseA++
 		}
@@ -245,11 +253,12 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 	}
 	fmt.Fprintf(out, "  alerts by priority: %s\n", strings.Join(prios, ", "))
 	fmt.Fprintf(out, "  delivered: Slack %d messages (Block Kit), webhook %d Falco-format posts\n", len(recv.slackMsgs), recv.webhookPosts)
-	fmt.Fprintf(out, "  anomaly alerts on normal processes (false alarms within the calibrated budget): %d\n", narr.falseA)
+	fmt.Fprintf(out, "  anomaly alerts on normal processes (false alarms): %d\n", narr.falseA)
 	if narr.attack == 0 {
 		return errors.New("demo: the attack on checkout-api was not flagged")
 	}
-	fmt.Fprintf(out, "  the attack on ghcr.io/acme/checkout-api:2.3.1 was flagged with its explanation (%d alerts on its processes)\n", narr.attack)
+	fmt.Fprintf(out, "  the attack on ghcr.io/acme/checkout-api:2.3.1 was flagged with its explanation: %d alerts on %d of its processes\n",
+		narr.attack, len(narr.attackP))
 	return nil
 }
 

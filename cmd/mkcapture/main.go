@@ -47,7 +47,7 @@ func main() {
 	out := flag.String("out", "cmd/falco-scorer/demodata/capture.ndjson.gz", "output file")
 	train := flag.Int("train", 60, "training traces per image")
 	normal := flag.Int("normal", 8, "validation traces per image after learning")
-	attacks := flag.Int("attacks", 6, "attack traces in the attacked container")
+	attacks := flag.Int("attacks", 12, "attack traces in the attacked container")
 	flag.Parse()
 	if err := run(*data, *out, *train, *normal, *attacks); err != nil {
 		fmt.Fprintln(os.Stderr, "mkcapture:", err)
