@@ -119,6 +119,7 @@ type demoNarrator struct {
 	falseA  int // anomaly alerts on normal processes (false alarms)
 	shown   int
 	partial []byte
+	grads   []string // images whose baseline graduated, in order
 }
 
 func (n *demoNarrator) Write(p []byte) (int, error) {
@@ -227,7 +228,7 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 	var posted atomic.Int64
 	var feedErr error
 	runErr := svc.run(ctx, func(ctx context.Context) {
-		feedErr = postCapture(ctx, out, "http://"+svc.httpAddr()+"/", events, &posted, svc)
+		feedErr = postCapture(ctx, out, "http://"+svc.httpAddr()+"/", events, &posted, narr)
 		// Let the last alerts travel through the outbox before the summary.
 		svc.flushOutbox(time.Now().Add(5 * time.Second))
 	})
@@ -279,7 +280,7 @@ func decodeCapture(gz []byte) ([][]byte, error) {
 
 // postCapture posts the events in NDJSON batches, printing progress and the
 // baselines' states as they change.
-func postCapture(ctx context.Context, out io.Writer, url string, events [][]byte, posted *atomic.Int64, svc *service) error {
+func postCapture(ctx context.Context, out io.Writer, url string, events [][]byte, posted *atomic.Int64, narr *demoNarrator) error {
 	const batch = 200
 	client := &http.Client{Timeout: 30 * time.Second}
 	lastReport := time.Now()
@@ -307,28 +308,20 @@ func postCapture(ctx context.Context, out io.Writer, url string, events [][]byte
 		posted.Add(int64(j - i))
 		if time.Since(lastReport) > 700*time.Millisecond || j == len(events) {
 			lastReport = time.Now()
-			reportStates(out, svc, j, len(events))
+			reportStates(out, narr, j, len(events))
 		}
 	}
 	return nil
 }
 
-func reportStates(out io.Writer, svc *service, done, total int) {
-	infos, err := svc.db.Images()
-	if err != nil {
-		return
+func reportStates(out io.Writer, narr *demoNarrator, done, total int) {
+	narr.mu.Lock()
+	defer narr.mu.Unlock()
+	mon := "none yet"
+	if len(narr.grads) > 0 {
+		mon = strings.Join(narr.grads, ", ")
 	}
-	var parts []string
-	for _, in := range infos {
-		m := scorer.DescribeMeta(in.Meta)
-		if m == nil {
-			continue
-		}
-		st, _ := m["state"].(string)
-		parts = append(parts, fmt.Sprintf("%s %s", shortImage(in.Image), st))
-	}
-	sort.Strings(parts)
-	fmt.Fprintf(out, "  [%3d%%] %d/%d events · %s\n", done*100/total, done, total, strings.Join(parts, " · "))
+	fmt.Fprintf(out, "  [%3d%%] %d/%d events · monitoring: %s\n", done*100/total, done, total, mon)
 }
 
 func shortImage(s string) string {
@@ -379,6 +372,7 @@ func (l *demoLog) Write(p []byte) (int, error) {
 	defer l.narr.mu.Unlock()
 	switch {
 	case rec.Message == "baseline graduated to monitoring":
+		l.narr.grads = append(l.narr.grads, shortImage(rec.Image))
 		fmt.Fprintf(l.narr.out, "\n  ✓ baseline of %s graduated: learning → monitoring after %d events (threshold %.2f)\n",
 			rec.Image, rec.Events, rec.Threshold)
 	case rec.Level == "error" || rec.Level == "warn":
