@@ -180,7 +180,7 @@ func (n *demoNarrator) alert(line []byte) {
 		if a.Explain != nil {
 			fmt.Fprintf(n.out, "    least likely transitions:\n")
 			for _, t := range a.Explain.Transitions {
-				fmt.Fprintf(n.out, "      %-40s → %-14s p=%.5f (history seen %d×)\n",
+				fmt.Fprintf(n.out, "      %-40s → %-14s p=%-8.2g (history seen %d×)\n",
 					strings.Join(t.History, " "), t.Symbol, t.Probability, t.HistorySeen)
 			}
 		}
