@@ -551,3 +551,47 @@ func TestPipelineCompactsClosedBuckets(t *testing.T) {
 		t.Errorf("events after restart = %d, want at least %d learned before the hour plus 200", restored, events)
 	}
 }
+
+func TestPipelineNewVersionInheritsBaseline(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(9, 10))
+	h.train("nginx", 6, 400, rng)
+	for _, w := range h.p.workers {
+		w.flushBaselines(h.clk.Now())
+	}
+	// Version 2 of the same repository appears.
+	var evs []Event
+	for _, c := range normalTrace(rng, 50) {
+		ev := h.event("falco-scorer process observation", "Debug", "c-v2", "nginx", 4242, c, "falco_scorer")
+		ev.Fields["container.image.tag"] = "2"
+		evs = append(evs, ev)
+	}
+	h.accept(evs)
+	h.settle()
+	var v1, v2 *image
+	for _, w := range h.p.workers {
+		if img, ok := w.images["nginx:1"]; ok {
+			v1 = img
+		}
+		if img, ok := w.images["nginx:2"]; ok {
+			v2 = img
+		}
+	}
+	if v1 == nil || v2 == nil {
+		t.Fatalf("images nginx:1 %v, nginx:2 %v; want both live", v1 != nil, v2 != nil)
+	}
+	if v2.inherited != "nginx:1" {
+		t.Errorf("nginx:2 inherited from %q, want nginx:1", v2.inherited)
+	}
+	if got, base := v2.model.Stats().Events, v1.model.Stats().Events; got < base {
+		t.Errorf("nginx:2 learned events = %d, want at least the %d inherited from nginx:1", got, base)
+	}
+	if m := v2.maturity(); m.Inherited != "nginx:1" {
+		t.Errorf("maturity().Inherited = %q, want nginx:1", m.Inherited)
+	}
+	// The inherited counts are stored under the new image, so they survive a restart.
+	if len(st.buckets["nginx:2"]) == 0 {
+		t.Error("no stored buckets for nginx:2 after inheriting")
+	}
+}
