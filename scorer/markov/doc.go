@@ -7,8 +7,11 @@
 // What it provides, for the pipeline and for eval alike:
 //   - Model: Intern/Lookup names, Learn one transition, Score one event
 //     (surprise, context entropy; O(order) map lookups, no allocation),
-//     exact add/subtract of counts through Delta (TakeDelta, Apply), and a
-//     deterministic, versioned binary encoding of Model and Delta.
+//     exact add/subtract of counts through Delta (TakeDelta, Apply,
+//     MergeDeltas for compaction), and a deterministic, versioned binary
+//     encoding of Model and Delta. Learn and Score do not allocate once the
+//     counts exist; Stats and Events are O(1); TopTransitions and Explain
+//     walk and allocate (reports and alerts only).
 //   - History: the per-sequence last Order-1 symbols, one word.
 //   - Sequence: the end-of-sequence score, a streaming P² quantile of
 //     per-event excess surprise; Window: the online score, mean surprise of
