@@ -82,15 +82,14 @@ func traceNDJSON(image string, pid int, trace []string) []byte {
 	return b.Bytes()
 }
 
-// poisonConfig is the demo's learning regime (ADFA-LD traces hold every
-// system call of a process; see demoConfig), with dedup off so that every
-// anomalous process is counted.
+// poisonConfig is the demo's learning regime (demoConfig: ADFA-LD traces
+// hold every system call of a process), with dedup off so that every
+// anomalous process is counted, and only the stdout sink.
 func poisonConfig(t *testing.T) Config {
-	cfg := testConfig(t.TempDir())
-	cfg.Scorer.LearningBlockEvents = 3000
-	cfg.Scorer.LearningBlocks = 2
-	cfg.Scorer.NewTransitionRate = 0.3
-	cfg.Scorer.AlertBudget = 500
+	cfg := demoConfig(t.TempDir(), "", "")
+	cfg.Sinks.Slack.Enabled = false
+	cfg.Sinks.Webhook.Enabled = false
+	cfg.Scorer.Workers = 2
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(rules, []byte("dedup: {window: 0s}\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -176,7 +175,7 @@ func TestBaselinePoisoning(t *testing.T) {
 		}
 		sort.Strings(fams)
 	screen:
-		for k := range 10 {
+		for k := range 20 {
 			for _, f := range fams {
 				if k >= len(d.attacks[f]) {
 					continue
