@@ -45,7 +45,7 @@ func (m Mix) validate() error {
 // and Falco rule alerts. Every event carries its creation time in "time"
 // and, in nanoseconds, in output_fields["evt.time"], so a consumer can
 // measure the latency of the whole path. A Generator is not safe for
-// concurrent use: give each sender its own (with its own seed).
+// concurrent use: Split it to give each sender a share of the fleet.
 type Generator struct {
 	mix        Mix
 	rng        *rand.Rand
@@ -172,6 +172,29 @@ func NewGenerator(m Mix) (*Generator, error) {
 		}
 	}
 	return g, nil
+}
+
+// Split divides the fleet among n generators, each owning a disjoint set of
+// containers (round robin) and its own random source, so that n senders
+// together send the traffic of one fleet: the same images, containers and
+// processes whatever n is, and every process driven by one sender. With
+// fewer containers than n, every generator gets the whole fleet.
+func (g *Generator) Split(n int) []*Generator {
+	out := make([]*Generator, n)
+	for i := range out {
+		sub := &Generator{mix: g.mix, rng: rand.New(rand.NewPCG(g.mix.Seed, uint64(i)+1)),
+			nextPID: 1000 + int64(i)*(4_000_000/int64(n))}
+		for k := range g.containers {
+			if len(g.containers) >= n && k%n != i {
+				continue
+			}
+			c := g.containers[k]
+			c.procs = append([]proc(nil), c.procs...)
+			sub.containers = append(sub.containers, c)
+		}
+		out[i] = sub
+	}
+	return out
 }
 
 func (g *Generator) newPID() int64 {

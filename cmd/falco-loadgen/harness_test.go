@@ -244,13 +244,18 @@ type serviceConfig struct {
 	topic      string
 	stdout     bool
 	cpuProfile string
+	logLevel   string // default warn
 	kafka      string // more YAML lines for sinks.kafka, indented by 4 spaces
 	extra      string // more YAML, appended (top-level sections other than sinks)
 }
 
 func (s serviceConfig) yaml(listen, dataDir string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "log:\n  level: warn\ndata_dir: %s\ninputs:\n  http:\n    listen: %s\n", dataDir, listen)
+	level := s.logLevel
+	if level == "" {
+		level = "warn"
+	}
+	fmt.Fprintf(&b, "log:\n  level: %s\ndata_dir: %s\ninputs:\n  http:\n    listen: %s\n", level, dataDir, listen)
 	fmt.Fprintf(&b, "sinks:\n  stdout:\n    enabled: %t\n", s.stdout)
 	if len(s.brokers) > 0 {
 		fmt.Fprintf(&b, "  kafka:\n    enabled: true\n    brokers: [%s]\n    topic: %s\n", strings.Join(s.brokers, ", "), s.topic)

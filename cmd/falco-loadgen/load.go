@@ -129,16 +129,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.MaxSamples <= 0 {
 		opts.MaxSamples = 4 << 20
 	}
-	gens := make([]*Generator, opts.Connections)
-	for i := range gens {
-		m := opts.Mix
-		m.Seed = opts.Mix.Seed*1000 + uint64(i)
-		g, err := NewGenerator(m)
-		if err != nil {
-			return Result{}, fmt.Errorf("load: %w", err)
-		}
-		gens[i] = g
+	fleet, err := NewGenerator(opts.Mix)
+	if err != nil {
+		return Result{}, fmt.Errorf("load: %w", err)
 	}
+	gens := fleet.Split(opts.Connections)
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        opts.Connections,

@@ -76,6 +76,46 @@ func TestGeneratorEventsDecode(t *testing.T) {
 	}
 }
 
+// TestSplit: however many senders, they send the traffic of one fleet.
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		name           string
+		n              int
+		wantContainers int // per generator
+	}{
+		{"one", 1, 1000},
+		{"sixteen", 16, 1000 / 16},
+		{"more senders than containers", 2000, 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := NewGenerator(DefaultMix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]int{}
+			for _, sub := range g.Split(tt.n) {
+				if got := len(sub.containers); got < tt.wantContainers || got > tt.wantContainers+1 {
+					t.Errorf("generator has %d containers, want %d or %d", got, tt.wantContainers, tt.wantContainers+1)
+				}
+				for _, c := range sub.containers {
+					seen[c.id]++
+				}
+			}
+			if len(seen) != len(g.containers) {
+				t.Errorf("Split(%d) covers %d containers, want %d", tt.n, len(seen), len(g.containers))
+			}
+			if tt.n <= len(g.containers) {
+				for id, k := range seen {
+					if k != 1 {
+						t.Errorf("container %s in %d generators, want 1", id, k)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestMixValidate(t *testing.T) {
 	tests := []struct {
 		name string
