@@ -172,7 +172,7 @@ func BenchmarkPipeline(b *testing.B) {
 func BenchmarkPipelineScale(b *testing.B) {
 	m := Mix{Images: *scaleImages, ContainersPerImage: 1, ProcsPerContainer: *scaleProcs, AlertRatio: 0.01, Seed: 11}
 	seqs := m.Images * m.ProcsPerContainer
-	pool := decodedPool(b, m, seqs) // timed traffic: about one event per sequence
+	pool := decodedPool(b, m, seqs)                // timed traffic: about one event per sequence
 	pp := startPipeline(b, scorer.DefaultConfig()) // stopped below: a deferred stop would keep it reachable
 	// Warm: stream 6 events per sequence through, decoded on the fly, so
 	// that (nearly) every sequence is live and every image has a model.
