@@ -99,6 +99,12 @@ func (c Config) Validate() error {
 	check(c.EndAlertRate > 0 && c.EndAlertRate < 1, "end_alert_rate: %g out of range (0,1)", c.EndAlertRate)
 	check(c.LearningBlockEvents >= 100, "learning_block_events: %d, want at least 100", c.LearningBlockEvents)
 	check(c.LearningBlocks >= 1 && c.LearningBlocks <= 100, "learning_blocks: %d out of range 1..100", c.LearningBlocks)
+	// The threshold is calibrated on the window scores of the latest span of
+	// learning_blocks blocks; a budget of b per million needs 1e6/b of them.
+	if c.AlertBudget > 0 && float64(uint64(max(c.LearningBlocks, 0))*c.LearningBlockEvents) < 1e6/c.AlertBudget {
+		errs = append(errs, fmt.Errorf("learning_block_events: %d×%d learning blocks hold too few window scores to calibrate alert_budget_per_million %g (need blocks·block_events ≥ %.0f)",
+			c.LearningBlockEvents, c.LearningBlocks, c.AlertBudget, 1e6/c.AlertBudget))
+	}
 	check(c.MaxSequences > 0, "max_sequences: must be positive")
 	check(c.SequenceIdle > 0, "sequence_idle: must be positive")
 	check(c.MaxImages > 0, "max_images: must be positive")

@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"cmp"
 	"container/list"
 	"encoding/json"
 	"fmt"
@@ -32,13 +33,16 @@ type image struct {
 	lastSeen     time.Time
 	inherited    string
 	oldestBucket time.Time // counts from buckets before this were subtracted (rolling horizon)
-	winTop       topK      // highest full-window scores of the learning stream (calibration)
-	endTop       topK      // highest end-of-sequence scores of the learning stream
+	win          calib     // full-window scores of the recent learning stream (calibration)
+	end          calib     // end-of-sequence scores of the recent learning stream
+	blockRates   []float64 // new-transition rates of the latest 2·learning_blocks blocks (plateau test)
 	dirty        bool      // learned since the last flush
 	windowLen    int
 	elem         *list.Element // in the worker's image LRU
 	removed      bool          // evicted or reset: learns nothing more (its counts would be lost)
 	flushed      time.Time     // bucket of the latest flush; an older one is closed and can be compacted
+	needWin      uint64        // window scores a threshold for the alert budget needs
+	needEnd      uint64        // finished processes an end-of-sequence threshold needs
 }
 
 // imageMeta is the image's state as the store keeps it (Meta bytes).
@@ -52,8 +56,9 @@ type imageMeta struct {
 	LastSeen     time.Time          `json:"last_seen"`
 	Inherited    string             `json:"inherited_from,omitempty"`
 	Convergence  markov.Convergence `json:"convergence"`
-	WinTop       topK               `json:"win_top"`
-	EndTop       topK               `json:"end_top"`
+	Win          calib              `json:"win_calibration"`
+	End          calib              `json:"end_calibration"`
+	BlockRates   []float64          `json:"block_rates,omitempty"`
 }
 
 const imageMetaVersion = 1
@@ -93,6 +98,7 @@ func (w *worker) newImage(key string, now time.Time) *image {
 		key: key, model: m, conv: conv, state: StateLearning, since: now, lastSeen: now,
 		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window,
 		threshold: math.Inf(1), endThreshold: math.Inf(1),
+		needWin: uint64(math.Ceil(1e6 / w.p.cfg.AlertBudget)), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
 	}
 }
 
@@ -188,7 +194,7 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		}
 		img.state, img.threshold, img.endThreshold = m.State, m.Threshold, m.EndThreshold
 		img.since, img.graduated, img.lastSeen, img.inherited = m.Since, m.Graduated, m.LastSeen, m.Inherited
-		img.conv, img.winTop, img.endTop = m.Convergence, m.WinTop, m.EndTop
+		img.conv, img.win, img.end, img.blockRates = m.Convergence, m.Win, m.End, m.BlockRates
 		if img.state != StateMonitoring {
 			img.state = StateLearning
 		}
@@ -278,7 +284,7 @@ func (img *image) meta() []byte {
 		Version: imageMetaVersion, State: img.state,
 		Threshold: finite(img.threshold), EndThreshold: finite(img.endThreshold),
 		Since: img.since, Graduated: img.graduated, LastSeen: img.lastSeen, Inherited: img.inherited,
-		Convergence: img.conv, WinTop: img.winTop, EndTop: img.endTop,
+		Convergence: img.conv, Win: img.win, End: img.end, BlockRates: img.blockRates,
 	})
 	return b
 }
@@ -400,16 +406,54 @@ func (img *image) learn(hist *markov.History, sym markov.Symbol) {
 		return
 	}
 	novel := img.model.Learn(hist, sym)
-	before := img.conv.Streak
 	img.conv.Observe(novel)
 	img.dirty = true
-	if img.learning() && img.conv.InBlock == 0 && img.conv.Streak == 0 && before >= 0 {
-		// A block with too much novelty: the baseline is still moving,
-		// so earlier calibration scores no longer describe it.
-		img.winTop.reset()
-		img.endTop.reset()
+	if img.conv.InBlock == 0 && img.learning() {
+		img.blockDone()
 	}
 }
+
+// blockDone records a completed block of learned events: its novelty rate
+// for the plateau test, and a turn of the calibration samples, which cover
+// the latest learning_blocks..2·learning_blocks blocks (the stretch on which
+// graduation is judged, not the steep start of the learning curve).
+func (img *image) blockDone() {
+	w := img.conv.Blocks
+	img.blockRates = append(img.blockRates, img.conv.LastRate)
+	if len(img.blockRates) > 2*w {
+		img.blockRates = img.blockRates[1:]
+	}
+	if img.conv.Events/img.conv.Block%uint64(w) == 0 {
+		img.win.rotate(img.needWin)
+		img.end.rotate(img.needEnd)
+	}
+}
+
+// plateaued reports whether the learning curve has flattened: over the
+// latest learning_blocks blocks the rate of never-seen transitions fell by
+// less than a fifth compared with the blocks before. Some images keep
+// meeting new transitions at a steady rate (a shell, a build container):
+// their baseline is as complete as it will get, and their calibrated
+// threshold accounts for that novelty.
+func (img *image) plateaued() bool {
+	w := img.conv.Blocks
+	if len(img.blockRates) < 2*w {
+		return false
+	}
+	var before, recent float64
+	for i, r := range img.blockRates {
+		if i < w {
+			before += r
+		} else {
+			recent += r
+		}
+	}
+	return recent >= plateauRatio*before
+}
+
+// plateauRatio: a learning curve that still falls by a fifth per
+// learning_blocks blocks is still learning.
+const plateauRatio = 0.8
 
 // advance moves seq's history past the event just scored.
 func (img *image) advance(seq *sequence, r stepResult) { seq.hist.Push(r.sym) }
@@ -418,22 +462,23 @@ func (img *image) advance(seq *sequence, r stepResult) { seq.hist.Push(r.sym) }
 // score was computed before the event was learned, so it is held out.
 func (img *image) sampleWindow(r stepResult) {
 	if r.full {
-		img.winTop.add(r.window)
+		img.win.Cur.add(r.window)
 	}
 }
 
 // sampleEnd records a learning-stream end-of-sequence score.
 func (img *image) sampleEnd(seq *sequence) {
 	if seq.acc.Len() >= minEndEvents {
-		img.endTop.add(seq.acc.Score())
+		img.end.Cur.add(seq.acc.Score())
 	}
 }
 
-// ready reports whether the baseline may graduate: its counts converged and
-// it holds enough held-out window scores to place a threshold for the
-// alert budget (at least 1/rate of them, or the top score would be a guess).
+// ready reports whether the baseline may graduate: its counts converged
+// (few new transitions, or a flat learning curve) and it holds enough
+// held-out window scores to place a threshold for the alert budget (at
+// least 1/rate of them, or the top score would be a guess).
 func (img *image) ready(cfg Config) bool {
-	return img.conv.Converged() && float64(img.winTop.N) >= 1e6/cfg.AlertBudget
+	return (img.conv.Converged() || img.plateaued()) && img.win.n() >= img.needWin
 }
 
 // graduate moves the image to monitoring with its window threshold
@@ -441,7 +486,7 @@ func (img *image) ready(cfg Config) bool {
 func (img *image) graduate(now time.Time, cfg Config) {
 	img.state = StateMonitoring
 	img.graduated = now
-	img.threshold = img.winTop.threshold(cfg.AlertBudget / 1e6)
+	img.threshold = img.win.threshold(cfg.AlertBudget / 1e6)
 	img.calibrateEnd(cfg)
 	img.dirty = true
 }
@@ -451,8 +496,8 @@ func (img *image) graduate(now time.Time, cfg Config) {
 // verdicts stay off and finished sequences that raised no alarm keep
 // feeding the sample.
 func (img *image) calibrateEnd(cfg Config) {
-	if float64(img.endTop.N) >= 1/cfg.EndAlertRate {
-		img.endThreshold = img.endTop.threshold(cfg.EndAlertRate)
+	if img.end.n() >= img.needEnd {
+		img.endThreshold = img.end.threshold(cfg.EndAlertRate)
 	}
 }
 
@@ -518,18 +563,68 @@ func (t *topK) add(x float64) {
 	}
 }
 
-func (t *topK) reset() { t.N, t.Top = 0, t.Top[:0] }
+// calib holds the calibration sample of two consecutive spans of learning
+// blocks: the threshold comes from both, and each rotation forgets the older.
+type calib struct {
+	Prev topK `json:"prev"`
+	Cur  topK `json:"cur"`
+}
 
-// threshold returns the score that rate of the stream exceeded: the
-// (⌊rate·N⌋+1)-th highest, so at most rate·N values lie above it. With
-// fewer values than that rank needs, the highest seen is used.
+// rotate starts a new span. The older span is forgotten only when the
+// newer one alone holds the need values a threshold requires; otherwise
+// the two are merged, so a scarce sample (finished processes, or a small
+// learning_block_events) keeps growing from the start of learning.
+func (c *calib) rotate(need uint64) {
+	if c.Cur.N >= need {
+		c.Prev, c.Cur = c.Cur, topK{}
+		return
+	}
+	c.Prev = c.merged()
+	c.Cur = topK{}
+}
+
+func (c *calib) merged() topK {
+	all := topK{N: c.n()}
+	all.Top = append(append(all.Top, c.Prev.Top...), c.Cur.Top...)
+	slices.SortFunc(all.Top, func(a, b float64) int { return cmp.Compare(b, a) })
+	if len(all.Top) > topKSize {
+		all.Top = all.Top[:topKSize]
+	}
+	return all
+}
+
+func (c *calib) n() uint64 { return c.Prev.N + c.Cur.N }
+
+func (c *calib) threshold(rate float64) float64 {
+	all := c.merged()
+	return all.threshold(rate)
+}
+
+// threshold returns the score that a fraction rate of the stream is
+// expected to exceed. Where the kept top values reach that rank, it is the
+// empirical quantile; for rarer rates (an alert budget of a few per million
+// events, calibrated on tens of thousands) it extrapolates with a
+// peaks-over-threshold fit: above the lowest kept value u, exceedances of a
+// light-tailed score are close to exponential, with mean excess β, so the
+// score exceeded at rate r is u + β·ln(p_u/r), p_u being the fraction of the
+// stream above u. That is far less noisy than taking the second-highest
+// value seen. Without values it returns +Inf (never alert).
 func (t *topK) threshold(rate float64) float64 {
-	if len(t.Top) == 0 {
+	n := len(t.Top)
+	if n == 0 || t.N == 0 {
 		return math.Inf(1)
 	}
 	k := int(rate * float64(t.N))
-	if k >= len(t.Top) {
-		k = len(t.Top) - 1
+	if n < topKSize || k >= n-1 {
+		// Few values, or a rate the kept values resolve: empirical.
+		return t.Top[min(k, n-1)]
 	}
-	return t.Top[k]
+	u := t.Top[n-1]
+	var excess float64
+	for _, v := range t.Top[:n-1] {
+		excess += v - u
+	}
+	beta := excess / float64(n-1)
+	pu := float64(n-1) / float64(t.N)
+	return u + beta*math.Log(pu/rate)
 }

@@ -30,7 +30,7 @@ func TestDemo(t *testing.T) {
 		"⚑ Falco alert \"Terminal shell in container\" in ghcr.io/acme/checkout-api:2.3.1",
 		"least likely transitions:",
 		"summary after",
-		"events posted and acknowledged: 90472",
+		"events posted and acknowledged: 131219",
 		"the attack on ghcr.io/acme/checkout-api:2.3.1 was flagged with its explanation",
 	} {
 		if !strings.Contains(s, want) {

@@ -45,7 +45,7 @@ const AttackPID = 66600
 func main() {
 	data := flag.String("data", "../shared/data/adfa-ld", "ADFA-LD directory")
 	out := flag.String("out", "cmd/falco-scorer/demodata/capture.ndjson.gz", "output file")
-	train := flag.Int("train", 60, "training traces per image")
+	train := flag.Int("train", 100, "training traces per image")
 	normal := flag.Int("normal", 8, "validation traces per image after learning")
 	attacks := flag.Int("attacks", 12, "attack traces in the attacked container")
 	flag.Parse()
