@@ -319,16 +319,16 @@ type sequence struct {
 	lastEvent time.Time // event time of the latest event
 	peak      float64   // highest window score of the current episode
 
-	// Learning lags the window: an event is learned only when it leaves the
-	// window with the alarm down, so the events that raise an alarm never
-	// teach the baseline (poisoning guard). pending is a ring of them.
-	pending []pendingEvent
-	pstart  int
-}
-
-type pendingEvent struct {
-	hist markov.History
-	sym  markov.Symbol
+	// Learning lags the sequence (poisoning guard): an event is learned
+	// only once learnDelay newer events followed it with the alarm down,
+	// or when the sequence ends without an anomalous verdict. So neither
+	// the events that raise an alarm nor a short process judged anomalous
+	// at its end ever teach the baseline. The queue is stored as the
+	// history before its first symbol plus the symbols (2 bytes an event),
+	// growing only as long as the sequence is.
+	pendHist markov.History
+	pend     []markov.Symbol
+	phead    int
 }
 
 func (img *image) newSequence(key, container string, now time.Time) *sequence {
@@ -339,7 +339,7 @@ func (img *image) newSequence(key, container string, now time.Time) *sequence {
 	return &sequence{
 		key: key, container: container, img: img, win: win,
 		acc: markov.NewSequence(markov.DefaultBandLow, markov.DefaultBandHigh), lastSeen: now,
-		pending: make([]pendingEvent, 0, img.windowLen),
+		pendHist: markov.History{},
 	}
 }
 
@@ -365,38 +365,49 @@ func (img *image) step(seq *sequence, name string) stepResult {
 	return stepResult{sym: sym, step: st, window: win, full: seq.win.Full(), oov: sym == markov.OOV}
 }
 
-// defer queues the event just scored for learning once it leaves the
-// window; the event leaving now is learned unless the alarm is up. It
-// returns whether an event was held back.
+// learnDelay is how many newer events must follow an event, alarm down,
+// before it is learned; shorter sequences are judged whole at their end.
+const learnDelay = 1024
+
+// deferLearn queues the event just scored (call it before advance); the
+// event leaving the queue now is learned unless the alarm is up. It returns
+// whether an event was held back.
 func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
-	ev := pendingEvent{hist: seq.hist, sym: r.sym}
-	if len(seq.pending) < cap(seq.pending) {
-		seq.pending = append(seq.pending, ev)
+	if len(seq.pend)-seq.phead == 0 {
+		seq.pend, seq.phead = seq.pend[:0], 0
+		seq.pendHist = seq.hist
+	}
+	seq.pend = append(seq.pend, r.sym)
+	if len(seq.pend)-seq.phead <= learnDelay {
 		return false
 	}
-	out := seq.pending[seq.pstart]
-	seq.pending[seq.pstart] = ev
-	seq.pstart = (seq.pstart + 1) % len(seq.pending)
-	if seq.alarm.On() {
-		return true
+	out := seq.pend[seq.phead]
+	seq.phead++
+	if seq.phead > learnDelay { // reclaim the consumed half
+		seq.pend = append(seq.pend[:0], seq.pend[seq.phead:]...)
+		seq.phead = 0
 	}
-	img.learn(&out.hist, out.sym)
-	return false
+	if seq.alarm.On() {
+		heldBack = true
+	} else {
+		img.learn(&seq.pendHist, out)
+	}
+	seq.pendHist.Push(out)
+	return heldBack
 }
 
-// flushPending learns the events still in the window when a sequence ends
-// normally; after an alarm or an anomalous end they are dropped.
+// flushPending learns the queued events when a sequence ends normally;
+// after an alarm or an anomalous end they are dropped.
 func (img *image) flushPending(seq *sequence, learn bool) (heldBack int) {
-	n := len(seq.pending)
-	for i := 0; i < n; i++ {
-		ev := seq.pending[(seq.pstart+i)%n]
+	for _, sym := range seq.pend[seq.phead:] {
 		if learn {
-			img.learn(&ev.hist, ev.sym)
+			img.learn(&seq.pendHist, sym)
 		} else {
 			heldBack++
 		}
+		seq.pendHist.Push(sym)
 	}
-	seq.pending, seq.pstart = seq.pending[:0], 0
+	seq.pend, seq.phead = nil, 0
 	return heldBack
 }
 
