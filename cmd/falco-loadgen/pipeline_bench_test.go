@@ -212,6 +212,7 @@ func BenchmarkPipelineScale(b *testing.B) {
 	pp.stop()
 	pp = nil
 	state := int64(warm) - int64(heapAlloc())
+	runtime.KeepAlive(pool) // counted in neither
 	b.Logf("scale: %.0f live sequences, %d images: pipeline state %.0f MiB on the heap (%.0f B per live sequence, image models included)",
 		live, m.Images, float64(state)/mib, float64(state)/max(live, 1))
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
