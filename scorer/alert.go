@@ -1,9 +1,11 @@
 package scorer
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -115,24 +117,40 @@ type alertJSON struct {
 	Score    Score           `json:"score"`
 	Baseline Maturity        `json:"baseline"`
 	Explain  *Explanation    `json:"explanation,omitempty"`
-	Falco    json.RawMessage `json:"falco"`
+	Falco    json.RawMessage `json:"falco,omitempty"` // spliced in by MarshalJSON
 }
 
 // MarshalJSON writes the versioned alert schema: scorer fields at the top
-// level and the original Falco event, unchanged, under "falco".
+// level and the original Falco event, unchanged, under "falco". The event
+// is spliced in as received (it was valid JSON to be decoded at all), only
+// compacted when it spans several lines, so alerts stay one line each.
 func (a *Alert) MarshalJSON() ([]byte, error) {
-	raw := a.Event.Raw
+	raw := []byte(a.Event.Raw)
 	if len(raw) == 0 {
 		var err error
 		if raw, err = a.Event.EncodeJSON(); err != nil {
 			return nil, err
 		}
+	} else if bytes.ContainsAny(raw, "\r\n") {
+		var c bytes.Buffer
+		if err := json.Compact(&c, raw); err != nil {
+			return nil, fmt.Errorf("alert %s: falco event: %w", a.ID, err)
+		}
+		raw = c.Bytes()
 	}
-	return json.Marshal(alertJSON{
+	head, err := json.Marshal(alertJSON{
 		Schema: AlertSchema, ID: a.ID, Kind: a.Kind, Time: a.Time, Priority: a.Priority,
 		Rule: a.Event.Rule, Reason: a.Reason, Subject: a.Subject, Score: a.Score,
-		Baseline: a.Baseline, Explain: a.Explain, Falco: raw,
+		Baseline: a.Baseline, Explain: a.Explain,
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+len(raw)+10)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"falco":`...)
+	out = append(out, bytes.TrimSpace(raw)...)
+	return append(out, '}'), nil
 }
 
 // UnmarshalJSON reads the versioned alert schema back (the outbox stores it).

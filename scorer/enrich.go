@@ -33,6 +33,10 @@ func (c *imageCache) get(id string) (Subject, bool) {
 }
 
 func (c *imageCache) put(id string, s Subject) {
+	// Copies: the strings of a decoded event point into its raw JSON,
+	// which the cache must not keep alive.
+	id = strings.Clone(id)
+	s = Subject{Image: strings.Clone(s.Image), Namespace: strings.Clone(s.Namespace), Pod: strings.Clone(s.Pod)}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
 		clear(c.m)

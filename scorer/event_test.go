@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -159,6 +160,35 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	for b.Loop() {
 		if _, err := DecodeJSON(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestAlertJSONKeepsFalcoEventAndStaysOneLine(t *testing.T) {
+	pretty := "{\n  \"rule\": \"r\",\n  \"priority\": \"Notice\",\n  \"time\": \"2026-11-24T12:00:00Z\",\n  \"output_fields\": {\"proc.pid\": 1.50}\n}"
+	oneLine := strings.ReplaceAll(sample, "\n", "")
+	for _, raw := range []string{oneLine, pretty} {
+		ev, err := DecodeJSON([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &Alert{ID: "x", Kind: KindFalco, Event: ev, Priority: PriorityNotice}
+		b, err := a.MarshalJSON()
+		if err != nil {
+			t.Fatalf("MarshalJSON() error = %v", err)
+		}
+		if bytes.ContainsAny(b, "\r\n") {
+			t.Errorf("alert JSON spans lines: %s", b)
+		}
+		var back Alert
+		if err := back.UnmarshalJSON(b); err != nil {
+			t.Fatalf("UnmarshalJSON(MarshalJSON()) error = %v: %s", err, b)
+		}
+		if back.Event.Rule != ev.Rule || back.Event.Fields["proc.pid"] != ev.Fields["proc.pid"] || back.ID != "x" {
+			t.Errorf("round trip = %+v, want the original event", back)
+		}
+		if raw == oneLine && !bytes.Contains(b, []byte(`"falco":`+oneLine+`}`)) {
+			t.Errorf("single-line Falco event not kept verbatim: %s", b)
 		}
 	}
 }

@@ -86,6 +86,7 @@ func (w *worker) modelConfig() markov.Config {
 }
 
 func (w *worker) newImage(key string, now time.Time) *image {
+	key = strings.Clone(key) // long-lived: must not pin the event's raw JSON
 	m, err := markov.New(w.modelConfig())
 	if err != nil {
 		panic(fmt.Sprintf("markov config validated at start: %v", err)) // unreachable: Config.Validate checked it

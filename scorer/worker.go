@@ -3,9 +3,9 @@ package scorer
 import (
 	"container/list"
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +93,7 @@ func (w *worker) run(ctx context.Context) {
 				break
 			}
 			w.commit(context.Background())
+			w.learnLiveSequences()
 			w.flushBaselines(w.p.deps.Now())
 			return
 		}
@@ -223,7 +224,7 @@ func (w *worker) emit(a *Alert, now time.Time) {
 		w.p.met.suppressed.WithLabelValues(a.Kind).Inc()
 		return
 	}
-	payload, err := json.Marshal(a)
+	payload, err := a.MarshalJSON()
 	if err != nil {
 		w.p.log.Error().Err(err).Str("kind", a.Kind).Msg("encode alert")
 		return
@@ -298,6 +299,19 @@ func (w *worker) forget(key string) {
 	w.removeImage(img)
 }
 
+// learnLiveSequences learns, at shutdown, the events still queued in live
+// sequences that raised no alarm: their state is not kept across a
+// restart, and without this a baseline of long-lived processes would never
+// be stored.
+func (w *worker) learnLiveSequences() {
+	for el := w.lru.Front(); el != nil; el = el.Next() {
+		s := el.Value.(*sequence)
+		if n := s.img.flushPending(s, !s.alerted && !s.alarm.On()); n > 0 {
+			w.p.met.heldBack.Add(float64(n))
+		}
+	}
+}
+
 // sequenceKey names the trace an event belongs to.
 func (w *worker) sequenceKey(it *item) string {
 	c := it.subj.ContainerID
@@ -326,6 +340,9 @@ func (w *worker) sequence(key string, img *image, container string, now time.Tim
 	for len(w.seqs) >= w.maxSeqs {
 		w.closeSequence(w.lru.Back(), "capacity")
 	}
+	// Keys outlive the event: copy them, or each would pin the event's
+	// whole raw JSON (DecodeJSON's strings point into it).
+	key, container = strings.Clone(key), strings.Clone(container)
 	s := img.newSequence(key, container, now)
 	w.seqs[key] = w.lru.PushFront(s)
 	w.p.met.sequences.Add(1)
