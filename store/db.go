@@ -71,7 +71,17 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false). // Badger's expvar metrics are process-global
-		WithBlockCacheSize(64 << 20)
+		// Sized for a sidecar, not a database server: each group commit
+		// msyncs the memtable's log, and overload or a replay fills every
+		// memtable and table builder, so smaller and fewer of them keep
+		// the cost per sync and the peak memory down. 32 MiB memtables
+		// still take a 4 MiB transaction (Badger allows 15 % of one).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(2).
+		WithNumCompactors(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(16 << 20)
 	if cfg.InMemory {
 		opts.Dir, opts.ValueDir = "", ""
 	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {

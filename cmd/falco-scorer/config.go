@@ -35,6 +35,11 @@ type Config struct {
 	Admin     AdminConfig   `yaml:"admin"`
 	// ShutdownTimeout bounds the ordered shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit (the garbage
+	// collector works harder near it); 0 leaves it off. GOMEMLIMIT, when
+	// set, wins. Under overload Badger's buffers otherwise grow the heap
+	// well past what the service needs.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 }
 
 // LogConfig selects the root logger's format and level.
@@ -94,6 +99,7 @@ func DefaultConfig() Config {
 		Store:           store.DefaultConfig(),
 		Delivery:        sinks.DefaultConfig(),
 		ShutdownTimeout: 20 * time.Second,
+		MemoryLimitMiB:  512,
 	}
 	c.Sinks.Stdout.Enabled = true
 	c.Sinks.Kafka.Config = kafka.DefaultConfig()
@@ -169,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sinks.Webhook.Enabled {
 		add("sinks.webhook", c.Sinks.Webhook.Config.Validate())
+	}
+	if c.MemoryLimitMiB < 0 {
+		errs = append(errs, errors.New("memory_limit_mib: negative"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_timeout: must be positive"))

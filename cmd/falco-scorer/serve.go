@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -62,6 +64,9 @@ func setup(g *globalFlags, stderr io.Writer) (Config, zerolog.Logger, error) {
 		cfg.Log.Level = g.logLevel
 	}
 	log, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	}
 	return cfg, log, err
 }
 

@@ -93,7 +93,7 @@ func DefaultConfig() Config {
 		RequiredAcks:      "all",
 		BatchSize:         100,
 		BatchBytes:        1 << 20,
-		BatchTimeout:      10 * time.Millisecond,
+		BatchTimeout:      time.Millisecond,
 		MaxAttempts:       3,
 		DialTimeout:       5 * time.Second,
 		WriteTimeout:      10 * time.Second,
