@@ -64,9 +64,10 @@ type Pipeline struct {
 
 // item is one accepted event on its way through a worker.
 type item struct {
-	seq  uint64
-	ev   Event
-	subj Subject
+	seq       uint64
+	journaled bool // seq names a journal entry to complete
+	ev        Event
+	subj      Subject
 }
 
 // New builds a pipeline. Call Run to start it, and feed it only after Ready
@@ -137,7 +138,47 @@ func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) er
 		return err
 	}
 	for i := range events {
-		p.dispatch(item{seq: seqs[i], ev: events[i]})
+		p.dispatch(item{seq: seqs[i], journaled: true, ev: events[i]})
+	}
+	p.met.accepted.WithLabelValues(source).Add(float64(n))
+	return nil
+}
+
+// AcceptUnjournaled queues events without journaling them, for inputs that
+// are durable themselves (a file being replayed: after a crash it is simply
+// replayed again, and the alerts' stable ids let consumers drop
+// duplicates). Their alerts still go through the durable outbox. It waits
+// for room instead of answering ErrOverloaded.
+func (p *Pipeline) AcceptUnjournaled(ctx context.Context, source string, events []Event) error {
+	if half := max(p.cfg.QueueSize/2, 1); len(events) > half {
+		for len(events) > 0 {
+			k := min(half, len(events))
+			if err := p.AcceptUnjournaled(ctx, source, events[:k]); err != nil {
+				return err
+			}
+			events = events[k:]
+		}
+		return nil
+	}
+	n := int64(len(events))
+	for p.inflight.Add(n) > int64(p.cfg.QueueSize) {
+		p.inflight.Add(-n)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	for i := range events {
+		if len(events[i].Raw) == 0 {
+			b, err := events[i].EncodeJSON()
+			if err != nil {
+				p.inflight.Add(-1)
+				continue
+			}
+			events[i].Raw = b
+		}
+		p.dispatch(item{ev: events[i]})
 	}
 	p.met.accepted.WithLabelValues(source).Add(float64(n))
 	return nil
@@ -204,7 +245,7 @@ func (p *Pipeline) replay(ctx context.Context) (int, error) {
 			}
 		}
 		p.inflight.Add(1)
-		p.dispatch(item{seq: seq, ev: ev})
+		p.dispatch(item{seq: seq, journaled: true, ev: ev})
 		n++
 		return nil
 	})

@@ -27,8 +27,9 @@ type worker struct {
 	containers map[string]*containerState
 
 	// pending commit: journal entries done and alerts to write with them.
-	done []uint64
-	puts []OutboxPut
+	done     []uint64
+	puts     []OutboxPut
+	volatile int // events processed that were never journaled (AcceptUnjournaled)
 
 	unflushed   []BaselineDelta // deltas a failed flush could not write, and those of evicted images
 	compactions []compaction    // closed buckets whose flush blobs can be merged
@@ -70,7 +71,7 @@ func (w *worker) run(ctx context.Context) {
 		select {
 		case it := <-w.ch:
 			w.process(it)
-			if len(w.done) >= w.p.cfg.CommitBatch || len(w.ch) == 0 {
+			if w.uncommitted() >= w.p.cfg.CommitBatch || len(w.ch) == 0 {
 				w.commit(ctx)
 			}
 		case <-tick.C:
@@ -84,7 +85,7 @@ func (w *worker) run(ctx context.Context) {
 				select {
 				case it := <-w.ch:
 					w.process(it)
-					if len(w.done) >= w.p.cfg.CommitBatch {
+					if w.uncommitted() >= w.p.cfg.CommitBatch {
 						w.commit(context.Background())
 					}
 					continue
@@ -111,7 +112,11 @@ func (w *worker) process(it item) {
 		w.p.met.scored.WithLabelValues("falco").Inc()
 		w.falcoAlert(it, now)
 	}
-	w.done = append(w.done, it.seq)
+	if it.journaled {
+		w.done = append(w.done, it.seq)
+	} else {
+		w.volatile++
+	}
 }
 
 // observe runs one observation event through its sequence: score, verdict,
@@ -235,11 +240,14 @@ func (w *worker) emit(a *Alert, now time.Time) {
 	w.p.met.alerts.WithLabelValues(a.Kind, a.Priority.String()).Inc()
 }
 
+// uncommitted counts the events processed since the last commit.
+func (w *worker) uncommitted() int { return len(w.done) + w.volatile }
+
 // commit writes pending alerts to the outbox and removes their events from
 // the journal in one atomic store operation. It retries until the store
 // accepts: an event leaves the journal only with its alerts safe.
 func (w *worker) commit(ctx context.Context) {
-	if len(w.done) == 0 {
+	if w.uncommitted() == 0 {
 		return
 	}
 	start := time.Now()
@@ -261,8 +269,8 @@ func (w *worker) commit(ctx context.Context) {
 			// Shutting down with the store failing: the events stay in
 			// the journal and are replayed at the next start.
 			if ctx.Err() != nil && backoff >= time.Second {
-				w.p.inflight.Add(-int64(len(w.done)))
-				w.done, w.puts = w.done[:0], w.puts[:0]
+				w.p.inflight.Add(-int64(w.uncommitted()))
+				w.done, w.puts, w.volatile = w.done[:0], w.puts[:0], 0
 				return
 			}
 		}
@@ -273,8 +281,8 @@ func (w *worker) commit(ctx context.Context) {
 	}
 	w.p.met.scoreSeconds.Observe(time.Since(start).Seconds())
 	hadAlerts := len(w.puts) > 0
-	w.p.inflight.Add(-int64(len(w.done)))
-	w.done, w.puts = w.done[:0], w.puts[:0]
+	w.p.inflight.Add(-int64(w.uncommitted()))
+	w.done, w.puts, w.volatile = w.done[:0], w.puts[:0], 0
 	if hadAlerts {
 		w.p.deps.Wake()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/source"
 )
 
@@ -22,9 +23,10 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay FILE|-",
 		Short: "Feed Falco JSON lines (file_output, program_output or a capture) through the pipeline",
-		Long: "replay reads NDJSON Falco events from FILE (or standard input with -) and runs them through\n" +
-			"the same journal, scorer and sinks as the service, then drains and exits. The HTTP and gRPC\n" +
-			"inputs are not started.",
+		Long: "replay reads NDJSON Falco events from FILE (or standard input with -; gzip is detected) and\n" +
+			"runs them through the same scorer, baselines, outbox and sinks as the service, then drains and\n" +
+			"exits. The HTTP and gRPC inputs are not started. Events are not journaled: the file is the\n" +
+			"durable record, and replaying it again after a crash gives alerts with the same ids.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, log, err := setup(g, cmd.ErrOrStderr())
@@ -61,7 +63,7 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 			}
 			start := time.Now()
 			st, err := svc.runWith(cmd.Context(), func(ctx context.Context) (source.Stats, error) {
-				return source.ReadNDJSON(ctx, in, svc.pipe, source.NDJSONOptions{
+				return source.ReadNDJSON(ctx, in, unjournaled{svc.pipe}, source.NDJSONOptions{
 					StopOnError: stopOnError,
 					Progress: func(int64) {
 						if bar != nil {
@@ -112,4 +114,13 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 		return zr, nil
 	}
 	return br, nil
+}
+
+// unjournaled feeds the pipeline without the journal: the file being
+// replayed is itself the durable record (after a crash, replay it again;
+// alert ids are stable, so consumers can drop the duplicates).
+type unjournaled struct{ p *scorer.Pipeline }
+
+func (u unjournaled) Accept(ctx context.Context, source string, events []scorer.Event) error {
+	return u.p.AcceptUnjournaled(ctx, source, events)
 }
