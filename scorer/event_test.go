@@ -192,3 +192,23 @@ func TestAlertJSONKeepsFalcoEventAndStaysOneLine(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAlertRoundTrip(b *testing.B) {
+	ev, err := DecodeJSON([]byte(strings.ReplaceAll(sample, "\n", "")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &Alert{ID: "x", Kind: KindAnomaly, Event: ev, Priority: PriorityWarning,
+		Explain: &Explanation{Window: make([]string, 60), Transitions: make([]Transition, 5)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := a.MarshalJSON()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var back Alert
+		if err := back.UnmarshalJSON(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
