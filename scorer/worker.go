@@ -105,12 +105,14 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) process(it item) {
 	now := w.p.deps.Now()
 	ev := &it.ev
+	// Counted once processed, so that a reader of the metrics who sees an
+	// event scored also sees the alerts it raised.
 	if ev.HasTag(w.p.cfg.ObservationTag) {
-		w.p.met.scored.WithLabelValues("observation").Inc()
 		w.observe(it, now)
+		w.p.met.scored.WithLabelValues("observation").Inc()
 	} else {
-		w.p.met.scored.WithLabelValues("falco").Inc()
 		w.falcoAlert(it, now)
+		w.p.met.scored.WithLabelValues("falco").Inc()
 	}
 	if it.journaled {
 		w.done = append(w.done, it.seq)

@@ -163,7 +163,8 @@ func learnUntilGraduated(t *testing.T, r *running, d *adfa, image string, pid *i
 // After graduation the attacker replays the same attack process over and
 // over, between normal processes: with the poisoning guard (events of an
 // anomalous sequence are held back from learning) the attack must stay
-// anomalous for at least minReps repetitions. A second run puts the
+// anomalous: flagged in at least 90 % of the repetitions and in every one of
+// the last minReps. A second run puts the
 // attacker inside the learning phase (one attack process in every 10),
 // where nothing is held back since a learning baseline does not alert; it
 // reports how many of the attack's processes are still flagged after
@@ -215,8 +216,17 @@ func TestBaselinePoisoning(t *testing.T) {
 		m := metrics(t, r.url)
 		t.Logf("attack %s, %d events/process, replayed %d times after graduation (%d attack events): flagged %d/%d (%v), first unflagged repetition %d (after %d attack events); events held back by the guard %v",
 			attackName, len(attack), maxReps, attackEvents, flagged, maxReps, flags, firstMiss, firstMiss*len(attack), sum(m, "falco_scorer_events_held_back_total"))
-		if firstMiss >= 0 && firstMiss < minReps {
-			t.Errorf("attack stopped scoring anomalous after %d repetitions (%d events), want ≥ %d", firstMiss, firstMiss*len(attack), minReps)
+		// Learning the attack would show as a run of misses at the end;
+		// a single miss is the detector's own error (the guard held every
+		// attack event back either way, see the metric above).
+		for rep := maxReps - minReps; rep < maxReps; rep++ {
+			if flags[rep] == 0 {
+				t.Errorf("attack scored normal at repetition %d of %d (%d attack events in): the baseline learned it", rep, maxReps, (rep+1)*len(attack))
+				break
+			}
+		}
+		if flagged < maxReps*9/10 {
+			t.Errorf("attack flagged %d of %d repetitions, want ≥ 90 %%", flagged, maxReps)
 		}
 	})
 
