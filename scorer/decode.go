@@ -55,7 +55,7 @@ func DecodeJSON(b []byte) (Event, error) {
 				return Event{}, err
 			}
 			d.ws()
-			switch key {
+			switch key = canonicalKey(key); key {
 			case "time", "priority", "rule", "output", "source", "hostname":
 				v, isNull, kind, err := d.optString()
 				if err != nil {
@@ -153,6 +153,24 @@ func DecodeJSON(b []byte) (Event, error) {
 		ev.Fields = nil
 	}
 	return ev, nil
+}
+
+// canonicalKey maps a key to the event key it names. Like encoding/json,
+// keys match case-insensitively (Unicode simple folding) when no exact
+// match exists; Falco itself always writes them in lower case.
+func canonicalKey(k string) string {
+	eventKeys := [...]string{"time", "priority", "rule", "output", "source", "hostname", "tags", "output_fields"}
+	for _, e := range eventKeys {
+		if k == e {
+			return e
+		}
+	}
+	for _, e := range eventKeys {
+		if strings.EqualFold(k, e) {
+			return e
+		}
+	}
+	return k
 }
 
 func wrongType(field, want, got string) *DecodeError {

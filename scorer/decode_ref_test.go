@@ -118,6 +118,7 @@ func FuzzDecodeJSONMatchesReference(f *testing.F) {
 		`{"rule":"r","priority":"Notice","time":"2026-11-24T12:00:00Z","output_fields":{"k":1.}}`,
 		`{"rule":"r","priority":"Notice","time":"2026-11-24T12:00:00Z","output_fields":{"k":"a\tb"}}`,
 		` { "rule" : "r" , "priority" : "Notice" , "time" : "2026-11-24T12:00:00Z" } `,
+		`{"RULE":"r","Priority":"Notice","tImE":"2026-11-24T12:00:00Z","rule":"s","ſource":"x","OUTPUT_FIELDS":{"K":1}}`,
 	} {
 		f.Add([]byte(s))
 	}
