@@ -408,10 +408,12 @@ func (d *decoder) str() (string, error) {
 		switch {
 		case c == '"':
 			v := d.s[start:d.i]
-			d.i++
 			if !ascii && !utf8.ValidString(v) {
-				return strings.ToValidUTF8(v, "\uFFFD"), nil
+				// Each invalid byte becomes U+FFFD, as in encoding/json.
+				d.i = start
+				return d.strSlow()
 			}
+			d.i++
 			return v, nil
 		case c == '\\':
 			d.i = start
