@@ -135,6 +135,11 @@ func FuzzDecodeJSONMatchesReference(f *testing.F) {
 			}
 			return
 		}
+		// An object whose fields are all null decodes to no fields: nil and
+		// empty maps mean the same.
+		if len(want.Fields) == 0 {
+			want.Fields = nil
+		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("DecodeJSON(%q) =\n%#v\nreference:\n%#v", b, got, want)
 		}
