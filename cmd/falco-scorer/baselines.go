@@ -17,15 +17,11 @@ import (
 	"github.com/falco-scorer/falco-scorer/store/admin"
 )
 
-// newBaselinesCmd is `falco-scorer baselines`: list, show, export, import
-// and reset baselines in the data directory of a stopped service (a running
-// one holds the directory lock; use its admin API instead).
-func newBaselinesCmd(dataDir *string) *cobra.Command {
-	return newBaselinesCmdWith(dataDir, nil)
-}
-
-// newBaselinesCmdWith is newBaselinesCmd with a hook that adds model details
-// (top transitions, threshold) to `show`.
+// newBaselinesCmdWith is `falco-scorer baselines`: list, show, export,
+// import and reset baselines in the data directory of a stopped service (a
+// running one holds the directory lock; use its admin API instead).
+// describe, when not nil, adds model details (top transitions, threshold)
+// to `show`.
 func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "baselines",

@@ -17,7 +17,7 @@ import (
 
 func runBaselines(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
-	cmd := newBaselinesCmd(&dir)
+	cmd := newBaselinesCmdWith(&dir, nil)
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)

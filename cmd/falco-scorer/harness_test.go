@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -550,8 +549,6 @@ func (c *child) wait(d time.Duration) bool {
 		return false
 	}
 }
-
-func nopLogger() zerolog.Logger { return zerolog.Nop() }
 
 func kfakeSASL(user, pass string) []kfake.Opt {
 	return []kfake.Opt{kfake.EnableSASL(), kfake.Superuser("PLAIN", user, pass)}
