@@ -1,10 +1,10 @@
 package sinks_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"strings"
 	"sync"
 	"testing"
@@ -94,22 +94,8 @@ type harness struct {
 	done   chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer captures output written concurrently.
+type syncBuffer = scorertest.SyncBuffer
 
 func newHarness(t *testing.T, cfg sinks.Config, send func(int, []sinks.Item) error) *harness {
 	t.Helper()

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"bytes"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"sync"
 	"testing"
 	"time"
@@ -10,23 +10,8 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer is a goroutine-safe log sink for tests that inspect logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer captures output written concurrently.
+type syncBuffer = scorertest.SyncBuffer
 
 func testConfig(dir string) Config {
 	cfg := DefaultConfig()

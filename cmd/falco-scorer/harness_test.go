@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -87,23 +88,8 @@ func testConfig(dir string) Config {
 	return cfg
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer (captured logs, stdout sink).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer captures output written concurrently.
+type syncBuffer = scorertest.SyncBuffer
 
 // running is a service started in-process.
 type running struct {

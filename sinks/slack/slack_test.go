@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -408,22 +409,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer captures output written concurrently.
+type syncBuffer = scorertest.SyncBuffer
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
