@@ -69,18 +69,7 @@ func newSink(t *testing.T, cfg kafka.Config, log zerolog.Logger) *kafka.Sink {
 	return s
 }
 
-func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item {
-	t.Helper()
-	out := make([]sinks.Item, len(alerts))
-	for i, a := range alerts {
-		b, err := a.MarshalJSON()
-		if err != nil {
-			t.Fatalf("MarshalJSON() = %v", err)
-		}
-		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
-	}
-	return out
-}
+func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item { return sinkstest.Items(t, alerts...) }
 
 // consume reads n records of topic from the start, with kgo so that record
 // batch attributes (compression) are visible.

@@ -94,18 +94,7 @@ func newSink(t *testing.T, cfg slack.Config, log zerolog.Logger) *slack.Sink {
 	return s
 }
 
-func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item {
-	t.Helper()
-	out := make([]sinks.Item, len(alerts))
-	for i, a := range alerts {
-		b, err := a.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
-	}
-	return out
-}
+func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item { return sinkstest.Items(t, alerts...) }
 
 // run drives sink with a dispatcher over ob until cond holds.
 func run(t *testing.T, sink sinks.Sink, ob *sinkstest.Outbox, cfg sinks.Config, log zerolog.Logger, cond func() bool) {

@@ -69,18 +69,7 @@ func newSink(t *testing.T, base string, log zerolog.Logger) *webhook.Sink {
 	return s
 }
 
-func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item {
-	t.Helper()
-	out := make([]sinks.Item, len(alerts))
-	for i, a := range alerts {
-		b, err := a.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
-	}
-	return out
-}
+func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item { return sinkstest.Items(t, alerts...) }
 
 func TestFalcoFormatBody(t *testing.T) {
 	srv, got := server(t, nil)
