@@ -21,8 +21,25 @@ func (s nopSink) Send(_ context.Context, b []sinks.Item) error {
 	return nil
 }
 
-// BenchmarkDispatcher measures outbox read, decode, send and ack per alert.
+// headerOnlySink is a nopSink that, like Kafka and stdout, reads only the
+// header and the stored payload.
+type headerOnlySink struct{ nopSink }
+
+func (headerOnlySink) HeaderOnly() bool { return true }
+
+// BenchmarkDispatcher measures outbox read, decode, send and ack per alert,
+// for a sink that needs the whole alert (webhook, Slack).
 func BenchmarkDispatcher(b *testing.B) {
+	benchmarkDispatcher(b, func(s nopSink) sinks.Sink { return s })
+}
+
+// BenchmarkDispatcherHeaderOnly is BenchmarkDispatcher for a sink that
+// forwards the stored payload (Kafka, stdout).
+func BenchmarkDispatcherHeaderOnly(b *testing.B) {
+	benchmarkDispatcher(b, func(s nopSink) sinks.Sink { return headerOnlySink{s} })
+}
+
+func benchmarkDispatcher(b *testing.B, wrap func(nopSink) sinks.Sink) {
 	ob := sinkstest.NewOutbox()
 	payloads := make([][]byte, 100)
 	for i := range payloads {
@@ -39,7 +56,7 @@ func BenchmarkDispatcher(b *testing.B) {
 	s := nopSink{n: make(chan int, 1024)}
 	cfg := sinks.DefaultConfig()
 	cfg.PollInterval = time.Millisecond
-	d, err := sinks.NewDispatcher(s, ob, cfg, zerolog.Nop(), m)
+	d, err := sinks.NewDispatcher(wrap(s), ob, cfg, zerolog.Nop(), m)
 	if err != nil {
 		b.Fatal(err)
 	}
