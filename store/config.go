@@ -23,6 +23,10 @@ type Config struct {
 	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`
 	// GroupCommitMaxBytes bounds the bytes written and synced together.
 	GroupCommitMaxBytes int `yaml:"group_commit_max_bytes"`
+	// JournalSegmentBytes is the size of one journal segment file. Segments
+	// are zero-filled before use and recycled once their events are
+	// scored, so the journal takes a few segments of disk in steady state.
+	JournalSegmentBytes int64 `yaml:"journal_segment_bytes"`
 	// MaxEventBytes rejects a single journal event larger than this.
 	MaxEventBytes int `yaml:"max_event_bytes"`
 	// MinFreeBytes makes Append answer ErrUnavailable while the file system
@@ -52,6 +56,7 @@ func DefaultConfig() Config {
 		Dir:                  "./data",
 		GroupCommitMaxEvents: 4096,
 		GroupCommitMaxBytes:  4 << 20,
+		JournalSegmentBytes:  8 << 20,
 		MaxEventBytes:        1 << 20,
 		MinFreeBytes:         256 << 20,
 		GCInterval:           5 * time.Minute,
@@ -76,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.GroupCommitMaxBytes < 1<<10 || c.GroupCommitMaxBytes > txnMaxBytes {
 		errs = append(errs, fmt.Errorf("group_commit_max_bytes: %d not in [1024, %d]", c.GroupCommitMaxBytes, txnMaxBytes))
+	}
+	if c.JournalSegmentBytes < 64<<10 || c.JournalSegmentBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("journal_segment_bytes: %d not in [%d, %d]", c.JournalSegmentBytes, 64<<10, 1<<30))
 	}
 	if c.MaxEventBytes < 1<<10 || c.MaxEventBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("max_event_bytes: %d not in [1024, %d]", c.MaxEventBytes, 64<<20))

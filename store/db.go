@@ -43,7 +43,15 @@ type DB struct {
 	life   sync.RWMutex
 	closed bool
 
-	jc *committer
+	jc     *committer
+	wal    *wal        // the journal's segment files (nil when InMemory)
+	mem    *memJournal // the journal of an in-memory store (nil otherwise)
+	doneID uint64      // last done marker id; guarded by outMu
+
+	retireWake  chan struct{} // capacity 1: "a segment may be retirable, or a spare was used"
+	retireQuit  chan struct{}
+	retireDone  chan struct{}
+	stopRetirer sync.Once
 
 	outMu   sync.Mutex
 	outNext map[string]uint64 // next outbox seq per sink (never reused)
@@ -107,12 +115,85 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		return nil, errors.Join(err, bdb.Close())
 	}
 	journalNext, err := d.recover()
+	if err == nil {
+		journalNext, err = d.openJournal(journalNext)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", cfg.Dir, err), bdb.Close())
 	}
 	d.jc = newCommitter(d, journalNext)
+	d.retireWake, d.retireQuit, d.retireDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go d.jc.run()
+	go d.runRetirer()
+	d.wakeRetirer() // segments completed before a restart, and the first spare
 	return d, nil
+}
+
+// openJournal opens the journal's segment files (or the in-memory journal)
+// and returns the next journal sequence.
+func (d *DB) openJournal(next uint64) (uint64, error) {
+	if d.cfg.InMemory {
+		d.mem = &memJournal{entries: map[uint64][]byte{}}
+		return next, nil
+	}
+	floor, done, lastID, err := d.loadDone()
+	if err != nil {
+		return 0, fmt.Errorf("read journal markers: %w", err)
+	}
+	d.doneID = lastID
+	w, scan, err := openWAL(filepath.Join(d.cfg.Dir, walDirName), d.cfg.JournalSegmentBytes, floor, done)
+	if err != nil {
+		return 0, fmt.Errorf("open journal: %w", err)
+	}
+	d.wal = w
+	d.m.journalEntries.Set(float64(w.outstanding()))
+	return max(next, floor, scan.lastSeq+1), nil
+}
+
+// runRetirer recycles completed journal segments and keeps a spare segment
+// ready, off the acknowledgement path.
+func (d *DB) runRetirer() {
+	defer close(d.retireDone)
+	failing := ""
+	for {
+		select {
+		case <-d.retireWake:
+		case <-d.retireQuit:
+			return
+		}
+		if d.wal == nil {
+			continue
+		}
+		err := d.retireSegments()
+		if err == nil {
+			err = d.wal.prepareSpare()
+		}
+		switch {
+		case err != nil && err.Error() != failing:
+			failing = err.Error()
+			d.m.maintErrors.WithLabelValues("journal_segments").Inc()
+			d.log.Warn().Err(err).Msg("journal segment maintenance failed; retrying at the next segment")
+		case err == nil && failing != "":
+			failing = ""
+			d.log.Info().Msg("journal segment maintenance recovered")
+		}
+	}
+}
+
+func (d *DB) wakeRetirer() {
+	select {
+	case d.retireWake <- struct{}{}:
+	default:
+	}
+}
+
+// journalOutstanding returns the number of journal entries not yet
+// completed.
+func (d *DB) journalOutstanding() int {
+	if d.mem != nil {
+		return d.mem.len()
+	}
+	return d.wal.outstanding()
 }
 
 // checkFormat writes the format record into an empty store and refuses a
@@ -140,11 +221,31 @@ func (d *DB) checkFormat() error {
 		if len(v) != 4 {
 			return fmt.Errorf("open store %s: format record: %w", d.cfg.Dir, errCorrupt)
 		}
-		if got := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]); got != FormatVersion {
+		got := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
+		if got == 1 && FormatVersion == 2 {
+			return d.upgradeFormat1(txn)
+		}
+		if got != FormatVersion {
 			return fmt.Errorf("open store %s: format version %d, this build reads %d", d.cfg.Dir, got, FormatVersion)
 		}
 		return nil
 	})
+}
+
+// upgradeFormat1 upgrades a format-1 store, whose journal lived in Badger,
+// when that journal is empty (the service drains it on a clean stop).
+// Pending format-1 entries are refused rather than converted: the previous
+// release scores them when it starts again.
+func (d *DB) upgradeFormat1(txn *badger.Txn) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}})
+	it.Rewind()
+	pending := it.Valid()
+	it.Close()
+	if pending {
+		return fmt.Errorf("open store %s: format 1 store with unprocessed journal entries; start the previous release once to drain them, then this one", d.cfg.Dir)
+	}
+	d.log.Info().Msg("upgrading store format 1 to 2 (journal moved to segment files)")
+	return txn.Set(formatKey(), u32(FormatVersion))
 }
 
 func u32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
@@ -159,18 +260,11 @@ func (d *DB) recover() (journalNext uint64, err error) {
 	err = d.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
-		var journal int64
 	scan:
-		for it.Seek([]byte{prefixJournal}); it.Valid(); it.Next() {
+		for it.Seek([]byte{prefixJournalSeq}); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			switch k[0] {
-			case prefixJournal:
-				if len(k) != 9 {
-					return fmt.Errorf("journal key %x: %w", k, errCorrupt)
-				}
-				journal++
-				journalNext = max(journalNext, be64(k[1:])+1)
-			case prefixJournalSeq:
+			case prefixJournalSeq: // format 1's mark: sequences continue above it
 				n, err := counterValue(it.Item())
 				if err != nil {
 					return err
@@ -201,7 +295,6 @@ func (d *DB) recover() (journalNext uint64, err error) {
 				break scan // baselines follow; not needed here
 			}
 		}
-		d.m.journalEntries.Set(float64(journal))
 		item, err := txn.Get(flushSeqKey())
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -251,6 +344,8 @@ func (d *DB) acquire() error {
 // running maintenance pass, and closes Badger. It is safe to call twice.
 func (d *DB) Close() error {
 	d.jc.stop()
+	d.stopRetirer.Do(func() { close(d.retireQuit) })
+	<-d.retireDone
 	d.maintMu.Lock()
 	defer d.maintMu.Unlock()
 	d.life.Lock()
@@ -259,7 +354,11 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
-	if err := d.bdb.Close(); err != nil {
+	var walErr error
+	if d.wal != nil {
+		walErr = d.wal.closeFiles()
+	}
+	if err := errors.Join(d.bdb.Close(), walErr); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -320,6 +419,7 @@ func (d *DB) Maintain(ctx context.Context) {
 			for kind, n := range usage {
 				d.m.diskBytes.WithLabelValues(kind).Set(float64(n))
 			}
+			d.m.diskBytes.WithLabelValues("journal").Set(float64(d.wal.usage()))
 		}
 		if free, err := d.diskFree(d.cfg.Dir); err == nil {
 			d.m.diskFree.Set(float64(free))
@@ -330,17 +430,14 @@ func (d *DB) Maintain(ctx context.Context) {
 // recount resets the queue gauges from a keys-only scan, correcting the
 // drift of the incremental updates (for example a Complete of unknown seqs).
 func (d *DB) recount() error {
-	var journal int64
 	pending, dead := map[string]int64{}, map[string]int64{}
 	err := d.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
 		defer it.Close()
-		for it.Seek([]byte{prefixJournal}); it.Valid(); it.Next() {
+		for it.Seek([]byte{prefixOutbox}); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			switch k[0] {
-			case prefixJournal:
-				journal++
-			case prefixJournalSeq, prefixOutboxSeq:
+			case prefixOutboxSeq:
 			case prefixOutbox, prefixDead:
 				sink, _, err := parseSinkKey(k)
 				if err != nil {
@@ -360,7 +457,7 @@ func (d *DB) recount() error {
 	if err != nil {
 		return err
 	}
-	d.m.journalEntries.Set(float64(journal))
+	d.m.journalEntries.Set(float64(d.journalOutstanding()))
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	for sink := range d.outNext {

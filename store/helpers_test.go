@@ -17,6 +17,7 @@ func testConfig(dir string) Config {
 	cfg := DefaultConfig()
 	cfg.Dir = dir
 	cfg.MinFreeBytes = 0
+	cfg.JournalSegmentBytes = 256 << 10 // rotate often; zero-fill little
 	return cfg
 }
 

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,8 +46,9 @@ type committer struct {
 	once   sync.Once
 
 	// Owned by the committer goroutine.
-	next    uint64 // next journal sequence
-	failing string // reason of the current failure, "" while healthy
+	next    uint64   // next journal sequence
+	failing string   // reason of the current failure, "" while healthy
+	raws    [][]byte // reused group buffer
 }
 
 func newCommitter(d *DB, next uint64) *committer {
@@ -226,8 +230,9 @@ func (c *committer) commit(group []*appendReq) {
 	}
 }
 
-// write stores the group's events and syncs. The sequence high-water mark
-// goes first, in the same transaction.
+// write appends the group's events to the journal's active segment and
+// syncs it (one write, one fdatasync). Sequences are numbered by the
+// committer and never reused, even when the write fails.
 func (c *committer) write(group []*appendReq, events int) error {
 	d := c.d
 	if !d.cfg.InMemory && d.cfg.MinFreeBytes > 0 {
@@ -236,52 +241,51 @@ func (c *committer) write(group []*appendReq, events int) error {
 			return fmt.Errorf("%w: %d bytes free in %s, need %d", errLowDisk, free, d.cfg.Dir, d.cfg.MinFreeBytes)
 		}
 	}
-	b := d.newBatch()
-	defer b.discard()
-	seq := c.next
-	c.next += uint64(events) // never reused, even if the write fails
-	if err := b.set(journalSeqKey(), encodeU64(c.next)); err != nil {
-		return fmt.Errorf("write journal: %w", err)
-	}
+	first := c.next
+	c.next += uint64(events)
+	raws := c.raws[:0]
 	for _, r := range group {
 		r.seqs = make([]uint64, len(r.raws))
-		for i, raw := range r.raws {
-			if err := b.set(journalKey(seq), raw); err != nil {
-				return fmt.Errorf("write journal: %w", err)
-			}
-			r.seqs[i] = seq
-			seq++
+		for i := range r.raws {
+			r.seqs[i] = first + uint64(len(raws)+i)
 		}
+		raws = append(raws, r.raws...)
 	}
-	if err := b.commit(); err != nil {
-		return fmt.Errorf("write journal: %w", err)
-	}
-	if d.noSync {
+	defer func() {
+		clear(raws) // do not keep the group's events alive
+		c.raws = raws[:0]
+	}()
+	if d.mem != nil {
+		d.mem.add(first, raws)
 		return nil
 	}
-	if err := d.bdb.Sync(); err != nil {
-		return fmt.Errorf("sync journal: %w", err)
+	rotated, err := d.wal.appendGroup(raws, first, !d.noSync)
+	if err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if rotated {
+		d.wakeRetirer() // a spare was used: prepare the next one
 	}
 	return nil
 }
 
-// Complete writes the alerts to the outbox and deletes the journal entries
-// done, in one Badger transaction: the outbox entries become visible exactly
-// when the journal entries disappear. Each alert gets the next sequence of
-// its sink.
+// Complete writes the alerts to the outbox and a done marker for the
+// events, in one Badger transaction: the outbox entries become visible
+// exactly when the events stop being pending. Each alert gets the next
+// sequence of its sink.
 //
 // Complete does not sync, by design. A committed Badger transaction is in
 // the memtable and its memory-mapped write-ahead log, i.e. in the kernel's
 // page cache: a process crash (SIGKILL, OOM kill, panic) cannot lose it.
 // Only a power loss or kernel crash can, and then Badger's replay drops the
-// torn transaction whole, so the journal entries are still there (they were
-// synced by Append) and are replayed: the alerts are produced again with the
-// same ids (duplicates, never losses). The next journal sync also syncs this
-// write, since it precedes it in the same log.
+// torn transaction whole, so the events are still pending in the journal
+// (which was synced by Append, and whose segments are recycled only after
+// a Badger sync) and are replayed: the alerts are produced again with the
+// same ids (duplicates, never losses).
 //
 // Should a call exceed one transaction (about 4 MB or 20,000 entries), the
-// outbox entries are written in several transactions and the journal
-// deletions last, so a crash in between still yields duplicates, not losses.
+// outbox entries are written in several transactions and the done marker
+// last, so a crash in between still yields duplicates, not losses.
 func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 	if len(done) == 0 && len(alerts) == 0 {
 		return nil
@@ -321,8 +325,13 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 			return fmt.Errorf("complete: %w", err)
 		}
 	}
-	for _, seq := range done {
-		if err := b.del(journalKey(seq)); err != nil {
+	var sorted []uint64
+	if len(done) > 0 && d.wal != nil {
+		sorted = slices.Clone(done)
+		slices.Sort(sorted)
+		sorted = slices.Compact(sorted)
+		d.doneID++
+		if err := b.set(doneKey(sorted[len(sorted)-1], d.doneID), encodeDone(sorted)); err != nil {
 			return fmt.Errorf("complete: %w", err)
 		}
 	}
@@ -333,7 +342,15 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 		d.pending[sink] += n
 		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
 	}
-	d.m.journalEntries.Sub(float64(len(done)))
+	switch {
+	case d.mem != nil:
+		d.mem.complete(done)
+	case len(sorted) > 0:
+		if d.wal.complete(sorted) {
+			d.wakeRetirer()
+		}
+	}
+	d.m.journalEntries.Set(float64(d.journalOutstanding()))
 	return nil
 }
 
@@ -344,49 +361,132 @@ func (d *DB) nextOutbox(sink string) uint64 {
 	return seq
 }
 
-// replayChunk is how many journal entries Replay reads per read transaction;
-// fn runs outside any transaction.
-const replayChunk = 512
-
 // Replay calls fn for every journal entry not yet completed, oldest first.
-// It stops at fn's first error and returns it.
+// raw is only valid during the call. It stops at fn's first error and
+// returns it. Call it before new events arrive: an entry completed while
+// Replay runs may still be passed to fn.
 func (d *DB) Replay(fn func(seq uint64, raw []byte) error) error {
-	type entry struct {
-		seq uint64
-		raw []byte
+	if err := d.acquire(); err != nil {
+		return fmt.Errorf("replay journal: %w", err)
 	}
-	from := uint64(0)
-	for {
-		var chunk []entry
-		err := d.view(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixJournal}})
-			defer it.Close()
-			for it.Seek(journalKey(from)); it.ValidForPrefix([]byte{prefixJournal}) && len(chunk) < replayChunk; it.Next() {
+	if d.mem != nil {
+		d.life.RUnlock()
+		return d.mem.replay(fn)
+	}
+	floor, done, _, err := d.loadDone()
+	d.life.RUnlock()
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	var after uint64
+	for _, s := range d.wal.snapshot() {
+		var fnErr error
+		err := scanSegment(&s, after, func(seq uint64, raw []byte) error {
+			after = seq
+			if _, ok := done[seq]; ok || seq < floor {
+				return nil
+			}
+			fnErr = fn(seq, raw)
+			return fnErr
+		}, true)
+		if fnErr != nil {
+			return fnErr
+		}
+		if err != nil {
+			return fmt.Errorf("replay journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadDone reads the journal floor and the done markers above it.
+func (d *DB) loadDone() (floor uint64, done map[uint64]struct{}, lastID uint64, err error) {
+	done = map[uint64]struct{}{}
+	err = d.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(floorKey())
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if floor, err = counterValue(item); err != nil {
+				return err
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixDone}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 17 {
+				return fmt.Errorf("done marker key %x: %w", k, errCorrupt)
+			}
+			lastID = max(lastID, be64(k[9:]))
+			err := it.Item().Value(func(v []byte) error {
+				return decodeDone(v, func(seq uint64) { done[seq] = struct{}{} })
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return floor, done, lastID, err
+}
+
+// retireSegments recycles the journal segments whose events are all
+// complete. Their outbox entries are synced first, then the new floor, and
+// only then are the done markers below it deleted and the files reused: at
+// no point does a crash lose an event or replay one whose alerts are
+// durable.
+func (d *DB) retireSegments() error {
+	segs, floor := d.wal.retirable()
+	if len(segs) == 0 {
+		return nil
+	}
+	if err := d.acquire(); err != nil {
+		return err
+	}
+	defer d.life.RUnlock()
+	if err := d.bdb.Sync(); err != nil {
+		return fmt.Errorf("retire journal segments: %w", err)
+	}
+	err := d.bdb.Update(func(txn *badger.Txn) error { return txn.Set(floorKey(), encodeU64(floor)) })
+	if err == nil {
+		err = d.bdb.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("retire journal segments: %w", err)
+	}
+	// Markers below a durable floor mean nothing any more.
+	for more := true; more; {
+		err := d.bdb.Update(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDone}})
+			var stale [][]byte
+			for it.Rewind(); it.Valid(); it.Next() {
 				k := it.Item().Key()
-				if len(k) != 9 {
-					return fmt.Errorf("journal key %x: %w", k, errCorrupt)
+				if len(k) != 17 || be64(k[1:9]) >= floor {
+					break
 				}
-				raw, err := it.Item().ValueCopy(nil)
-				if err != nil {
+				stale = append(stale, it.Item().KeyCopy(nil))
+				if len(stale) == txnMaxEntries/2 {
+					break
+				}
+			}
+			it.Close()
+			more = len(stale) == txnMaxEntries/2
+			for _, k := range stale {
+				if err := txn.Delete(k); err != nil {
 					return err
 				}
-				chunk = append(chunk, entry{be64(k[1:]), raw})
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("replay journal: %w", err)
+			return fmt.Errorf("retire journal segments: %w", err)
 		}
-		for _, e := range chunk {
-			if err := fn(e.seq, e.raw); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < replayChunk {
-			return nil
-		}
-		from = chunk[len(chunk)-1].seq + 1
 	}
+	d.wal.retire(segs)
+	return nil
 }
 
 // view runs fn in a read transaction unless the DB is closed.
@@ -396,4 +496,49 @@ func (d *DB) view(fn func(txn *badger.Txn) error) error {
 	}
 	defer d.life.RUnlock()
 	return d.bdb.View(fn)
+}
+
+// memJournal is the journal of an in-memory store: entries live until they
+// are completed, and nothing survives Close.
+type memJournal struct {
+	mu      sync.Mutex
+	entries map[uint64][]byte
+}
+
+func (j *memJournal) add(first uint64, raws [][]byte) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i, raw := range raws {
+		j.entries[first+uint64(i)] = raw
+	}
+}
+
+func (j *memJournal) complete(seqs []uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, s := range seqs {
+		delete(j.entries, s)
+	}
+}
+
+func (j *memJournal) len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.entries)
+}
+
+func (j *memJournal) replay(fn func(seq uint64, raw []byte) error) error {
+	j.mu.Lock()
+	seqs := slices.Sorted(maps.Keys(j.entries))
+	raws := make([][]byte, len(seqs))
+	for i, s := range seqs {
+		raws[i] = j.entries[s]
+	}
+	j.mu.Unlock()
+	for i, s := range seqs {
+		if err := fn(s, raws[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,19 +9,23 @@ import (
 
 // FormatVersion is the version of the key and value layout documented in
 // doc.go. Open refuses a directory written with another version.
-const FormatVersion uint32 = 1
+// Version 2 moved the journal out of Badger (prefixes 0x01 and 0x02 are
+// retired) into segment files, with done markers and a floor here.
+const FormatVersion uint32 = 2
 
 // Key prefixes (first byte of every key). Never reuse a retired value.
 const (
 	prefixFormat     byte = 0x00 // format version record
-	prefixJournal    byte = 0x01 // journal entry
-	prefixJournalSeq byte = 0x02 // journal sequence high-water mark
+	prefixJournal    byte = 0x01 // format 1 only: journal entry
+	prefixJournalSeq byte = 0x02 // format 1 only: journal sequence high-water mark
 	prefixOutbox     byte = 0x03 // outbox entry
 	prefixOutboxSeq  byte = 0x04 // outbox sequence high-water mark, per sink
 	prefixDead       byte = 0x05 // dead letter
 	prefixImage      byte = 0x06 // image meta
 	prefixBucket     byte = 0x07 // one flushed counts blob of one image bucket
 	prefixFlushSeq   byte = 0x08 // baseline flush sequence high-water mark
+	prefixDone       byte = 0x09 // journal done marker
+	prefixFloor      byte = 0x0a // journal floor
 )
 
 // Limits enforced on names and fields so that keys stay well below Badger's
@@ -77,6 +81,37 @@ func journalKey(seq uint64) []byte { return u64([]byte{prefixJournal}, seq) }
 func journalSeqKey() []byte { return []byte{prefixJournalSeq} }
 
 func flushSeqKey() []byte { return []byte{prefixFlushSeq} }
+
+// doneKey orders markers by the highest sequence they complete, so that
+// the markers below a floor form one key range.
+func doneKey(maxSeq, id uint64) []byte { return u64(u64([]byte{prefixDone}, maxSeq), id) }
+
+func floorKey() []byte { return []byte{prefixFloor} }
+
+// Done marker value: the completed sequences, ascending, as uvarint deltas.
+func encodeDone(seqs []uint64) []byte {
+	b := make([]byte, 0, 2*len(seqs)+8)
+	prev := uint64(0)
+	for _, s := range seqs {
+		b = binary.AppendUvarint(b, s-prev)
+		prev = s
+	}
+	return b
+}
+
+func decodeDone(v []byte, fn func(seq uint64)) error {
+	prev := uint64(0)
+	for len(v) > 0 {
+		d, n := binary.Uvarint(v)
+		if n <= 0 {
+			return fmt.Errorf("done marker: %w", errCorrupt)
+		}
+		prev += d
+		fn(prev)
+		v = v[n:]
+	}
+	return nil
+}
 
 // sinkPrefix is prefix | len(sink) | sink.
 func sinkPrefix(prefix byte, sink string) []byte {

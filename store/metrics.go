@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "dead_letters", Help: "Dead letters, per sink."}, []string{"sink"}),
 		diskBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "disk_bytes", Help: "Bytes allocated on disk to Badger files, by kind (lsm, vlog, wal, other)."}, []string{"kind"}),
+			Name: "disk_bytes", Help: "Bytes allocated on disk to the store's files, by kind (Badger's lsm, vlog, wal and other; journal segments)."}, []string{"kind"}),
 		diskFree: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "disk_free_bytes", Help: "Free bytes on the file system holding the data directory."}),
 		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
