@@ -1,11 +1,9 @@
 package scorer
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -117,40 +115,23 @@ type alertJSON struct {
 	Score    Score           `json:"score"`
 	Baseline Maturity        `json:"baseline"`
 	Explain  *Explanation    `json:"explanation,omitempty"`
-	Falco    json.RawMessage `json:"falco,omitempty"` // spliced in by MarshalJSON
+	Falco    json.RawMessage `json:"falco,omitempty"`
 }
 
 // MarshalJSON writes the versioned alert schema: scorer fields at the top
 // level and the original Falco event, unchanged, under "falco". The event
 // is spliced in as received (it was valid JSON to be decoded at all), only
 // compacted when it spans several lines, so alerts stay one line each.
+//
+// Every alert is marshalled once per emit, so the JSON is written by hand
+// (alert_json.go) rather than by encoding/json reflection; the bytes are the
+// same as encoding/json's.
 func (a *Alert) MarshalJSON() ([]byte, error) {
-	raw := []byte(a.Event.Raw)
-	if len(raw) == 0 {
-		var err error
-		if raw, err = a.Event.EncodeJSON(); err != nil {
-			return nil, err
-		}
-	} else if bytes.ContainsAny(raw, "\r\n") {
-		var c bytes.Buffer
-		if err := json.Compact(&c, raw); err != nil {
-			return nil, fmt.Errorf("alert %s: falco event: %w", a.ID, err)
-		}
-		raw = c.Bytes()
-	}
-	head, err := json.Marshal(alertJSON{
-		Schema: AlertSchema, ID: a.ID, Kind: a.Kind, Time: a.Time, Priority: a.Priority,
-		Rule: a.Event.Rule, Reason: a.Reason, Subject: a.Subject, Score: a.Score,
-		Baseline: a.Baseline, Explain: a.Explain,
-	})
+	falco, err := a.falcoJSON()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(head)+len(raw)+10)
-	out = append(out, head[:len(head)-1]...)
-	out = append(out, `,"falco":`...)
-	out = append(out, bytes.TrimSpace(raw)...)
-	return append(out, '}'), nil
+	return appendAlertJSON(make([]byte, 0, alertJSONSize(a, falco)), a, falco)
 }
 
 // UnmarshalJSON reads the versioned alert schema back (the outbox stores it).
