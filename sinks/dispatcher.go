@@ -36,6 +36,8 @@ type Dispatcher struct {
 	log    zerolog.Logger
 	wake   chan struct{}
 	now    func() time.Time
+	// headerOnly: the sink implements HeaderOnly and reads only headers.
+	headerOnly bool
 
 	sent, retried         prometheus.Counter
 	failed, dead          *prometheus.CounterVec
@@ -54,11 +56,14 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 		return nil, errors.New("new dispatcher: sink, outbox and metrics are required")
 	}
 	name := sink.Name()
+	h, ok := sink.(HeaderOnly)
 	return &Dispatcher{
 		sink: sink, name: name, outbox: outbox, cfg: cfg,
 		log:  log.With().Str("component", "sinks").Str("sink", name).Logger(),
 		wake: make(chan struct{}, 1),
 		now:  time.Now,
+
+		headerOnly: ok && h.HeaderOnly(),
 
 		sent:         m.sent.WithLabelValues(name),
 		retried:      m.retried.WithLabelValues(name),
@@ -139,16 +144,37 @@ func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) 
 	items := make([]Item, 0, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		a := new(scorer.Alert)
-		if err := a.UnmarshalJSON(e.Payload); err != nil {
+		it, err := d.decode(e)
+		if err != nil {
 			d.deadLetter(*e, DeadUndecodable, fmt.Errorf("decode alert %s: %w", e.AlertID, err))
 			continue
 		}
-		items = append(items, Item{Alert: a, Payload: e.Payload, Seq: e.Seq, Enqueued: e.Enqueued})
+		items = append(items, it)
 	}
 	d.inFlight.Set(float64(len(items)))
 	defer d.inFlight.Set(0)
 	return d.sendWithRetry(ctx, items, entries)
+}
+
+// decode builds the Item of an outbox entry: the header only for a
+// HeaderOnly sink, else the whole alert (whose header DecodeAlertHeader
+// would read the same).
+func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
+	it := Item{Payload: e.Payload, Seq: e.Seq, Enqueued: e.Enqueued}
+	if d.headerOnly {
+		h, err := scorer.DecodeAlertHeader(e.Payload)
+		if err != nil {
+			return Item{}, err
+		}
+		it.Header = h
+		return it, nil
+	}
+	a := new(scorer.Alert)
+	if err := a.UnmarshalJSON(e.Payload); err != nil {
+		return Item{}, err
+	}
+	it.Header, it.Alert = a.Header(), a
+	return it, nil
 }
 
 func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []scorer.OutboxEntry) bool {
@@ -309,7 +335,7 @@ func entryOf(it Item, entries []scorer.OutboxEntry) scorer.OutboxEntry {
 			return e
 		}
 	}
-	return scorer.OutboxEntry{Seq: it.Seq, AlertID: it.Alert.ID, Payload: it.Payload, Enqueued: it.Enqueued}
+	return scorer.OutboxEntry{Seq: it.Seq, AlertID: it.Header.ID, Payload: it.Payload, Enqueued: it.Enqueued}
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.

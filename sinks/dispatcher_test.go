@@ -24,8 +24,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeSink records what it was asked to send; send decides each outcome.
 type fakeSink struct {
+	headerOnly bool // its HeaderOnly result
+
 	mu    sync.Mutex
 	calls [][]string // alert ids per Send call
+	items []sinks.Item
 	times []time.Time
 	got   []string // ids of confirmed alerts, in order
 	send  func(call int, batch []sinks.Item) error
@@ -33,13 +36,15 @@ type fakeSink struct {
 
 func (f *fakeSink) Name() string                { return "fake" }
 func (f *fakeSink) Close(context.Context) error { return nil }
+func (f *fakeSink) HeaderOnly() bool            { return f.headerOnly }
 func (f *fakeSink) Send(ctx context.Context, batch []sinks.Item) error {
 	f.mu.Lock()
 	call := len(f.calls)
 	ids := make([]string, len(batch))
 	for i, it := range batch {
-		ids[i] = it.Alert.ID
+		ids[i] = it.Header.ID
 	}
+	f.items = append(f.items, batch...)
 	f.calls = append(f.calls, ids)
 	f.times = append(f.times, time.Now())
 	f.mu.Unlock()
@@ -99,7 +104,12 @@ type syncBuffer = scorertest.SyncBuffer
 
 func newHarness(t *testing.T, cfg sinks.Config, send func(int, []sinks.Item) error) *harness {
 	t.Helper()
-	h := &harness{ob: sinkstest.NewOutbox(), sink: &fakeSink{send: send}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	return newHarnessFor(t, cfg, &fakeSink{send: send})
+}
+
+func newHarnessFor(t *testing.T, cfg sinks.Config, sink *fakeSink) *harness {
+	t.Helper()
+	h := &harness{ob: sinkstest.NewOutbox(), sink: sink, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	m, err := sinks.NewMetrics(h.reg)
 	if err != nil {
 		t.Fatalf("NewMetrics() = %v", err)
@@ -294,18 +304,72 @@ func TestDispatcherRetryAfter(t *testing.T) {
 }
 
 func TestDispatcherUndecodable(t *testing.T) {
-	h := newHarness(t, testConfig(), nil)
-	h.ob.Put("fake", "bad", []byte(`{"not":"an alert"`))
-	h.put(1)
-	h.start()
-	waitFor(t, "handled", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
-	h.stop(t)
-	dead := h.ob.DeadLetters("fake")
-	if len(dead) != 1 || dead[0].Entry.AlertID != "bad" || !strings.HasPrefix(dead[0].Reason, "undecodable: ") {
-		t.Errorf("dead letters = %+v, want one undecodable 'bad'", dead)
+	bad := []string{
+		`{"not":"an alert"`, `{"not":"an alert"}`, `{"id":"x","falco":null}`, `{"id":5,"falco":{}}`,
+		`[]`, ``, `{"subject":{"image":"i"},"falco":{"rule":"r"}} x`,
 	}
-	if got := h.ob.Acked("fake"); got != 1 {
-		t.Errorf("Acked = %d, want 1", got)
+	for _, headerOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("header only %v", headerOnly), func(t *testing.T) {
+			h := newHarnessFor(t, testConfig(), &fakeSink{headerOnly: headerOnly})
+			for i, p := range bad {
+				h.ob.Put("fake", fmt.Sprintf("bad%d", i), []byte(p))
+			}
+			want := h.put(1)
+			h.start()
+			waitFor(t, "handled", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
+			h.stop(t)
+			dead := h.ob.DeadLetters("fake")
+			if len(dead) != len(bad) {
+				t.Errorf("%d dead letters, want %d: %+v", len(dead), len(bad), dead)
+			}
+			for i, d := range dead {
+				if d.Entry.AlertID != fmt.Sprintf("bad%d", i) || !strings.HasPrefix(d.Reason, "undecodable: ") {
+					t.Errorf("dead letter %d = %+v, want undecodable bad%d", i, d, i)
+				}
+			}
+			if got := h.sink.delivered(); !equalIDs(got, want) {
+				t.Errorf("delivered %v, want %v", got, want)
+			}
+			if got := h.ob.Acked("fake"); got != 1 {
+				t.Errorf("Acked = %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestDispatcherHeaderOnly checks that a HeaderOnly sink gets the header
+// without the decoded alert, and that other sinks get both, agreeing.
+func TestDispatcherHeaderOnly(t *testing.T) {
+	for _, headerOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("header only %v", headerOnly), func(t *testing.T) {
+			h := newHarnessFor(t, testConfig(), &fakeSink{headerOnly: headerOnly})
+			alerts := []*scorer.Alert{sinkstest.FalcoAlert(1, "nginx:1.27", "r"), sinkstest.AnomalyAlert(2, "redis:7")}
+			for _, a := range alerts {
+				h.ob.PutAlert("fake", a)
+			}
+			h.start()
+			waitFor(t, "delivery", func() bool { return h.ob.Acked("fake") == len(alerts) })
+			h.stop(t)
+			h.sink.mu.Lock()
+			defer h.sink.mu.Unlock()
+			if len(h.sink.items) != len(alerts) {
+				t.Fatalf("sink got %d items, want %d", len(h.sink.items), len(alerts))
+			}
+			for i, it := range h.sink.items {
+				want := alerts[i].Header()
+				if got := it.Header; got.ID != want.ID || got.Kind != want.Kind || !got.Time.Equal(want.Time) ||
+					got.Priority != want.Priority || got.Rule != want.Rule || got.Image != want.Image ||
+					got.ContainerID != want.ContainerID || got.Score != want.Score || got.Band != want.Band {
+					t.Errorf("item %d Header = %+v, want %+v", i, got, want)
+				}
+				if (it.Alert == nil) != headerOnly {
+					t.Errorf("item %d Alert = %v, want nil = %v", i, it.Alert, headerOnly)
+				}
+				if it.Alert != nil && it.Alert.Subject.PID != alerts[i].Subject.PID {
+					t.Errorf("item %d Alert.Subject.PID = %d, want %d", i, it.Alert.Subject.PID, alerts[i].Subject.PID)
+				}
+			}
+		})
 	}
 }
 

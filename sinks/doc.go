@@ -7,7 +7,9 @@
 // sequence order, sends them, acknowledges what was delivered and retries
 // the rest with jittered exponential backoff bounded in time; entries that
 // cannot be delivered (a permanent error, or the retry time is used up) move
-// to the dead-letter set with the reason.
+// to the dead-letter set with the reason. For sinks that forward the stored
+// payload (HeaderOnly: Kafka, stdout) the Dispatcher decodes only each
+// alert's header, not the whole alert.
 //
 // What it must not do: retry inside a Sink (only the Dispatcher retries),
 // acknowledge an entry before the destination confirmed it, hold more than

@@ -9,11 +9,12 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
-// Item is one alert to deliver: the decoded alert and the exact payload the
-// outbox stored (Alert.MarshalJSON). Sinks that forward the alert JSON
-// (Kafka, stdout) send Payload unchanged rather than marshalling again.
+// Item is one alert to deliver: its header, the decoded alert and the exact
+// payload the outbox stored (Alert.MarshalJSON). Sinks that forward the alert
+// JSON (Kafka, stdout) send Payload unchanged rather than marshalling again.
 type Item struct {
-	Alert    *scorer.Alert
+	Header   scorer.AlertHeader // always set
+	Alert    *scorer.Alert      // nil for a HeaderOnly sink
 	Payload  []byte
 	Seq      uint64    // outbox sequence number within the sink
 	Enqueued time.Time // when the alert entered the outbox
@@ -52,6 +53,19 @@ type Sink interface {
 type Pacer interface {
 	// Pace blocks until the sink may send again or ctx is done.
 	Pace(ctx context.Context) error
+}
+
+// HeaderOnly is implemented by sinks that read nothing of an Item but
+// Header and Payload (Kafka, stdout). Decoding the whole alert costs the
+// dispatcher several times more than its header, so for these sinks it
+// decodes only the header and leaves Item.Alert nil. An entry that is not
+// JSON, lacks the Falco event object or has a malformed header is
+// dead-lettered all the same; the rest of the alert is not checked (see
+// scorer.DecodeAlertHeader).
+type HeaderOnly interface {
+	// HeaderOnly reports whether the sink reads only Item.Header and
+	// Item.Payload. The dispatcher asks once, when it is created.
+	HeaderOnly() bool
 }
 
 // PartialError reports a batch of which only some items were delivered.

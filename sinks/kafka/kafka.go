@@ -144,34 +144,38 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	return classify(fmt.Errorf("write to topic %s: %w", s.cfg.Topic, err))
 }
 
+// HeaderOnly reports true: a record needs only the alert's header and the
+// stored payload, so the dispatcher does not decode the whole alert.
+func (s *Sink) HeaderOnly() bool { return true }
+
 // message builds one record. The value is the stored payload, unchanged.
 func (s *Sink) message(it sinks.Item) kafkago.Message {
-	a := it.Alert
+	h := &it.Header
 	var key []byte
 	switch s.cfg.Key {
 	case KeyImage:
-		key = []byte(a.Subject.Image)
+		key = []byte(h.Image)
 	case KeyContainer:
-		key = []byte(a.Subject.ContainerID)
+		key = []byte(h.ContainerID)
 		if len(key) == 0 {
-			key = []byte(a.Subject.Image)
+			key = []byte(h.Image)
 		}
 	case KeyRule:
-		key = []byte(a.Event.Rule)
+		key = []byte(h.Rule)
 	}
 	return kafkago.Message{
 		Key:   key,
 		Value: it.Payload,
-		Time:  a.Time,
+		Time:  h.Time,
 		Headers: []kafkago.Header{
 			{Key: HeaderSchema, Value: []byte(scorer.AlertSchema)},
-			{Key: HeaderAlertID, Value: []byte(a.ID)},
-			{Key: HeaderKind, Value: []byte(a.Kind)},
-			{Key: HeaderPriority, Value: []byte(a.Priority.String())},
-			{Key: HeaderScore, Value: strconv.AppendFloat(nil, a.Score.Value, 'g', -1, 64)},
-			{Key: HeaderBand, Value: []byte(a.Score.Band)},
-			{Key: HeaderRule, Value: []byte(a.Event.Rule)},
-			{Key: HeaderImage, Value: []byte(a.Subject.Image)},
+			{Key: HeaderAlertID, Value: []byte(h.ID)},
+			{Key: HeaderKind, Value: []byte(h.Kind)},
+			{Key: HeaderPriority, Value: []byte(h.Priority.String())},
+			{Key: HeaderScore, Value: strconv.AppendFloat(nil, h.Score, 'g', -1, 64)},
+			{Key: HeaderBand, Value: []byte(h.Band)},
+			{Key: HeaderRule, Value: []byte(h.Rule)},
+			{Key: HeaderImage, Value: []byte(h.Image)},
 		},
 	}
 }

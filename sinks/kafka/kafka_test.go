@@ -149,14 +149,15 @@ func TestRecordsKeyHeadersSchemaCompression(t *testing.T) {
 				sinkstest.FalcoAlert(1, "nginx:1.27", rule),
 				sinkstest.AnomalyAlert(2, "redis:7"),
 				sinkstest.FalcoAlert(3, "nginx:1.27", "Read sensitive file untrusted"))
+			byID := map[string]sinks.Item{}
+			for i, it := range batch {
+				byID[it.Alert.ID] = it
+				batch[i].Alert = nil // as the dispatcher hands items to a HeaderOnly sink
+			}
 			if err := s.Send(context.Background(), batch); err != nil {
 				t.Fatalf("Send() = %v", err)
 			}
 			recs := consume(t, addr, topic, len(batch))
-			byID := map[string]sinks.Item{}
-			for _, it := range batch {
-				byID[it.Alert.ID] = it
-			}
 			for _, r := range recs {
 				id, _ := header(r, kafka.HeaderAlertID)
 				it, ok := byID[id]

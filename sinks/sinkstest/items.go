@@ -9,7 +9,8 @@ import (
 )
 
 // Items wraps alerts as a sink batch the way the dispatcher does: each with
-// its alert JSON as the stored payload and increasing sequence numbers.
+// its alert JSON as the stored payload, the header decoded from it, and
+// increasing sequence numbers. Alert is set too, for sinks that need it.
 func Items(t testing.TB, alerts ...*scorer.Alert) []sinks.Item {
 	t.Helper()
 	out := make([]sinks.Item, len(alerts))
@@ -18,7 +19,11 @@ func Items(t testing.TB, alerts ...*scorer.Alert) []sinks.Item {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = sinks.Item{Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
+		h, err := scorer.DecodeAlertHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = sinks.Item{Header: h, Alert: a, Payload: b, Seq: uint64(i + 1), Enqueued: time.Now()}
 	}
 	return out
 }

@@ -28,6 +28,10 @@ func New(w io.Writer) *Sink {
 // Name returns "stdout".
 func (s *Sink) Name() string { return "stdout" }
 
+// HeaderOnly reports true: stdout writes the stored payloads and reads
+// nothing else.
+func (s *Sink) HeaderOnly() bool { return true }
+
 // Send writes each payload followed by a newline, in one Write. A write
 // error is transient: the lines may be written again (duplicates, not
 // losses).
