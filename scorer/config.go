@@ -25,6 +25,10 @@ type Config struct {
 
 	Order  int `yaml:"order"`  // Markov order (history length + 1)
 	Window int `yaml:"window"` // events in the online window score
+	// WindowWarmup is the number of events of a sequence (at most Window)
+	// after which its window score (the mean over all events so far until
+	// Window are held) may alert and is sampled for calibration.
+	WindowWarmup int `yaml:"window_warmup"`
 
 	// Learning → monitoring: a baseline graduates once LearningBlocks
 	// consecutive blocks of LearningBlockEvents learned events each met at
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		ObservationTag:      "falco_scorer",
 		Order:               markov.DefaultConfig().Order,
 		Window:              markov.DefaultWindowLength,
+		WindowWarmup:        markov.DefaultWindowWarmup,
 		LearningBlockEvents: 10000,
 		LearningBlocks:      3,
 		NewTransitionRate:   0.002,
@@ -94,6 +99,7 @@ func (c Config) Validate() error {
 	check(c.ObservationTag != "", "observation_tag: empty")
 	check(c.Order >= 1 && c.Order <= markov.MaxOrder, "order: %d out of range 1..%d", c.Order, markov.MaxOrder)
 	check(c.Window >= 1 && c.Window <= markov.MaxWindowLength, "window: %d out of range 1..%d", c.Window, markov.MaxWindowLength)
+	check(c.WindowWarmup >= 1 && c.WindowWarmup <= markov.MaxWindowLength, "window_warmup: %d out of range 1..%d", c.WindowWarmup, markov.MaxWindowLength)
 	check(c.NewTransitionRate > 0 && c.NewTransitionRate < 1, "new_transition_rate: %g out of range (0,1)", c.NewTransitionRate)
 	check(c.AlertBudget > 0 && c.AlertBudget < 1e6, "alert_budget_per_million: %g out of range (0,1e6)", c.AlertBudget)
 	check(c.EndAlertRate > 0 && c.EndAlertRate < 1, "end_alert_rate: %g out of range (0,1)", c.EndAlertRate)

@@ -33,11 +33,12 @@ type image struct {
 	lastSeen     time.Time
 	inherited    string
 	oldestBucket time.Time // counts from buckets before this were subtracted (rolling horizon)
-	win          calib     // full-window scores of the recent learning stream (calibration)
+	win          calib     // ready-window scores of the recent learning stream (calibration)
 	end          calib     // end-of-sequence scores of the recent learning stream
 	blockRates   []float64 // new-transition rates of the latest 2·learning_blocks blocks (plateau test)
 	dirty        bool      // learned since the last flush
 	windowLen    int
+	windowWarm   int
 	elem         *list.Element // in the worker's image LRU
 	removed      bool          // evicted or reset: learns nothing more (its counts would be lost)
 	flushed      time.Time     // bucket of the latest flush; an older one is closed and can be compacted
@@ -97,7 +98,7 @@ func (w *worker) newImage(key string, now time.Time) *image {
 	conv.Bound = w.p.cfg.NewTransitionRate
 	return &image{
 		key: key, model: m, conv: conv, state: StateLearning, since: now, lastSeen: now,
-		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window,
+		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window, windowWarm: w.p.cfg.WindowWarmup,
 		threshold: math.Inf(1), endThreshold: math.Inf(1),
 		needWin: uint64(math.Ceil(1e6 / w.p.cfg.AlertBudget)), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
 	}
@@ -333,7 +334,7 @@ type sequence struct {
 }
 
 func (img *image) newSequence(key, container string, now time.Time) *sequence {
-	win, err := markov.NewWindow(img.windowLen)
+	win, err := markov.NewWarmWindow(img.windowLen, img.windowWarm)
 	if err != nil {
 		panic(fmt.Sprintf("window length validated at start: %v", err)) // unreachable
 	}
@@ -349,7 +350,7 @@ type stepResult struct {
 	sym    markov.Symbol
 	step   markov.Step
 	window float64
-	full   bool
+	full   bool // the window is Ready: its score may alert and calibrates
 	oov    bool
 }
 
@@ -363,7 +364,7 @@ func (img *image) step(seq *sequence, name string) stepResult {
 	win := seq.win.Push(sym, st)
 	seq.acc.Add(st)
 	seq.events++
-	return stepResult{sym: sym, step: st, window: win, full: seq.win.Full(), oov: sym == markov.OOV}
+	return stepResult{sym: sym, step: st, window: win, full: seq.win.Ready(), oov: sym == markov.OOV}
 }
 
 // learnDelay is how many newer events must follow an event, alarm down,

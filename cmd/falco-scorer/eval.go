@@ -62,6 +62,7 @@ func newEvalCmd() *cobra.Command {
 	f.Float64Var(&cfg.Model.Discount, "discount", cfg.Model.Discount, "discount for absolute-discount smoothing")
 	f.IntVar(&cfg.Model.VocabSize, "vocab-size", cfg.Model.VocabSize, "vocabulary cap including the out-of-vocabulary symbol")
 	f.IntVar(&cfg.WindowLength, "window", cfg.WindowLength, "online window length (events)")
+	f.IntVar(&cfg.WindowWarmup, "window-warmup", cfg.WindowWarmup, "events before the (growing) online window may alert; at most --window")
 	f.Float64Var(&cfg.BandLow, "band-low", cfg.BandLow, "sequence score: lower quantile of the averaged band")
 	f.Float64Var(&cfg.BandHigh, "band-high", cfg.BandHigh, "sequence score: upper quantile of the averaged band")
 	f.Float64Var(&cfg.Hysteresis, "hysteresis", cfg.Hysteresis, "online alarm re-arms below this fraction of the threshold")

@@ -85,6 +85,58 @@ func TestWindow(t *testing.T) {
 	}
 }
 
+func TestWarmWindow(t *testing.T) {
+	w, err := NewWarmWindow(4, 2)
+	if err != nil {
+		t.Fatalf("NewWarmWindow(4, 2) = %v", err)
+	}
+	steps := []float64{2, 4, 6, 8, 10}
+	wants := []float64{2, 3, 4, 5, 7} // a growing mean until 4 events are held
+	ready := []bool{false, true, true, true, true}
+	for i, v := range steps {
+		if got := w.Push(Symbol(i+1), Step{Surprise: v}); math.Abs(got-wants[i]) > 1e-6 {
+			t.Errorf("Push #%d = %v, want %v", i, got, wants[i])
+		}
+		if w.Ready() != ready[i] {
+			t.Errorf("Ready() after push #%d = %v, want %v", i, w.Ready(), ready[i])
+		}
+	}
+	w.Reset()
+	if w.Ready() {
+		t.Errorf("Ready() after Reset = true, want false")
+	}
+	if w, _ := NewWarmWindow(3, 10); w.Warmup() != 3 {
+		t.Errorf("NewWarmWindow(3, 10).Warmup() = %d, want 3 (at most the length)", w.Warmup())
+	}
+	if w, _ := NewWindow(5); w.Warmup() != 5 {
+		t.Errorf("NewWindow(5).Warmup() = %d, want 5 (ready when full)", w.Warmup())
+	}
+	if _, err := NewWarmWindow(3, 0); err == nil {
+		t.Errorf("NewWarmWindow(3, 0) = nil error, want error")
+	}
+}
+
+func TestTailThreshold(t *testing.T) {
+	if got := TailThreshold(nil, 0.05, 0.2); !math.IsInf(got, 1) {
+		t.Errorf("TailThreshold(nil) = %v, want +Inf", got)
+	}
+	// Exponential with mean 1: the value exceeded at rate r is -ln r.
+	r := rand.New(rand.NewPCG(1, 2))
+	sample := make([]float64, 20000)
+	for i := range sample {
+		sample[i] = r.ExpFloat64()
+	}
+	for _, rate := range []float64{0.05, 0.01, 0.001} {
+		want := -math.Log(rate)
+		if got := TailThreshold(sample, rate, 0.2); math.Abs(got-want) > 0.1*want {
+			t.Errorf("TailThreshold(exp, %v) = %.3f, want about %.3f", rate, got, want)
+		}
+	}
+	if got, want := TailThreshold(sample, 0.3, 0.2), Threshold(sample, 0.3); got != want {
+		t.Errorf("TailThreshold at a rate above the tail = %v, want Threshold's %v", got, want)
+	}
+}
+
 func TestAlarm(t *testing.T) {
 	var a Alarm
 	scores := []float64{1, 5, 6, 4.5, 5.5, 3, 5, 2}

@@ -29,6 +29,44 @@ func Threshold(sample []float64, rate float64) float64 {
 	return (s[n-k-1] + s[n-k]) / 2
 }
 
+// DefaultTailFraction is the share of the calibration sample that
+// TailThreshold fits.
+const DefaultTailFraction = 0.2
+
+// TailThreshold is Threshold with the upper tail of the sample fitted
+// rather than read off (peaks over threshold): above u, the value the top
+// fraction tail of the sample exceeds, the excesses of a score that is a
+// maximum over many windows are close to exponential (the Gumbel domain of
+// attraction), with mean excess β, so the score exceeded at rate r is
+// u + β·ln(p_u/r), p_u being the share of the sample above u. It uses every
+// value above u instead of the one or two order statistics next to the
+// target rank. For rate ≥ tail it returns Threshold. It returns +Inf for an
+// empty sample and does not modify sample.
+func TailThreshold(sample []float64, rate, tail float64) float64 {
+	n := len(sample)
+	if n == 0 {
+		return math.Inf(1)
+	}
+	if rate >= tail || rate <= 0 {
+		return Threshold(sample, rate)
+	}
+	s := slices.Clone(sample)
+	slices.Sort(s)
+	u := s[min(int((1-tail)*float64(n)), n-1)]
+	var excess float64
+	k := 0
+	for _, v := range s {
+		if v > u {
+			excess += v - u
+			k++
+		}
+	}
+	if k == 0 {
+		return Threshold(sample, rate)
+	}
+	return u + excess/float64(k)*math.Log(float64(k)/float64(n)/rate)
+}
+
 // Convergence measures how fast a baseline still meets new behaviour: the
 // fraction of learned events whose full-length transition was new to the
 // model, over consecutive blocks of Block events.
