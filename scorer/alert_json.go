@@ -284,7 +284,7 @@ func appendJSONString(b []byte, s string) []byte {
 func compactJSON(dst, src []byte) ([]byte, error) {
 	d := decoder{s: unsafe.String(unsafe.SliceData(src), len(src))}
 	d.ws()
-	if err := d.skip(); err != nil {
+	if err := d.skip(0); err != nil {
 		return nil, err
 	}
 	d.ws()

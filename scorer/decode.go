@@ -105,7 +105,7 @@ func DecodeJSON(b []byte) (Event, error) {
 					typeErr = wrongType("output_fields", "map[string]json.RawMessage", kind)
 				}
 			default:
-				if err := d.skip(); err != nil {
+				if err := d.skip(1); err != nil {
 					return Event{}, err
 				}
 			}
@@ -224,7 +224,7 @@ func (d *decoder) syntax(c byte, context string) error {
 // after checking that the whole input is valid JSON.
 func (d *decoder) topLevelKind() (string, error) {
 	kind := kindOf(d.peek())
-	if err := d.skip(); err != nil {
+	if err := d.skip(0); err != nil {
 		return "", err
 	}
 	d.ws()
@@ -263,7 +263,7 @@ func (d *decoder) optString() (v string, isNull bool, kind string, err error) {
 		return "", true, "", d.literal("null")
 	}
 	kind = kindOf(d.peek())
-	return "", false, kind, d.skip()
+	return "", false, kind, d.skip(1)
 }
 
 // tags reads an array of strings (or null).
@@ -274,7 +274,7 @@ func (d *decoder) tags() ([]string, string, error) {
 	case '[':
 	default:
 		kind := kindOf(d.peek())
-		return nil, kind, d.skip()
+		return nil, kind, d.skip(1)
 	}
 	d.i++
 	d.ws()
@@ -296,7 +296,7 @@ func (d *decoder) tags() ([]string, string, error) {
 			if bad == "" {
 				bad = kindOf(d.peek())
 			}
-			if err := d.skip(); err != nil {
+			if err := d.skip(2); err != nil {
 				return nil, "", err
 			}
 		}
@@ -327,7 +327,7 @@ func (d *decoder) fields(m *map[string]string) (string, error) {
 	case '{':
 	default:
 		kind := kindOf(d.peek())
-		return kind, d.skip()
+		return kind, d.skip(1)
 	}
 	d.i++
 	d.ws()
@@ -364,7 +364,7 @@ func (d *decoder) fields(m *map[string]string) (string, error) {
 			keep = false
 		default:
 			start := d.i
-			if err := d.skip(); err != nil {
+			if err := d.skip(2); err != nil {
 				return "", err
 			}
 			v = d.s[start:d.i]
@@ -521,16 +521,17 @@ func (d *decoder) hex4() (rune, bool) {
 	return r, true
 }
 
-// skip checks and passes over one JSON value of any kind. Nesting is
-// tracked on a small explicit stack, not by recursion, so deep input cannot
-// exhaust the goroutine stack; it is bounded by maxDepth.
-func (d *decoder) skip() error {
+// skip checks and passes over one JSON value of any kind, found inside open
+// containers. Nesting is tracked on a small explicit stack, not by
+// recursion, so deep input cannot exhaust the goroutine stack; the total,
+// open included, is bounded by maxDepth as in encoding/json.
+func (d *decoder) skip(open int) error {
 	var stack []byte // open containers, '{' or '['
 	for {
 		d.ws()
 		switch c := d.peek(); {
 		case c == '{' || c == '[':
-			if len(stack) >= maxDepth {
+			if open+len(stack) >= maxDepth {
 				return &DecodeError{ReasonInvalidJSON, "invalid JSON: exceeded max depth"}
 			}
 			d.i++

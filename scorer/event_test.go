@@ -2,6 +2,7 @@ package scorer
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -209,6 +210,37 @@ func BenchmarkAlertRoundTrip(b *testing.B) {
 		var back Alert
 		if err := back.UnmarshalJSON(p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDecodeJSONNestingLimitMatchesEncodingJSON: the nesting limit counts
+// every open container, the event object included, as encoding/json does.
+func TestDecodeJSONNestingLimitMatchesEncodingJSON(t *testing.T) {
+	const limit = 10000
+	for _, tt := range []struct {
+		name   string
+		prefix string // containers open before the skipped value
+		suffix string
+		open   int
+	}{
+		{"top-level field", `{"time":"2026-11-25T10:00:00Z","x":`, `}`, 1},
+		{"output field", `{"time":"2026-11-25T10:00:00Z","output_fields":{"x":`, `}}`, 2},
+		{"tag", `{"time":"2026-11-25T10:00:00Z","tags":[`, `]}`, 2},
+	} {
+		for _, extra := range []int{0, 1} {
+			n := limit - tt.open + extra
+			in := tt.prefix + strings.Repeat("[", n) + strings.Repeat("]", n) + tt.suffix
+			_, err := DecodeJSON([]byte(in))
+			var de *DecodeError
+			invalid := errors.As(err, &de) && de.Reason == ReasonInvalidJSON
+			wantOK := json.Valid([]byte(in))
+			if invalid == wantOK {
+				t.Errorf("%s, %d levels: DecodeJSON err = %v, encoding/json valid = %v", tt.name, n+tt.open, err, wantOK)
+			}
+			if wantOK != (extra == 0) {
+				t.Errorf("%s: encoding/json's limit moved? %d levels valid = %v", tt.name, n+tt.open, wantOK)
+			}
 		}
 	}
 }
