@@ -1,6 +1,9 @@
 package markov
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Histogram bins for Sequence: per-event values are counted in bins of
 // histBinWidth bits over [histLow, histLow+histBins·histBinWidth); values
@@ -153,13 +156,33 @@ func (s *Sequence) Reset() { *s = NewSequence(s.lo, s.hi) }
 // (so that Model.Explain can recompute each transition). Push is O(1) and
 // does not allocate.
 type Window struct {
-	vals []float32 // ring of the last len(vals) surprises
-	syms []Symbol  // ring of the last len(vals)+MaxOrder-1 symbols
-	warm int       // events before Score may alert (Ready)
-	n    int       // events pushed (saturates at len(syms))
-	pos  int       // next slot in syms
-	vpos int       // next slot in vals
-	sum  float64   // sum of vals
+	vals []uint16 // ring of the last len(vals) surprises, in units of windowUnit bits
+	syms []Symbol // ring of the last len(vals)+MaxOrder-1 symbols
+	warm int      // events before Score may alert (Ready)
+	n    int      // events pushed (saturates at len(syms))
+	pos  int      // next slot in syms
+	vpos int      // next slot in vals
+	sum  uint64   // sum of vals: integer, so it never drifts
+}
+
+// Surprises are held in fixed point: 2 bytes instead of 4 per event per
+// live sequence (a service holds 100,000s of windows), exact running sums,
+// and a resolution far below anything a threshold separates. A surprise
+// above windowMaxBits (a probability under 2^-64, far beyond any smoothed
+// model's floor) is held as windowMaxBits.
+const (
+	windowUnit    = 1.0 / 1024
+	windowMaxBits = 65535 * windowUnit
+)
+
+func windowQuantize(bits float64) uint16 {
+	switch {
+	case !(bits > 0): // NaN or ≤ 0
+		return 0
+	case bits >= windowMaxBits:
+		return 65535
+	}
+	return uint16(math.Round(bits / windowUnit))
 }
 
 // NewWindow returns a window of length events (1..MaxWindowLength) that is
@@ -176,17 +199,17 @@ func NewWarmWindow(length, warm int) (*Window, error) {
 	if warm < 1 || warm > MaxWindowLength {
 		return nil, fmt.Errorf("window warm-up: %d not in [1,%d]", warm, MaxWindowLength)
 	}
-	return &Window{vals: make([]float32, length), syms: make([]Symbol, length+MaxOrder-1), warm: min(warm, length)}, nil
+	return &Window{vals: make([]uint16, length), syms: make([]Symbol, length+MaxOrder-1), warm: min(warm, length)}, nil
 }
 
 // Push adds one scored event and returns the window score.
 func (w *Window) Push(s Symbol, st Step) float64 {
-	v := float32(st.Surprise)
+	v := windowQuantize(st.Surprise)
 	if w.n >= len(w.vals) {
-		w.sum -= float64(w.vals[w.vpos])
+		w.sum -= uint64(w.vals[w.vpos])
 	}
 	w.vals[w.vpos] = v
-	w.sum += float64(v)
+	w.sum += uint64(v)
 	w.vpos = (w.vpos + 1) % len(w.vals)
 	w.syms[w.pos] = s
 	w.pos = (w.pos + 1) % len(w.syms)
@@ -203,7 +226,7 @@ func (w *Window) Score() float64 {
 	if k == 0 {
 		return 0
 	}
-	return w.sum / float64(k)
+	return float64(w.sum) * windowUnit / float64(k)
 }
 
 // Full reports whether Length events have been pushed.

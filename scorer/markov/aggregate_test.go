@@ -229,3 +229,34 @@ func TestLog2u(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowFixedPointNoDrift: after a million events the window score is
+// still the mean of its last events to within the fixed-point resolution,
+// and out-of-range surprises are held at the ends of the range.
+func TestWindowFixedPointNoDrift(t *testing.T) {
+	w, err := NewWindow(60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	last := make([]float64, 0, 1_000_000)
+	for range 1_000_000 {
+		v := rng.ExpFloat64() * 3
+		last = append(last, v)
+		w.Push(1, Step{Surprise: v})
+	}
+	var sum float64
+	for _, v := range last[len(last)-60:] {
+		sum += v
+	}
+	if got, want := w.Score(), sum/60; math.Abs(got-want) > windowUnit {
+		t.Errorf("Score after 1e6 pushes = %.6f, want %.6f ± %g", got, want, windowUnit)
+	}
+	w.Reset()
+	for _, v := range []float64{math.Inf(1), 1e9, math.NaN(), -3} {
+		w.Push(1, Step{Surprise: v})
+	}
+	if got, want := w.Score(), 2*windowMaxBits/4; got != want {
+		t.Errorf("Score of +Inf, 1e9, NaN, -3 = %g, want %g (clamped to [0, %g])", got, want, windowMaxBits)
+	}
+}
