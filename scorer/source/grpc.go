@@ -202,12 +202,13 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 		}
 	}()
 
-	pending := g.acceptLoop(ctx, evc)
+	var order keyOrder
+	pending := g.acceptLoop(ctx, evc, &order)
 	cancel()
 	// The receiver stops once the stream is cancelled; whatever it had
 	// already received is accepted before returning.
 	for res := range evc {
-		if ev, ok := g.convert(res); ok {
+		if ev, ok := g.convert(res, &order); ok {
 			pending = append(pending, ev)
 		}
 	}
@@ -227,8 +228,9 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 }
 
 // convert turns a response into an Event, counting the ones it rejects.
-func (g *GRPC) convert(res *wireResponse) (scorer.Event, bool) {
-	ev, err := res.event()
+// order is the session's key-order cache (one goroutine converts).
+func (g *GRPC) convert(res *wireResponse, order *keyOrder) (scorer.Event, bool) {
+	ev, err := res.event(order)
 	if err != nil {
 		g.m.rejected.WithLabelValues(SourceGRPC, decodeReason(err)).Inc()
 		g.log.Debug().Err(err).Msg("grpc event rejected")
@@ -240,7 +242,7 @@ func (g *GRPC) convert(res *wireResponse) (scorer.Event, bool) {
 // acceptLoop accepts batches of events received back to back until evc is
 // closed (it then returns nil) or ctx ends (it then returns the batch it
 // could not accept, for the shutdown drain).
-func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []scorer.Event {
+func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse, order *keyOrder) []scorer.Event {
 	max := g.cfg.BatchSize
 	for {
 		var first *wireResponse
@@ -254,7 +256,7 @@ func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []score
 			return nil
 		}
 		batch := make([]scorer.Event, 0, max)
-		if ev, ok := g.convert(first); ok {
+		if ev, ok := g.convert(first, order); ok {
 			batch = append(batch, ev)
 		}
 	fill:
@@ -264,7 +266,7 @@ func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []score
 				if !ok {
 					break fill
 				}
-				if ev, ok := g.convert(res); ok {
+				if ev, ok := g.convert(res, order); ok {
 					batch = append(batch, ev)
 				}
 			default:
@@ -334,5 +336,5 @@ func EventFromResponse(res *outputs.Response) (scorer.Event, error) {
 	//lint:ignore SA1019 older Falco versions fill only the deprecated source enum
 	deprecated := res.GetSourceDeprecated()
 	return buildEvent(ts.AsTime().UTC(), int32(res.GetPriority()), res.GetRule(), res.GetOutput(), res.GetSource(),
-		deprecated, res.GetHostname(), res.GetTags(), res.GetOutputFields(), false)
+		deprecated, res.GetHostname(), res.GetTags(), res.GetOutputFields(), false, nil)
 }
