@@ -1,7 +1,6 @@
 package scorer
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -84,7 +83,7 @@ func DecodeAlertHeader(b []byte) (AlertHeader, error) {
 				case "container_id":
 					return d.headerString(&h.ContainerID, "subject.container_id", 2, noteType)
 				}
-				return d.skipValue(2)
+				return d.skip(2)
 			})
 		case "score":
 			return d.headerObject("score", 1, noteType, func(key string) error {
@@ -94,12 +93,12 @@ func DecodeAlertHeader(b []byte) (AlertHeader, error) {
 				case "band":
 					return d.headerString(&h.Band, "score.band", 2, noteType)
 				}
-				return d.skipValue(2)
+				return d.skip(2)
 			})
 		case "falco":
 			hasFalco = d.peek() == '{'
 		}
-		return d.skipValue(1)
+		return d.skip(1)
 	})
 	if err != nil {
 		return AlertHeader{}, err
@@ -203,7 +202,7 @@ func (d *decoder) headerObject(field string, depth int, noteType func(error), me
 		return d.literal("null")
 	}
 	noteType(wrongType(field, "object", kindOf(d.peek())))
-	return d.skipValue(depth)
+	return d.skip(depth)
 }
 
 func (d *decoder) headerString(dst *string, field string, depth int, noteType func(error)) error {
@@ -216,14 +215,14 @@ func (d *decoder) headerString(dst *string, field string, depth int, noteType fu
 		return d.literal("null")
 	}
 	noteType(wrongType(field, "string", kindOf(d.peek())))
-	return d.skipValue(depth)
+	return d.skip(depth)
 }
 
 // headerTime reads a time as time.Time.UnmarshalJSON does (encoding/json
 // hands it the literal text).
 func (d *decoder) headerTime(dst *time.Time, field string, depth int, noteType func(error)) error {
 	start := d.i
-	if err := d.skipValue(depth); err != nil {
+	if err := d.skip(depth); err != nil {
 		return err
 	}
 	lit := d.s[start:d.i]
@@ -274,160 +273,6 @@ func (d *decoder) headerFloat(dst *float64, field string, depth int, noteType fu
 		return nil
 	default:
 		noteType(wrongType(field, "number", kindOf(c)))
-		return d.skipValue(depth)
+		return d.skip(depth)
 	}
-}
-
-// skipValue checks and passes over one JSON value enclosed in depth
-// containers. Unlike skip, it does not unescape strings (most of an alert is
-// skipped: the Falco event, the explanation), and it bounds nesting from the
-// top of the input, as encoding/json does.
-func (d *decoder) skipValue(depth int) error {
-	var buf [32]byte
-	stack := buf[:0] // open containers, '{' or '['
-	for {
-		d.ws()
-		switch c := d.peek(); {
-		case c == '{' || c == '[':
-			if depth+len(stack) >= maxDepth {
-				return &DecodeError{ReasonInvalidJSON, "invalid JSON: exceeded max depth"}
-			}
-			d.i++
-			d.ws()
-			if (c == '{' && d.peek() == '}') || (c == '[' && d.peek() == ']') {
-				d.i++
-				break // an empty container is a complete value
-			}
-			stack = append(stack, c)
-			if c == '{' {
-				if err := d.skipKeyColon(); err != nil {
-					return err
-				}
-			}
-			continue
-		case c == '"':
-			if err := d.skipString(); err != nil {
-				return err
-			}
-		case c == 't':
-			if err := d.literal("true"); err != nil {
-				return err
-			}
-		case c == 'f':
-			if err := d.literal("false"); err != nil {
-				return err
-			}
-		case c == 'n':
-			if err := d.literal("null"); err != nil {
-				return err
-			}
-		case c == '-' || isDigit(c):
-			if err := d.number(); err != nil {
-				return err
-			}
-		default:
-			return d.syntax(c, "looking for beginning of value")
-		}
-		// A value is complete: close containers, or move to the next element.
-		for {
-			if len(stack) == 0 {
-				return nil
-			}
-			d.ws()
-			c := d.peek()
-			top := stack[len(stack)-1]
-			if c == ',' {
-				d.i++
-				if top == '{' {
-					d.ws()
-					if err := d.skipKeyColon(); err != nil {
-						return err
-					}
-				}
-				break
-			}
-			if (top == '{' && c == '}') || (top == '[' && c == ']') {
-				d.i++
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			return d.syntax(c, "after value")
-		}
-	}
-}
-
-func (d *decoder) skipKeyColon() error {
-	if d.peek() != '"' {
-		return d.syntax(d.peek(), "looking for beginning of object key string")
-	}
-	if err := d.skipString(); err != nil {
-		return err
-	}
-	d.ws()
-	return d.expect(':')
-}
-
-// strStop marks the bytes that end a run of plain string content: the
-// quote, the backslash and the control bytes (invalid in a string).
-var strStop = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
-
-// skipString passes over the string at d.i, checking it as encoding/json
-// does: no control bytes and only valid escapes. Other bytes, even invalid
-// UTF-8, are allowed. Plain runs are scanned eight bytes at a time: most of
-// a skipped Falco event is string content.
-func (d *decoder) skipString() error {
-	s, i := d.s, d.i+1 // after the opening quote
-	for {
-		for i+8 <= len(s) && !hasStringStop(binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))) {
-			i += 8
-		}
-		for i < len(s) && !strStop[s[i]] {
-			i++ // at most 8 bytes: the word had a stop byte, or the input ends
-		}
-		if i >= len(s) {
-			d.i = i
-			return d.syntax(0, "")
-		}
-		switch c := s[i]; {
-		case c == '"':
-			d.i = i + 1
-			return nil
-		case c < 0x20:
-			d.i = i
-			return d.syntax(c, "in string literal")
-		}
-		// A backslash.
-		if i+1 >= len(s) {
-			d.i = len(s)
-			return d.syntax(0, "")
-		}
-		switch e := s[i+1]; e {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i += 2
-		case 'u':
-			d.i = i + 2
-			if _, ok := d.hex4(); !ok {
-				return d.syntax(d.peek(), "in \\u hexadecimal character escape")
-			}
-			i = d.i
-		default:
-			d.i = i + 1
-			return d.syntax(e, "in string escape code")
-		}
-	}
-}
-
-// hasStringStop reports whether one of the eight bytes of w is a quote, a
-// backslash or a control byte (the classic SWAR zero-byte tests, exact for
-// "any byte").
-func hasStringStop(w uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	return (hasZero(w^('"'*ones)) | hasZero(w^('\\'*ones)) | ((w - 0x20*ones) & ^w & highs)) != 0
 }

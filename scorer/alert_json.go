@@ -20,11 +20,11 @@ import (
 func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"schema":`...)
-	b = appendJSONString(b, AlertSchema)
+	b = AppendJSONString(b, AlertSchema)
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, a.ID)
+	b = AppendJSONString(b, a.ID)
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, a.Kind)
+	b = AppendJSONString(b, a.Kind)
 	b = append(b, `,"time":`...)
 	if b, err = appendJSONTime(b, a.Time, "time"); err != nil {
 		return nil, err
@@ -34,17 +34,17 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = append(b, `,"rule":`...)
-	b = appendJSONString(b, a.Event.Rule)
+	b = AppendJSONString(b, a.Event.Rule)
 	if a.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, a.Reason)
+		b = AppendJSONString(b, a.Reason)
 	}
 
 	s := &a.Subject
 	b = append(b, `,"subject":{"image":`...)
-	b = appendJSONString(b, s.Image)
+	b = AppendJSONString(b, s.Image)
 	b = append(b, `,"image_source":`...)
-	b = appendJSONString(b, s.ImageSource)
+	b = AppendJSONString(b, s.ImageSource)
 	b = appendOptString(b, `,"container_id":`, s.ContainerID)
 	b = appendOptString(b, `,"container_name":`, s.Container)
 	b = appendOptString(b, `,"namespace":`, s.Namespace)
@@ -71,9 +71,9 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = append(b, `,"band":`...)
-	b = appendJSONString(b, sc.Band)
+	b = AppendJSONString(b, sc.Band)
 	b = append(b, `,"verdict":`...)
-	b = appendJSONString(b, sc.Verdict)
+	b = AppendJSONString(b, sc.Verdict)
 	b = append(b, `,"falco_priority":`...)
 	if b, err = appendJSONPriority(b, sc.FalcoPriority, "score.falco_priority"); err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 
 	m := &a.Baseline
 	b = append(b, `},"baseline":{"state":`...)
-	b = appendJSONString(b, m.State)
+	b = AppendJSONString(b, m.State)
 	b = append(b, `,"events":`...)
 	b = strconv.AppendUint(b, m.Events, 10)
 	b = append(b, `,"distinct_transitions":`...)
@@ -109,7 +109,7 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 				b = append(b, `{"history":`...)
 				b = appendJSONStrings(b, t.History)
 				b = append(b, `,"symbol":`...)
-				b = appendJSONString(b, t.Symbol)
+				b = AppendJSONString(b, t.Symbol)
 				b = append(b, `,"probability":`...)
 				if b, err = appendJSONFloat(b, t.Probability, "explanation.transitions.probability"); err != nil {
 					return nil, err
@@ -160,7 +160,7 @@ func appendOptString(b []byte, key, s string) []byte {
 		return b
 	}
 	b = append(b, key...)
-	return appendJSONString(b, s)
+	return AppendJSONString(b, s)
 }
 
 func appendJSONStrings(b []byte, ss []string) []byte {
@@ -172,7 +172,7 @@ func appendJSONStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = AppendJSONString(b, s)
 	}
 	return append(b, ']')
 }
@@ -190,7 +190,7 @@ func appendJSONPriority(b []byte, p Priority, field string) ([]byte, error) {
 	if !p.Valid() {
 		return nil, fmt.Errorf("alert field %s: invalid priority %d", field, int8(p))
 	}
-	return appendJSONString(b, priorityNames[p]), nil
+	return AppendJSONString(b, priorityNames[p]), nil
 }
 
 // appendJSONFloat writes f as encoding/json does: like ES6, %f between 1e-6
@@ -226,11 +226,11 @@ var htmlSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString writes s as a JSON string exactly as encoding/json does
+// AppendJSONString writes s as a JSON string exactly as encoding/json does
 // with HTML escaping on: \b \f \n \r \t and \" \\ short escapes, other
 // controls and <, >, & as \u00XX, invalid UTF-8 bytes as \ufffd, and U+2028
 // and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

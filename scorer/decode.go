@@ -2,6 +2,7 @@ package scorer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -521,17 +522,19 @@ func (d *decoder) hex4() (rune, bool) {
 	return r, true
 }
 
-// skip checks and passes over one JSON value of any kind, found inside open
-// containers. Nesting is tracked on a small explicit stack, not by
-// recursion, so deep input cannot exhaust the goroutine stack; the total,
-// open included, is bounded by maxDepth as in encoding/json.
-func (d *decoder) skip(open int) error {
-	var stack []byte // open containers, '{' or '['
+// skip checks and passes over one JSON value enclosed in depth open
+// containers. It does not unescape strings (most of what is skipped is
+// string content), and it bounds nesting from the top of the input, as
+// encoding/json does. Nesting is tracked on a small explicit stack, not by
+// recursion, so deep input cannot exhaust the goroutine stack.
+func (d *decoder) skip(depth int) error {
+	var buf [32]byte
+	stack := buf[:0] // open containers, '{' or '['
 	for {
 		d.ws()
 		switch c := d.peek(); {
 		case c == '{' || c == '[':
-			if open+len(stack) >= maxDepth {
+			if depth+len(stack) >= maxDepth {
 				return &DecodeError{ReasonInvalidJSON, "invalid JSON: exceeded max depth"}
 			}
 			d.i++
@@ -542,13 +545,13 @@ func (d *decoder) skip(open int) error {
 			}
 			stack = append(stack, c)
 			if c == '{' {
-				if err := d.keyColon(); err != nil {
+				if err := d.skipKeyColon(); err != nil {
 					return err
 				}
 			}
 			continue
 		case c == '"':
-			if _, err := d.str(); err != nil {
+			if err := d.skipString(); err != nil {
 				return err
 			}
 		case c == 't':
@@ -563,7 +566,7 @@ func (d *decoder) skip(open int) error {
 			if err := d.literal("null"); err != nil {
 				return err
 			}
-		case c == '-' || ('0' <= c && c <= '9'):
+		case c == '-' || isDigit(c):
 			if err := d.number(); err != nil {
 				return err
 			}
@@ -582,7 +585,7 @@ func (d *decoder) skip(open int) error {
 				d.i++
 				if top == '{' {
 					d.ws()
-					if err := d.keyColon(); err != nil {
+					if err := d.skipKeyColon(); err != nil {
 						return err
 					}
 				}
@@ -596,6 +599,82 @@ func (d *decoder) skip(open int) error {
 			return d.syntax(c, "after value")
 		}
 	}
+}
+
+func (d *decoder) skipKeyColon() error {
+	if d.peek() != '"' {
+		return d.syntax(d.peek(), "looking for beginning of object key string")
+	}
+	if err := d.skipString(); err != nil {
+		return err
+	}
+	d.ws()
+	return d.expect(':')
+}
+
+// strStop marks the bytes that end a run of plain string content: the
+// quote, the backslash and the control bytes (invalid in a string).
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// skipString passes over the string at d.i, checking it as encoding/json
+// does: no control bytes and only valid escapes. Other bytes, even invalid
+// UTF-8, are allowed. Plain runs are scanned eight bytes at a time: most of
+// a skipped Falco event is string content.
+func (d *decoder) skipString() error {
+	s, i := d.s, d.i+1 // after the opening quote
+	for {
+		for i+8 <= len(s) && !hasStringStop(binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))) {
+			i += 8
+		}
+		for i < len(s) && !strStop[s[i]] {
+			i++ // at most 8 bytes: the word had a stop byte, or the input ends
+		}
+		if i >= len(s) {
+			d.i = i
+			return d.syntax(0, "")
+		}
+		switch c := s[i]; {
+		case c == '"':
+			d.i = i + 1
+			return nil
+		case c < 0x20:
+			d.i = i
+			return d.syntax(c, "in string literal")
+		}
+		// A backslash.
+		if i+1 >= len(s) {
+			d.i = len(s)
+			return d.syntax(0, "")
+		}
+		switch e := s[i+1]; e {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			d.i = i + 2
+			if _, ok := d.hex4(); !ok {
+				return d.syntax(d.peek(), "in \\u hexadecimal character escape")
+			}
+			i = d.i
+		default:
+			d.i = i + 1
+			return d.syntax(e, "in string escape code")
+		}
+	}
+}
+
+// hasStringStop reports whether one of the eight bytes of w is a quote, a
+// backslash or a control byte (the classic SWAR zero-byte tests, exact for
+// "any byte").
+func hasStringStop(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	return (hasZero(w^('"'*ones)) | hasZero(w^('\\'*ones)) | ((w - 0x20*ones) & ^w & highs)) != 0
 }
 
 func (d *decoder) keyColon() error {

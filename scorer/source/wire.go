@@ -277,30 +277,30 @@ func appendFalcoJSON(dst []byte, e *scorer.Event, order *keyOrder) []byte {
 	dst = append(dst, '{')
 	if e.Hostname != "" {
 		dst = append(dst, `"hostname":`...)
-		dst = appendJSONString(dst, e.Hostname)
+		dst = scorer.AppendJSONString(dst, e.Hostname)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"output":`...)
-	dst = appendJSONString(dst, e.Output)
+	dst = scorer.AppendJSONString(dst, e.Output)
 	if len(e.Fields) > 0 {
 		dst = append(dst, `,"output_fields":{`...)
 		for i, k := range order.sorted(e.Fields) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, k)
+			dst = scorer.AppendJSONString(dst, k)
 			dst = append(dst, ':')
-			dst = appendJSONString(dst, e.Fields[k])
+			dst = scorer.AppendJSONString(dst, e.Fields[k])
 		}
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"priority":`...)
-	dst = appendJSONString(dst, e.Priority.String())
+	dst = scorer.AppendJSONString(dst, e.Priority.String())
 	dst = append(dst, `,"rule":`...)
-	dst = appendJSONString(dst, e.Rule)
+	dst = scorer.AppendJSONString(dst, e.Rule)
 	if e.Source != "" {
 		dst = append(dst, `,"source":`...)
-		dst = appendJSONString(dst, e.Source)
+		dst = scorer.AppendJSONString(dst, e.Source)
 	}
 	if len(e.Tags) > 0 {
 		dst = append(dst, `,"tags":[`...)
@@ -308,7 +308,7 @@ func appendFalcoJSON(dst []byte, e *scorer.Event, order *keyOrder) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, t)
+			dst = scorer.AppendJSONString(dst, t)
 		}
 		dst = append(dst, ']')
 	}
@@ -346,58 +346,4 @@ func (o *keyOrder) sorted(fields map[string]string) []string {
 		o.keys = keys
 	}
 	return keys
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString quotes s the way encoding/json does with HTML escaping.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
