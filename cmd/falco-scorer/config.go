@@ -36,11 +36,13 @@ type Config struct {
 	// ShutdownTimeout bounds the ordered shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MemoryLimitMiB is the Go runtime's soft memory limit (the garbage
-	// collector works harder near it); 0 (the default) leaves it off, and
-	// GOMEMLIMIT, when set, wins. Set it to about 80 % of the container's
-	// memory limit: under overload Badger's buffers grow the heap, and a
-	// limit close to the working set costs CPU (a 512 MiB limit halved
-	// replay throughput in the benchmark).
+	// collector works harder near it, instead of letting the heap grow to
+	// twice the live data). 0 (the default) means 80 % of the container's
+	// memory limit when the process runs in a cgroup with one, and no limit
+	// otherwise; GOMEMLIMIT, when set, wins over both. Under sustained
+	// overload Badger's table builders and memtables are most of the live
+	// heap; a limit close to that working set costs CPU (a 512 MiB limit
+	// halved replay throughput in the benchmark).
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 }
 

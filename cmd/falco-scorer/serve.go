@@ -10,6 +10,8 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,10 +66,51 @@ func setup(g *globalFlags, stderr io.Writer) (Config, zerolog.Logger, error) {
 		cfg.Log.Level = g.logLevel
 	}
 	log, err := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimitMiB > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	if limit := memoryLimit(cfg.MemoryLimitMiB, cgroupMemoryLimit()); limit > 0 {
+		if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+			debug.SetMemoryLimit(limit)
+		}
 	}
 	return cfg, log, err
+}
+
+// memoryLimit is the soft memory limit in bytes: memory_limit_mib when set,
+// otherwise 80 % of the container's memory limit (cgroupBytes, 0 when there
+// is none), otherwise 0 (no limit). The 20 % left is for what the Go
+// runtime does not count: Badger's memory-mapped tables and the kernel's
+// page cache, both charged to the container.
+func memoryLimit(configMiB int, cgroupBytes int64) int64 {
+	switch {
+	case configMiB > 0:
+		return int64(configMiB) << 20
+	case cgroupBytes > 0:
+		return cgroupBytes / 5 * 4
+	}
+	return 0
+}
+
+// cgroupMemoryLimit returns the memory limit of this process's cgroup
+// (v2 memory.max, else v1 memory.limit_in_bytes) in bytes, or 0 when there
+// is none or it cannot be read.
+func cgroupMemoryLimit() int64 {
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		return parseCgroupLimit(string(b))
+	}
+	return 0
+}
+
+// parseCgroupLimit reads a cgroup memory limit file's content: "max" (v2)
+// and v1's "no limit" (a value near the largest int64) mean none.
+func parseCgroupLimit(s string) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 || n >= 1<<60 {
+		return 0
+	}
+	return n
 }
 
 // service is falco-scorer wired together: store, pipeline, sinks, inputs.
