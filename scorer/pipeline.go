@@ -35,12 +35,15 @@ func (f DeciderFunc) Decide(a *Alert, now time.Time) Decision { return f(a, now)
 
 // Deps are the pipeline's collaborators.
 type Deps struct {
-	Journal   Journal          // required
-	Baselines Baselines        // nil: baselines live in memory only
-	Decider   Decider          // nil: keep priority, send to every sink
-	Sinks     []string         // names of the configured sinks (the default route)
-	Wake      func()           // called after alerts reach the outbox; may be nil
-	Now       func() time.Time // nil: time.Now
+	Journal   Journal   // required
+	Baselines Baselines // nil: baselines live in memory only
+	Decider   Decider   // nil: keep priority, send to every sink
+	Sinks     []string  // names of the configured sinks (the default route)
+	Wake      func()    // called after alerts reach the outbox; may be nil
+	// Backlogged reports that the outbox is full (sinks are behind); Accept
+	// then refuses events with ErrBacklogged. nil: never.
+	Backlogged func() bool
+	Now        func() time.Time // nil: time.Now
 }
 
 // Pipeline scores accepted events and writes the resulting alerts to the
@@ -112,6 +115,10 @@ func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) er
 		return nil
 	}
 	n := int64(len(events))
+	if p.deps.Backlogged != nil && p.deps.Backlogged() {
+		p.met.overloaded.WithLabelValues(source).Add(float64(n))
+		return ErrBacklogged
+	}
 	if p.inflight.Add(n) > int64(p.cfg.QueueSize) {
 		p.inflight.Add(-n)
 		p.met.overloaded.WithLabelValues(source).Add(float64(n))
@@ -161,6 +168,13 @@ func (p *Pipeline) AcceptUnjournaled(ctx context.Context, source string, events 
 		return nil
 	}
 	n := int64(len(events))
+	for p.deps.Backlogged != nil && p.deps.Backlogged() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	for p.inflight.Add(n) > int64(p.cfg.QueueSize) {
 		p.inflight.Add(-n)
 		select {

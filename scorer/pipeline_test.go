@@ -3,10 +3,12 @@ package scorer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -617,5 +619,42 @@ func TestPipelineAcceptUnjournaled(t *testing.T) {
 	}
 	if n := len(st.alerts(t)); n != 500 {
 		t.Errorf("alerts in the outbox = %d, want 500", n)
+	}
+}
+
+// TestPipelineRefusesWhileBacklogged: with the outbox full, Accept refuses
+// (ErrBacklogged, an ErrOverloaded) and journals nothing; AcceptUnjournaled
+// (replay) waits instead; both go on once the backlog clears.
+func TestPipelineRefusesWhileBacklogged(t *testing.T) {
+	st := newMemStore()
+	var full atomic.Bool
+	full.Store(true)
+	clk := &clock{t: time.Now()}
+	p, err := New(testConfig(), Deps{Journal: st, Sinks: []string{"stdout"}, Now: clk.Now, Backlogged: full.Load},
+		zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, clk: clk, tim: clk.Now()}
+	ev := []Event{h.event("Some rule", "Warning", "c1", "nginx", 1, "execve")}
+	if err := p.Accept(context.Background(), "test", ev); !errors.Is(err, ErrBacklogged) || !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Accept while backlogged = %v, want ErrBacklogged (an ErrOverloaded)", err)
+	}
+	if st.journalLen() != 0 {
+		t.Fatalf("journal = %d after a refused Accept, want 0", st.journalLen())
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.AcceptUnjournaled(context.Background(), "replay", ev) }()
+	select {
+	case err := <-done:
+		t.Fatalf("AcceptUnjournaled returned %v while backlogged, want it to wait", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	full.Store(false)
+	if err := <-done; err != nil {
+		t.Fatalf("AcceptUnjournaled after the backlog cleared = %v", err)
+	}
+	if err := p.Accept(context.Background(), "test", ev); err != nil {
+		t.Fatalf("Accept after the backlog cleared = %v", err)
 	}
 }

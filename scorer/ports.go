@@ -3,6 +3,7 @@ package scorer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -14,6 +15,11 @@ import (
 // ErrOverloaded means the service is at capacity and accepted nothing; HTTP
 // answers 429, gRPC input backs off.
 var ErrOverloaded = errors.New("overloaded: ingest queue full")
+
+// ErrBacklogged is the ErrOverloaded of a full outbox: the sinks are behind,
+// and since alerts are never dropped, events are refused until they catch
+// up.
+var ErrBacklogged = fmt.Errorf("%w: sinks are behind (outbox full)", ErrOverloaded)
 
 // ErrUnavailable means events could not be made durable (for example the
 // data directory is full or unwritable); nothing was accepted. HTTP answers 503.

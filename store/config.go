@@ -27,6 +27,10 @@ type Config struct {
 	// are zero-filled before use and recycled once their events are
 	// scored, so the journal takes a few segments of disk in steady state.
 	JournalSegmentBytes int64 `yaml:"journal_segment_bytes"`
+	// MaxOutboxEntries bounds the undelivered alerts of one sink: at this
+	// many the pipeline refuses new events (HTTP 429, gRPC back-off) until
+	// the sink catches up, since alerts are never dropped.
+	MaxOutboxEntries int `yaml:"max_outbox_entries"`
 	// MaxEventBytes rejects a single journal event larger than this.
 	MaxEventBytes int `yaml:"max_event_bytes"`
 	// MinFreeBytes makes Append answer ErrUnavailable while the file system
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 		GroupCommitMaxEvents: 4096,
 		GroupCommitMaxBytes:  4 << 20,
 		JournalSegmentBytes:  8 << 20,
+		MaxOutboxEntries:     100000,
 		MaxEventBytes:        1 << 20,
 		MinFreeBytes:         256 << 20,
 		GCInterval:           5 * time.Minute,
@@ -84,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.JournalSegmentBytes < 64<<10 || c.JournalSegmentBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("journal_segment_bytes: %d not in [%d, %d]", c.JournalSegmentBytes, 64<<10, 1<<30))
+	}
+	if c.MaxOutboxEntries < 100 || c.MaxOutboxEntries > 100_000_000 {
+		errs = append(errs, fmt.Errorf("max_outbox_entries: %d not in [100, 100000000]", c.MaxOutboxEntries))
 	}
 	if c.MaxEventBytes < 1<<10 || c.MaxEventBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("max_event_bytes: %d not in [1024, %d]", c.MaxEventBytes, 64<<20))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -57,6 +58,7 @@ type DB struct {
 	outNext map[string]uint64 // next outbox seq per sink (never reused)
 	pending map[string]int64  // outbox entries per sink, for the gauge
 	dead    map[string]int64  // dead letters per sink, for the gauge
+	backlog atomic.Bool       // some sink's pending entries reached MaxOutboxEntries
 
 	baseMu    sync.Mutex
 	flushNext uint64 // next baseline flush sequence
@@ -187,6 +189,42 @@ func (d *DB) wakeRetirer() {
 	}
 }
 
+// Backlogged reports whether some sink's outbox holds max_outbox_entries
+// undelivered alerts or more. The pipeline then refuses new events
+// (overloaded) instead of letting the outbox grow without bound: alerts are
+// never dropped, so a sink that falls behind slows ingest down.
+func (d *DB) Backlogged() bool { return d.backlog.Load() }
+
+// updateBacklog recomputes Backlogged after a change of the pending counts,
+// logging each change of state; outMu must be held.
+func (d *DB) updateBacklog() {
+	worst, over := "", int64(-1)
+	for sink, n := range d.pending {
+		if n > over {
+			worst, over = sink, n
+		}
+	}
+	full := over >= int64(d.cfg.MaxOutboxEntries)
+	if full == d.backlog.Load() {
+		return
+	}
+	d.backlog.Store(full)
+	d.m.backlogged.Set(b2f(full))
+	if full {
+		d.log.Warn().Str("sink", worst).Int64("pending", over).Int("max_outbox_entries", d.cfg.MaxOutboxEntries).
+			Msg("outbox backlog full: refusing new events (HTTP 429) until the sink catches up")
+	} else {
+		d.log.Info().Msg("outbox backlog below max_outbox_entries: accepting events again")
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // journalOutstanding returns the number of journal entries not yet
 // completed.
 func (d *DB) journalOutstanding() int {
@@ -313,6 +351,7 @@ func (d *DB) recover() (journalNext uint64, err error) {
 		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
 		d.m.dead.WithLabelValues(sink).Set(float64(d.dead[sink]))
 	}
+	d.updateBacklog()
 	return journalNext, err
 }
 
@@ -462,6 +501,7 @@ func (d *DB) recount() error {
 	defer d.outMu.Unlock()
 	for sink := range d.outNext {
 		d.pending[sink], d.dead[sink] = pending[sink], dead[sink]
+		d.updateBacklog()
 		d.m.pending.WithLabelValues(sink).Set(float64(pending[sink]))
 		d.m.dead.WithLabelValues(sink).Set(float64(dead[sink]))
 	}

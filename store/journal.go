@@ -342,6 +342,7 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 		d.pending[sink] += n
 		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
 	}
+	d.updateBacklog()
 	switch {
 	case d.mem != nil:
 		d.mem.complete(done)

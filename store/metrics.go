@@ -13,6 +13,7 @@ type metrics struct {
 	syncSeconds    prometheus.Histogram
 	appendErrors   *prometheus.CounterVec // reason
 	unavailable    prometheus.Gauge
+	backlogged     prometheus.Gauge
 	journalEntries prometheus.Gauge
 	pending        *prometheus.GaugeVec // sink
 	dead           *prometheus.GaugeVec // sink
@@ -42,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "journal_append_errors_total", Help: "Events refused by the journal, by reason."}, []string{"reason"}),
 		unavailable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "unavailable", Help: "1 while the journal cannot persist events (ingest answers 503)."}),
+		backlogged: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "outbox_backlogged", Help: "1 while some sink's outbox holds max_outbox_entries alerts (ingest answers 429)."}),
 		journalEntries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "journal_entries", Help: "Journal entries not yet completed (approximate between maintenance passes)."}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -68,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.appendedEvents, m.batches, m.batchEvents, m.syncSeconds,
-		m.appendErrors, m.unavailable, m.journalEntries, m.pending, m.dead, m.diskBytes, m.diskFree,
+		m.appendErrors, m.unavailable, m.backlogged, m.journalEntries, m.pending, m.dead, m.diskBytes, m.diskFree,
 		m.gcRuns, m.maintErrors, m.expiredBuckets, m.expiredImages, m.flushSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register store metrics: %w", err)

@@ -99,6 +99,7 @@ func (d *DB) Ack(sink string, seqs []uint64) error {
 	d.outMu.Lock()
 	d.pending[sink] = max(0, d.pending[sink]-removed)
 	d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
+	d.updateBacklog()
 	d.outMu.Unlock()
 	return nil
 }
@@ -140,6 +141,7 @@ func (d *DB) DeadLetter(e scorer.OutboxEntry, reason string) error {
 	if wasPending {
 		d.pending[e.Sink]--
 		d.m.pending.WithLabelValues(e.Sink).Set(float64(d.pending[e.Sink]))
+		d.updateBacklog()
 	}
 	d.dead[e.Sink]++
 	d.m.dead.WithLabelValues(e.Sink).Set(float64(d.dead[e.Sink]))
@@ -274,6 +276,7 @@ func (d *DB) replayDeadChunk(prefix []byte) (int, error) {
 		d.m.pending.WithLabelValues(s).Set(float64(d.pending[s]))
 		d.m.dead.WithLabelValues(s).Set(float64(d.dead[s]))
 	}
+	d.updateBacklog()
 	return len(dls), nil
 }
 

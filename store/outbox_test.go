@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 )
@@ -165,5 +167,56 @@ func TestPendingCountFollowsPutAndAck(t *testing.T) {
 	}
 	if n, _ := d.PendingCount("kafka"); n != 1 {
 		t.Errorf("PendingCount(kafka) after ack = %d, want 1", n)
+	}
+}
+
+// TestBackloggedAtMaxOutboxEntries: Backlogged turns on when one sink's
+// pending entries reach max_outbox_entries and off when an ack (or a dead
+// letter) takes it below, and survives a reopen.
+func TestBackloggedAtMaxOutboxEntries(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.MaxOutboxEntries = 100
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(sink string, n int) {
+		t.Helper()
+		puts := make([]scorer.OutboxPut, n)
+		for i := range puts {
+			puts[i] = scorer.OutboxPut{Sink: sink, AlertID: fmt.Sprint(i), Payload: []byte("{}")}
+		}
+		if err := d.Complete(nil, puts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("kafka", 99)
+	put("slack", 99)
+	if d.Backlogged() {
+		t.Fatal("Backlogged with 99 pending per sink, max 100")
+	}
+	put("slack", 1)
+	if !d.Backlogged() {
+		t.Fatal("not Backlogged with 100 pending for slack, max 100")
+	}
+	d.Close()
+	d, err = Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !d.Backlogged() {
+		t.Fatal("not Backlogged after reopen")
+	}
+	es, err := d.Pending("slack", 0, 1)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("Pending = %v, %v", es, err)
+	}
+	if err := d.Ack("slack", []uint64{es[0].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	if d.Backlogged() {
+		t.Error("still Backlogged after an ack took slack to 99")
 	}
 }

@@ -173,11 +173,12 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer) (_ *service, err 
 
 	enabled := cfg.enabledSinks()
 	s.pipe, err = scorer.New(cfg.Scorer, scorer.Deps{
-		Journal:   s.db,
-		Baselines: baselineStore{s.db},
-		Decider:   decider(s.engine, enabled),
-		Sinks:     enabled,
-		Wake:      s.wake,
+		Journal:    s.db,
+		Baselines:  baselineStore{s.db},
+		Decider:    decider(s.engine, enabled),
+		Sinks:      enabled,
+		Wake:       s.wake,
+		Backlogged: s.db.Backlogged,
 	}, log, s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("scorer.%w", err)
