@@ -77,21 +77,29 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	opts := badger.DefaultOptions(cfg.Dir).
 		WithInMemory(cfg.InMemory).
 		WithLogger(badgerLogger{log}).
-		WithSyncWrites(false). // the journal syncs once per group commit
+		WithSyncWrites(false). // Badger is synced only before a journal segment is recycled
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false). // Badger's expvar metrics are process-global
-		// Sized for a sidecar, not a database server: each group commit
-		// msyncs the memtable's log, and overload or a replay fills every
-		// memtable and table builder, so smaller and fewer of them keep
-		// the cost per sync and the peak memory down. 32 MiB memtables
-		// still take a 4 MiB transaction (Badger allows 15 % of one).
+		// Sized for a sidecar, not a database server. Every flush of a
+		// memtable grows one of Badger's pooled table builders (~4x the
+		// memtable, kept while writes go on), so fewer and smaller
+		// memtables keep the peak memory down; 32 MiB ones still take a
+		// 4 MiB transaction (Badger allows 15 % of one).
 		WithMemTableSize(32 << 20).
 		WithNumMemtables(2).
 		WithNumCompactors(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
-		WithBlockCacheSize(16 << 20)
+		WithBlockCacheSize(16 << 20).
+		// Alert payloads (the outbox's values, ~1-2 KB, short-lived) go to
+		// the value log, so the LSM holds small pointers and memtables
+		// fill, flush and compact an order of magnitude less often: under
+		// overload the anonymous memory stayed flat at ~250 MiB instead of
+		// climbing past 1.2 GiB. Value-log files are small, so that the
+		// maintenance pass's GC can reclaim the space of delivered alerts.
+		WithValueThreshold(256).
+		WithValueLogFileSize(64 << 20)
 	if cfg.InMemory {
 		opts.Dir, opts.ValueDir = "", ""
 	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
