@@ -379,8 +379,13 @@ func (d *DB) Replay(fn func(seq uint64, raw []byte) error) error {
 	if err != nil {
 		return fmt.Errorf("replay journal: %w", err)
 	}
+	segs := d.wal.beginRead()
+	defer func() {
+		d.wal.endRead()
+		d.wakeRetirer() // segments completed meanwhile
+	}()
 	var after uint64
-	for _, s := range d.wal.snapshot() {
+	for _, s := range segs {
 		var fnErr error
 		err := scanSegment(&s, after, func(seq uint64, raw []byte) error {
 			after = seq

@@ -60,11 +60,12 @@ type wal struct {
 	dir      string
 	segBytes int64
 
-	mu     sync.Mutex
-	segs   []*segment // oldest first; the last one is active
-	spares []*os.File // zero-filled or recycled files of segBytes, ready for reuse
-	nextID uint64
-	total  int // outstanding records in all segments
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is active
+	spares  []*os.File // zero-filled or recycled files of segBytes, ready for reuse
+	nextID  uint64
+	total   int // outstanding records in all segments
+	readers int // Replays running: no segment retires meanwhile (they read the files)
 
 	buf []byte // the committer's encoding buffer
 }
@@ -410,6 +411,9 @@ func (w *wal) complete(seqs []uint64) bool {
 func (w *wal) retirable() (segs []*segment, floor uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.readers > 0 {
+		return nil, 0
+	}
 	for i := 0; i < len(w.segs)-1 && w.segs[i].outstanding == 0; i++ {
 		segs = append(segs, w.segs[i])
 		floor = max(floor, w.segs[i].last+1)
@@ -437,7 +441,22 @@ func (w *wal) retire(segs []*segment) {
 	}
 }
 
-// snapshot returns the segments and their durable ends, for Replay.
+// beginRead returns the segments and their durable ends, for Replay, and
+// holds off their retirement until endRead.
+func (w *wal) beginRead() []segment {
+	w.mu.Lock()
+	w.readers++
+	w.mu.Unlock()
+	return w.snapshot()
+}
+
+func (w *wal) endRead() {
+	w.mu.Lock()
+	w.readers--
+	w.mu.Unlock()
+}
+
+// snapshot returns the segments and their durable ends.
 func (w *wal) snapshot() []segment {
 	w.mu.Lock()
 	defer w.mu.Unlock()
