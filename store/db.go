@@ -179,8 +179,8 @@ func (d *DB) runRetirer() {
 			err = d.wal.prepareSpare()
 		}
 		switch {
-		case err != nil && err.Error() != failing:
-			failing = err.Error()
+		case err != nil && classify(err) != failing: // once per kind, not per file name
+			failing = classify(err)
 			d.m.maintErrors.WithLabelValues("journal_segments").Inc()
 			d.log.Warn().Err(err).Msg("journal segment maintenance failed; retrying at the next segment")
 		case err == nil && failing != "":
