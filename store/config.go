@@ -16,8 +16,10 @@ type Config struct {
 	InMemory bool `yaml:"in_memory"`
 
 	// GroupCommitMaxDelay is how long the journal committer waits for more
-	// appends before writing a batch. 0 (the default) writes as soon as the
-	// previous sync finished: batches form naturally while a sync runs.
+	// appends before writing a batch, when the previous batch held several
+	// (a lone appender never waits). Fewer, larger batches save fdatasyncs
+	// (kernel CPU); a longer wait costs latency. 0 writes as soon as the
+	// previous sync finished: batches still form while a sync runs.
 	GroupCommitMaxDelay time.Duration `yaml:"group_commit_max_delay"`
 	// GroupCommitMaxEvents bounds the events written and synced together.
 	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`
@@ -58,6 +60,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Dir:                  "./data",
+		GroupCommitMaxDelay:  150 * time.Microsecond, // best of 0/150/300/600 µs in BenchmarkE2EProfile
 		GroupCommitMaxEvents: 4096,
 		GroupCommitMaxBytes:  4 << 20,
 		JournalSegmentBytes:  8 << 20,

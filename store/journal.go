@@ -46,9 +46,10 @@ type committer struct {
 	once   sync.Once
 
 	// Owned by the committer goroutine.
-	next    uint64   // next journal sequence
-	failing string   // reason of the current failure, "" while healthy
-	raws    [][]byte // reused group buffer
+	next      uint64   // next journal sequence
+	failing   string   // reason of the current failure, "" while healthy
+	raws      [][]byte // reused group buffer
+	lastGroup int      // Append calls in the latest group
 }
 
 func newCommitter(d *DB, next uint64) *committer {
@@ -125,7 +126,9 @@ func (c *committer) run() {
 			}
 			return
 		}
-		if delay := c.d.cfg.GroupCommitMaxDelay; delay > 0 {
+		// Linger only when appends are concurrent (the last group had
+		// several): a lone appender gains nothing from waiting.
+		if delay := c.d.cfg.GroupCommitMaxDelay; delay > 0 && c.lastGroup > 1 {
 			c.linger(delay)
 		}
 		for c.commitQueued() {
@@ -171,6 +174,7 @@ func (c *committer) commitQueued() bool {
 	}
 	group := c.queue[:n:n]
 	c.queue = c.queue[n:]
+	c.lastGroup = n
 	c.queuedBytes -= bytes
 	more := len(c.queue) > 0
 	c.mu.Unlock()

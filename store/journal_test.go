@@ -506,3 +506,24 @@ func TestReplayWhileCompleting(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(d.wal.snapshot()) <= 2 })
 }
+
+// TestLoneAppenderDoesNotLinger: the group-commit delay applies only while
+// appends are concurrent; one client appending in a loop never waits for it.
+func TestLoneAppenderDoesNotLinger(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.GroupCommitMaxDelay = 200 * time.Millisecond
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	start := time.Now()
+	for range 10 {
+		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("10 sequential appends took %s with a 200ms delay: the lone appender lingered", el)
+	}
+}
