@@ -78,7 +78,7 @@ type Maturity struct {
 
 // Explanation lists the least likely transitions in the scored window.
 type Explanation struct {
-	Window      []string     `json:"window"` // the window's symbols, oldest first
+	Window      []string     `json:"window"` // the window's latest symbols (markov.ExplainEvents at most), oldest first
 	Transitions []Transition `json:"transitions"`
 }
 

@@ -157,9 +157,9 @@ func (s *Sequence) Reset() { *s = NewSequence(s.lo, s.hi) }
 // does not allocate.
 type Window struct {
 	vals []uint16 // ring of the last len(vals) surprises, in units of windowUnit bits
-	syms []Symbol // ring of the last len(vals)+MaxOrder-1 symbols
+	syms []Symbol // ring of the last explained()+MaxOrder-1 symbols
 	warm int      // events before Score may alert (Ready)
-	n    int      // events pushed (saturates at len(syms))
+	n    int      // events pushed (saturates at len(vals)+MaxOrder-1)
 	pos  int      // next slot in syms
 	vpos int      // next slot in vals
 	sum  uint64   // sum of vals: integer, so it never drifts
@@ -199,7 +199,7 @@ func NewWarmWindow(length, warm int) (*Window, error) {
 	if warm < 1 || warm > MaxWindowLength {
 		return nil, fmt.Errorf("window warm-up: %d not in [1,%d]", warm, MaxWindowLength)
 	}
-	return &Window{vals: make([]uint16, length), syms: make([]Symbol, length+MaxOrder-1), warm: min(warm, length)}, nil
+	return &Window{vals: make([]uint16, length), syms: make([]Symbol, min(length, ExplainEvents)+MaxOrder-1), warm: min(warm, length)}, nil
 }
 
 // Push adds one scored event and returns the window score.
@@ -213,7 +213,7 @@ func (w *Window) Push(s Symbol, st Step) float64 {
 	w.vpos = (w.vpos + 1) % len(w.vals)
 	w.syms[w.pos] = s
 	w.pos = (w.pos + 1) % len(w.syms)
-	if w.n < len(w.syms) {
+	if w.n < len(w.vals)+MaxOrder-1 { // saturates once both rings are full
 		w.n++
 	}
 	return w.Score()
@@ -249,16 +249,22 @@ func (w *Window) Reset() {
 	w.n, w.pos, w.vpos, w.sum = 0, 0, 0, 0
 }
 
+// ExplainEvents is how many of a window's latest events an explanation
+// covers: enough to show what raised the score, few enough to read in an
+// alert, and 2 bytes per event per live sequence instead of a window's
+// length.
+const ExplainEvents = 64
+
 // symbols returns the held symbols oldest first and how many of them
-// precede the window (history only).
+// precede the explained events (history only).
 func (w *Window) symbols() (syms []Symbol, lead int) {
-	k := w.n
+	k := min(w.n, len(w.syms))
 	syms = make([]Symbol, 0, k)
 	start := (w.pos - k + len(w.syms)) % len(w.syms)
 	for i := 0; i < k; i++ {
 		syms = append(syms, w.syms[(start+i)%len(w.syms)])
 	}
-	return syms, max(0, k-len(w.vals))
+	return syms, max(0, k-(len(w.syms)-MaxOrder+1))
 }
 
 // Alarm turns a score stream into alerts on the rising edge, with

@@ -260,3 +260,59 @@ func TestWindowFixedPointNoDrift(t *testing.T) {
 		t.Errorf("Score of +Inf, 1e9, NaN, -3 = %g, want %g (clamped to [0, %g])", got, want, windowMaxBits)
 	}
 }
+
+// TestExplainLongWindowCoversLatestEvents: a window longer than
+// ExplainEvents scores all its events but explains the latest
+// ExplainEvents, each with the history that preceded it.
+func TestExplainLongWindowCoversLatestEvents(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e"}
+	var train []string
+	for i := range 200 {
+		train = append(train, names[i%len(names)])
+	}
+	m := trained(t, DefaultConfig(), [][]string{train})
+	w, err := NewWarmWindow(300, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h History
+	var pushed []Symbol
+	for i := range 500 {
+		s := m.Lookup(names[(i*i)%len(names)]) // unlike training, so every step is explained
+		w.Push(s, m.Score(&h, s))
+		h.Push(s)
+		pushed = append(pushed, s)
+	}
+	if got := w.WindowSymbols(); !slices.Equal(got, pushed[len(pushed)-ExplainEvents:]) {
+		t.Errorf("WindowSymbols = %d symbols, want the latest %d", len(got), ExplainEvents)
+	}
+	ex := m.Explain(w, -1)
+	if len(ex) != ExplainEvents {
+		t.Fatalf("Explain returned %d transitions, want %d", len(ex), ExplainEvents)
+	}
+	base := len(pushed) - ExplainEvents
+	order := DefaultConfig().Order
+	for _, tr := range ex {
+		i := base + tr.Offset
+		if tr.Symbol != pushed[i] || len(tr.History) > order-1 {
+			t.Fatalf("transition at offset %d: symbol %d history %v, want symbol %d", tr.Offset, tr.Symbol, tr.History, pushed[i])
+		}
+		if want := pushed[i-len(tr.History) : i]; !slices.Equal(tr.History, want) {
+			t.Fatalf("transition at offset %d: history %v, want %v", tr.Offset, tr.History, want)
+		}
+	}
+	// The score still covers all 300 events.
+	var sum float64
+	h = History{}
+	var scores []float64
+	for _, s := range pushed {
+		scores = append(scores, m.Score(&h, s).Surprise)
+		h.Push(s)
+	}
+	for _, v := range scores[len(scores)-300:] {
+		sum += v
+	}
+	if got := w.Score(); math.Abs(got-sum/300) > 2*windowUnit {
+		t.Errorf("Score = %v, want the mean of the last 300 surprises %v", got, sum/300)
+	}
+}
