@@ -56,6 +56,9 @@ type Config struct {
 	BucketRetention time.Duration `yaml:"bucket_retention"`
 }
 
+// maxGroupBytes bounds one journal group commit (one write into a segment).
+const maxGroupBytes = 4 << 20
+
 // DefaultConfig returns the configuration used when the file says nothing.
 func DefaultConfig() Config {
 	return Config{
@@ -87,8 +90,8 @@ func (c Config) Validate() error {
 	if c.GroupCommitMaxEvents < 1 || c.GroupCommitMaxEvents > 100000 {
 		errs = append(errs, fmt.Errorf("group_commit_max_events: %d not in [1, 100000]", c.GroupCommitMaxEvents))
 	}
-	if c.GroupCommitMaxBytes < 1<<10 || c.GroupCommitMaxBytes > txnMaxBytes {
-		errs = append(errs, fmt.Errorf("group_commit_max_bytes: %d not in [1024, %d]", c.GroupCommitMaxBytes, txnMaxBytes))
+	if c.GroupCommitMaxBytes < 1<<10 || c.GroupCommitMaxBytes > maxGroupBytes {
+		errs = append(errs, fmt.Errorf("group_commit_max_bytes: %d not in [1024, %d]", c.GroupCommitMaxBytes, maxGroupBytes))
 	}
 	if c.JournalSegmentBytes < 64<<10 || c.JournalSegmentBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("journal_segment_bytes: %d not in [%d, %d]", c.JournalSegmentBytes, 64<<10, 1<<30))

@@ -16,12 +16,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Transaction limits kept well below Badger's own (15% of the 64 MiB
-// memtable, about 9.6 MB and ~100k entries), so a batch never hits
+// Transaction limits kept well below Badger's own (15 % of the 8 MiB
+// memtable, about 1.2 MB, and about 12k entries), so a batch never hits
 // ErrTxnTooBig in practice and an image's entries always share a txn.
+// Values of 256 bytes or more live in the value log and weigh only a
+// pointer in Badger's accounting; these limits count them whole.
 const (
-	txnMaxBytes   = 4 << 20
-	txnMaxEntries = 20000
+	txnMaxBytes   = 1 << 20
+	txnMaxEntries = 5000
 )
 
 // DB is falco-scorer's durable state in one Badger directory: the journal,
@@ -81,25 +83,25 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false). // Badger's expvar metrics are process-global
-		// Sized for a sidecar, not a database server. Every flush of a
-		// memtable grows one of Badger's pooled table builders (~4x the
-		// memtable, kept while writes go on), so fewer and smaller
-		// memtables keep the peak memory down; 32 MiB ones still take a
-		// 4 MiB transaction (Badger allows 15 % of one).
-		WithMemTableSize(32 << 20).
+		// Sized for a sidecar, not a database server. Alert payloads (the
+		// outbox's values, ~1-2 KB, short-lived) go to the value log, so
+		// the LSM holds small pointers: memtables flush and compact far
+		// less often, and each flush grows one of Badger's pooled table
+		// builders (~4x a memtable) less. Under overload the anonymous
+		// memory stayed flat at ~250 MiB instead of ~1.2 GiB. The value
+		// log's space is reclaimed by GC once compactions have counted the
+		// deleted entries; small memtables make that happen soon: with
+		// 8 MiB ones the value log levelled off near 0.5 GB under a
+		// sustained put/delete stream, with 32 MiB ones it had not
+		// levelled off at 0.7 GB.
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumCompactors(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(16 << 20).
-		// Alert payloads (the outbox's values, ~1-2 KB, short-lived) go to
-		// the value log, so the LSM holds small pointers and memtables
-		// fill, flush and compact an order of magnitude less often: under
-		// overload the anonymous memory stayed flat at ~250 MiB instead of
-		// climbing past 1.2 GiB. Value-log files are small, so that the
-		// maintenance pass's GC can reclaim the space of delivered alerts.
 		WithValueThreshold(256).
-		WithValueLogFileSize(64 << 20)
+		WithValueLogFileSize(32 << 20)
 	if cfg.InMemory {
 		opts.Dir, opts.ValueDir = "", ""
 	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
@@ -197,8 +199,8 @@ func (d *DB) wakeRetirer() {
 	}
 }
 
-// Backlogged reports whether some sink's outbox holds max_outbox_entries
-// undelivered alerts or more. The pipeline then refuses new events
+// Backlogged reports whether some sink's outbox reached max_outbox_entries
+// undelivered alerts (and has not yet drained below 90 % of it). The pipeline then refuses new events
 // (overloaded) instead of letting the outbox grow without bound: alerts are
 // never dropped, so a sink that falls behind slows ingest down.
 func (d *DB) Backlogged() bool { return d.backlog.Load() }
@@ -212,8 +214,11 @@ func (d *DB) updateBacklog() {
 			worst, over = sink, n
 		}
 	}
-	full := over >= int64(d.cfg.MaxOutboxEntries)
-	if full == d.backlog.Load() {
+	// Hysteresis: on at the bound, off below 90 % of it, so a queue
+	// hovering at the bound neither flaps nor floods the log.
+	was := d.backlog.Load()
+	full := over >= int64(d.cfg.MaxOutboxEntries) || (was && over >= int64(d.cfg.MaxOutboxEntries)*9/10)
+	if full == was {
 		return
 	}
 	d.backlog.Store(full)
@@ -222,7 +227,7 @@ func (d *DB) updateBacklog() {
 		d.log.Warn().Str("sink", worst).Int64("pending", over).Int("max_outbox_entries", d.cfg.MaxOutboxEntries).
 			Msg("outbox backlog full: refusing new events (HTTP 429) until the sink catches up")
 	} else {
-		d.log.Info().Msg("outbox backlog below max_outbox_entries: accepting events again")
+		d.log.Info().Msg("outbox backlog below 90 % of max_outbox_entries: accepting events again")
 	}
 }
 
@@ -418,6 +423,11 @@ func (d *DB) Close() error {
 func (d *DB) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.GCInterval)
 	defer t.Stop()
+	// The value log takes every alert payload: at thousands of alerts a
+	// second, waiting gc_interval between GCs would let it grow by GBs.
+	// A GC with nothing to rewrite returns at once.
+	vt := time.NewTicker(min(d.cfg.GCInterval, valueLogGCInterval))
+	defer vt.Stop()
 	d.Maintain(ctx)
 	for {
 		select {
@@ -425,8 +435,26 @@ func (d *DB) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			d.Maintain(ctx)
+		case <-vt.C:
+			d.maintainValueLog(ctx)
 		}
 	}
+}
+
+// valueLogGCInterval is the longest time between value-log GCs.
+const valueLogGCInterval = 15 * time.Second
+
+func (d *DB) maintainValueLog(ctx context.Context) {
+	if d.cfg.InMemory {
+		return
+	}
+	d.maintMu.Lock()
+	defer d.maintMu.Unlock()
+	if err := d.acquire(); err != nil {
+		return
+	}
+	defer d.life.RUnlock()
+	d.valueLogGC(ctx)
 }
 
 // Maintain runs one maintenance pass now (Run calls it periodically).

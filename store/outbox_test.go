@@ -171,8 +171,8 @@ func TestPendingCountFollowsPutAndAck(t *testing.T) {
 }
 
 // TestBackloggedAtMaxOutboxEntries: Backlogged turns on when one sink's
-// pending entries reach max_outbox_entries and off when an ack (or a dead
-// letter) takes it below, and survives a reopen.
+// pending entries reach max_outbox_entries and off only once acks take it
+// below 90 % of that, and survives a reopen.
 func TestBackloggedAtMaxOutboxEntries(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
@@ -191,10 +191,10 @@ func TestBackloggedAtMaxOutboxEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put("kafka", 99)
+	put("kafka", 50)
 	put("slack", 99)
 	if d.Backlogged() {
-		t.Fatal("Backlogged with 99 pending per sink, max 100")
+		t.Fatal("Backlogged with 50 and 99 pending, max 100")
 	}
 	put("slack", 1)
 	if !d.Backlogged() {
@@ -209,14 +209,26 @@ func TestBackloggedAtMaxOutboxEntries(t *testing.T) {
 	if !d.Backlogged() {
 		t.Fatal("not Backlogged after reopen")
 	}
-	es, err := d.Pending("slack", 0, 1)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("Pending = %v, %v", es, err)
+	ack := func(n int) {
+		t.Helper()
+		es, err := d.Pending("slack", 0, n)
+		if err != nil || len(es) != n {
+			t.Fatalf("Pending = %d, %v", len(es), err)
+		}
+		seqs := make([]uint64, n)
+		for i, e := range es {
+			seqs[i] = e.Seq
+		}
+		if err := d.Ack("slack", seqs); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := d.Ack("slack", []uint64{es[0].Seq}); err != nil {
-		t.Fatal(err)
+	ack(10) // 90 pending: still on (hysteresis)
+	if !d.Backlogged() {
+		t.Error("Backlogged turned off at 90 % of the bound, want it on until below")
 	}
+	ack(1) // 89
 	if d.Backlogged() {
-		t.Error("still Backlogged after an ack took slack to 99")
+		t.Error("still Backlogged with slack at 89 of 100")
 	}
 }
