@@ -527,3 +527,41 @@ func TestLoneAppenderDoesNotLinger(t *testing.T) {
 		t.Errorf("10 sequential appends took %s with a 200ms delay: the lone appender lingered", el)
 	}
 }
+
+// TestOpenKeepsUnknownSegmentFiles: a journal file with a foreign header may
+// hold acknowledged events, so Open refuses to start rather than delete it;
+// an all-zero file is an unused segment and becomes a spare.
+func TestOpenKeepsUnknownSegmentFiles(t *testing.T) {
+	dir := t.TempDir()
+	d := openAt(t, dir)
+	if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	cfg := testConfig(dir)
+	zero := filepath.Join(dir, walDirName, "00000000000000ff.wal")
+	if err := os.WriteFile(zero, make([]byte, cfg.JournalSegmentBytes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("Open with an all-zero segment file = %v", err)
+	}
+	if n := len(d2.wal.spares); n < 1 {
+		t.Errorf("all-zero segment file not kept as a spare (%d spares)", n)
+	}
+	d2.Close()
+	bad := filepath.Join(dir, walDirName, "0000000000000100.wal")
+	if err := os.WriteFile(bad, []byte("GARBAGE-HEADER-AND-MORE"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d3, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry()); err == nil {
+		d3.Close()
+		t.Fatal("Open with a foreign journal file succeeded, want a refusal naming it")
+	} else if !strings.Contains(err.Error(), "0000000000000100.wal") {
+		t.Errorf("Open error %q does not name the file", err)
+	}
+	if _, err := os.Stat(bad); err != nil {
+		t.Errorf("the foreign file was removed: %v", err)
+	}
+}

@@ -101,17 +101,22 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 			return nil, scan, err
 		}
 		s, err := readSegmentHeader(f)
-		if err != nil {
-			// Not a segment (yet): a spare being prepared, or a
-			// file torn while it was created. Only whole spares are kept.
-			fi, statErr := f.Stat()
-			if statErr == nil && fi.Size() == segBytes && strings.HasPrefix(filepath.Base(name), "spare-") {
+		switch {
+		case errors.Is(err, errUnusedSegment):
+			// Zero-filled and never written: a spare, or a segment whose
+			// first group never synced (nothing in it was acknowledged).
+			if fi, statErr := f.Stat(); statErr == nil && fi.Size() == segBytes {
 				w.spares = append(w.spares, f)
 				continue
 			}
 			_ = f.Close()
 			_ = os.Remove(name)
 			continue
+		case err != nil:
+			// Never delete what might hold acknowledged events.
+			_ = f.Close()
+			w.closeFiles()
+			return nil, scan, fmt.Errorf("%s: %w (move the file away only if its events may be lost)", name, err)
 		}
 		w.segs = append(w.segs, s)
 	}
@@ -147,13 +152,25 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
+// errUnusedSegment marks a segment file whose header is all zeros.
+var errUnusedSegment = errors.New("unused journal segment")
+
 func readSegmentHeader(f *os.File) (*segment, error) {
 	var h [walHeaderBytes]byte
 	if _, err := f.ReadAt(h[:], 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errUnusedSegment // shorter than a header: never written
+		}
 		return nil, err
 	}
-	if string(h[:4]) != walMagic || binary.LittleEndian.Uint32(h[4:8]) != walVersion {
-		return nil, fmt.Errorf("%s: not a journal segment: %w", f.Name(), errCorrupt)
+	if h == [walHeaderBytes]byte{} {
+		return nil, errUnusedSegment
+	}
+	if string(h[:4]) != walMagic {
+		return nil, fmt.Errorf("not a journal segment (header %x): %w", h[:4], errCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(h[4:8]); v != walVersion {
+		return nil, fmt.Errorf("journal segment version %d, this build reads %d", v, walVersion)
 	}
 	fi, err := f.Stat()
 	if err != nil {
