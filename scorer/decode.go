@@ -677,14 +677,6 @@ func hasStringStop(w uint64) bool {
 	return (hasZero(w^('"'*ones)) | hasZero(w^('\\'*ones)) | ((w - 0x20*ones) & ^w & highs)) != 0
 }
 
-func (d *decoder) keyColon() error {
-	if _, err := d.str(); err != nil {
-		return err
-	}
-	d.ws()
-	return d.expect(':')
-}
-
 // number checks a JSON number.
 func (d *decoder) number() error {
 	if d.peek() == '-' {
