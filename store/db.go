@@ -153,13 +153,13 @@ func (d *DB) openJournal(next uint64) (uint64, error) {
 		return 0, fmt.Errorf("read journal markers: %w", err)
 	}
 	d.doneID = lastID
-	w, scan, err := openWAL(filepath.Join(d.cfg.Dir, walDirName), d.cfg.JournalSegmentBytes, floor, done)
+	w, lastSeq, err := openWAL(filepath.Join(d.cfg.Dir, walDirName), d.cfg.JournalSegmentBytes, floor, done)
 	if err != nil {
 		return 0, fmt.Errorf("open journal: %w", err)
 	}
 	d.wal = w
 	d.m.journalEntries.Set(float64(w.outstanding()))
-	return max(next, floor, scan.lastSeq+1), nil
+	return max(next, floor, lastSeq+1), nil
 }
 
 // runRetirer recycles completed journal segments and keeps a spare segment

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
+	"time"
 )
 
 // The journal of accepted events is a write-ahead log of segment files in
@@ -70,11 +71,6 @@ type wal struct {
 	buf []byte // the committer's encoding buffer
 }
 
-// walScan is what openWAL found on disk.
-type walScan struct {
-	lastSeq uint64 // highest sequence in a valid record, 0 if none
-}
-
 func walRecordCRC(segID, seq uint64, payload []byte) uint32 {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], segID)
@@ -83,22 +79,22 @@ func walRecordCRC(segID, seq uint64, payload []byte) uint32 {
 }
 
 // openWAL reads every segment in dir, counting the records at or above
-// floor that done does not mark complete.
-func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{}) (*wal, walScan, error) {
-	var scan walScan
+// floor that done does not mark complete. lastSeq is the highest sequence
+// in a valid record (0 if none).
+func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{}) (w *wal, lastSeq uint64, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, scan, err
+		return nil, 0, err
 	}
-	w := &wal{dir: dir, segBytes: segBytes, nextID: 1}
+	w = &wal{dir: dir, segBytes: segBytes, nextID: 1}
 	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))
 	if err != nil {
-		return nil, scan, err
+		return nil, 0, err
 	}
 	for _, name := range names {
 		f, err := os.OpenFile(name, os.O_RDWR, 0)
 		if err != nil {
 			w.closeFiles()
-			return nil, scan, err
+			return nil, 0, err
 		}
 		s, err := readSegmentHeader(f)
 		switch {
@@ -116,18 +112,18 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 			// Never delete what might hold acknowledged events.
 			_ = f.Close()
 			w.closeFiles()
-			return nil, scan, fmt.Errorf("%s: %w (move the file away only if its events may be lost)", name, err)
+			return nil, 0, fmt.Errorf("%s: %w (move the file away only if its events may be lost)", name, err)
 		}
 		w.segs = append(w.segs, s)
 	}
-	slices.SortFunc(w.segs, func(a, b *segment) int { return cmpU64(a.id, b.id) })
+	slices.SortFunc(w.segs, func(a, b *segment) int { return cmp.Compare(a.id, b.id) })
 	for _, s := range w.segs {
 		w.nextID = max(w.nextID, s.id+1)
-		err := scanSegment(s, scan.lastSeq, func(seq uint64, _ []byte) error {
+		err := scanSegment(s, lastSeq, func(seq uint64, _ []byte) error {
 			if s.first == 0 {
 				s.first = seq
 			}
-			s.last, scan.lastSeq = seq, seq
+			s.last, lastSeq = seq, seq
 			if _, ok := done[seq]; seq >= floor && !ok {
 				s.outstanding++
 				w.total++
@@ -136,20 +132,10 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 		}, false)
 		if err != nil {
 			w.closeFiles()
-			return nil, scan, fmt.Errorf("journal segment %d: %w", s.id, err)
+			return nil, 0, fmt.Errorf("journal segment %d: %w", s.id, err)
 		}
 	}
-	return w, scan, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return w, lastSeq, nil
 }
 
 // errUnusedSegment marks a segment file whose header is all zeros.
@@ -383,14 +369,7 @@ func (w *wal) prepareSpare() error {
 	if have > 0 {
 		return nil
 	}
-	f, err := os.CreateTemp(w.dir, "spare-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_ = f.Close()
-	_ = os.Remove(tmp)
-	name := strings.TrimSuffix(tmp, ".tmp") + ".wal"
+	name := filepath.Join(w.dir, fmt.Sprintf("spare-%x.wal", time.Now().UnixNano()))
 	nf, err := createZeroed(w.dir, name, w.segBytes)
 	if err != nil {
 		return err
