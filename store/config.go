@@ -9,7 +9,8 @@ import (
 // Config configures the store. The zero value is not useful; start from
 // DefaultConfig.
 type Config struct {
-	// Dir is the Badger data directory (created if missing).
+	// Dir is the data directory (created if missing): journal segments in
+	// Dir/journal, Badger in Dir itself.
 	Dir string `yaml:"dir"`
 	// InMemory keeps everything in memory (tests, demos); nothing survives
 	// Close and Append's sync is a no-op.

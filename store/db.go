@@ -26,8 +26,9 @@ const (
 	txnMaxEntries = 5000
 )
 
-// DB is falco-scorer's durable state in one Badger directory: the journal,
-// the per-sink outbox and dead letters, and the per-image baselines. It
+// DB is falco-scorer's durable state in one data directory: the journal
+// (segment files) and, in Badger, the per-sink outbox and dead letters and
+// the per-image baselines. It
 // implements scorer.Journal, scorer.Outbox and scorer.Baselines. All methods
 // are safe for concurrent use.
 type DB struct {
