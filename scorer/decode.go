@@ -24,7 +24,13 @@ import (
 // must never be modified (nothing does: it is journaled and forwarded as is).
 // It accepts and rejects what encoding/json does (a fuzz test compares them).
 func DecodeJSON(b []byte) (Event, error) {
-	raw := bytes.Clone(b)
+	return DecodeJSONOwned(bytes.Clone(b))
+}
+
+// DecodeJSONOwned is DecodeJSON without the copy: raw becomes the Event's
+// Raw, and its strings point into it, so the caller must hand over a buffer
+// it never touches again (a reader that already copied the line does).
+func DecodeJSONOwned(raw []byte) (Event, error) {
 	d := decoder{s: unsafe.String(unsafe.SliceData(raw), len(raw))}
 	var (
 		ev               Event

@@ -3,6 +3,8 @@ package source
 import (
 	"context"
 	"errors"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,96 @@ func TestReadNDJSONOverload(t *testing.T) {
 	busy := &recorder{fail: func(int) error { return scorer.ErrOverloaded }}
 	if _, err := ReadNDJSON(ctx, strings.NewReader(sampleJSON+"\n"), busy, NDJSONOptions{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("ReadNDJSON() while always overloaded = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestReadNDJSONKeepsInputOrder reads an input of many chunks, decoded in
+// parallel, and checks that events, bad lines and progress come out exactly
+// as a line-by-line reading gives them.
+func TestReadNDJSONKeepsInputOrder(t *testing.T) {
+	var in strings.Builder
+	var wantRules []string
+	var wantBad []int64
+	const lines = 5000
+	for i := 1; i <= lines; i++ {
+		switch {
+		case i%97 == 0:
+			in.WriteString("{oops\n")
+			wantBad = append(wantBad, int64(i))
+		case i%31 == 0:
+			in.WriteString("   \n")
+		default:
+			r := "r" + itoa(i)
+			wantRules = append(wantRules, r)
+			in.WriteString(`{"rule":"` + r + `","priority":"Info","time":"2026-11-24T12:00:00Z"}` + "\n")
+		}
+	}
+	rec := &recorder{}
+	var progress []int64
+	st, err := ReadNDJSON(context.Background(), strings.NewReader(in.String()), rec, NDJSONOptions{
+		BatchSize: 7, MaxErrors: lines,
+		Progress: func(n int64) { progress = append(progress, n) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotRules []string
+	for _, e := range rec.got() {
+		gotRules = append(gotRules, e.Rule)
+	}
+	if d := cmp.Diff(wantRules, gotRules); d != "" {
+		t.Errorf("accepted rules, in order (-want +got):\n%s", d)
+	}
+	var gotBad []int64
+	for _, e := range st.Errors {
+		gotBad = append(gotBad, e.Line)
+	}
+	if d := cmp.Diff(wantBad, gotBad); d != "" {
+		t.Errorf("bad line numbers (-want +got):\n%s", d)
+	}
+	if st.Lines != lines || st.Events != int64(len(wantRules)) || st.Bytes != int64(in.Len()) {
+		t.Errorf("Stats lines %d events %d bytes %d, want %d %d %d", st.Lines, st.Events, st.Bytes, lines, len(wantRules), in.Len())
+	}
+	for i := 1; i < len(progress); i++ {
+		if progress[i] < progress[i-1] {
+			t.Fatalf("progress went back: %v", progress)
+		}
+	}
+}
+
+// TestReadNDJSONCancelled: cancelling the context stops a read of an endless
+// input with the context's error, and no goroutine is left behind.
+func TestReadNDJSONCancelled(t *testing.T) {
+	before := runtime.NumGoroutine()
+	pr, pw := io.Pipe()
+	go func() {
+		line := []byte(sampleJSON + "\n")
+		for {
+			if _, err := pw.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &recorder{fail: func(call int) error {
+		if call == 3 {
+			cancel()
+		}
+		return nil
+	}}
+	st, err := ReadNDJSON(ctx, pr, rec, NDJSONOptions{BatchSize: 10})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadNDJSON() after cancel = %v, want context.Canceled", err)
+	}
+	if st.Events < 30 {
+		t.Errorf("Stats.Events = %d, want the 3 accepted batches counted", st.Events)
+	}
+	pr.CloseWithError(errors.New("test over"))
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after ReadNDJSON returned, %d before", n, before)
 	}
 }
