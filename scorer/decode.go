@@ -327,7 +327,7 @@ func (d *decoder) tags() ([]string, string, error) {
 // and booleans as their literal, objects and arrays as their JSON text;
 // null and "<NA>" remove the key (a later duplicate wins, as in
 // encoding/json).
-func (d *decoder) fields(m *map[string]string) (string, error) {
+func (d *decoder) fields(out *Fields) (string, error) {
 	switch d.peek() {
 	case 'n':
 		return "", d.literal("null")
@@ -338,9 +338,11 @@ func (d *decoder) fields(m *map[string]string) (string, error) {
 	}
 	d.i++
 	d.ws()
-	if *m == nil {
-		*m = make(map[string]string, 16)
+	f := []Field(*out)
+	if f == nil {
+		f = make([]Field, 0, 16)
 	}
+	defer func() { *out = SortFields(f) }()
 	if d.peek() == '}' {
 		d.i++
 		return "", nil
@@ -377,9 +379,9 @@ func (d *decoder) fields(m *map[string]string) (string, error) {
 			v = d.s[start:d.i]
 		}
 		if keep {
-			(*m)[k] = v
+			f = append(f, Field{k, v})
 		} else {
-			delete(*m, k)
+			f = removeField(f, k)
 		}
 		d.ws()
 		c := d.peek()

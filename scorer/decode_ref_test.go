@@ -93,13 +93,14 @@ func decodeJSONReference(b []byte) (Event, error) {
 		Raw:      bytes.Clone(b),
 	}
 	if len(w.OutputFields) > 0 {
-		ev.Fields = make(map[string]string, len(w.OutputFields))
+		m := make(map[string]string, len(w.OutputFields))
 		for k, v := range w.OutputFields {
 			s, ok := fieldText(v)
 			if ok {
-				ev.Fields[k] = s
+				m[k] = s
 			}
 		}
+		ev.Fields = FieldsOf(m)
 	}
 	return ev, nil
 }

@@ -13,14 +13,14 @@ import (
 // output sends (numbers arrive as strings there): JSON numbers and booleans
 // keep their literal text, JSON null and Falco's "<NA>" are dropped.
 type Event struct {
-	Time     time.Time         `json:"time"`
-	Priority Priority          `json:"priority"`
-	Rule     string            `json:"rule"`
-	Output   string            `json:"output,omitempty"`
-	Source   string            `json:"source,omitempty"`
-	Hostname string            `json:"hostname,omitempty"`
-	Tags     []string          `json:"tags,omitempty"`
-	Fields   map[string]string `json:"output_fields,omitempty"`
+	Time     time.Time `json:"time"`
+	Priority Priority  `json:"priority"`
+	Rule     string    `json:"rule"`
+	Output   string    `json:"output,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Hostname string    `json:"hostname,omitempty"`
+	Tags     []string  `json:"tags,omitempty"`
+	Fields   Fields    `json:"output_fields,omitempty"`
 
 	// Raw is the event as Falco JSON: the bytes received over HTTP or NDJSON,
 	// or the equivalent JSON built from a gRPC response. It is what the
@@ -52,7 +52,7 @@ const NA = "<NA>"
 // then older aliases).
 func (e *Event) Field(names ...string) string {
 	for _, n := range names {
-		if v, ok := e.Fields[n]; ok && v != "" {
+		if v := e.Fields.Value(n); v != "" {
 			return v
 		}
 	}
@@ -94,7 +94,7 @@ func (e *Event) EncodeJSON() ([]byte, error) {
 		Time         string            `json:"time"`
 	}
 	return json.Marshal(out{
-		Hostname: e.Hostname, Output: e.Output, OutputFields: e.Fields,
+		Hostname: e.Hostname, Output: e.Output, OutputFields: e.Fields.Map(),
 		Priority: e.Priority.String(), Rule: e.Rule, Source: e.Source, Tags: e.Tags,
 		Time: e.Time.UTC().Format(time.RFC3339Nano),
 	})

@@ -29,8 +29,8 @@ func TestDecodeJSON(t *testing.T) {
 		t.Errorf("Fields = %v, want %v (null and <NA> dropped)", ev.Fields, want)
 	}
 	for k, v := range want {
-		if ev.Fields[k] != v {
-			t.Errorf("Fields[%q] = %q, want %q", k, ev.Fields[k], v)
+		if ev.Fields.Value(k) != v {
+			t.Errorf("Fields[%q] = %q, want %q", k, ev.Fields.Value(k), v)
 		}
 	}
 	if ev.Priority != PriorityNotice || ev.Rule != "Terminal shell in container" || ev.Time.Nanosecond() != 1 {
@@ -83,7 +83,7 @@ func TestEncodeJSONRoundTrip(t *testing.T) {
 		t.Fatalf("DecodeJSON(EncodeJSON()) error = %v", err)
 	}
 	back.Raw, ev.Raw = nil, nil
-	if !back.Time.Equal(ev.Time) || back.Rule != ev.Rule || len(back.Fields) != len(ev.Fields) || back.Fields["proc.pid"] != "4242" {
+	if !back.Time.Equal(ev.Time) || back.Rule != ev.Rule || len(back.Fields) != len(ev.Fields) || back.Fields.Value("proc.pid") != "4242" {
 		t.Errorf("round trip = %+v, want %+v", back, ev)
 	}
 }
@@ -111,7 +111,7 @@ func TestParsePriority(t *testing.T) {
 }
 
 func TestImageKey(t *testing.T) {
-	mk := func(f map[string]string) *Event { return &Event{Fields: f, Time: time.Now()} }
+	mk := func(f map[string]string) *Event { return &Event{Fields: FieldsOf(f), Time: time.Now()} }
 	cases := []struct {
 		name, mode string
 		fields     map[string]string
@@ -136,20 +136,20 @@ func TestImageKey(t *testing.T) {
 
 func TestEnrichFallsBackToCacheThenContainer(t *testing.T) {
 	cache := newImageCache(10)
-	full := &Event{Fields: map[string]string{"container.id": "c1", "container.image.repository": "nginx", "container.image.tag": "1", "k8s.ns.name": "shop"}}
+	full := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "nginx", "container.image.tag": "1", "k8s.ns.name": "shop"})}
 	if s := enrich(full, ImageKeyDigest, cache); s.Image != "nginx:1" {
 		t.Fatalf("enrich(full).Image = %q, want nginx:1", s.Image)
 	}
-	bare := &Event{Fields: map[string]string{"container.id": "c1", "proc.pid": "7"}}
+	bare := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "proc.pid": "7"})}
 	s := enrich(bare, ImageKeyDigest, cache)
 	if s.Image != "nginx:1" || s.ImageSource != "cache" || s.Namespace != "shop" || s.PID != 7 {
 		t.Errorf("enrich(bare) = %+v, want image from cache", s)
 	}
-	unknown := &Event{Fields: map[string]string{"container.id": "c2"}}
+	unknown := &Event{Fields: FieldsOf(map[string]string{"container.id": "c2"})}
 	if s := enrich(unknown, ImageKeyDigest, cache); s.Image != "container:c2" || s.ImageSource != "container" {
 		t.Errorf("enrich(unknown) = %+v, want container fallback", s)
 	}
-	host := &Event{Fields: map[string]string{"container.id": "host"}}
+	host := &Event{Fields: FieldsOf(map[string]string{"container.id": "host"})}
 	if s := enrich(host, ImageKeyDigest, cache); s.Image != "host" {
 		t.Errorf("enrich(host) = %+v, want host", s)
 	}
@@ -185,7 +185,7 @@ func TestAlertJSONKeepsFalcoEventAndStaysOneLine(t *testing.T) {
 		if err := back.UnmarshalJSON(b); err != nil {
 			t.Fatalf("UnmarshalJSON(MarshalJSON()) error = %v: %s", err, b)
 		}
-		if back.Event.Rule != ev.Rule || back.Event.Fields["proc.pid"] != ev.Fields["proc.pid"] || back.ID != "x" {
+		if back.Event.Rule != ev.Rule || back.Event.Fields.Value("proc.pid") != ev.Fields.Value("proc.pid") || back.ID != "x" {
 			t.Errorf("round trip = %+v, want the original event", back)
 		}
 		if raw == oneLine && !bytes.Contains(b, []byte(`"falco":`+oneLine+`}`)) {

@@ -566,7 +566,9 @@ func TestPipelineNewVersionInheritsBaseline(t *testing.T) {
 	var evs []Event
 	for _, c := range normalTrace(rng, 50) {
 		ev := h.event("falco-scorer process observation", "Debug", "c-v2", "nginx", 4242, c, "falco_scorer")
-		ev.Fields["container.image.tag"] = "2"
+		m := ev.Fields.Map()
+		m["container.image.tag"] = "2"
+		ev.Fields = FieldsOf(m)
 		evs = append(evs, ev)
 	}
 	h.accept(evs)

@@ -202,13 +202,12 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 		}
 	}()
 
-	var order keyOrder
-	pending := g.acceptLoop(ctx, evc, &order)
+	pending := g.acceptLoop(ctx, evc)
 	cancel()
 	// The receiver stops once the stream is cancelled; whatever it had
 	// already received is accepted before returning.
 	for res := range evc {
-		if ev, ok := g.convert(res, &order); ok {
+		if ev, ok := g.convert(res); ok {
 			pending = append(pending, ev)
 		}
 	}
@@ -228,9 +227,8 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 }
 
 // convert turns a response into an Event, counting the ones it rejects.
-// order is the session's key-order cache (one goroutine converts).
-func (g *GRPC) convert(res *wireResponse, order *keyOrder) (scorer.Event, bool) {
-	ev, err := res.event(order)
+func (g *GRPC) convert(res *wireResponse) (scorer.Event, bool) {
+	ev, err := res.event()
 	if err != nil {
 		g.m.rejected.WithLabelValues(SourceGRPC, decodeReason(err)).Inc()
 		g.log.Debug().Err(err).Msg("grpc event rejected")
@@ -242,7 +240,7 @@ func (g *GRPC) convert(res *wireResponse, order *keyOrder) (scorer.Event, bool) 
 // acceptLoop accepts batches of events received back to back until evc is
 // closed (it then returns nil) or ctx ends (it then returns the batch it
 // could not accept, for the shutdown drain).
-func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse, order *keyOrder) []scorer.Event {
+func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []scorer.Event {
 	max := g.cfg.BatchSize
 	for {
 		var first *wireResponse
@@ -256,7 +254,7 @@ func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse, order *
 			return nil
 		}
 		batch := make([]scorer.Event, 0, max)
-		if ev, ok := g.convert(first, order); ok {
+		if ev, ok := g.convert(first); ok {
 			batch = append(batch, ev)
 		}
 	fill:
@@ -266,7 +264,7 @@ func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse, order *
 				if !ok {
 					break fill
 				}
-				if ev, ok := g.convert(res, order); ok {
+				if ev, ok := g.convert(res); ok {
 					batch = append(batch, ev)
 				}
 			default:
@@ -336,5 +334,16 @@ func EventFromResponse(res *outputs.Response) (scorer.Event, error) {
 	//lint:ignore SA1019 older Falco versions fill only the deprecated source enum
 	deprecated := res.GetSourceDeprecated()
 	return buildEvent(ts.AsTime().UTC(), int32(res.GetPriority()), res.GetRule(), res.GetOutput(), res.GetSource(),
-		deprecated, res.GetHostname(), res.GetTags(), res.GetOutputFields(), false, nil)
+		deprecated, res.GetHostname(), res.GetTags(), fieldsWithoutNA(res.GetOutputFields()))
+}
+
+// fieldsWithoutNA returns m's entries as Fields, "<NA>" values dropped.
+func fieldsWithoutNA(m map[string]string) scorer.Fields {
+	f := make([]scorer.Field, 0, len(m))
+	for k, v := range m {
+		if v != scorer.NA {
+			f = append(f, scorer.Field{Name: k, Value: v})
+		}
+	}
+	return scorer.SortFields(f)
 }

@@ -57,7 +57,7 @@ type wireResponse struct {
 	rule, output     string
 	hostname, source string
 	tags             []string
-	fields           map[string]string
+	fields           []scorer.Field // arrival order; event() sorts them
 }
 
 // Field numbers of falco.outputs.response and google.protobuf.Timestamp.
@@ -199,16 +199,16 @@ func (w *wireResponse) entry(b []byte) error {
 	if !utf8.Valid(key) || !utf8.Valid(val) {
 		return fmt.Errorf("%w: output_fields: invalid UTF-8", errWire)
 	}
-	// "<NA>" is dropped here (a later value for the key still wins), so
-	// that event() can hand the map over without copying it.
+	// "<NA>" unsets the key here (a later value for it still wins), so
+	// that event() can hand the fields over without copying them.
 	if string(val) == scorer.NA {
-		delete(w.fields, string(key))
+		w.fields = slices.DeleteFunc(w.fields, func(f scorer.Field) bool { return f.Name == string(key) })
 		return nil
 	}
 	if w.fields == nil {
-		w.fields = make(map[string]string, 16)
+		w.fields = make([]scorer.Field, 0, 16)
 	}
-	w.fields[string(key)] = string(val)
+	w.fields = append(w.fields, scorer.Field{Name: string(key), Value: string(val)})
 	return nil
 }
 
@@ -219,7 +219,7 @@ const (
 )
 
 // event converts w like EventFromResponse converts a Response.
-func (w *wireResponse) event(order *keyOrder) (scorer.Event, error) {
+func (w *wireResponse) event() (scorer.Event, error) {
 	if !w.hasTime {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonMissingField, Msg: `missing required field "time"`}
 	}
@@ -227,45 +227,25 @@ func (w *wireResponse) event(order *keyOrder) (scorer.Event, error) {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"time\": invalid timestamp %d.%09d", w.seconds, w.nanos)}
 	}
 	return buildEvent(time.Unix(w.seconds, int64(w.nanos)).UTC(), w.priority, w.rule, w.output, w.source,
-		schema.Source(w.sourceDeprecated), w.hostname, w.tags, w.fields, true, order)
+		schema.Source(w.sourceDeprecated), w.hostname, w.tags, scorer.SortFields(w.fields))
 }
 
-// buildEvent is the common end of both gRPC conversions.
+// buildEvent is the common end of both gRPC conversions. fields are sorted
+// and free of "<NA>".
 func buildEvent(t time.Time, priority int32, rule, output, source string, deprecated schema.Source,
-	hostname string, tags []string, fields map[string]string, owned bool, order *keyOrder) (scorer.Event, error) {
+	hostname string, tags []string, fields scorer.Fields) (scorer.Event, error) {
 	prio := scorer.Priority(priority)
 	if int32(prio) != priority || !prio.Valid() {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"priority\": unknown value %d", priority)}
 	}
-	ev := scorer.Event{Time: t, Priority: prio, Rule: rule, Output: output, Source: source, Hostname: hostname}
+	ev := scorer.Event{Time: t, Priority: prio, Rule: rule, Output: output, Source: source, Hostname: hostname, Fields: fields}
 	if len(tags) > 0 {
 		ev.Tags = tags
 	}
 	if ev.Source == "" {
 		ev.Source = strings.ToLower(deprecated.String())
 	}
-	switch {
-	case owned:
-		if len(fields) > 0 {
-			ev.Fields = fields // ours and already free of "<NA>": no copy
-		}
-	default:
-		n := 0
-		for _, v := range fields {
-			if v != scorer.NA {
-				n++
-			}
-		}
-		if n > 0 {
-			ev.Fields = make(map[string]string, n)
-			for k, v := range fields {
-				if v != scorer.NA {
-					ev.Fields[k] = v
-				}
-			}
-		}
-	}
-	ev.Raw = appendFalcoJSON(make([]byte, 0, 256+len(output)+64*len(ev.Fields)), &ev, order)
+	ev.Raw = appendFalcoJSON(make([]byte, 0, 256+len(output)+64*len(ev.Fields)), &ev)
 	return ev, nil
 }
 
@@ -273,7 +253,7 @@ func buildEvent(t time.Time, priority int32, rule, output, source string, deprec
 // encoding/json's key order, omitempty rules and string escaping (HTML
 // characters, U+2028/U+2029 and invalid UTF-8 included), output_fields keys
 // sorted.
-func appendFalcoJSON(dst []byte, e *scorer.Event, order *keyOrder) []byte {
+func appendFalcoJSON(dst []byte, e *scorer.Event) []byte {
 	dst = append(dst, '{')
 	if e.Hostname != "" {
 		dst = append(dst, `"hostname":`...)
@@ -284,13 +264,13 @@ func appendFalcoJSON(dst []byte, e *scorer.Event, order *keyOrder) []byte {
 	dst = scorer.AppendJSONString(dst, e.Output)
 	if len(e.Fields) > 0 {
 		dst = append(dst, `,"output_fields":{`...)
-		for i, k := range order.sorted(e.Fields) {
+		for i, f := range e.Fields {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = scorer.AppendJSONString(dst, k)
+			dst = scorer.AppendJSONString(dst, f.Name)
 			dst = append(dst, ':')
-			dst = scorer.AppendJSONString(dst, e.Fields[k])
+			dst = scorer.AppendJSONString(dst, f.Value)
 		}
 		dst = append(dst, '}')
 	}
@@ -315,35 +295,4 @@ func appendFalcoJSON(dst []byte, e *scorer.Event, order *keyOrder) []byte {
 	dst = append(dst, `,"time":"`...)
 	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"', '}')
-}
-
-// keyOrder remembers the sorted output_fields keys of the previous event of
-// a stream. Events of one rule carry the same fields, so the next event
-// usually reuses the order after one lookup per key instead of a sort (a
-// tenth of the gRPC input's CPU). A nil *keyOrder always sorts. It is not
-// safe for concurrent use.
-type keyOrder struct{ keys []string }
-
-func (o *keyOrder) sorted(fields map[string]string) []string {
-	if o != nil && len(o.keys) == len(fields) {
-		same := true
-		for _, k := range o.keys {
-			if _, ok := fields[k]; !ok {
-				same = false
-				break
-			}
-		}
-		if same { // as many distinct keys, all present: the same set
-			return o.keys
-		}
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if o != nil {
-		o.keys = keys
-	}
-	return keys
 }

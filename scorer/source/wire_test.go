@@ -2,8 +2,6 @@ package source
 
 import (
 	"bytes"
-	"maps"
-	"slices"
 	"testing"
 	"time"
 
@@ -34,7 +32,7 @@ func FuzzGRPCWire(f *testing.F) {
 			t.Fatalf("wire decode of %x = %v, but proto.Unmarshal accepts it", data, err)
 		}
 		want, werr := EventFromResponse(&res)
-		got, gerr := w.event(nil)
+		got, gerr := w.event()
 		if (werr == nil) != (gerr == nil) || (werr != nil && decodeReason(werr) != decodeReason(gerr)) {
 			t.Fatalf("errors differ for %x: generated %v, wire %v", data, werr, gerr)
 		}
@@ -45,28 +43,6 @@ func FuzzGRPCWire(f *testing.F) {
 			t.Fatalf("events differ for %x (-generated +wire):\n%s", data, d)
 		}
 	})
-}
-
-// fuzzOrder carries a key-order cache from one fuzz input to the next.
-var fuzzOrder keyOrder
-
-// TestKeyOrderCache: the cached order is reused only for the same key set.
-func TestKeyOrderCache(t *testing.T) {
-	var o keyOrder
-	for _, fields := range []map[string]string{
-		{"b": "", "a": "", "c": ""},
-		{"c": "1", "a": "2", "b": "3"}, // same set: reused
-		{"a": "", "b": "", "d": ""},    // same size, another set
-		{"a": "", "b": ""},
-		{},
-		{"z": "", "y": "", "x": "", "w": ""},
-	} {
-		got := o.sorted(fields)
-		want := slices.Sorted(maps.Keys(fields))
-		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
-			t.Errorf("sorted(%v) = %v, want %v", fields, got, want)
-		}
-	}
 }
 
 // FuzzFalcoJSON: appendFalcoJSON writes exactly what Event.EncodeJSON writes.
@@ -83,20 +59,14 @@ func FuzzFalcoJSON(f *testing.F) {
 			ev.Tags = []string{tag, tag + "2"}
 		}
 		if key != "" {
-			ev.Fields = map[string]string{key: val, "z" + key: val + val, "a": key}
+			ev.Fields = scorer.FieldsOf(map[string]string{key: val, "z" + key: val + val, "a": key})
 		}
 		want, err := ev.EncodeJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendFalcoJSON(nil, &ev, nil); !bytes.Equal(got, want) {
+		if got := appendFalcoJSON(nil, &ev); !bytes.Equal(got, want) {
 			t.Fatalf("appendFalcoJSON = %s\nEncodeJSON      = %s", got, want)
-		}
-		// Twice through a key-order cache that the previous inputs filled.
-		for range 2 {
-			if got := appendFalcoJSON(nil, &ev, &fuzzOrder); !bytes.Equal(got, want) {
-				t.Fatalf("appendFalcoJSON (cached key order) = %s\nEncodeJSON                          = %s", got, want)
-			}
 		}
 	})
 }
@@ -110,7 +80,7 @@ func TestWireMatchesGenerated(t *testing.T) {
 	if err := w.decode(b); err != nil {
 		t.Fatalf("decode() = %v", err)
 	}
-	got, err := w.event(nil)
+	got, err := w.event()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func FuzzFalcoJSON(f *testing.F) {
 		if err != nil {
 			t.Fatalf("DecodeJSON(FalcoJSON(%q)) = %v", raw, err)
 		}
-		if back.Priority != a.Priority || back.Fields["scorer.alert_id"] != a.ID {
+		if back.Priority != a.Priority || back.Fields.Value("scorer.alert_id") != a.ID {
 			t.Fatalf("round trip lost priority or scorer fields: %+v", back)
 		}
 	})

@@ -93,8 +93,8 @@ func TestFalcoFormatBody(t *testing.T) {
 		"proc.name": "bash", "k8s.ns.name": "shop",
 	}
 	for k, v := range want {
-		if ev.Fields[k] != v {
-			t.Errorf("output_fields[%q] = %q, want %q", k, ev.Fields[k], v)
+		if ev.Fields.Value(k) != v {
+			t.Errorf("output_fields[%q] = %q, want %q", k, ev.Fields.Value(k), v)
 		}
 	}
 	if ev.Priority != scorer.PriorityCritical || ev.Rule != a.Event.Rule || ev.Output != a.Event.Output || len(ev.Tags) != 4 {

@@ -1,0 +1,108 @@
+package scorer
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Field is one of Falco's output_fields, as text.
+type Field struct {
+	Name, Value string
+}
+
+// Fields are an event's output_fields, sorted by name, each name once. A
+// sorted slice rather than a map: an event carries a dozen fields and the
+// scorer reads a few of them, and building a hash table for every event
+// was a tenth of decoding. In JSON it is an object of strings.
+type Fields []Field
+
+// Get returns the value of name.
+func (f Fields) Get(name string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(f, name, func(x Field, n string) int { return strings.Compare(x.Name, n) })
+	if !ok {
+		return "", false
+	}
+	return f[i].Value, true
+}
+
+// Value returns the value of name, "" when absent.
+func (f Fields) Value(name string) string {
+	v, _ := f.Get(name)
+	return v
+}
+
+// Map returns the fields as a map (nil when there are none).
+func (f Fields) Map() map[string]string {
+	if len(f) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(f))
+	for _, x := range f {
+		m[x.Name] = x.Value
+	}
+	return m
+}
+
+// FieldsOf returns m as Fields (nil when m is empty).
+func FieldsOf(m map[string]string) Fields {
+	if len(m) == 0 {
+		return nil
+	}
+	f := make(Fields, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		f = append(f, Field{k, m[k]})
+	}
+	return f
+}
+
+// SortFields sorts f by name in place and keeps, of a name given more than
+// once, the last value given, as a map assignment would. Inputs usually
+// arrive sorted already (Falco writes output_fields in key order), which an
+// insertion sort checks in one pass.
+func SortFields(f []Field) Fields {
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && f[j].Name < f[j-1].Name; j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+	// Stable, so duplicates are adjacent in input order: keep the last.
+	out := f[:0]
+	for i := range f {
+		if i+1 < len(f) && f[i+1].Name == f[i].Name {
+			continue
+		}
+		out = append(out, f[i])
+	}
+	clear(f[len(out):])
+	if len(out) == 0 {
+		return nil
+	}
+	return Fields(out)
+}
+
+// removeField drops every entry named name (a later null or "<NA>" for a
+// name unsets it).
+func removeField(f []Field, name string) []Field {
+	return slices.DeleteFunc(f, func(x Field) bool { return x.Name == name })
+}
+
+// MarshalJSON writes f as a JSON object (keys sorted, as encoding/json
+// writes a map).
+func (f Fields) MarshalJSON() ([]byte, error) { return json.Marshal(f.Map()) }
+
+// UnmarshalJSON reads a JSON object of strings.
+func (f *Fields) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		*f = nil
+		return nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*f = FieldsOf(m)
+	return nil
+}
