@@ -30,7 +30,9 @@ func (d *DB) Pending(sink string, after uint64, limit int) ([]scorer.OutboxEntry
 	var out []scorer.OutboxEntry
 	prefix := sinkPrefix(prefixOutbox, sink)
 	err := d.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: min(limit, 100), Prefix: prefix})
+		// No prefetch: it copies every value into the item's buffer, and
+		// ValueCopy below copies it again (a fifth of replay's allocations).
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		start := outboxKey(sink, after+1)
 		if after == ^uint64(0) {

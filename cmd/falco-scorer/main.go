@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,10 +33,11 @@ func main() {
 
 // globalFlags are shared by every subcommand.
 type globalFlags struct {
-	configPath string
-	logFormat  string
-	logLevel   string
-	cpuProfile string // hidden: profile a run (benchmarks), written when the command returns nil
+	configPath   string
+	logFormat    string
+	logLevel     string
+	cpuProfile   string // hidden: profile a run (benchmarks), written when the command returns nil
+	allocProfile string // hidden: allocations of a run, likewise
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -53,6 +55,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides log.level)")
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to FILE")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentFlags().StringVar(&g.allocProfile, "allocprofile", "", "write the allocations of the command (pprof allocs) to FILE when it ends")
+	_ = root.PersistentFlags().MarkHidden("allocprofile")
 	var profile *os.File
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if g.cpuProfile == "" {
@@ -66,6 +70,15 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		return pprof.StartCPUProfile(f)
 	}
 	root.PersistentPostRunE = func(*cobra.Command, []string) error {
+		if g.allocProfile != "" {
+			f, err := os.Create(g.allocProfile)
+			if err != nil {
+				return fmt.Errorf("allocprofile: %w", err)
+			}
+			if err := errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close()); err != nil {
+				return fmt.Errorf("allocprofile: %w", err)
+			}
+		}
 		if profile == nil {
 			return nil
 		}

@@ -13,8 +13,9 @@ import (
 
 // Sink writes JSON lines.
 type Sink struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte // one batch's lines, reused: a batch is written with one Write
 }
 
 // New returns a sink writing to w, or to os.Stdout when w is nil.
@@ -39,18 +40,20 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	for _, it := range batch {
-		buf.Write(bytes.TrimRight(it.Payload, "\n"))
-		buf.WriteByte('\n')
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.w.Write(buf.Bytes()); err != nil {
+	buf := s.buf[:0]
+	for _, it := range batch {
+		buf = append(buf, bytes.TrimRight(it.Payload, "\n")...)
+		buf = append(buf, '\n')
+	}
+	if cap(buf) <= 4<<20 { // keep the buffer of ordinary batches only
+		s.buf = buf
+	}
+	if _, err := s.w.Write(buf); err != nil {
 		return sinks.WithReason("write_error", fmt.Errorf("write alerts: %w", err))
 	}
 	return nil
 }
 
-// Close does nothing: the writer belongs to the caller.
 func (s *Sink) Close(context.Context) error { return nil }
