@@ -50,6 +50,7 @@ type Config struct {
 	Horizon        time.Duration `yaml:"horizon"`         // rolling window of behaviour that counts as normal
 	BucketSize     time.Duration `yaml:"bucket_size"`     // granularity of the rolling horizon
 	CommitBatch    int           `yaml:"commit_batch"`    // events per journal→outbox commit, at most
+	CommitDelay    time.Duration `yaml:"commit_delay"`    // how long scored events may wait for more before their commit (0: commit whenever the queue empties)
 	ContainerCache int           `yaml:"container_cache"` // container id → image entries remembered
 	MaxVocabulary  int           `yaml:"max_vocabulary"`  // distinct symbols per image; more map to out-of-vocabulary
 }
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		Horizon:             7 * 24 * time.Hour,
 		BucketSize:          time.Hour,
 		CommitBatch:         512,
+		CommitDelay:         2 * time.Millisecond,
 		ContainerCache:      100000,
 		MaxVocabulary:       512,
 	}
@@ -118,6 +120,7 @@ func (c Config) Validate() error {
 	check(c.BucketSize >= time.Minute, "bucket_size: %s, want at least 1m", c.BucketSize)
 	check(c.Horizon >= c.BucketSize, "horizon: %s shorter than bucket_size %s", c.Horizon, c.BucketSize)
 	check(c.CommitBatch > 0, "commit_batch: must be positive")
+	check(c.CommitDelay >= 0 && c.CommitDelay <= time.Second, "commit_delay: %s out of range 0..1s", c.CommitDelay)
 	check(c.ContainerCache > 0, "container_cache: must be positive")
 	check(c.MaxVocabulary >= 16 && c.MaxVocabulary <= markov.MaxVocabSize, "max_vocabulary: %d out of range 16..%d", c.MaxVocabulary, markov.MaxVocabSize)
 	return errors.Join(errs...)

@@ -660,3 +660,26 @@ func TestPipelineRefusesWhileBacklogged(t *testing.T) {
 		t.Fatalf("Accept after the backlog cleared = %v", err)
 	}
 }
+
+// TestPipelineCommitWaitsCommitDelay: a lone event is committed once the
+// commit delay has passed, not before, and not never.
+func TestPipelineCommitWaitsCommitDelay(t *testing.T) {
+	st := newMemStore()
+	cfg := testConfig()
+	cfg.CommitDelay = 300 * time.Millisecond
+	h := newHarness(t, cfg, st)
+	start := time.Now()
+	h.accept([]Event{h.event("Some rule", "Warning", "c1", "nginx", 1, "execve")})
+	for len(st.alerts(t)) == 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the event was never committed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(start); took < cfg.CommitDelay {
+		t.Errorf("committed after %v, want at least the commit delay %v", took, cfg.CommitDelay)
+	}
+	if n := st.journalLen(); n != 0 {
+		t.Errorf("journal after the commit = %d, want 0", n)
+	}
+}
