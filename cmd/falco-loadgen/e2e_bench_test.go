@@ -86,16 +86,19 @@ func BenchmarkE2E(b *testing.B) {
 	noop, noopURL := startNoop(b, loadgenBin)
 	warm(b, noopURL, time.Second)
 	n0, _ := readProc(noop.pid())
+	noopSelf0 := selfCPU()
 	base, err := Run(ctx, loadOpts(noopURL))
 	if err != nil {
 		b.Fatal(err)
 	}
+	noopSelf1 := selfCPU()
 	n1, _ := readProc(noop.pid())
 	if err := noop.stop(10 * time.Second); err != nil {
 		b.Fatalf("noop server: %v", err)
 	}
-	b.Logf("no-op receiver: %.0f req/s, p50 %s p99 %s, cpu %.2fs, status %v",
-		base.AcceptedPerSec(), base.Percentile(0.5), base.Percentile(0.99), (n1.cpu - n0.cpu).Seconds(), base.Status)
+	b.Logf("no-op receiver: %.0f req/s, p50 %s p99 %s, cpu %.2fs (%.1f µs/request); bench process (load generator) %.1f µs/request; status %v",
+		base.AcceptedPerSec(), base.Percentile(0.5), base.Percentile(0.99), (n1.cpu - n0.cpu).Seconds(),
+		float64((n1.cpu-n0.cpu).Microseconds())/float64(base.Accepted), float64((noopSelf1-noopSelf0).Microseconds())/float64(base.Accepted), base.Status)
 
 	// 2. The service, full speed.
 	const topic = "falco-scorer.alerts"
@@ -128,8 +131,9 @@ func BenchmarkE2E(b *testing.B) {
 		full.AcceptedPerSec(), ratio, full.Status, full.Errors, full.Percentile(0.5), full.Percentile(0.99))
 	b.Logf("service: broker records read during the window %.0f/s; alerts accepted %d, on the broker %d (%.1f s after the window); event→broker p50 %s p99 %s",
 		float64(seenInWindow)/t1.Sub(t0).Seconds(), full.Alerts, got, waited.Seconds(), percentile(lat, 0.5), percentile(lat, 0.99))
-	b.Logf("service: cpu %.2fs (%.1f µs/event), rss %.0f MiB (anonymous %.0f MiB, peak so far %.0f MiB); bench process (loadgen, broker, consumer) cpu %.2fs",
-		cpu.Seconds(), float64(cpu.Microseconds())/float64(full.Accepted), float64(p1.rss)/mib, float64(p1.anon)/mib, float64(p1.hwm)/mib, (self1 - self0).Seconds())
+	b.Logf("service: cpu %.2fs (%.1f µs/event), rss %.0f MiB (anonymous %.0f MiB, peak so far %.0f MiB); bench process (loadgen, broker, consumer) cpu %.2fs (%.1f µs/event)",
+		cpu.Seconds(), float64(cpu.Microseconds())/float64(full.Accepted), float64(p1.rss)/mib, float64(p1.anon)/mib, float64(p1.hwm)/mib,
+		(self1 - self0).Seconds(), float64((self1-self0).Microseconds())/float64(full.Accepted))
 
 	// 3. Half the measured rate.
 	half := loadOpts(svc.url)
@@ -382,12 +386,14 @@ func BenchmarkE2EProfile(b *testing.B) {
 	metricsURL := strings.TrimSuffix(svc.url, "/") + "/metrics"
 	m0 := scrape(metricsURL)
 	p0, _ := readProc(svc.pid())
+	self0 := selfCPU()
 	t0 := time.Now()
 	res, err := Run(context.Background(), loadOpts(svc.url))
 	if err != nil {
 		b.Fatal(err)
 	}
 	t1 := time.Now()
+	self1 := selfCPU()
 	p1, _ := readProc(svc.pid())
 	b.Logf("service journal: %s", journalStats(m0, scrape(metricsURL)))
 	got, _ := cons.waitFor(t0, t1, int(res.Alerts), 30*time.Second)
@@ -397,9 +403,9 @@ func BenchmarkE2EProfile(b *testing.B) {
 		b.Errorf("service stop: %v", err)
 	}
 	cpu := p1.cpu - p0.cpu
-	b.Logf("profiled: %.0f events/s, status %v, p50 %s p99 %s, alerts %d on the broker %d, cpu %.2fs (%.1f µs/event)",
+	b.Logf("profiled: %.0f events/s, status %v, p50 %s p99 %s, alerts %d on the broker %d, cpu %.2fs (%.1f µs/event); bench process %.1f µs/event",
 		res.AcceptedPerSec(), res.Status, res.Percentile(0.5), res.Percentile(0.99), res.Alerts, got,
-		cpu.Seconds(), float64(cpu.Microseconds())/float64(res.Accepted))
+		cpu.Seconds(), float64(cpu.Microseconds())/float64(res.Accepted), float64((self1-self0).Microseconds())/float64(res.Accepted))
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(res.AcceptedPerSec(), "events/s")
 }
