@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -51,5 +52,21 @@ func BenchmarkFieldsGet(b *testing.B) {
 		for _, names := range [][]string{FieldContainerID, FieldImageRepository, FieldImageTag, FieldImageDigest, FieldNamespace, FieldPod, FieldEvtType, FieldProcName} {
 			_ = ev.Field(names...)
 		}
+	}
+}
+
+func TestFieldsGetManyFields(t *testing.T) {
+	m := map[string]string{}
+	for i := range 100 {
+		m["f."+strconv.Itoa(i)] = strconv.Itoa(i)
+	}
+	f := FieldsOf(m)
+	for k, v := range m {
+		if got, ok := f.Get(k); !ok || got != v {
+			t.Errorf("Get(%q) = %q, %v, want %q", k, got, ok, v)
+		}
+	}
+	if _, ok := f.Get("f.100"); ok {
+		t.Error("Get of an absent name found it")
 	}
 }
