@@ -85,6 +85,11 @@ func (w *worker) run(ctx context.Context) {
 		select {
 		case it := <-w.ch:
 			w.process(it)
+			// Take what is already queued without a select per event
+			// (selectgo was 9 % of the pipeline's CPU under load).
+			for n := len(w.ch); n > 0 && w.uncommitted() < w.p.cfg.CommitBatch; n-- {
+				w.process(<-w.ch)
+			}
 			switch {
 			case w.uncommitted() >= w.p.cfg.CommitBatch || (len(w.ch) == 0 && delay == 0):
 				commitNow()
