@@ -49,7 +49,8 @@ type Journal interface {
 type OutboxPut struct {
 	Sink    string
 	AlertID string
-	Payload []byte // the alert's JSON (Alert.MarshalJSON)
+	Payload []byte       // the alert's JSON (Alert.MarshalJSON)
+	Header  *AlertHeader // the alert's header, what DecodeAlertHeader reads from Payload
 }
 
 // OutboxEntry is one pending (alert, sink) delivery.
@@ -59,6 +60,10 @@ type OutboxEntry struct {
 	AlertID  string
 	Payload  []byte
 	Enqueued time.Time
+	// Header is the alert's header when the outbox still had it in memory
+	// (an entry it hands out soon after its commit); nil otherwise, and
+	// then DecodeAlertHeader(Payload) gives it.
+	Header *AlertHeader
 }
 
 // Outbox is the durable per-sink delivery queue.

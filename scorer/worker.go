@@ -261,8 +261,9 @@ func (w *worker) emit(a *Alert, now time.Time) {
 		w.p.log.Error().Err(err).Str("kind", a.Kind).Msg("encode alert")
 		return
 	}
+	h := a.Header()
 	for _, s := range d.Sinks {
-		w.puts = append(w.puts, OutboxPut{Sink: s, AlertID: a.ID, Payload: payload})
+		w.puts = append(w.puts, OutboxPut{Sink: s, AlertID: a.ID, Payload: payload, Header: &h})
 	}
 	w.p.met.alerts.WithLabelValues(a.Kind, a.Priority.String()).Inc()
 }

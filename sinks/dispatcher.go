@@ -161,6 +161,10 @@ func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) 
 // would read the same).
 func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 	it := Item{Payload: e.Payload, Seq: e.Seq, Enqueued: e.Enqueued}
+	if d.headerOnly && e.Header != nil {
+		it.Header = *e.Header
+		return it, nil
+	}
 	if d.headerOnly {
 		h, err := scorer.DecodeAlertHeader(e.Payload)
 		if err != nil {

@@ -58,10 +58,11 @@ type DB struct {
 	stopRetirer sync.Once
 
 	outMu   sync.Mutex
-	outNext map[string]uint64 // next outbox seq per sink (never reused)
-	pending map[string]int64  // outbox entries per sink, for the gauge
-	dead    map[string]int64  // dead letters per sink, for the gauge
-	backlog atomic.Bool       // some sink's pending entries reached MaxOutboxEntries
+	outNext map[string]uint64      // next outbox seq per sink (never reused)
+	pending map[string]int64       // outbox entries per sink, for the gauge
+	dead    map[string]int64       // dead letters per sink, for the gauge
+	recent  map[string]*recentRing // entries just committed, per sink (recent.go)
+	backlog atomic.Bool            // some sink's pending entries reached MaxOutboxEntries
 
 	baseMu    sync.Mutex
 	flushNext uint64 // next baseline flush sequence
@@ -123,6 +124,7 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		cfg: cfg, log: log, bdb: bdb, m: m,
 		now: time.Now, diskFree: diskFree,
 		outNext: map[string]uint64{}, pending: map[string]int64{}, dead: map[string]int64{},
+		recent: map[string]*recentRing{},
 	}
 	if err := d.checkFormat(); err != nil {
 		return nil, errors.Join(err, bdb.Close())

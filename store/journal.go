@@ -347,6 +347,14 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
 	}
 	d.updateBacklog()
+	for i, a := range alerts {
+		r := d.recent[a.Sink]
+		if r == nil {
+			r = &recentRing{}
+			d.recent[a.Sink] = r
+		}
+		r.add(scorer.OutboxEntry{Sink: a.Sink, Seq: seqs[i], AlertID: a.AlertID, Payload: a.Payload, Enqueued: nanosTime(timeNanos(now)), Header: a.Header})
+	}
 	switch {
 	case d.mem != nil:
 		d.mem.complete(done)

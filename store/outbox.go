@@ -27,6 +27,17 @@ func (d *DB) Pending(sink string, after uint64, limit int) ([]scorer.OutboxEntry
 	if limit <= 0 {
 		return nil, nil
 	}
+	d.outMu.Lock()
+	cached, ok := d.recent[sink].take(after, limit)
+	d.outMu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	return d.pendingFromDisk(sink, after, limit)
+}
+
+// pendingFromDisk is Pending without the cache of recent entries.
+func (d *DB) pendingFromDisk(sink string, after uint64, limit int) ([]scorer.OutboxEntry, error) {
 	var out []scorer.OutboxEntry
 	prefix := sinkPrefix(prefixOutbox, sink)
 	err := d.view(func(txn *badger.Txn) error {

@@ -2,10 +2,12 @@ package store
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -231,4 +233,90 @@ func TestBackloggedAtMaxOutboxEntries(t *testing.T) {
 	if d.Backlogged() {
 		t.Error("still Backlogged with slack at 89 of 100")
 	}
+}
+
+// TestPendingFromMemoryMatchesDisk drives a dispatcher-like loop (random
+// batch sizes, acks, dead letters, dead letters re-queued with new
+// sequences, cursor restarts) and checks that every Pending answer, from the
+// cache of recent entries or not, is exactly what Badger holds.
+func TestPendingFromMemoryMatchesDisk(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	rng := rand.New(rand.NewPCG(7, 8))
+	cursor := map[string]uint64{}
+	var fromCache, n int
+	for step := range 3000 {
+		switch op := rng.IntN(10); {
+		case op < 4:
+			var ps []scorer.OutboxPut
+			for i := range rng.IntN(40) {
+				sink := []string{"kafka", "slack"}[rng.IntN(2)]
+				id := fmt.Sprintf("a%d-%d", step, i)
+				h := scorer.AlertHeader{ID: id}
+				ps = append(ps, scorer.OutboxPut{Sink: sink, AlertID: id, Payload: []byte(`{"id":"` + id + `"}`), Header: &h})
+			}
+			if err := d.Complete(nil, ps); err != nil {
+				t.Fatal(err)
+			}
+		case op == 4:
+			if _, err := d.ReplayDeadLetters(""); err != nil {
+				t.Fatal(err)
+			}
+		case op == 5 && rng.IntN(10) == 0:
+			cursor = map[string]uint64{} // a dispatcher starts over
+		default:
+			sink := []string{"kafka", "slack"}[rng.IntN(2)]
+			limit := 1 + rng.IntN(60)
+			want, err := d.pendingFromDisk(sink, cursor[sink], limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.outMu.Lock()
+			cached := d.recent[sink] != nil && len(d.recent[sink].entries) > 0
+			d.outMu.Unlock()
+			got, err := d.Pending(sink, cursor[sink], limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range got {
+				if e.Header != nil {
+					fromCache++
+					if e.Header.ID != e.AlertID {
+						t.Fatalf("step %d: cached header %+v of entry %s", step, e.Header, e.AlertID)
+					}
+				}
+			}
+			n += len(got)
+			// The cache may answer with fewer entries than Badger holds
+			// (those it holds end where dead letters were re-queued after
+			// them), never with others, and never with none when Badger has
+			// some: the next call, from the last one handed out, gets the rest.
+			if len(got) > len(want) || (len(got) == 0 && len(want) > 0) {
+				t.Fatalf("step %d: Pending(%s, %d, %d) gave %d entries, Badger holds %d", step, sink, cursor[sink], limit, len(got), len(want))
+			}
+			if d := cmp.Diff(want[:len(got)], got, cmpopts.IgnoreFields(scorer.OutboxEntry{}, "Header")); d != "" {
+				t.Fatalf("step %d: Pending(%s, %d, %d) (cache had entries: %v) (-disk +got):\n%s", step, sink, cursor[sink], limit, cached, d)
+			}
+			if len(got) == 0 {
+				continue
+			}
+			cursor[sink] = got[len(got)-1].Seq
+			var acked []uint64
+			for _, e := range got {
+				if rng.IntN(20) == 0 {
+					if err := d.DeadLetter(e, "test"); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				acked = append(acked, e.Seq)
+			}
+			if err := d.Ack(sink, acked); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if fromCache == 0 || fromCache == n {
+		t.Errorf("%d of %d entries came from the cache: the test did not exercise both paths", fromCache, n)
+	}
+	t.Logf("%d entries handed out, %d from the cache", n, fromCache)
 }
