@@ -166,12 +166,11 @@ func DecodeJSONOwned(raw []byte) (Event, error) {
 // keys match case-insensitively (Unicode simple folding) when no exact
 // match exists; Falco itself always writes them in lower case.
 func canonicalKey(k string) string {
-	eventKeys := [...]string{"time", "priority", "rule", "output", "source", "hostname", "tags", "output_fields"}
-	for _, e := range eventKeys {
-		if k == e {
-			return e
-		}
+	switch k {
+	case "time", "priority", "rule", "output", "source", "hostname", "tags", "output_fields":
+		return k
 	}
+	eventKeys := [...]string{"time", "priority", "rule", "output", "source", "hostname", "tags", "output_fields"}
 	for _, e := range eventKeys {
 		if strings.EqualFold(k, e) {
 			return e
@@ -409,32 +408,47 @@ func (d *decoder) str() (string, error) {
 	if d.peek() != '"' {
 		return "", d.syntax(d.peek(), "looking for beginning of object key string")
 	}
-	d.i++
-	start := d.i
-	ascii := true
-	for d.i < len(d.s) {
-		c := d.s[d.i]
-		switch {
+	// Plain runs eight bytes at a time, as skipString; high collects the
+	// bytes passed, so that only a string with a non-ASCII byte pays for a
+	// UTF-8 check.
+	s, start := d.s, d.i+1
+	i := start
+	var high uint64
+	for {
+		for i+8 <= len(s) {
+			w := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+			if hasStringStop(w) {
+				break
+			}
+			high |= w
+			i += 8
+		}
+		for i < len(s) && !strStop[s[i]] {
+			high |= uint64(s[i])
+			i++
+		}
+		if i >= len(s) {
+			d.i = i
+			return "", d.syntax(0, "")
+		}
+		switch c := s[i]; {
 		case c == '"':
-			v := d.s[start:d.i]
-			if !ascii && !utf8.ValidString(v) {
+			v := s[start:i]
+			if high&0x8080808080808080 != 0 && !utf8.ValidString(v) {
 				// Each invalid byte becomes U+FFFD, as in encoding/json.
 				d.i = start
 				return d.strSlow()
 			}
-			d.i++
+			d.i = i + 1
 			return v, nil
 		case c == '\\':
 			d.i = start
 			return d.strSlow()
-		case c < 0x20:
+		default: // a control byte
+			d.i = i
 			return "", d.syntax(c, "in string literal")
-		case c >= utf8.RuneSelf:
-			ascii = false
 		}
-		d.i++
 	}
-	return "", d.syntax(0, "")
 }
 
 // strSlow reads a string with escapes from d.i (just after the quote).
