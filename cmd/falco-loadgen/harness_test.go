@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,6 +74,7 @@ type child struct {
 	stderr *bytes.Buffer
 	done   chan struct{}
 	mu     sync.Mutex
+	hwm    atomic.Int64 // the child's VmHWM, sampled every 20 ms
 }
 
 func startChild(tb testing.TB, stdout *bytes.Buffer, name string, args ...string) *child {
@@ -85,7 +87,27 @@ func startChild(tb testing.TB, stdout *bytes.Buffer, name string, args ...string
 	if err := c.cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
+	exited := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(exited) }()
+	go func() {
+		// The peak resident set of the child's own address space. Not
+		// rusage's ru_maxrss: exec keeps the parent's high-water mark there
+		// (os/exec forks with CLONE_VM), so a child of a large benchmark
+		// process reported the benchmark's RSS, not its own.
+		defer close(c.done)
+		tk := time.NewTicker(20 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			if st, err := readProc(c.cmd.Process.Pid); err == nil {
+				c.hwm.Store(max(c.hwm.Load(), st.hwm))
+			}
+			select {
+			case <-exited:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
 	tb.Cleanup(func() { c.kill() })
 	return c
 }
@@ -133,13 +155,10 @@ func (c *child) kill() {
 	}
 }
 
-// maxRSS is the peak resident set of the exited child, in bytes.
-func (c *child) maxRSS() int64 {
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss << 10
-	}
-	return 0
-}
+// maxRSS is the peak resident set of the child, in bytes, as last sampled
+// (VmHWM only grows, so the last sample before exit is the peak up to the
+// final 20 ms).
+func (c *child) maxRSS() int64 { return c.hwm.Load() }
 
 // procStat is a snapshot of a live process.
 type procStat struct {
