@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/falcosecurity/client-go/pkg/api/schema"
 	"google.golang.org/grpc/encoding"
@@ -69,7 +70,9 @@ var errWire = errors.New("malformed falco.outputs.response")
 
 // decode parses b with proto3 semantics: fields in any order, the last
 // scalar wins, messages merge, unknown or mistyped fields are skipped,
-// strings must be UTF-8.
+// strings must be UTF-8. The strings of w point into b (a message's dozen
+// fields were two dozen small copies), so b must not change afterwards: the
+// codec hands over its own copy of each message.
 func (w *wireResponse) decode(b []byte) error {
 	*w = wireResponse{}
 	for len(b) > 0 {
@@ -121,7 +124,7 @@ func (w *wireResponse) field(num protowire.Number, v []byte) error {
 	if !utf8.Valid(v) {
 		return fmt.Errorf("%w: field %d: invalid UTF-8", errWire, num)
 	}
-	s := string(v)
+	s := alias(v)
 	switch num {
 	case fRule:
 		w.rule = s
@@ -208,7 +211,7 @@ func (w *wireResponse) entry(b []byte) error {
 	if w.fields == nil {
 		w.fields = make([]scorer.Field, 0, 16)
 	}
-	w.fields = append(w.fields, scorer.Field{Name: string(key), Value: string(val)})
+	w.fields = append(w.fields, scorer.Field{Name: alias(key), Value: alias(val)})
 	return nil
 }
 
@@ -295,4 +298,12 @@ func appendFalcoJSON(dst []byte, e *scorer.Event) []byte {
 	dst = append(dst, `,"time":"`...)
 	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"', '}')
+}
+
+// alias returns b's bytes as a string without copying them.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
