@@ -15,16 +15,28 @@ const (
 )
 
 // Quantile estimates a quantile of a stream in constant space with a fixed
-// histogram of 1/8-bit bins (768 bytes), interpolating inside the bin. On
-// per-event surprise values it ranks sequences like the exact quantile;
-// the P² estimator was measured and lost 0.015 AUC. The zero value is not
-// ready: use NewQuantile.
+// histogram of 1/8-bit bins, interpolating inside the bin. On per-event
+// surprise values it ranks sequences like the exact quantile; the P²
+// estimator was measured and lost 0.015 AUC. The zero value is not ready:
+// use NewQuantile.
+//
+// A short stream touches few bins, and a service holds 100,000s of these
+// (one per live sequence): the histogram is kept as up to quantileSparse
+// (bin, count) pairs in the struct and becomes the dense 768-byte array
+// only when a stream touches more bins. Both forms hold the same counts,
+// so every estimate is the same.
 type Quantile struct {
-	p    float64
-	n    uint64 // values added
-	w    uint64 // total weight in bins (less than n after halving)
-	bins [histBins]uint16
+	p      float64
+	n      uint64                   // values added
+	w      uint64                   // total weight in bins (less than n after halving)
+	dense  *[histBins]uint16        // nil while sparse
+	sparse [quantileSparse]binCount // bins in increasing order, first nsp used
+	nsp    uint8
 }
+
+const quantileSparse = 12
+
+type binCount struct{ bin, count uint16 }
 
 // NewQuantile returns an estimator of the p-quantile, p in (0,1).
 func NewQuantile(p float64) Quantile { return Quantile{p: p} }
@@ -37,16 +49,76 @@ func (e *Quantile) Add(x float64) {
 	i := int((x - histLow) / histBinWidth)
 	i = min(max(i, 0), histBins-1)
 	e.n++
-	if e.bins[i] == 1<<16-1 {
-		// Halve every bin: quantiles are preserved up to rounding.
-		e.w = 0
-		for j := range e.bins {
-			e.bins[j] = (e.bins[j] + 1) / 2
-			e.w += uint64(e.bins[j])
+	c := e.slot(i)
+	if *c == 1<<16-1 {
+		e.halve()
+		c = e.slot(i)
+	}
+	*c++
+	e.w++
+}
+
+// slot returns the count of bin i, adding the bin (or going dense) if the
+// stream has not touched it before.
+func (e *Quantile) slot(i int) *uint16 {
+	if e.dense != nil {
+		return &e.dense[i]
+	}
+	sp := e.sparse[:e.nsp]
+	k := 0
+	for k < len(sp) && int(sp[k].bin) < i {
+		k++
+	}
+	if k < len(sp) && int(sp[k].bin) == i {
+		return &e.sparse[k].count
+	}
+	if len(sp) == quantileSparse {
+		e.dense = new([histBins]uint16)
+		for _, b := range sp {
+			e.dense[b.bin] = b.count
+		}
+		e.sparse, e.nsp = [quantileSparse]binCount{}, 0
+		return &e.dense[i]
+	}
+	copy(e.sparse[k+1:e.nsp+1], e.sparse[k:e.nsp])
+	e.sparse[k] = binCount{bin: uint16(i)}
+	e.nsp++
+	return &e.sparse[k].count
+}
+
+// halve halves every bin (a bin is about to overflow): quantiles are
+// preserved up to rounding.
+func (e *Quantile) halve() {
+	e.w = 0
+	if e.dense != nil {
+		for j := range e.dense {
+			e.dense[j] = (e.dense[j] + 1) / 2
+			e.w += uint64(e.dense[j])
+		}
+		return
+	}
+	for j := range e.sparse[:e.nsp] {
+		e.sparse[j].count = (e.sparse[j].count + 1) / 2
+		e.w += uint64(e.sparse[j].count)
+	}
+}
+
+// each calls fn for every bin with a non-zero count, in bin order, until
+// fn returns false.
+func (e *Quantile) each(fn func(bin int, c uint16) bool) {
+	if e.dense != nil {
+		for i, c := range e.dense {
+			if c != 0 && !fn(i, c) {
+				return
+			}
+		}
+		return
+	}
+	for _, b := range e.sparse[:e.nsp] {
+		if b.count != 0 && !fn(int(b.bin), b.count) {
+			return
 		}
 	}
-	e.bins[i]++
-	e.w++
 }
 
 // Value returns the estimate (0 before any value).
@@ -56,15 +128,18 @@ func (e *Quantile) Value() float64 {
 	}
 	target := e.p * float64(e.w)
 	var cum float64
-	for i, c := range e.bins {
-		if c == 0 {
-			continue
-		}
+	v, found := 0.0, false
+	e.each(func(i int, c uint16) bool {
 		if cum+float64(c) >= target {
 			frac := (target - cum) / float64(c)
-			return histLow + (float64(i)+frac)*histBinWidth
+			v, found = histLow+(float64(i)+frac)*histBinWidth, true
+			return false
 		}
 		cum += float64(c)
+		return true
+	})
+	if found {
+		return v
 	}
 	return histLow + histBins*histBinWidth
 }
@@ -81,22 +156,20 @@ func (e *Quantile) BandMean(lo, hi float64) float64 {
 	}
 	a, b := lo*float64(e.w), hi*float64(e.w)
 	var cum, sum, wt float64
-	for i, c := range e.bins {
-		if c == 0 {
-			continue
-		}
+	e.each(func(i int, c uint16) bool {
 		from, to := cum, cum+float64(c)
 		cum = to
 		if to <= a {
-			continue
+			return true
 		}
 		if from >= b {
-			break
+			return false
 		}
 		in := min(to, b) - max(from, a)
 		sum += in * (histLow + (float64(i)+0.5)*histBinWidth)
 		wt += in
-	}
+		return true
+	})
 	if wt == 0 {
 		return e.Value()
 	}
@@ -153,16 +226,17 @@ func (s *Sequence) Reset() { *s = NewSequence(s.lo, s.hi) }
 
 // Window is the online state of one sequence: the per-event surprises of
 // the last Length events, their symbols, and the symbols just before them
-// (so that Model.Explain can recompute each transition). Push is O(1) and
-// does not allocate.
+// (so that Model.Explain can recompute each transition). Push is O(1); it
+// allocates only while the window grows to its length (doubling).
 type Window struct {
-	vals []uint16 // ring of the last len(vals) surprises, in units of windowUnit bits
-	syms []Symbol // ring of the last explained()+MaxOrder-1 symbols
-	warm int      // events before Score may alert (Ready)
-	n    int      // events pushed (saturates at len(vals)+MaxOrder-1)
-	pos  int      // next slot in syms
-	vpos int      // next slot in vals
-	sum  uint64   // sum of vals: integer, so it never drifts
+	vals   []uint16 // surprises, in units of windowUnit bits: grows to length, then a ring of the last length
+	syms   []Symbol // ring of the last explained()+MaxOrder-1 symbols
+	length int      // events the window covers once full
+	warm   int      // events before Score may alert (Ready)
+	n      int      // events pushed (saturates at length+MaxOrder-1)
+	pos    int      // next slot in syms
+	vpos   int      // next slot in vals once full
+	sum    uint64   // sum of vals: integer, so it never drifts
 }
 
 // Surprises are held in fixed point: 2 bytes instead of 4 per event per
@@ -199,21 +273,29 @@ func NewWarmWindow(length, warm int) (*Window, error) {
 	if warm < 1 || warm > MaxWindowLength {
 		return nil, fmt.Errorf("window warm-up: %d not in [1,%d]", warm, MaxWindowLength)
 	}
-	return &Window{vals: make([]uint16, length), syms: make([]Symbol, min(length, ExplainEvents)+MaxOrder-1), warm: min(warm, length)}, nil
+	// vals grows with the sequence: most processes end long before a
+	// window of hundreds of events fills, and a service holds 100,000s.
+	return &Window{vals: make([]uint16, 0, min(length, 16)), syms: make([]Symbol, min(length, ExplainEvents)+MaxOrder-1),
+		length: length, warm: min(warm, length)}, nil
 }
 
 // Push adds one scored event and returns the window score.
 func (w *Window) Push(s Symbol, st Step) float64 {
 	v := windowQuantize(st.Surprise)
-	if w.n >= len(w.vals) {
+	if len(w.vals) < w.length {
+		if len(w.vals) == cap(w.vals) {
+			w.vals = append(make([]uint16, 0, min(2*cap(w.vals), w.length)), w.vals...)
+		}
+		w.vals = append(w.vals, v)
+	} else {
 		w.sum -= uint64(w.vals[w.vpos])
+		w.vals[w.vpos] = v
+		w.vpos = (w.vpos + 1) % w.length
 	}
-	w.vals[w.vpos] = v
 	w.sum += uint64(v)
-	w.vpos = (w.vpos + 1) % len(w.vals)
 	w.syms[w.pos] = s
 	w.pos = (w.pos + 1) % len(w.syms)
-	if w.n < len(w.vals)+MaxOrder-1 { // saturates once both rings are full
+	if w.n < w.length+MaxOrder-1 { // saturates once both rings are full
 		w.n++
 	}
 	return w.Score()
@@ -222,7 +304,7 @@ func (w *Window) Push(s Symbol, st Step) float64 {
 // Score returns the mean surprise over the window's events (fewer than
 // Length at the start of a sequence; 0 before any event).
 func (w *Window) Score() float64 {
-	k := min(w.n, len(w.vals))
+	k := len(w.vals)
 	if k == 0 {
 		return 0
 	}
@@ -230,7 +312,7 @@ func (w *Window) Score() float64 {
 }
 
 // Full reports whether Length events have been pushed.
-func (w *Window) Full() bool { return w.n >= len(w.vals) }
+func (w *Window) Full() bool { return w.n >= w.length }
 
 // Ready reports whether Warmup events have been pushed: only then may Score
 // alert, and only then is it compared with (or sampled for) the calibrated
@@ -238,14 +320,14 @@ func (w *Window) Full() bool { return w.n >= len(w.vals) }
 func (w *Window) Ready() bool { return w.n >= w.warm }
 
 // Length returns the configured window length.
-func (w *Window) Length() int { return len(w.vals) }
+func (w *Window) Length() int { return w.length }
 
 // Warmup returns the events needed before the window is Ready.
 func (w *Window) Warmup() int { return w.warm }
 
 // Reset empties the window for a new sequence, keeping its buffers.
 func (w *Window) Reset() {
-	clear(w.vals)
+	w.vals = w.vals[:0]
 	w.n, w.pos, w.vpos, w.sum = 0, 0, 0, 0
 }
 
