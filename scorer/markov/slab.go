@@ -9,26 +9,29 @@ import (
 // finds a value that is then read and written in place (a map of values
 // needs a second probe to store it back), and the map itself holds only
 // 4-byte indexes, so its groups stay small in cache. Freed slots are reused.
-// Keys below len(direct) (the empty context, the unigram counts: touched
-// by every event) skip hashing altogether.
+// Keys below directMax (the empty context, the unigram counts: touched by
+// every event) skip hashing altogether; that array grows with the largest
+// such key seen, since most models use a few dozen symbols of the hundreds
+// allowed (4.6 KB per model at the full vocabulary, 10,000 models).
 type slab[T any] struct {
-	idx     map[uint64]int32
-	vals    []T
-	free    []int32
-	direct  []T
-	has     []bool
-	ndirect int
+	idx       map[uint64]int32
+	vals      []T
+	free      []int32
+	direct    []T
+	has       []bool
+	ndirect   int
+	directMax int
 }
 
 func newSlab[T any](direct int) slab[T] {
-	return slab[T]{idx: make(map[uint64]int32), direct: make([]T, direct), has: make([]bool, direct)}
+	return slab[T]{idx: make(map[uint64]int32), directMax: direct}
 }
 
 // get returns the value of k, or nil. The pointer is valid until the next
 // add to this slab.
 func (s *slab[T]) get(k uint64) *T {
-	if k < uint64(len(s.direct)) {
-		if s.has[k] {
+	if k < uint64(s.directMax) {
+		if k < uint64(len(s.has)) && s.has[k] {
 			return &s.direct[k]
 		}
 		return nil
@@ -42,7 +45,12 @@ func (s *slab[T]) get(k uint64) *T {
 // getOrAdd returns the value of k, adding a zero value if absent; added
 // reports whether it did. The pointer is valid until the next add.
 func (s *slab[T]) getOrAdd(k uint64) (v *T, added bool) {
-	if k < uint64(len(s.direct)) {
+	if k < uint64(s.directMax) {
+		if k >= uint64(len(s.direct)) {
+			n := min(s.directMax, max(2*len(s.direct), int(k)+1, 8))
+			s.direct = append(s.direct, make([]T, n-len(s.direct))...)
+			s.has = append(s.has, make([]bool, n-len(s.has))...)
+		}
 		if !s.has[k] {
 			s.has[k] = true
 			s.ndirect++
@@ -69,8 +77,8 @@ func (s *slab[T]) getOrAdd(k uint64) (v *T, added bool) {
 // remove deletes k; its slot is zeroed and reused.
 func (s *slab[T]) remove(k uint64) {
 	var zero T
-	if k < uint64(len(s.direct)) {
-		if s.has[k] {
+	if k < uint64(s.directMax) {
+		if k < uint64(len(s.has)) && s.has[k] {
 			s.has[k] = false
 			s.direct[k] = zero
 			s.ndirect--
