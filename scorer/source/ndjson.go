@@ -88,7 +88,9 @@ type Stats struct {
 // lines, decoders decode chunks in parallel, and the caller's goroutine
 // takes the chunks back in input order, so events are accepted in the order
 // of the file and everything above behaves as if one goroutine did it all.
-// A single decoding goroutine capped replay near 250k events/s.
+// A single decoding goroutine capped replay near 250k events/s. When it
+// returns early (an error, cancellation) while a read of r is blocked, that
+// read is left to return on its own; nothing more is read after it.
 func ReadNDJSON(ctx context.Context, r io.Reader, acc scorer.Acceptor, opts NDJSONOptions) (Stats, error) {
 	opts = opts.withDefaults()
 	start := time.Now()
@@ -130,7 +132,12 @@ func ReadNDJSON(ctx context.Context, r io.Reader, acc scorer.Acceptor, opts NDJS
 		return nil
 	}
 	for c := range chunks.ordered {
-		<-c.done
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			st.Bytes = consumed
+			return st, ctx.Err()
+		}
 		for i := range c.lines {
 			l := &c.lines[i]
 			consumed = l.consumed
@@ -198,52 +205,67 @@ type chunkLine struct {
 
 // chunkPipe is the running splitter and decoders of one ReadNDJSON.
 type chunkPipe struct {
-	ordered <-chan *chunk // every chunk, in input order
-	wg      sync.WaitGroup
+	ordered  <-chan *chunk // every chunk, in input order
+	decoders sync.WaitGroup
 }
 
 // decodeChunks starts a splitter goroutine and one decoder per CPU (at most
-// 4: beyond that the pipeline, not decoding, is the limit). At most a few
-// chunks per decoder are in flight, so memory stays bounded whatever the
-// input's size.
+// 4: beyond that the pipeline, not decoding, is the limit). A chunk is
+// handed over when it holds perChunk lines or when the input read so far is
+// used up (the next read may block: a quiet stream's lines, and a bad one
+// under StopOnError, must not wait for more input). At most decoders+2
+// chunks exist at once (queued in ordered, being built, being read), so
+// memory stays bounded whatever the input's size.
 func decodeChunks(ctx context.Context, r io.Reader, maxLine, perChunk int) *chunkPipe {
 	decoders := min(max(runtime.GOMAXPROCS(0), 1), 4)
 	work := make(chan *chunk, decoders)
-	ordered := make(chan *chunk, 2*decoders)
+	ordered := make(chan *chunk, decoders)
 	p := &chunkPipe{ordered: ordered}
-	p.wg.Add(1 + decoders)
+	p.decoders.Add(decoders)
 	for range decoders {
 		go func() {
-			defer p.wg.Done()
-			for c := range work {
-				for i := range c.lines {
-					l := &c.lines[i]
-					if l.raw != nil {
-						l.ev, l.err = scorer.DecodeJSONOwned(l.raw)
-						l.raw = nil
+			defer p.decoders.Done()
+			for {
+				select {
+				case c, ok := <-work:
+					if !ok {
+						return
 					}
+					for i := range c.lines {
+						l := &c.lines[i]
+						if l.raw != nil {
+							l.ev, l.err = scorer.DecodeJSONOwned(l.raw)
+							l.raw = nil
+						}
+					}
+					close(c.done)
+				case <-ctx.Done():
+					return // the reader has stopped waiting for chunks
 				}
-				close(c.done)
 			}
 		}()
 	}
 	go func() {
-		defer p.wg.Done()
 		defer close(work)
 		defer close(ordered)
 		sp := newSplitter(r, maxLine)
 		for {
 			c := &chunk{lines: make([]chunkLine, 0, perChunk), done: make(chan struct{})}
-			for len(c.lines) < perChunk && c.err == nil {
+			end := false
+			for len(c.lines) < perChunk {
 				if err := ctx.Err(); err != nil {
 					c.err = err
 					break
+				}
+				if len(c.lines) > 0 && sp.br.Buffered() == 0 {
+					break // hand over what we have before a read that may block
 				}
 				line, tooLong, err := sp.next()
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
 						c.err = err
 					}
+					end = true
 					break
 				}
 				l := chunkLine{consumed: sp.consumed, tooLong: tooLong}
@@ -257,7 +279,6 @@ func decodeChunks(ctx context.Context, r io.Reader, maxLine, perChunk int) *chun
 				c.lines = append(c.lines, l)
 			}
 			c.consumed = sp.consumed
-			last := len(c.lines) < perChunk || c.err != nil
 			select {
 			case ordered <- c:
 			case <-ctx.Done():
@@ -266,10 +287,13 @@ func decodeChunks(ctx context.Context, r io.Reader, maxLine, perChunk int) *chun
 			select {
 			case work <- c:
 			case <-ctx.Done():
-				close(c.done) // undecoded: the reader has stopped taking chunks
+				// The reader may already hold c: it must find a cancelled
+				// chunk, not undecoded lines.
+				c.lines, c.err = nil, ctx.Err()
+				close(c.done)
 				return
 			}
-			if last {
+			if end || c.err != nil {
 				return
 			}
 		}
@@ -277,13 +301,12 @@ func decodeChunks(ctx context.Context, r io.Reader, maxLine, perChunk int) *chun
 	return p
 }
 
-// stop cancels the splitter and decoders and waits for them, so that no
-// goroutine outlives ReadNDJSON.
+// stop cancels the splitter and decoders and waits for the decoders. A
+// splitter blocked in a read of r returns when that read does (it reads
+// nothing more): ReadNDJSON does not wait for input that may never come.
 func (p *chunkPipe) stop(cancel context.CancelFunc) {
 	cancel()
-	for range p.ordered { // unblock the splitter
-	}
-	p.wg.Wait()
+	p.decoders.Wait()
 }
 
 // acceptRetry calls Accept until it succeeds, retrying ErrOverloaded with a
