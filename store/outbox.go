@@ -17,6 +17,10 @@ type DeadLetter struct {
 	DeadAt time.Time `json:"dead_at"`
 }
 
+// pendingBeforeRead, when set (tests), runs in Pending between the cache's
+// answer and the read of Badger.
+var pendingBeforeRead func()
+
 // Pending returns up to limit entries of sink with Seq > after, in Seq
 // order. Entries are committed in sequence order, so a reader that keeps the
 // last Seq it saw as its cursor misses none.
@@ -27,13 +31,30 @@ func (d *DB) Pending(sink string, after uint64, limit int) ([]scorer.OutboxEntry
 	if limit <= 0 {
 		return nil, nil
 	}
+	// Not from memory once closed. Released before the read below, which
+	// takes it again (a nested read lock could deadlock with Close).
+	if err := d.acquire(); err != nil {
+		return nil, fmt.Errorf("outbox pending %s: %w", sink, err)
+	}
 	d.outMu.Lock()
 	cached, ok := d.recent[sink].take(after, limit)
 	d.outMu.Unlock()
+	d.life.RUnlock()
 	if ok {
 		return cached, nil
 	}
-	return d.pendingFromDisk(sink, after, limit)
+	if pendingBeforeRead != nil {
+		pendingBeforeRead()
+	}
+	out, err := d.pendingFromDisk(sink, after, limit)
+	if len(out) > 0 {
+		// Complete may have cached some of these between take and the
+		// read: they are handed out now, so the cache must forget them.
+		d.outMu.Lock()
+		d.recent[sink].forgetThrough(out[len(out)-1].Seq)
+		d.outMu.Unlock()
+	}
+	return out, err
 }
 
 // pendingFromDisk is Pending without the cache of recent entries.

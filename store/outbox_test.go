@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -319,4 +320,46 @@ func TestPendingFromMemoryMatchesDisk(t *testing.T) {
 		t.Errorf("%d of %d entries came from the cache: the test did not exercise both paths", fromCache, n)
 	}
 	t.Logf("%d entries handed out, %d from the cache", n, fromCache)
+}
+
+// TestPendingForgetsWhatBadgerHandedOut: an entry Complete caches while a
+// Pending is reading Badger is handed out by that read; the cache must not
+// hand it out again (found in review: after an ack, a dispatcher starting
+// over got it once more, though Badger no longer held it).
+func TestPendingForgetsWhatBadgerHandedOut(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	// Complete commits and caches between the cache's (empty) answer and
+	// Pending's read of Badger, which then hands the entries out.
+	pendingBeforeRead = func() {
+		pendingBeforeRead = nil
+		if err := d.Complete(nil, puts("kafka", "a", "b", "c")); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { pendingBeforeRead = nil })
+	got, err := d.Pending("kafka", 0, 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("Pending = %v, %v; want the 3 entries from Badger", got, err)
+	}
+	if err := d.Ack("kafka", []uint64{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := d.Pending("kafka", 0, 10); err != nil || len(again) != 0 {
+		t.Errorf("Pending after every entry was acked = %d entries, %v; Badger holds none", len(again), err)
+	}
+}
+
+// TestPendingAfterCloseFails: a closed store answers ErrClosed, not what its
+// cache of recent entries still holds.
+func TestPendingAfterCloseFails(t *testing.T) {
+	d := openAt(t, "")
+	if err := d.Complete(nil, puts("kafka", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Pending("kafka", 0, 10); !errors.Is(err, ErrClosed) {
+		t.Errorf("Pending on a closed store = %d entries, %v; want ErrClosed", len(got), err)
+	}
 }

@@ -18,7 +18,9 @@ import "github.com/falco-scorer/falco-scorer/scorer"
 //     sequences) empties the cache before the next entries are added;
 //   - entries leave Badger only through Ack and DeadLetter, which the
 //     dispatcher calls for entries Pending has handed out, and those leave
-//     the cache when handed out.
+//     the cache when handed out, from the cache or from Badger (an entry
+//     Complete cached while Pending was reading Badger is forgotten once
+//     that read hands it out).
 const (
 	recentMaxEntries = 4096
 	recentMaxBytes   = 8 << 20
@@ -55,6 +57,15 @@ func (r *recentRing) dropFront(n int) {
 	if len(r.entries) == 0 {
 		r.entries = r.entries[:0:0] // let the backing array go
 	}
+}
+
+// forgetThrough forgets the entries up to and including seq (handed out
+// from Badger).
+func (r *recentRing) forgetThrough(seq uint64) {
+	if r == nil || len(r.entries) == 0 || seq < r.entries[0].Seq {
+		return
+	}
+	r.dropFront(int(min(seq-r.entries[0].Seq+1, uint64(len(r.entries)))))
 }
 
 // take hands out up to limit entries with Seq > after and forgets them and
