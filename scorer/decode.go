@@ -329,6 +329,7 @@ func (d *decoder) tags() ([]string, string, error) {
 func (d *decoder) fields(out *Fields) (string, error) {
 	switch d.peek() {
 	case 'n':
+		*out = nil // as encoding/json sets a map to nil
 		return "", d.literal("null")
 	case '{':
 	default:

@@ -70,3 +70,31 @@ func TestFieldsGetManyFields(t *testing.T) {
 		t.Error("Get of an absent name found it")
 	}
 }
+
+// TestDecodeFieldsMatchReference: duplicated and merged output_fields
+// decode as encoding/json decodes them into a map (a later null clears it).
+func TestDecodeFieldsMatchReference(t *testing.T) {
+	head := `{"rule":"r","priority":"Info","time":"2026-11-24T12:00:00Z",`
+	for _, in := range []string{
+		`"output_fields":{"a":"1"},"output_fields":null}`,
+		`"output_fields":{"a":"1","b":"2"},"output_fields":{"a":null}}`,
+		`"output_fields":{"a":"1","a":"<NA>","a":"2"}}`,
+		`"output_fields":{"b":"1","a":"x","b":null,"c":"3","b":"4"}}`,
+		`"output_fields":{"a":"1"},"Output_Fields":{"b":"2","a":"<NA>"}}`,
+		`"output_fields":{"a":"1"},"output_fields":{}}`,
+		`"output_fields":{"z":"1","y":"2","x":"3","y":"<NA>","w":4,"x":null}}`,
+	} {
+		got, err := DecodeJSON([]byte(head + in))
+		want, refErr := decodeJSONReference([]byte(head + in))
+		if err != nil || refErr != nil {
+			t.Errorf("%s: error %v, reference error %v", in, err, refErr)
+			continue
+		}
+		if len(want.Fields) == 0 {
+			want.Fields = nil
+		}
+		if d := cmp.Diff(want.Fields, got.Fields); d != "" {
+			t.Errorf("%s: Fields (-reference +DecodeJSON):\n%s", in, d)
+		}
+	}
+}

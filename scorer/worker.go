@@ -262,6 +262,9 @@ func (w *worker) emit(a *Alert, now time.Time) {
 		return
 	}
 	h := a.Header()
+	// The outbox may keep the header a while after the event is gone: the
+	// rule must not pin the event's bytes, which it points into.
+	h.Rule = strings.Clone(h.Rule)
 	for _, s := range d.Sinks {
 		w.puts = append(w.puts, OutboxPut{Sink: s, AlertID: a.ID, Payload: payload, Header: &h})
 	}
