@@ -82,7 +82,9 @@
 // Every method is safe for concurrent use. Journal appends are serialized by
 // the committer; outbox sequence allocation and its commit share one mutex,
 // so a sink's entries become visible in sequence order and a reader's cursor
-// (Pending's after) never skips one; baseline writes share another. Close
+// (Pending's after) never skips one; the same mutex guards the in-memory
+// copy of each sink's just-committed entries that Pending answers from when
+// it can (recent.go); baseline writes share another. Close
 // waits for running operations and the maintenance pass, then closes
 // Badger; Run does maintenance until its context ends. Badger allows one
 // process per directory: the CLI works only on a stopped service's data
