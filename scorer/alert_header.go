@@ -32,6 +32,16 @@ func (a *Alert) Header() AlertHeader {
 	}
 }
 
+// Detached returns h with its own copy of each string taken from the event
+// (rule, image, container id), which otherwise point into the event's raw
+// JSON: a header kept after its event (the outbox's cache of recent
+// entries) must not keep those bytes alive. The id is built for the alert;
+// kind and band are constants.
+func (h AlertHeader) Detached() AlertHeader {
+	h.Rule, h.Image, h.ContainerID = strings.Clone(h.Rule), strings.Clone(h.Image), strings.Clone(h.ContainerID)
+	return h
+}
+
 // DecodeAlertHeader reads the header of an alert JSON (MarshalJSON's
 // output) without decoding the explanation or the Falco event: about ten
 // times cheaper than UnmarshalJSON, for sinks that forward the payload.

@@ -261,10 +261,7 @@ func (w *worker) emit(a *Alert, now time.Time) {
 		w.p.log.Error().Err(err).Str("kind", a.Kind).Msg("encode alert")
 		return
 	}
-	h := a.Header()
-	// The outbox may keep the header a while after the event is gone: the
-	// rule must not pin the event's bytes, which it points into.
-	h.Rule = strings.Clone(h.Rule)
+	h := a.Header().Detached() // the outbox may keep it after the event is gone
 	for _, s := range d.Sinks {
 		w.puts = append(w.puts, OutboxPut{Sink: s, AlertID: a.ID, Payload: payload, Header: &h})
 	}

@@ -62,7 +62,9 @@ type DB struct {
 	pending map[string]int64       // outbox entries per sink, for the gauge
 	dead    map[string]int64       // dead letters per sink, for the gauge
 	recent  map[string]*recentRing // entries just committed, per sink (recent.go)
-	backlog atomic.Bool            // some sink's pending entries reached MaxOutboxEntries
+
+	pendingBeforeRead func()      // tests: runs in Pending between the cache's answer and the Badger read
+	backlog           atomic.Bool // some sink's pending entries reached MaxOutboxEntries
 
 	baseMu    sync.Mutex
 	flushNext uint64 // next baseline flush sequence

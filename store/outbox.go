@@ -17,10 +17,6 @@ type DeadLetter struct {
 	DeadAt time.Time `json:"dead_at"`
 }
 
-// pendingBeforeRead, when set (tests), runs in Pending between the cache's
-// answer and the read of Badger.
-var pendingBeforeRead func()
-
 // Pending returns up to limit entries of sink with Seq > after, in Seq
 // order. Entries are committed in sequence order, so a reader that keeps the
 // last Seq it saw as its cursor misses none.
@@ -43,8 +39,8 @@ func (d *DB) Pending(sink string, after uint64, limit int) ([]scorer.OutboxEntry
 	if ok {
 		return cached, nil
 	}
-	if pendingBeforeRead != nil {
-		pendingBeforeRead()
+	if d.pendingBeforeRead != nil {
+		d.pendingBeforeRead()
 	}
 	out, err := d.pendingFromDisk(sink, after, limit)
 	if len(out) > 0 {

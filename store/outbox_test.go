@@ -330,13 +330,12 @@ func TestPendingForgetsWhatBadgerHandedOut(t *testing.T) {
 	d := openAt(t, t.TempDir())
 	// Complete commits and caches between the cache's (empty) answer and
 	// Pending's read of Badger, which then hands the entries out.
-	pendingBeforeRead = func() {
-		pendingBeforeRead = nil
+	d.pendingBeforeRead = func() {
+		d.pendingBeforeRead = nil
 		if err := d.Complete(nil, puts("kafka", "a", "b", "c")); err != nil {
 			t.Error(err)
 		}
 	}
-	t.Cleanup(func() { pendingBeforeRead = nil })
 	got, err := d.Pending("kafka", 0, 10)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("Pending = %v, %v; want the 3 entries from Badger", got, err)

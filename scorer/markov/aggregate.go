@@ -24,7 +24,9 @@ const (
 // (one per live sequence): the histogram is kept as up to quantileSparse
 // (bin, count) pairs in the struct and becomes the dense 768-byte array
 // only when a stream touches more bins. Both forms hold the same counts,
-// so every estimate is the same.
+// so every estimate is the same. Do not copy a Quantile (or a Sequence)
+// that may have gone dense and keep adding to either: the copies would
+// share the dense bins.
 type Quantile struct {
 	p      float64
 	n      uint64                   // values added
