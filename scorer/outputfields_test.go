@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 
@@ -96,5 +97,32 @@ func TestDecodeFieldsMatchReference(t *testing.T) {
 		if d := cmp.Diff(want.Fields, got.Fields); d != "" {
 			t.Errorf("%s: Fields (-reference +DecodeJSON):\n%s", in, d)
 		}
+	}
+}
+
+// TestFieldsJSONIsAnObject: through encoding/json (Event's struct tags),
+// output_fields stay an object of strings, as when they were a map.
+func TestFieldsJSONIsAnObject(t *testing.T) {
+	f := Fields{{"a", "1"}, {"b", "<x>"}}
+	b, err := json.Marshal(struct {
+		F Fields `json:"output_fields"`
+	}{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"output_fields":{"a":"1","b":"\u003cx\u003e"}}`; string(b) != want {
+		t.Errorf("json.Marshal = %s, want %s", b, want)
+	}
+	var back struct {
+		F Fields `json:"output_fields"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(f, back.F); d != "" {
+		t.Errorf("round trip (-want +got):\n%s", d)
+	}
+	if err := json.Unmarshal([]byte(`{"output_fields":null}`), &back); err != nil || back.F != nil {
+		t.Errorf("null = %v, %v; want nil Fields", back.F, err)
 	}
 }

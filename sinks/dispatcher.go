@@ -161,11 +161,11 @@ func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) 
 // would read the same).
 func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 	it := Item{Payload: e.Payload, Seq: e.Seq, Enqueued: e.Enqueued}
-	if d.headerOnly && e.Header != nil {
-		it.Header = *e.Header
-		return it, nil
-	}
 	if d.headerOnly {
+		if e.Header != nil { // handed out from memory with the scorer's header
+			it.Header = *e.Header
+			return it, nil
+		}
 		h, err := scorer.DecodeAlertHeader(e.Payload)
 		if err != nil {
 			return Item{}, err
