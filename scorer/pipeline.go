@@ -109,7 +109,8 @@ func New(cfg Config, deps Deps, log zerolog.Logger, reg prometheus.Registerer) (
 func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 
 // Accept journals events durably and queues them for scoring. It returns
-// ErrOverloaded, without journaling anything, when the queue is full.
+// ErrOverloaded, without journaling anything, when the queue is full, and
+// ErrTooLarge when an event is larger than the journal takes.
 func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) error {
 	if len(events) == 0 {
 		return nil
@@ -139,7 +140,7 @@ func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) er
 	seqs, err := p.deps.Journal.Append(ctx, raws)
 	if err != nil {
 		p.inflight.Add(-n)
-		if !errors.Is(err, ErrUnavailable) {
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTooLarge) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err

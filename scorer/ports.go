@@ -25,6 +25,12 @@ var ErrBacklogged = fmt.Errorf("%w: sinks are behind (outbox full)", ErrOverload
 // data directory is full or unwritable); nothing was accepted. HTTP answers 503.
 var ErrUnavailable = errors.New("unavailable: cannot persist events")
 
+// ErrTooLarge means an event is larger than the journal takes
+// (store.max_event_bytes); nothing was accepted, and retrying the same events
+// cannot help. HTTP answers 413; the gRPC input drops that event and counts
+// it.
+var ErrTooLarge = errors.New("event too large")
+
 // Acceptor takes decoded events from an input. Accept returns nil only when
 // every event is durable and queued for scoring; on error none was accepted.
 // It is safe for concurrent use.

@@ -86,7 +86,7 @@ func (d *DB) Append(ctx context.Context, raws [][]byte) ([]uint64, error) {
 	r := &appendReq{ctx: ctx, raws: raws, done: make(chan struct{})}
 	for i, raw := range raws {
 		if len(raw) > d.cfg.MaxEventBytes {
-			return nil, fmt.Errorf("append: event %d is %d bytes, above max_event_bytes %d", i, len(raw), d.cfg.MaxEventBytes)
+			return nil, fmt.Errorf("append: event %d is %d bytes, above store.max_event_bytes %d: %w", i, len(raw), d.cfg.MaxEventBytes, scorer.ErrTooLarge)
 		}
 		r.bytes += len(raw)
 	}

@@ -319,8 +319,8 @@ func TestAppendContextCancelledAndLimits(t *testing.T) {
 		t.Errorf("Append(cancelled) = %v, want context.Canceled", err)
 	}
 	big := make([]byte, d.cfg.MaxEventBytes+1)
-	if _, err := d.Append(t.Context(), [][]byte{big}); err == nil || errors.Is(err, scorer.ErrUnavailable) {
-		t.Errorf("Append(too big) = %v, want a plain error", err)
+	if _, err := d.Append(t.Context(), [][]byte{[]byte("x"), big}); !errors.Is(err, scorer.ErrTooLarge) || errors.Is(err, scorer.ErrUnavailable) {
+		t.Errorf("Append(too big) = %v, want ErrTooLarge (not ErrUnavailable)", err)
 	}
 	if seqs, err := d.Append(t.Context(), nil); err != nil || seqs != nil {
 		t.Errorf("Append(nil) = %v, %v, want nil, nil", seqs, err)

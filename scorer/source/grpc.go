@@ -14,10 +14,16 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 )
+
+// streamUpAfter is how long a sub stream must stay open, with no response
+// yet, to count as up (an idle Falco sends nothing).
+const streamUpAfter = time.Second
 
 // GRPC subscribes to Falco's gRPC outputs (Falco ≤ 0.43) and accepts the
 // events it streams. Build it with NewGRPC and call Run.
@@ -92,7 +98,11 @@ func (g *GRPC) Run(ctx context.Context) error {
 			lostAt, lostErr = time.Now(), err
 			wait = g.cfg.BackoffInitial
 		} else if attempts == 0 && !everUp {
-			g.log.Warn().Err(err).Str("target", g.target()).Msg("grpc connect failed, retrying")
+			ev := g.log.Warn().Err(err).Str("target", g.target())
+			if hint := refusalHint(err); hint != "" {
+				ev = ev.Str("hint", hint)
+			}
+			ev.Msg("grpc connect failed, retrying")
 		}
 		attempts++
 		g.log.Debug().Err(err).Int("attempt", attempts).Msg("grpc attempt failed")
@@ -107,6 +117,18 @@ func (g *GRPC) Run(ctx context.Context) error {
 		}
 		wait = min(2*wait, g.cfg.BackoffMax)
 	}
+}
+
+// refusalHint says what to check when the server refused the sub stream
+// rather than being unreachable.
+func refusalHint(err error) string {
+	switch status.Code(err) {
+	case codes.Unimplemented:
+		return "the server does not serve Falco's outputs service: enable grpc and grpc_output in falco.yaml (Falco <= 0.43; Falco >= 0.44 has no gRPC output, use http_output)"
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return "Falco refused the client: check inputs.grpc cert_file, key_file and ca_file against Falco's grpc.private_key, cert_chain and root_certs"
+	}
+	return ""
 }
 
 func (g *GRPC) target() string {
@@ -163,7 +185,6 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 	if err := stream.Send(&outputs.Request{}); err != nil {
 		return fmt.Errorf("subscribe %s: send request: %w", g.target(), err)
 	}
-	onSubscribed()
 
 	// Falco writes what it has queued after each request, then waits for
 	// the next one: poll. Only this goroutine sends on the stream.
@@ -202,7 +223,7 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 		}
 	}()
 
-	pending := g.acceptLoop(ctx, evc)
+	pending := g.acceptLoop(ctx, evc, onSubscribed)
 	cancel()
 	// The receiver stops once the stream is cancelled; whatever it had
 	// already received is accepted before returning.
@@ -215,7 +236,7 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 	if len(pending) > 0 {
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
 		defer dcancel()
-		if err := g.accept(dctx, pending); err != nil {
+		if _, err := g.accept(dctx, pending); err != nil {
 			g.log.Error().Err(err).Int("events", len(pending)).Msg("grpc events received but not accepted at shutdown")
 			return err
 		}
@@ -240,8 +261,22 @@ func (g *GRPC) convert(res *wireResponse) (scorer.Event, bool) {
 // acceptLoop accepts batches of events received back to back until evc is
 // closed (it then returns nil) or ctx ends (it then returns the batch it
 // could not accept, for the shutdown drain).
-func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []scorer.Event {
+//
+// The stream counts as up (subscribed is called once) when its first
+// response arrives, or when it has stayed open for streamUpAfter: a server
+// that refuses the stream (Unimplemented, PermissionDenied) answers at once,
+// and must not count as a stream that was up and then lost.
+func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse, subscribed func()) []scorer.Event {
 	max := g.cfg.BatchSize
+	upTimer := time.NewTimer(streamUpAfter)
+	defer upTimer.Stop()
+	upC := upTimer.C
+	markUp := func() {
+		if subscribed != nil {
+			subscribed()
+			subscribed, upC = nil, nil
+		}
+	}
 	for {
 		var first *wireResponse
 		select {
@@ -250,6 +285,10 @@ func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []score
 				return nil
 			}
 			first = res
+			markUp()
+		case <-upC:
+			markUp()
+			continue
 		case <-ctx.Done():
 			return nil
 		}
@@ -274,16 +313,19 @@ func (g *GRPC) acceptLoop(ctx context.Context, evc <-chan *wireResponse) []score
 		if len(batch) == 0 {
 			continue
 		}
-		if err := g.accept(ctx, batch); err != nil {
-			return batch // accept retries until ctx ends
+		if rest, err := g.accept(ctx, batch); err != nil {
+			return rest // accept retries until ctx ends
 		}
 	}
 }
 
-// accept calls Accept until it succeeds or ctx ends. Every error is retried:
-// the events already left Falco, so giving up would lose them; not reading
-// the stream meanwhile pushes back to Falco. One log line per episode.
-func (g *GRPC) accept(ctx context.Context, batch []scorer.Event) error {
+// accept calls Accept until it succeeds or ctx ends, and returns the events
+// it did not accept when ctx ended. Every error is retried, since the events
+// already left Falco and giving up would lose them (not reading the stream
+// meanwhile pushes back to Falco), except ErrTooLarge: retrying cannot help,
+// so the events of the batch are accepted one by one and the ones too large
+// for the journal are dropped, counted and logged. One log line per episode.
+func (g *GRPC) accept(ctx context.Context, batch []scorer.Event) ([]scorer.Event, error) {
 	wait := 10 * time.Millisecond
 	var logged error
 	for {
@@ -293,7 +335,20 @@ func (g *GRPC) accept(ctx context.Context, batch []scorer.Event) error {
 			if logged != nil {
 				g.log.Info().Msg("grpc accept recovered")
 			}
-			return nil
+			return nil, nil
+		}
+		if errors.Is(err, scorer.ErrTooLarge) {
+			if len(batch) == 1 {
+				g.m.rejected.WithLabelValues(SourceGRPC, reasonTooLarge).Inc()
+				g.log.Warn().Err(err).Str("rule", batch[0].Rule).Msg("grpc event dropped: larger than the journal takes (raise store.max_event_bytes to keep such events)")
+				return nil, nil
+			}
+			for i := range batch {
+				if _, err := g.accept(ctx, batch[i:i+1]); err != nil {
+					return batch[i:], err
+				}
+			}
+			return nil, nil
 		}
 		reason := reasonUnavailable
 		if errors.Is(err, scorer.ErrOverloaded) {
@@ -312,7 +367,7 @@ func (g *GRPC) accept(ctx context.Context, batch []scorer.Event) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("accept %d events: %w", len(batch), ctx.Err())
+			return batch, fmt.Errorf("accept %d events: %w", len(batch), ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, time.Second)

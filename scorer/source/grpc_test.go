@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +17,12 @@ import (
 	"github.com/falcosecurity/client-go/pkg/api/schema"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
@@ -278,4 +283,100 @@ func TestGRPCMTLS(t *testing.T) {
 	stop := runGRPC(t, g)
 	defer stop()
 	waitFor(t, 5*time.Second, "the event over mTLS", func() bool { return len(rec.got()) == 1 })
+}
+
+// TestGRPCDropsEventTooLargeForJournal: an event the journal refuses as too
+// large (ErrTooLarge) is dropped and counted, and the events around it in
+// the same batch and after it are accepted; retrying it forever would stop
+// the input for good.
+func TestGRPCDropsEventTooLargeForJournal(t *testing.T) {
+	path := socketPath(t)
+	falco := newFakeFalco(8)
+	falco.serve(t, path)
+	defer falco.stop()
+	rec := &recorder{}
+	journal := acceptFunc(func(ctx context.Context, source string, evs []scorer.Event) error {
+		for _, ev := range evs {
+			if len(ev.Output) > 1000 {
+				return fmt.Errorf("append: %w", scorer.ErrTooLarge)
+			}
+		}
+		return rec.Accept(ctx, source, evs)
+	})
+	big := numberedResponse(1)
+	big.Output = strings.Repeat("x", 2000)
+	falco.queue <- numberedResponse(0)
+	falco.queue <- big
+	falco.queue <- numberedResponse(2)
+	g := newTestGRPC(t, path, journal, prometheus.NewRegistry())
+	stop := runGRPC(t, g)
+	defer stop()
+	waitFor(t, 5*time.Second, "r0 and r2", func() bool { return len(rec.got()) >= 2 })
+	falco.queue <- numberedResponse(3)
+	waitFor(t, 5*time.Second, "r3 after the dropped event", func() bool { return len(rec.got()) >= 3 })
+	stop()
+	if d := cmp.Diff([]string{"r0", "r2", "r3"}, rules(rec.got())); d != "" {
+		t.Errorf("accepted (-want +got):\n%s", d)
+	}
+	if got := value(g.m.rejected.WithLabelValues(SourceGRPC, reasonTooLarge)); got != 1 {
+		t.Errorf("rejected{reason=too_large} = %v, want 1", got)
+	}
+}
+
+// refusingFalco refuses every sub stream at once, as a gRPC server without
+// Falco's outputs service (or with grpc_output disabled) does.
+type refusingFalco struct {
+	outputs.UnimplementedServiceServer
+}
+
+func (refusingFalco) Sub(outputs.Service_SubServer) error {
+	return status.Error(codes.Unimplemented, "grpc_output disabled")
+}
+
+// TestGRPCRefusedStreamIsNotUp: a stream the server refuses at once never
+// counts as subscribed: no readiness, no "reconnected", and the retries back
+// off (fewer attempts than a reset-to-initial backoff would make) with one
+// warning that says what to check.
+func TestGRPCRefusedStreamIsNotUp(t *testing.T) {
+	path := socketPath(t)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	outputs.RegisterServiceServer(srv, refusingFalco{})
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+
+	var logs syncBuffer
+	c := DefaultGRPCConfig()
+	c.Enabled = true
+	c.UnixSocket = "unix://" + path
+	c.BackoffInitial = 10 * time.Millisecond
+	c.BackoffMax = 200 * time.Millisecond
+	g, err := NewGRPC(c, &recorder{}, zerolog.New(&logs).Level(zerolog.InfoLevel), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := false
+	stop := runGRPC(t, g)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		ready = ready || g.Ready()
+		time.Sleep(2 * time.Millisecond)
+	}
+	stop()
+	out := logs.String()
+	if ready {
+		t.Error("input reported ready on a refused stream")
+	}
+	if n := strings.Count(out, "grpc stream lost") + strings.Count(out, "grpc reconnected"); n != 0 {
+		t.Errorf("%d stream lost/reconnected lines for a stream that never came up:\n%s", n, out)
+	}
+	if got := value(g.m.reconnects); got != 0 {
+		t.Errorf("reconnects = %v, want 0", got)
+	}
+	if n := strings.Count(out, "grpc connect failed"); n != 1 || !strings.Contains(out, "grpc_output") {
+		t.Errorf("want one warning with a hint about grpc_output, got:\n%s", out)
+	}
 }

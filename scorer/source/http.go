@@ -244,6 +244,9 @@ func (h *HTTP) serveIngest(w http.ResponseWriter, r *http.Request) int {
 			w.Header().Set("Retry-After", "1")
 			return h.fail(w, http.StatusTooManyRequests, reasonOverloaded, len(events), "overloaded: retry later")
 		}
+		if errors.Is(err, scorer.ErrTooLarge) {
+			return h.fail(w, http.StatusRequestEntityTooLarge, reasonTooLarge, len(events), err.Error())
+		}
 		h.log.Debug().Err(err).Int("events", len(events)).Msg("accept failed")
 		return h.fail(w, http.StatusServiceUnavailable, reasonUnavailable, len(events), "unavailable: events could not be persisted")
 	}

@@ -165,6 +165,7 @@ func TestHTTPAcceptErrors(t *testing.T) {
 		{"wrapped overloaded", fmt.Errorf("queue: %w", scorer.ErrOverloaded), 429, "1", reasonOverloaded},
 		{"unavailable", scorer.ErrUnavailable, 503, "", reasonUnavailable},
 		{"other error", errors.New("disk on fire"), 503, "", reasonUnavailable},
+		{"too large for the journal", fmt.Errorf("append: event 0: %w", scorer.ErrTooLarge), 413, "", reasonTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,7 +180,7 @@ func TestHTTPAcceptErrors(t *testing.T) {
 				t.Errorf("POST / with Accept error %v = %d Retry-After %q reason %q, want %d %q %q",
 					tc.err, w.Code, w.Header().Get("Retry-After"), body.Reason, tc.wantCode, tc.wantRetry, tc.wantReason)
 			}
-			if tc.err != nil && strings.Contains(w.Body.String(), "disk on fire") {
+			if tc.err != nil && tc.wantCode != 413 && strings.Contains(w.Body.String(), "disk on fire") {
 				t.Errorf("error body %s leaks the internal error", w.Body)
 			}
 		})
