@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -83,10 +84,15 @@ type WebhookConfig struct {
 	webhook.Config `yaml:",inline"`
 }
 
-// AdminConfig protects the admin API (/api/v1/...) served on the HTTP
-// input's listener. Without a token the API is still served, but only on a
-// loopback listener.
+// AdminConfig places and protects the operations endpoints: /healthz,
+// /readyz, /metrics and the admin API (/api/v1/...). They are served on
+// Listen when it is set, else on the HTTP input's listener. Without a token
+// the admin API is still served, but only on a loopback listener.
 type AdminConfig struct {
+	// Listen is a separate plain-HTTP address for the operations endpoints,
+	// so that ingest can stay on loopback (Falco in the same pod) while
+	// probes and Prometheus reach these from outside the pod.
+	Listen    string        `yaml:"listen"`
 	Token     secret.Secret `yaml:"token"`
 	TokenFile string        `yaml:"token_file"`
 	TokenEnv  string        `yaml:"token_env"`
@@ -179,6 +185,11 @@ func (c Config) Validate() error {
 	}
 	if c.Sinks.Webhook.Enabled {
 		add("sinks.webhook", c.Sinks.Webhook.Config.Validate())
+	}
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("admin.listen: %w", err))
+		}
 	}
 	if c.MemoryLimitMiB < 0 {
 		errs = append(errs, errors.New("memory_limit_mib: negative"))

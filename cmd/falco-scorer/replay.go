@@ -35,6 +35,7 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 			}
 			cfg.Inputs.HTTP.Enabled = false
 			cfg.Inputs.GRPC.Enabled = false
+			cfg.Admin.Listen = "" // a service running beside may hold it; replay serves nothing
 			var in io.Reader = cmd.InOrStdin()
 			var size int64 = -1
 			if args[0] != "-" {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -17,13 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/falco-scorer/falco-scorer/rules"
 	"github.com/falco-scorer/falco-scorer/scorer"
-	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/scorer/source"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
@@ -31,7 +27,6 @@ import (
 	"github.com/falco-scorer/falco-scorer/sinks/stdout"
 	"github.com/falco-scorer/falco-scorer/sinks/webhook"
 	"github.com/falco-scorer/falco-scorer/store"
-	"github.com/falco-scorer/falco-scorer/store/admin"
 )
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -125,6 +120,7 @@ type service struct {
 	dispatchers []*sinks.Dispatcher
 	http        *source.HTTP
 	grpc        *source.GRPC
+	ops         *opsServer    // admin.listen's server; nil when the endpoints share the ingest listener
 	ready       chan struct{} // closed once the inputs run
 }
 
@@ -188,9 +184,9 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer) (_ *service, err 
 		if s.http, err = source.NewHTTP(cfg.Inputs.HTTP, s.pipe, log, s.reg); err != nil {
 			return nil, fmt.Errorf("http input: %w", err)
 		}
-		if err = s.mountHandlers(); err != nil {
-			return nil, err
-		}
+	}
+	if err = s.mountOps(); err != nil {
+		return nil, err
 	}
 	if cfg.Inputs.GRPC.Enabled {
 		if s.grpc, err = source.NewGRPC(cfg.Inputs.GRPC, s.pipe, log, s.reg); err != nil {
@@ -236,53 +232,6 @@ func wrapIf(prefix string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", prefix, err)
-}
-
-// mountHandlers adds metrics, health and the admin API to the HTTP input's
-// listener.
-func (s *service) mountHandlers() error {
-	s.http.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	s.http.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	}))
-	s.http.Handle("/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if !s.isReady() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	}))
-	tok, err := secret.Resolve("admin.token", s.cfg.Admin.Token, s.cfg.Admin.TokenFile, s.cfg.Admin.TokenEnv)
-	if err != nil {
-		return err
-	}
-	if tok.IsZero() && !loopback(s.cfg.Inputs.HTTP.Listen) {
-		s.log.Warn().Str("listen", s.cfg.Inputs.HTTP.Listen).
-			Msg("admin api disabled: listener is not loopback and admin.token is not set")
-		return nil
-	}
-	s.http.Handle("/api/v1/", admin.Handler(s.db, tok, s.log,
-		admin.WithDescribe(describeBaseline(s.cfg.Scorer.Order)),
-		admin.WithOnChange(func(image string) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := s.pipe.Forget(ctx, image); err != nil {
-				s.log.Warn().Err(err).Str("image", image).Msg("reload baseline after admin change")
-			}
-		})))
-	return nil
-}
-
-func loopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (s *service) isReady() bool {
@@ -338,6 +287,14 @@ func (s *service) run(ctx context.Context, feed func(context.Context)) error {
 	defer stopPipe()
 	defer stopInputs()
 
+	if s.ops != nil {
+		// Up from the start: liveness answers during the journal replay,
+		// readiness says when it is over, metrics last until the end.
+		if err := s.ops.start(); err != nil {
+			return s.finish(err, stopSinks, &sinkWG, stopStore, &storeWG)
+		}
+		defer s.ops.stop()
+	}
 	storeWG.Add(1)
 	go func() { defer storeWG.Done(); s.db.Run(storeCtx) }()
 	for _, d := range s.dispatchers {
