@@ -64,6 +64,12 @@ type HTTPConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout bounds the graceful shutdown when Run's context ends.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// OverloadWait is how long a request may wait for room when the service
+	// is overloaded before it is answered 429 (0: answer at once). Falco's
+	// http_output drops an event whatever the answer, so waiting pushes back
+	// into Falco's output queue instead; keep it under Falco's
+	// output_timeout (2 s by default).
+	OverloadWait time.Duration `yaml:"overload_wait"`
 
 	// Token, when set (inline, from TokenFile or from the environment
 	// variable named by TokenEnv, in the order of secret.Resolve), is
@@ -99,6 +105,7 @@ func DefaultHTTPConfig() HTTPConfig {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
+		OverloadWait:      500 * time.Millisecond,
 	}
 }
 
@@ -129,6 +136,9 @@ func (c HTTPConfig) Validate() error {
 		if d.v <= 0 {
 			add("%s: must be positive, got %s", d.name, d.v)
 		}
+	}
+	if c.OverloadWait < 0 || c.OverloadWait > 10*time.Second {
+		add("overload_wait: %s not in [0, 10s]", c.OverloadWait)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		add("tls: cert_file and key_file must be set together")

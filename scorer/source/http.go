@@ -45,6 +45,7 @@ type HTTP struct {
 	addr    atomic.Pointer[string]
 	ready   atomic.Bool
 	running atomic.Bool
+	warns   warnLimiter // rejections, logged at most once per reason a while
 }
 
 // NewHTTP builds the receiver: it resolves the token, loads TLS material and
@@ -75,6 +76,7 @@ func NewHTTP(cfg HTTPConfig, acc scorer.Acceptor, logger zerolog.Logger, reg pro
 		h.token = &sum
 	}
 	h.mux.HandleFunc("/{$}", h.ingest)
+	h.mux.HandleFunc("/", h.notFound)
 	h.srv = &http.Server{
 		Handler:           h.mux,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -198,6 +200,17 @@ type errorBody struct {
 	Reason string `json:"reason"`
 }
 
+// notFound answers every path nothing else is mounted on. A POST there is
+// most likely Falco's http_output url with a path, which Falco would never
+// report (it ignores the status), so it is counted and logged.
+func (h *HTTP) notFound(w http.ResponseWriter, r *http.Request) {
+	n := 0
+	if r.Method == http.MethodPost {
+		n = 1
+	}
+	h.failN(w, http.StatusNotFound, reasonNotFound, n, fmt.Sprintf("no such endpoint %s: post Falco events to / (http_output url http://host:port/)", r.URL.Path))
+}
+
 // ingest handles POST / and records the request's duration.
 func (h *HTTP) ingest(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -237,9 +250,13 @@ func (h *HTTP) serveIngest(w http.ResponseWriter, r *http.Request) int {
 		events, err = decodeOne(buf.Bytes())
 	}
 	if err != nil {
-		return h.fail(w, http.StatusBadRequest, decodeReason(err), 1, err.Error())
+		msg := err.Error()
+		if b := bytes.TrimLeft(buf.Bytes(), " \t\r\n"); len(b) > 0 && b[0] != '{' {
+			msg = "body is not a JSON object: Falco posts its text output unless json_output: true is set in falco.yaml (" + msg + ")"
+		}
+		return h.fail(w, http.StatusBadRequest, decodeReason(err), 1, msg)
 	}
-	if err := h.acc.Accept(r.Context(), SourceHTTP, events); err != nil {
+	if err := h.accept(r.Context(), events); err != nil {
 		if errors.Is(err, scorer.ErrOverloaded) {
 			w.Header().Set("Retry-After", "1")
 			return h.fail(w, http.StatusTooManyRequests, reasonOverloaded, len(events), "overloaded: retry later")
@@ -392,11 +409,49 @@ func decodeReason(err error) string {
 	return scorer.ReasonInvalidJSON
 }
 
+// accept calls Accept and, while the service is overloaded, tries again
+// for up to overload_wait before giving up: Falco's http_output drops an
+// event whatever the answer, so holding the request a little pushes back
+// into Falco's own output queue instead of losing a burst.
+func (h *HTTP) accept(ctx context.Context, events []scorer.Event) error {
+	deadline := time.Now().Add(h.cfg.OverloadWait)
+	pause := time.Millisecond
+	for {
+		err := h.acc.Accept(ctx, SourceHTTP, events)
+		left := time.Until(deadline)
+		if err == nil || !errors.Is(err, scorer.ErrOverloaded) || left <= 0 {
+			return err
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
 // fail writes a JSON error answer and counts n rejected events (or one
 // request when no event was decoded).
 func (h *HTTP) fail(w http.ResponseWriter, code int, reason string, n int, msg string) int {
-	h.m.rejected.WithLabelValues(SourceHTTP, reason).Add(float64(n))
-	h.log.Debug().Int("code", code).Str("reason", reason).Str("error", msg).Msg("ingest rejected")
+	return h.failN(w, code, reason, max(n, 1), msg)
+}
+
+// failN is fail counting exactly n events. Rejections are logged at warn,
+// once per reason per warnEvery with the number left out since, because a
+// misconfigured Falco (text output, wrong url) loses every event and says
+// nothing: Falco ignores the answer.
+func (h *HTTP) failN(w http.ResponseWriter, code int, reason string, n int, msg string) int {
+	if n > 0 {
+		h.m.rejected.WithLabelValues(SourceHTTP, reason).Add(float64(n))
+	}
+	if skipped, ok := h.warns.allow(reason, time.Now()); ok {
+		h.log.Warn().Int("code", code).Str("reason", reason).Str("error", msg).Int("similar_not_logged", skipped).Msg("ingest rejected")
+	} else {
+		h.log.Debug().Int("code", code).Str("reason", reason).Str("error", msg).Msg("ingest rejected")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
@@ -405,6 +460,34 @@ func (h *HTTP) fail(w http.ResponseWriter, code int, reason string, n int, msg s
 }
 
 const maxPooledBuf = 4 << 20
+
+// warnEvery is how often one kind of rejection is logged at warn.
+const warnEvery = time.Minute
+
+// warnLimiter lets one log line per key through every warnEvery and counts
+// the ones it holds back.
+type warnLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+// allow reports whether key may be logged now, and how many were held back
+// since the last one.
+func (l *warnLimiter) allow(key string, now time.Time) (held int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	}
+	if t, seen := l.last[key]; seen && now.Sub(t) < warnEvery {
+		l.held[key]++
+		return 0, false
+	}
+	held = l.held[key]
+	l.last[key], l.held[key] = now, 0
+	return held, true
+}
 
 func (h *HTTP) getBuf() *bytes.Buffer {
 	if b, ok := h.bufs.Get().(*bytes.Buffer); ok {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
@@ -429,4 +430,81 @@ func post(h *HTTP, auth, body string) *responseRecorder {
 	req := httpNewRequest("POST", "/", auth, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	return httptestDo(h, req)
+}
+
+// TestHTTPOverloadWait: an overload that clears within overload_wait is
+// ridden out (Falco drops an event whatever the answer); one that lasts is
+// answered 429 after about overload_wait; with 0 the answer is immediate.
+func TestHTTPOverloadWait(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		wait      time.Duration
+		busyCalls int
+		wantCode  int
+		minTook   time.Duration
+	}{
+		{"clears in time", 300 * time.Millisecond, 3, http.StatusOK, 0},
+		{"lasts", 100 * time.Millisecond, 1 << 30, http.StatusTooManyRequests, 100 * time.Millisecond},
+		{"no wait", 0, 1, http.StatusTooManyRequests, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testHTTPConfig()
+			c.OverloadWait = tc.wait
+			rec := &recorder{fail: func(call int) error {
+				if call <= tc.busyCalls {
+					return scorer.ErrBacklogged
+				}
+				return nil
+			}}
+			h, err := NewHTTP(c, rec, nopLog(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			w := post(h, "", sampleJSON)
+			took := time.Since(start)
+			if w.Code != tc.wantCode || took < tc.minTook || took > tc.wait+time.Second {
+				t.Errorf("POST / = %d after %s, want %d after [%s, %s]", w.Code, took, tc.wantCode, tc.minTook, tc.wait+time.Second)
+			}
+			if tc.wantCode == http.StatusOK && len(rec.got()) != 1 {
+				t.Errorf("accepted %d events, want 1", len(rec.got()))
+			}
+		})
+	}
+}
+
+// TestHTTPMisconfiguredFalcoIsLogged: what a misconfigured Falco sends (its
+// text output, json_output: false; a url with a path) is answered with a
+// message that says what to change, counted, and logged at warn once a
+// minute per kind, since Falco itself reports nothing.
+func TestHTTPMisconfiguredFalcoIsLogged(t *testing.T) {
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	h, err := NewHTTP(testHTTPConfig(), &recorder{}, zerolog.New(&logs).Level(zerolog.InfoLevel), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "12:00:00.123456789: Notice A shell was spawned in a container (user=root container_id=4e5c1a2b3c4d)"
+	for range 3 {
+		req := httpNewRequest(http.MethodPost, "/", "", strings.NewReader(text))
+		req.Header.Set("Content-Type", "text/plain")
+		w := httptestDo(h, req)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "json_output: true") {
+			t.Errorf("POST / with Falco's text output = %d %s, want 400 naming json_output", w.Code, w.Body)
+		}
+	}
+	w := httptestDo(h, httpNewRequest(http.MethodPost, "/falco", "", strings.NewReader(sampleJSON)))
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "post Falco events to /") {
+		t.Errorf("POST /falco = %d %s, want 404 saying where to post", w.Code, w.Body)
+	}
+	if got := value(h.m.rejected.WithLabelValues(SourceHTTP, reasonNotFound)); got != 1 {
+		t.Errorf("rejected{reason=not_found} = %v, want 1", got)
+	}
+	out := logs.String()
+	if n := strings.Count(out, `"level":"warn"`); n != 2 {
+		t.Errorf("%d warn lines, want 2 (one per kind of rejection):\n%s", n, out)
+	}
+	if !strings.Contains(out, "json_output") || !strings.Contains(out, "/falco") {
+		t.Errorf("warnings do not say what to fix:\n%s", out)
+	}
 }

@@ -20,6 +20,7 @@ const (
 	reasonReadError         = "read_error"
 	reasonUnauthorized      = "unauthorized"
 	reasonMethodNotAllowed  = "method_not_allowed"
+	reasonNotFound          = "not_found"
 	reasonTooManyRequests   = "too_many_requests"
 	reasonOverloaded        = "overloaded"
 	reasonUnavailable       = "unavailable"
