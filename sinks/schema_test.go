@@ -40,6 +40,11 @@ func TestAlertSchema(t *testing.T) {
 	end.Kind = scorer.KindEnd
 	fromGRPC := sinkstest.FalcoAlert(5, "nginx:1.27", "Terminal shell in container")
 	fromGRPC.Event.Raw = nil // gRPC events are re-encoded as Falco JSON
+	// An event outside any container: the scorer names its subject "host"
+	// (scorer/enrich.go), with no container, namespace or pod.
+	host := sinkstest.FalcoAlert(6, "host", "Write below etc")
+	host.Subject = scorer.Subject{Image: "host", ImageSource: "host", ContainerID: "host",
+		Process: "vi", PID: 812, Hostname: "node-1"}
 	tests := []struct {
 		name    string
 		payload func() []byte
@@ -51,6 +56,8 @@ func TestAlertSchema(t *testing.T) {
 		{"unscored without explanation", marshal(t, unscored), true, ""},
 		{"sequence end", marshal(t, end), true, ""},
 		{"re-encoded falco event", marshal(t, fromGRPC), true, ""},
+		{"host event", marshal(t, host), true, ""},
+		{"unknown image source", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "subject", map[string]any{"image": "x", "image_source": "guess"}), false, "image_source"},
 		{"wrong schema version", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "schema", "falco-scorer.alert.v0"), false, "schema"},
 		{"bad priority", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "priority", "Loud"), false, "priority"},
 		{"missing falco", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "falco", nil), false, "falco"},

@@ -28,6 +28,9 @@ type Config struct {
 	Partitions        int  `yaml:"partitions"`
 	ReplicationFactor int  `yaml:"replication_factor"`
 	// Key chooses the record key: image (default), container, rule or none.
+	// A key's records go to one partition (murmur2, as Java's default
+	// partitioner), so they stay ordered; with none, records have no key
+	// and are spread over all partitions, with no order between them.
 	Key string `yaml:"key"`
 	// Compression is none, gzip, snappy (default), lz4 or zstd.
 	Compression string `yaml:"compression"`

@@ -1,8 +1,10 @@
 // Package kafka is the Kafka sink: each alert becomes one record whose value
 // is the stored alert JSON (schema falco-scorer.alert.v1, see
-// sinks.AlertSchemaJSON), keyed by image (or container, rule, none) so one
-// image's alerts stay ordered in one partition, with headers for consumers
-// that route without parsing the value.
+// sinks.AlertSchemaJSON), keyed by image (or container, rule) so one
+// image's alerts stay ordered in one partition (chosen by murmur2 of the key,
+// as Java's default partitioner does), or without a key (none) and spread
+// over the partitions, with headers for consumers that route without parsing
+// the value.
 //
 // It is the only package that imports github.com/segmentio/kafka-go.
 //

@@ -11,6 +11,13 @@
 // after Slack confirmed it, so a crash never loses an alert (at worst a digest
 // is sent twice).
 //
+// Only Slack's answers about the message itself (invalid_payload,
+// invalid_blocks, msg_too_long, ...) are permanent. Answers that concern
+// every message (a revoked webhook, an archived channel, a revoked bot
+// token, a bot not in the channel) are transient with a bounded reason
+// (auth, config) and a hint in the error, so the dispatcher keeps the
+// alerts, retries them, and logs what to fix; fixing it delivers them.
+//
 // What it must not do: send more than one message per MinInterval, ignore a
 // 429's Retry-After, exceed Slack's limits (50 blocks, 3000 characters per
 // section text), or let the webhook URL or bot token reach a log or an error.

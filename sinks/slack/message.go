@@ -131,13 +131,16 @@ func digestMessage(latest *scorer.Alert, n int, since time.Duration) message {
 		blocks = append(blocks, section(codeBlock(latest.Event.Output, maxSectionText)))
 	}
 	return message{
-		Text:        fmt.Sprintf("%s: %d more like this in %s (%s)", latest.Priority, n, human(since), title(latest)),
+		Text:        truncate(fmt.Sprintf("%s: %d more like this in %s (%s)", latest.Priority, n, human(since), esc(title(latest))), maxSectionText),
 		Attachments: []attachment{{Color: colour(latest.Priority), Blocks: limitBlocks(blocks)}},
 	}
 }
 
+// fallback is the top-level text: Slack shows it in notifications and
+// parses it as mrkdwn, so what comes from the event (rule, image) is escaped
+// like the blocks, or a rule named "<!channel>" would mention everyone.
 func fallback(a *scorer.Alert, more int) string {
-	s := fmt.Sprintf("%s: %s on %s", a.Priority, title(a), orDash(a.Subject.Image))
+	s := fmt.Sprintf("%s: %s on %s", a.Priority, esc(title(a)), esc(orDash(a.Subject.Image)))
 	if more > 0 {
 		s += fmt.Sprintf(" (and %d more like this)", more)
 	}

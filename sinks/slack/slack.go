@@ -112,9 +112,13 @@ type group struct {
 // Send posts one message per (image, rule) in batch, each after the rate
 // limit allows it and only once Slack accepted the one before. Alerts below
 // MinPriority are confirmed without a message. Outcomes: nil; a
-// *sinks.PartialError listing the alerts of the groups not posted; 429 is
-// marked sinks.RetryAfter; other 4xx answers are sinks.Permanent; 5xx and
-// network errors are transient.
+// *sinks.PartialError listing the alerts not posted. A group Slack rejects
+// for its payload (sinks.Permanent) does not stop the batch: the other
+// groups are still posted and only the rejected group's alerts are reported,
+// so the dispatcher does not split healthy groups into one message per
+// alert. A transient failure (429 marked sinks.RetryAfter, 5xx, network,
+// auth or config answers, see httpError and apiError) stops the batch and
+// reports the groups not posted, with any rejected before it.
 func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	var groups []*group
 	byKey := map[string]*group{}
@@ -132,13 +136,29 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		g.indexes = append(g.indexes, i)
 	}
 	s.expire()
+	var rejected []*group // groups refused for their payload
+	var rejectErr error   // the first such refusal
 	for gi, g := range groups {
 		if err := s.Pace(ctx); err != nil {
-			return s.partial(batch, groups[gi:], fmt.Errorf("wait for slack rate limit: %w", err))
+			return s.partial(batch, append(rejected, groups[gi:]...), fmt.Errorf("wait for slack rate limit: %w", err))
 		}
-		if err := s.postGroup(ctx, batch, g); err != nil {
-			return s.partial(batch, groups[gi:], err)
+		err := s.postGroup(ctx, batch, g)
+		switch {
+		case err == nil:
+		case sinks.IsPermanent(err):
+			rejected = append(rejected, g)
+			if rejectErr == nil {
+				rejectErr = err
+			}
+		default:
+			// Rejected groups are retried with the rest: a PartialError
+			// carries one cause, and marking healthy groups permanent would
+			// make the dispatcher post each of their alerts alone.
+			return s.partial(batch, append(rejected, groups[gi:]...), err)
 		}
+	}
+	if len(rejected) > 0 {
+		return s.partial(batch, rejected, rejectErr)
 	}
 	return nil
 }
@@ -254,7 +274,7 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 	case resp.StatusCode >= 500:
 		return "", sinks.WithReason("http_5xx", fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb))))
 	case resp.StatusCode >= 400:
-		return "", sinks.Permanent(sinks.WithReason("http_4xx", fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb)))))
+		return "", httpError(resp.StatusCode, s.scrub(snippet(rb)), !s.token.IsZero())
 	case resp.StatusCode >= 300:
 		return "", sinks.WithReason("http_3xx", fmt.Errorf("slack answered %d", resp.StatusCode))
 	}
@@ -270,12 +290,7 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 		return "", sinks.WithReason("bad_response", fmt.Errorf("decode chat.postMessage answer: %w", err))
 	}
 	if !api.OK {
-		err := fmt.Errorf("chat.postMessage: %s", s.scrub(api.Error))
-		switch api.Error {
-		case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
-			return "", sinks.WithReason("api_transient", err)
-		}
-		return "", sinks.Permanent(sinks.WithReason("api_error", err))
+		return "", apiError(s.scrub(api.Error))
 	}
 	return api.TS, nil
 }

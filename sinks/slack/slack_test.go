@@ -251,6 +251,258 @@ func TestBadRequestDeadLetters(t *testing.T) {
 	}
 }
 
+// botConfig returns a bot-mode config posting to base.
+func botConfig(base string) slack.Config {
+	c := slack.DefaultConfig()
+	c.BotToken, c.Channel, c.APIURL = secret.New("xoxb-test-token"), "C0SECURITY", base+"/api/chat.postMessage"
+	c.MinInterval = 10 * time.Millisecond
+	return c
+}
+
+// TestErrorClassification checks each Slack answer: only errors about the
+// message itself are permanent (the dispatcher dead-letters it); auth,
+// config and "gone" answers concern every message, so they are retried and
+// say what to fix.
+func TestErrorClassification(t *testing.T) {
+	tests := []struct {
+		name      string
+		bot       bool
+		status    int    // webhook mode: HTTP status
+		body      string // webhook mode: body; bot mode: the API's error
+		permanent bool
+		reason    string
+		errHas    string
+	}{
+		{"400 invalid_payload", false, 400, "invalid_payload", true, "payload", "400 invalid_payload: Slack rejected this message"},
+		{"400 invalid_blocks", false, 400, "invalid_blocks", true, "payload", "invalid_blocks"},
+		{"400 no_text", false, 400, "no_text", true, "payload", "no_text"},
+		{"400 too_many_attachments", false, 400, "too_many_attachments", true, "payload", "too_many_attachments"},
+		{"413", false, 413, "", true, "payload", "413"},
+		{"400 user_not_found", false, 400, "user_not_found", false, "config", "user no longer exists"},
+		{"403 action_prohibited", false, 403, "action_prohibited", false, "config", "workspace restriction"},
+		{"403 invalid_token", false, 403, "invalid_token", false, "auth", "create a new webhook"},
+		{"401", false, 401, "", false, "auth", "401"},
+		{"404 no_service", false, 404, "no_service", false, "auth", "slack webhook answered 404 no_service: the webhook URL was revoked or is wrong"},
+		{"404 channel_not_found", false, 404, "channel_not_found", false, "config", "channel was deleted"},
+		{"410 channel_is_archived", false, 410, "channel_is_archived", false, "config", "archived"},
+		{"408 from a proxy", false, 408, "request timeout", false, "timeout", "408"},
+		{"425", false, 425, "", false, "http_4xx", "425"},
+		{"500 rollup_error", false, 500, "rollup_error", false, "http_5xx", "rollup_error"},
+		{"bot invalid_blocks", true, 0, "invalid_blocks", true, "payload", "chat.postMessage: invalid_blocks"},
+		{"bot msg_too_long", true, 0, "msg_too_long", true, "payload", "msg_too_long"},
+		{"bot no_text", true, 0, "no_text", true, "payload", "no_text"},
+		{"bot too_many_attachments", true, 0, "too_many_attachments", true, "payload", "too_many_attachments"},
+		{"bot invalid_auth", true, 0, "invalid_auth", false, "auth", "check bot_token"},
+		{"bot token_revoked", true, 0, "token_revoked", false, "auth", "revoked"},
+		{"bot not_in_channel", true, 0, "not_in_channel", false, "config", "invite it"},
+		{"bot channel_not_found", true, 0, "channel_not_found", false, "config", "sinks.slack.channel"},
+		{"bot is_archived", true, 0, "is_archived", false, "config", "archived"},
+		{"bot restricted_action_read_only_channel", true, 0, "restricted_action_read_only_channel", false, "config", "restriction"},
+		{"bot internal_error", true, 0, "internal_error", false, "api_transient", "internal_error"},
+		{"bot unknown error", true, 0, "cannot_reply_to_message", true, "api_error", "cannot_reply_to_message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+				if tt.bot {
+					fmt.Fprintf(w, `{"ok":false,"error":%q}`, tt.body)
+					return
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			cfg := webhookConfig(f.srv.URL)
+			if tt.bot {
+				cfg = botConfig(f.srv.URL)
+			}
+			s := newSink(t, cfg, zerolog.Nop())
+			err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if err == nil {
+				t.Fatal("Send() = nil, want an error")
+			}
+			if sinks.IsPermanent(err) != tt.permanent || sinks.ReasonOf(err) != tt.reason {
+				t.Errorf("Send() = %v (permanent %v, reason %q), want permanent %v, reason %q",
+					err, sinks.IsPermanent(err), sinks.ReasonOf(err), tt.permanent, tt.reason)
+			}
+			if !strings.Contains(err.Error(), tt.errHas) {
+				t.Errorf("Send() = %q, want it to contain %q", err, tt.errHas)
+			}
+		})
+	}
+}
+
+// TestSinkWideErrorsKeepAlerts runs the dispatcher against a Slack that
+// refuses every message for a while (webhook revoked, channel archived, a
+// workspace restriction, a proxy timing out): nothing is dead-lettered, the
+// alerts go out once Slack accepts again, and the dispatcher logs the cause
+// with its fix once, not once per attempt.
+func TestSinkWideErrorsKeepAlerts(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		logHas string
+	}{
+		{404, "no_service", "slack webhook answered 404 no_service: the webhook URL was revoked or is wrong"},
+		{410, "channel_is_archived", "slack webhook answered 410 channel_is_archived: the channel is archived"},
+		{403, "action_prohibited", "slack webhook answered 403 action_prohibited: a workspace restriction"},
+		{408, "request timeout", "slack webhook answered 408 request timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status, " ", tt.body), func(t *testing.T) {
+			const refusals = 4
+			f := newFakeSlack(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+				if n < refusals {
+					w.WriteHeader(tt.status)
+					io.WriteString(w, tt.body)
+					return
+				}
+				io.WriteString(w, "ok")
+			})
+			var logs syncBuffer
+			s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+			ob := sinkstest.NewOutbox()
+			for i := range 5 {
+				ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
+			}
+			run(t, s, ob, dispatcherConfig(), zerolog.New(&logs), func() bool {
+				return ob.Acked("slack")+len(ob.DeadLetters("slack")) == 5
+			})
+			if dead := ob.DeadLetters("slack"); len(dead) != 0 {
+				t.Fatalf("dead letters = %d (%q), want 0: the answer concerns every message, not one alert", len(dead), dead[0].Reason)
+			}
+			if got := len(f.requests()); got != refusals+5 {
+				t.Errorf("requests = %d, want %d (%d refused, then one message per image)", got, refusals+5, refusals)
+			}
+			if n := strings.Count(logs.String(), tt.logHas); n != 1 {
+				t.Errorf("log lines with %q = %d, want 1:\n%s", tt.logHas, n, logs.String())
+			}
+		})
+	}
+}
+
+// TestSendReportsOnlyFailedGroups checks which alerts a Send reports as not
+// posted. A group refused for its payload does not stop the others; a
+// transient failure stops the batch and reports the groups not posted (and
+// any refused before), never the ones Slack accepted.
+func TestSendReportsOnlyFailedGroups(t *testing.T) {
+	// Groups by (image, rule), in order: bad [0 2], redis [1 4], postgres [3], mysql [5].
+	batch := func(t *testing.T) []sinks.Item {
+		return items(t,
+			sinkstest.FalcoAlert(0, "nginx:1.27", "BADRULE"),
+			sinkstest.FalcoAlert(1, "redis:7", rule),
+			sinkstest.FalcoAlert(2, "nginx:1.27", "BADRULE"),
+			sinkstest.FalcoAlert(3, "postgres:17", rule),
+			sinkstest.FalcoAlert(4, "redis:7", rule),
+			sinkstest.FalcoAlert(5, "mysql:8", rule))
+	}
+	tests := []struct {
+		name      string
+		fail      map[string]int // body substring -> HTTP status
+		failed    string
+		permanent bool
+		requests  int
+	}{
+		{"one group refused", map[string]int{"BADRULE": 400}, "[0 2]", true, 4},
+		{"transient in the middle", map[string]int{"postgres": 500}, "[3 5]", false, 3},
+		{"refused then transient", map[string]int{"BADRULE": 400, "postgres": 500}, "[0 2 3 5]", false, 3},
+		{"refused then rate limited", map[string]int{"BADRULE": 400, "redis": 429}, "[0 1 2 3 4 5]", false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+				for sub, status := range tt.fail {
+					if bytes.Contains(body, []byte(sub)) {
+						w.WriteHeader(status)
+						io.WriteString(w, "invalid_blocks")
+						return
+					}
+				}
+				io.WriteString(w, "ok")
+			})
+			s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+			err := s.Send(context.Background(), batch(t))
+			var failed []int
+			if pe, ok := err.(*sinks.PartialError); ok {
+				failed = pe.Failed
+			} else if err != nil {
+				failed = []int{0, 1, 2, 3, 4, 5}
+			}
+			if fmt.Sprint(failed) != tt.failed || sinks.IsPermanent(err) != tt.permanent {
+				t.Errorf("Send() = %v: failed %v, permanent %v; want failed %s, permanent %v",
+					err, failed, sinks.IsPermanent(err), tt.failed, tt.permanent)
+			}
+			if got := len(f.requests()); got != tt.requests {
+				t.Errorf("requests = %d, want %d", got, tt.requests)
+			}
+		})
+	}
+}
+
+// TestRefusedGroupKeepsOthersGrouped is the dispatcher's view of
+// TestSendReportsOnlyFailedGroups: one refused group is dead-lettered and
+// the other groups still go out as one message each, not one per alert.
+func TestRefusedGroupKeepsOthersGrouped(t *testing.T) {
+	f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+		if bytes.Contains(body, []byte("BADRULE")) {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, "invalid_payload")
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	ob.PutAlert("slack", sinkstest.FalcoAlert(0, "nginx:1.27", "BADRULE"))
+	for i := 1; i <= 40; i++ {
+		img := "redis:7"
+		if i%2 == 0 {
+			img = "nginx:1.27"
+		}
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, img, rule))
+	}
+	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool {
+		return ob.Acked("slack") == 40 && len(ob.DeadLetters("slack")) == 1
+	})
+	if got := len(f.requests()); got != 3 {
+		t.Errorf("requests = %d, want 3 (one per (image, rule) group)", got)
+	}
+}
+
+// TestFallbackTextEscaped checks the top-level text, which Slack parses as
+// mrkdwn and shows in notifications: a rule or image from the event must
+// not inject a mention, in the full message or in a digest.
+func TestFallbackTextEscaped(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	const evil = "<!channel> shell & <@U123>"
+	for i := range 2 { // a full message, then a digest
+		a := sinkstest.FalcoAlert(i, "evil<!here>:1", evil)
+		if err := s.Send(context.Background(), items(t, a)); err != nil {
+			t.Fatalf("Send(%d) = %v", i, err)
+		}
+	}
+	reqs := f.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("messages = %d, want 2 (full message, digest)", len(reqs))
+	}
+	for i, r := range reqs {
+		var m struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(r.body, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range []string{"<!channel>", "<@U123>", "<!here>", " & "} {
+			if strings.Contains(m.Text, raw) {
+				t.Errorf("message %d: text = %q, carries %q unescaped", i, m.Text, raw)
+			}
+		}
+		if !strings.Contains(m.Text, "&lt;!channel&gt; shell &amp; &lt;@U123&gt;") {
+			t.Errorf("message %d: text = %q, want the rule escaped as in the blocks", i, m.Text)
+		}
+	}
+}
+
 func TestMinPriority(t *testing.T) {
 	f := newFakeSlack(t, nil)
 	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())

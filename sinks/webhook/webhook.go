@@ -77,8 +77,11 @@ func (s *Sink) Close(context.Context) error {
 
 // Send POSTs one request per alert, in order, as falcosidekick expects.
 // Outcomes: nil; a *sinks.PartialError listing the alerts from the first
-// failure on; 429 (with Retry-After when given), 5xx and network errors are
-// transient; other 4xx are sinks.Permanent.
+// failure on; 400, 413, 415 and 422 (the receiver rejects this alert) are
+// sinks.Permanent; every other answer is transient: 429 (with Retry-After
+// when given), 5xx, network errors, and 401, 403, 404, 405, 408, 410, 425,
+// which concern every alert and are fixed on the receiver's side or in the
+// configuration (see statusError).
 func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	for i, it := range batch {
 		if err := s.post(ctx, it.Alert); err != nil {
@@ -133,9 +136,34 @@ func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
 	case code >= 500:
 		return sinks.WithReason("http_5xx", fmt.Errorf("webhook answered %d: %s", code, detail()))
 	case code >= 400:
-		return sinks.Permanent(sinks.WithReason("http_4xx", fmt.Errorf("webhook answered %d: %s", code, detail())))
+		return statusError(code, detail())
 	default:
 		return sinks.WithReason("http_other", fmt.Errorf("webhook answered %d", code))
+	}
+}
+
+// statusError classifies a 4xx answer other than 429. Only the answers
+// that depend on the request body are permanent (the dispatcher
+// dead-letters the alert); auth, config and timeout answers concern every
+// alert, so they stay retryable until delivery.max_retry_time and the alerts
+// go out once the receiver or the configuration is fixed. detail is the
+// answer's body, already redacted.
+func statusError(code int, detail string) error {
+	what := fmt.Sprintf("webhook answered %d", code)
+	if detail != "" {
+		what += ": " + detail
+	}
+	switch code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return sinks.Permanent(sinks.WithReason("payload", fmt.Errorf("%s (the receiver rejected this alert)", what)))
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return sinks.WithReason("auth", fmt.Errorf("%s (check bearer_token and headers)", what))
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone:
+		return sinks.WithReason("config", fmt.Errorf("%s (no receiver at url: check url, or the receiver is redeploying)", what))
+	case http.StatusRequestTimeout:
+		return sinks.WithReason("timeout", errors.New(what))
+	default: // 425 and the rest say nothing about this alert
+		return sinks.WithReason("http_4xx", errors.New(what))
 	}
 }
 

@@ -116,6 +116,10 @@ func TestFalcoFormatBody(t *testing.T) {
 	}
 }
 
+// TestOutcomes checks how each answer is classified. Only answers about the
+// request body are permanent (dead-lettered); auth, config and timeout
+// answers concern every alert, so they stay retryable and the alerts go out
+// once the receiver is fixed.
 func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -124,11 +128,20 @@ func TestOutcomes(t *testing.T) {
 		permanent  bool
 		wantAfter  time.Duration
 		reason     string
+		errHas     string
 	}{
-		{"429 with Retry-After", http.StatusTooManyRequests, "2", false, 2 * time.Second, "http_429"},
-		{"503", http.StatusServiceUnavailable, "", false, 0, "http_5xx"},
-		{"404 permanent", http.StatusNotFound, "", true, 0, "http_4xx"},
-		{"400 permanent", http.StatusBadRequest, "", true, 0, "http_4xx"},
+		{"429 with Retry-After", http.StatusTooManyRequests, "2", false, 2 * time.Second, "http_429", "429"},
+		{"503", http.StatusServiceUnavailable, "", false, 0, "http_5xx", "503"},
+		{"400 permanent", http.StatusBadRequest, "", true, 0, "payload", "rejected this alert"},
+		{"413 permanent", http.StatusRequestEntityTooLarge, "", true, 0, "payload", "413"},
+		{"415 permanent", http.StatusUnsupportedMediaType, "", true, 0, "payload", "415"},
+		{"422 permanent", http.StatusUnprocessableEntity, "", true, 0, "payload", "422"},
+		{"401 token rotated", http.StatusUnauthorized, "", false, 0, "auth", "check bearer_token"},
+		{"403 forbidden", http.StatusForbidden, "", false, 0, "auth", "check bearer_token"},
+		{"404 receiver redeploying", http.StatusNotFound, "", false, 0, "config", "check url"},
+		{"405 wrong path", http.StatusMethodNotAllowed, "", false, 0, "config", "check url"},
+		{"408 proxy timeout", http.StatusRequestTimeout, "", false, 0, "timeout", "408"},
+		{"425 too early", http.StatusTooEarly, "", false, 0, "http_4xx", "425"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +170,9 @@ func TestOutcomes(t *testing.T) {
 			}
 			if r := sinks.ReasonOf(err); r != tt.reason {
 				t.Errorf("ReasonOf(%v) = %q, want %q", err, r, tt.reason)
+			}
+			if !strings.Contains(err.Error(), tt.errHas) {
+				t.Errorf("Send() = %v, want an error saying %q", err, tt.errHas)
 			}
 		})
 	}
