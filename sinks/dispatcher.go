@@ -26,8 +26,25 @@ const (
 	DeadUndecodable = "undecodable"
 )
 
+// Keyed is implemented by sinks that keep alerts in order per key (Kafka:
+// the record key). When some of a batch's alerts keep failing while the
+// sink takes others, the dispatcher sets them aside and moves on; for a
+// Keyed sink it also holds back every later alert with the key of one set
+// aside, so that order per key holds. Other sinks promise no order.
+type Keyed interface {
+	OrderKey(it Item) string
+}
+
 // Dispatcher drains one sink's outbox entries into the sink. Create it with
 // NewDispatcher and run it with Run.
+//
+// A failure of the whole sink (a plain error from Send) is retried on the
+// same batch, in order. Alerts a sink reports failed one by one (a
+// *PartialError) are retried in place for up to Config.MaxBackoff, then set
+// aside: they stay in the outbox, the dispatcher goes on with the alerts
+// after them, and it comes back for them after a backoff, reading the outbox
+// again from the first one set aside. So one alert (or one Kafka partition)
+// that keeps failing does not hold up the rest of the sink.
 type Dispatcher struct {
 	sink   Sink
 	name   string
@@ -38,6 +55,8 @@ type Dispatcher struct {
 	now    func() time.Time
 	// headerOnly: the sink implements HeaderOnly and reads only headers.
 	headerOnly bool
+	keyed      Keyed // nil unless the sink keeps order per key
+	aside      setAside
 
 	sent, retried         prometheus.Counter
 	failed, dead          *prometheus.CounterVec
@@ -57,13 +76,16 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 	}
 	name := sink.Name()
 	h, ok := sink.(HeaderOnly)
+	keyed, _ := sink.(Keyed)
 	return &Dispatcher{
-		sink: sink, name: name, outbox: outbox, cfg: cfg,
+		keyed: keyed,
+		sink:  sink, name: name, outbox: outbox, cfg: cfg,
 		log:  log.With().Str("component", "sinks").Str("sink", name).Logger(),
 		wake: make(chan struct{}, 1),
 		now:  time.Now,
 
 		headerOnly: ok && h.HeaderOnly(),
+		aside:      setAside{keys: map[string]struct{}{}},
 
 		sent:         m.sent.WithLabelValues(name),
 		retried:      m.retried.WithLabelValues(name),
@@ -74,6 +96,29 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 		inFlight:     m.inFlight.WithLabelValues(name),
 		queueDepth:   m.queueDepth.WithLabelValues(name),
 	}, nil
+}
+
+// setAside remembers the alerts left in the outbox after failing one by one.
+type setAside struct {
+	from    uint64              // lowest sequence set aside; 0: none
+	keys    map[string]struct{} // their order keys (Keyed sinks)
+	retryAt time.Time           // when to read the outbox again from from
+	rounds  int                 // consecutive rounds that set alerts aside, for the backoff
+}
+
+func (s *setAside) add(seq uint64, key string, keyed bool) {
+	if s.from == 0 || seq < s.from {
+		s.from = seq
+	}
+	if keyed {
+		s.keys[key] = struct{}{}
+	}
+}
+
+// held reports whether it must wait behind an alert set aside with its key.
+func (s *setAside) held(key string) bool {
+	_, ok := s.keys[key]
+	return ok
 }
 
 // Wake tells the dispatcher that new entries may be pending. It never blocks.
@@ -94,6 +139,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer poll.Stop()
 	readFailures := 0
 	for ctx.Err() == nil {
+		if d.aside.from != 0 && !d.now().Before(d.aside.retryAt) {
+			// Back for the alerts set aside: the outbox still holds them
+			// (and whatever was held back behind them), in order.
+			cursor = d.aside.from - 1
+			d.aside.from = 0
+			clear(d.aside.keys)
+		}
 		if p, ok := d.sink.(Pacer); ok {
 			if err := p.Pace(ctx); err != nil {
 				break
@@ -149,6 +201,12 @@ func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) 
 			d.deadLetter(*e, DeadUndecodable, fmt.Errorf("decode alert %s: %w", e.AlertID, err))
 			continue
 		}
+		if d.keyed != nil && len(d.aside.keys) > 0 {
+			if k := d.keyed.OrderKey(it); d.aside.held(k) {
+				d.aside.add(it.Seq, k, true)
+				continue
+			}
+		}
 		items = append(items, it)
 	}
 	d.inFlight.Set(float64(len(items)))
@@ -182,6 +240,7 @@ func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 }
 
 func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []scorer.OutboxEntry) bool {
+	var failingSince time.Time // first time these items failed one by one
 	for attempt := 0; len(items) > 0; attempt++ {
 		if attempt > 0 {
 			d.retried.Add(float64(len(items)))
@@ -190,11 +249,13 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 		if err == nil {
 			d.ack(items)
 			d.noteRecovery()
+			d.aside.rounds = 0
 			return true
 		}
 		failed := items
 		var pe *PartialError
-		if errors.As(err, &pe) {
+		perItem := errors.As(err, &pe)
+		if perItem {
 			failed = make([]Item, 0, len(pe.Failed))
 			delivered := make([]Item, 0, len(items))
 			bad := make(map[int]bool, len(pe.Failed))
@@ -244,6 +305,14 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 		if len(items) == 0 {
 			return true
 		}
+		if perItem {
+			if failingSince.IsZero() {
+				failingSince = now
+			} else if now.Sub(failingSince) >= d.cfg.MaxBackoff {
+				d.setAside(items, err)
+				return true
+			}
+		}
 		wait := d.backoff(attempt)
 		if ra, ok := RetryAfterOf(err); ok && ra > 0 {
 			wait = ra
@@ -269,6 +338,23 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) error {
 	err := d.sink.Send(sctx, items)
 	d.sendDuration.Observe(time.Since(start).Seconds())
 	return err
+}
+
+// setAside leaves items in the outbox and moves on; Run reads them again
+// after a backoff.
+func (d *Dispatcher) setAside(items []Item, cause error) {
+	for _, it := range items {
+		key := ""
+		if d.keyed != nil {
+			key = d.keyed.OrderKey(it)
+		}
+		d.aside.add(it.Seq, key, d.keyed != nil)
+	}
+	wait := d.backoff(d.aside.rounds)
+	d.aside.rounds++
+	d.aside.retryAt = d.now().Add(wait)
+	d.log.Warn().Err(cause).Int("alerts", len(items)).Dur("retry_in", wait).
+		Msg("alerts keep failing while others get through: set aside, delivering the rest")
 }
 
 func (d *Dispatcher) ack(items []Item) {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -109,12 +112,18 @@ func newHarness(t *testing.T, cfg sinks.Config, send func(int, []sinks.Item) err
 
 func newHarnessFor(t *testing.T, cfg sinks.Config, sink *fakeSink) *harness {
 	t.Helper()
-	h := &harness{ob: sinkstest.NewOutbox(), sink: sink, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	return newHarnessForSink(t, cfg, sink, sink)
+}
+
+// newHarnessForSink dispatches to sink, which records through fake.
+func newHarnessForSink(t *testing.T, cfg sinks.Config, sink sinks.Sink, fake *fakeSink) *harness {
+	t.Helper()
+	h := &harness{ob: sinkstest.NewOutbox(), sink: fake, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	m, err := sinks.NewMetrics(h.reg)
 	if err != nil {
 		t.Fatalf("NewMetrics() = %v", err)
 	}
-	h.d, err = sinks.NewDispatcher(h.sink, h.ob, cfg, zerolog.New(h.logs), m)
+	h.d, err = sinks.NewDispatcher(sink, h.ob, cfg, zerolog.New(h.logs), m)
 	if err != nil {
 		t.Fatalf("NewDispatcher() = %v", err)
 	}
@@ -521,3 +530,105 @@ func TestErrorMarkers(t *testing.T) {
 }
 
 var _ scorer.Outbox = (*sinkstest.Outbox)(nil)
+
+// keyedSink is a fakeSink that keeps order per image (as Kafka per key).
+type keyedSink struct{ *fakeSink }
+
+func (k keyedSink) OrderKey(it sinks.Item) string { return it.Header.Image }
+
+// TestDispatcherSetsAsideFailingItems: alerts a sink fails one by one (a
+// PartialError) for longer than max_backoff are set aside, so the rest of
+// the outbox keeps flowing; once the sink takes them they are delivered,
+// nothing is dead-lettered. For a keyed sink, whose alerts of one key fail
+// together, the later alerts of a key set aside are held back without being
+// sent, and are delivered after it, in order.
+func TestDispatcherSetsAsideFailingItems(t *testing.T) {
+	for _, keyed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keyed=%v", keyed), func(t *testing.T) {
+			var healed atomic.Bool
+			var bad string // the alert that fails until healed
+			fake := &fakeSink{}
+			fake.send = func(_ int, b []sinks.Item) error {
+				if healed.Load() {
+					return nil
+				}
+				// A keyed sink fails a key's alerts together (Kafka: one
+				// partition); the other fails the one alert.
+				var failed []int
+				for i, it := range b {
+					if it.Header.ID == bad || (keyed && it.Header.Image == "a:1") {
+						failed = append(failed, i)
+					}
+				}
+				if len(failed) == 0 {
+					return nil
+				}
+				return &sinks.PartialError{Failed: failed, Err: errors.New("partition 3: not leader")}
+			}
+			var sink sinks.Sink = fake
+			if keyed {
+				sink = keyedSink{fake}
+			}
+			h := newHarnessForSink(t, testConfig(), sink, fake)
+			// 30 alerts, two images alternating; the first one fails.
+			var ids, idsA []string
+			for i := range 30 {
+				img := []string{"a:1", "b:1"}[i%2]
+				a := sinkstest.FalcoAlert(i, img, "rule")
+				h.ob.PutAlert("fake", a)
+				ids = append(ids, a.ID)
+				if img == "a:1" {
+					idsA = append(idsA, a.ID)
+				}
+			}
+			bad = ids[0]
+			h.start()
+			wantFlow := 29 // every other alert
+			if keyed {
+				wantFlow = 15 // image b only: image a waits behind its first alert
+			}
+			waitFor(t, "the other alerts", func() bool { return len(fake.delivered()) >= wantFlow })
+			time.Sleep(50 * time.Millisecond) // nothing else goes while the first fails
+			if got := len(fake.delivered()); got != wantFlow {
+				t.Errorf("delivered %d while alert 0 fails, want %d", got, wantFlow)
+			}
+			if keyed {
+				// Image a's later alerts (other batches) were only ever sent
+				// together with its first one, never past it.
+				fake.mu.Lock()
+				for _, call := range fake.calls {
+					for _, id := range call {
+						if i := slices.Index(idsA, id); i >= 5 && !slices.Contains(call, bad) {
+							t.Errorf("image a alert %d was sent without the earlier one set aside: %v", 2*i, call)
+						}
+					}
+				}
+				fake.mu.Unlock()
+			}
+			healed.Store(true)
+			waitFor(t, "everything", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
+			h.stop(t)
+			if dead := h.ob.DeadLetters("fake"); len(dead) != 0 {
+				t.Errorf("%d dead letters, want 0", len(dead))
+			}
+			got := fake.delivered()
+			if len(got) != 30 {
+				t.Fatalf("delivered %d alerts, want 30", len(got))
+			}
+			if keyed {
+				var gotA []string
+				for _, id := range got {
+					if slices.Contains(idsA, id) {
+						gotA = append(gotA, id)
+					}
+				}
+				if !equalIDs(gotA, idsA) {
+					t.Errorf("image a delivered in order %v, want %v", gotA, idsA)
+				}
+			}
+			if !strings.Contains(h.logs.String(), "set aside") {
+				t.Errorf("setting alerts aside was not logged:\n%s", h.logs)
+			}
+		})
+	}
+}

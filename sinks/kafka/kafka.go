@@ -72,12 +72,18 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 	codec, _ := compression(cfg.Compression)
 	acks, _ := requiredAcks(cfg.RequiredAcks)
 	addr := kafkago.TCP(cfg.Brokers...)
+	// A keyed record goes where Java's default partitioner puts it (murmur2
+	// of the key), so one key's records stay in one partition, in order.
+	// Consistent stays false: true would hash every nil key (key: none) into
+	// one partition; false spreads them at random (librdkafka's
+	// murmur2_random; Java spreads them too).
+	balancer := &kafkago.Murmur2Balancer{}
 	s := &Sink{
 		cfg: cfg, log: log,
 		w: &kafkago.Writer{
 			Addr:         addr,
 			Topic:        cfg.Topic,
-			Balancer:     &kafkago.Murmur2Balancer{Consistent: true}, // as Java's default partitioner: same key, same partition
+			Balancer:     balancer,
 			MaxAttempts:  cfg.MaxAttempts,
 			BatchSize:    cfg.BatchSize,
 			BatchBytes:   cfg.BatchBytes,
@@ -136,9 +142,12 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 			return nil
 		}
 		cause := classify(fmt.Errorf("write %d of %d records to topic %s: %w", len(failed), len(batch), s.cfg.Topic, first))
-		if len(failed) == len(batch) {
-			return cause
+		var ke kafkago.Error
+		if len(failed) == len(batch) && !errors.As(first, &ke) {
+			return cause // no broker answer (network, timeout): the sink is down
 		}
+		// The broker answered per partition: these records failed one by
+		// one, and the dispatcher may set them aside and go on with others.
 		return &sinks.PartialError{Failed: failed, Err: cause}
 	}
 	return classify(fmt.Errorf("write to topic %s: %w", s.cfg.Topic, err))
@@ -148,20 +157,37 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 // stored payload, so the dispatcher does not decode the whole alert.
 func (s *Sink) HeaderOnly() bool { return true }
 
+// OrderKey is the record key, whose records stay in order (one partition);
+// with key: none nothing is ordered, so each alert is its own key.
+func (s *Sink) OrderKey(it sinks.Item) string {
+	if s.cfg.Key == KeyNone {
+		return it.Header.ID
+	}
+	return s.recordKey(&it.Header)
+}
+
+// recordKey is the record key that sinks.kafka.key selects ("" for none).
+func (s *Sink) recordKey(h *scorer.AlertHeader) string {
+	switch s.cfg.Key {
+	case KeyImage:
+		return h.Image
+	case KeyContainer:
+		if h.ContainerID != "" {
+			return h.ContainerID
+		}
+		return h.Image
+	case KeyRule:
+		return h.Rule
+	}
+	return ""
+}
+
 // message builds one record. The value is the stored payload, unchanged.
 func (s *Sink) message(it sinks.Item) kafkago.Message {
 	h := &it.Header
 	var key []byte
-	switch s.cfg.Key {
-	case KeyImage:
-		key = []byte(h.Image)
-	case KeyContainer:
-		key = []byte(h.ContainerID)
-		if len(key) == 0 {
-			key = []byte(h.Image)
-		}
-	case KeyRule:
-		key = []byte(h.Rule)
+	if k := s.recordKey(h); k != "" {
+		key = []byte(k)
 	}
 	return kafkago.Message{
 		Key:   key,
@@ -210,8 +236,12 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge):
 		return sinks.Permanent(sinks.WithReason("too_large", err))
-	case errors.Is(err, kafkago.InvalidMessage), errors.Is(err, kafkago.InvalidRecord):
+	case errors.Is(err, kafkago.InvalidRecord):
 		return sinks.Permanent(sinks.WithReason("invalid_record", err))
+	case errors.Is(err, kafkago.InvalidMessage):
+		// CORRUPT_MESSAGE: a CRC mismatch on the way; kafka-go and Java
+		// (CorruptRecordException is retriable) both send again.
+		return sinks.WithReason("corrupt_message", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return sinks.WithReason("timeout", err)
 	case errors.As(err, &ke):

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
@@ -232,6 +234,108 @@ func TestPermanentForOversizedRecord(t *testing.T) {
 	}
 }
 
+// TestPartitioning checks that keyed records go where Java's default
+// partitioner (murmur2, as kgo's StickyKeyPartitioner reproduces it) puts
+// them, and that records without a key (key: none) are spread instead of
+// all landing in one partition.
+func TestPartitioning(t *testing.T) {
+	c := newCluster(t)
+	addr := c.ListenAddrs()[0]
+	const partitions, n = 6, 60
+	java := kgo.StickyKeyPartitioner(nil) // murmur2 for keyed records, as Java
+	for _, key := range []string{kafka.KeyImage, kafka.KeyNone} {
+		t.Run(key, func(t *testing.T) {
+			topic := "partitioning-" + key
+			cfg := testConfig(addr, topic)
+			cfg.Key, cfg.Partitions = key, partitions
+			s := newSink(t, cfg, zerolog.Nop())
+			var alerts []*scorer.Alert
+			for i := range n {
+				alerts = append(alerts, sinkstest.FalcoAlert(i, fmt.Sprintf("registry.local/app-%d:1", i), rule))
+			}
+			if err := s.Send(context.Background(), items(t, alerts...)); err != nil {
+				t.Fatalf("Send() = %v", err)
+			}
+			perPartition := map[int32]int{}
+			tp := java.ForTopic(topic)
+			for _, r := range consume(t, addr, topic, n) {
+				perPartition[r.Partition]++
+				if key == kafka.KeyNone {
+					continue
+				}
+				if want := int32(tp.Partition(&kgo.Record{Key: r.Key}, partitions)); r.Partition != want {
+					t.Errorf("key %q in partition %d, want %d (Java's murmur2 partitioner)", r.Key, r.Partition, want)
+				}
+			}
+			// 60 random choices among 6 partitions miss 3 of them with a
+			// probability below 1e-16.
+			if key == kafka.KeyNone && len(perPartition) < 4 {
+				t.Errorf("key none: records per partition = %v, want them spread over at least 4 of %d", perPartition, partitions)
+			}
+		})
+	}
+}
+
+// TestProduceErrorClassification answers one produce request with a broker
+// error code: CORRUPT_MESSAGE (a CRC mismatch on the way) is transient and
+// the next Send succeeds; INVALID_RECORD is permanent.
+func TestProduceErrorClassification(t *testing.T) {
+	tests := []struct {
+		name      string
+		code      int16
+		permanent bool
+		reason    string
+	}{
+		{"corrupt message", 2, false, "corrupt_message"},
+		{"invalid record", 87, true, "invalid_record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(t)
+			cfg := testConfig(c.ListenAddrs()[0], "produce-errors")
+			cfg.MaxAttempts = 1 // kafka-go itself retries temporary errors otherwise
+			s := newSink(t, cfg, zerolog.Nop())
+			// Create the topic before the control function is armed.
+			if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); err != nil {
+				t.Fatalf("Send(first) = %v", err)
+			}
+			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				pr := req.(*kmsg.ProduceRequest)
+				resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+				for _, rt := range pr.Topics {
+					st := kmsg.NewProduceResponseTopic()
+					st.Topic, st.TopicID = rt.Topic, rt.TopicID
+					for _, rp := range rt.Partitions {
+						sp := kmsg.NewProduceResponseTopicPartition()
+						sp.Partition, sp.ErrorCode = rp.Partition, tt.code
+						st.Partitions = append(st.Partitions, sp)
+					}
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true // once: the control function is dropped
+			})
+			err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if err == nil {
+				t.Fatalf("Send() = nil, want the broker's error %d", tt.code)
+			}
+			if sinks.IsPermanent(err) != tt.permanent || sinks.ReasonOf(err) != tt.reason {
+				t.Errorf("Send() = %v (permanent %v, reason %q), want permanent %v, reason %q",
+					err, sinks.IsPermanent(err), sinks.ReasonOf(err), tt.permanent, tt.reason)
+			}
+			// The broker answered for the partition: a per-record failure,
+			// which the dispatcher may set aside while other keys flow.
+			if pe := (*sinks.PartialError)(nil); !errors.As(err, &pe) || len(pe.Failed) != 1 {
+				t.Errorf("Send() = %#v, want a *sinks.PartialError for the one record", err)
+			}
+			if !tt.permanent {
+				if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule))); err != nil {
+					t.Errorf("Send(again) = %v, want nil once the broker takes the record", err)
+				}
+			}
+		})
+	}
+}
+
 // TestBrokerOutageLosesNothing stops the broker under a steady stream and
 // restarts it on the same port with the same data directory: every alert
 // arrives once it is back, and each key's alerts keep their order.
@@ -427,5 +531,44 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestBrokerDownIsSinkWide: with no broker answering, Send fails the whole
+// batch with a plain error (the dispatcher retries it in place, in order),
+// not a per-record PartialError.
+func TestBrokerDownIsSinkWide(t *testing.T) {
+	c := newCluster(t)
+	cfg := testConfig(c.ListenAddrs()[0], "down")
+	cfg.MaxAttempts = 1
+	cfg.WriteTimeout = 2 * time.Second
+	s := newSink(t, cfg, zerolog.Nop())
+	if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); err != nil {
+		t.Fatalf("Send(first) = %v", err)
+	}
+	c.Close()
+	err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule), sinkstest.FalcoAlert(2, "redis:7", rule)))
+	if err == nil {
+		t.Fatal("Send() with the broker down = nil")
+	}
+	if pe := (*sinks.PartialError)(nil); errors.As(err, &pe) || sinks.IsPermanent(err) {
+		t.Errorf("Send() with the broker down = %v, want a plain transient error", err)
+	}
+}
+
+// TestOrderKey: the dispatcher keeps order per record key; with key: none
+// nothing is ordered, so every alert is its own key.
+func TestOrderKey(t *testing.T) {
+	a := items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule), sinkstest.FalcoAlert(1, "nginx:1.27", rule))
+	for _, tt := range []struct {
+		key  string
+		same bool
+	}{{kafka.KeyImage, true}, {kafka.KeyRule, true}, {kafka.KeyContainer, true}, {kafka.KeyNone, false}} {
+		cfg := testConfig("127.0.0.1:1", "t")
+		cfg.Key = tt.key
+		s := newSink(t, cfg, zerolog.Nop())
+		if got := s.OrderKey(a[0]) == s.OrderKey(a[1]); got != tt.same {
+			t.Errorf("key %s: OrderKey equal for two alerts of one image and rule = %v, want %v", tt.key, got, tt.same)
+		}
 	}
 }
