@@ -24,10 +24,19 @@ import (
 
 // Names shared by the manifests; a change here must be a change everywhere.
 const (
-	port          = 2801
-	configMapName = "falco-scorer-config"
-	secretName    = "falco-scorer-secrets"
-	sidecarName   = "falco-scorer"
+	ingestPort     = 2801 // inputs.http.listen: events from Falco
+	adminPort      = 2802 // admin.listen: /healthz, /readyz, /metrics, /api/v1
+	configMapName  = "falco-scorer-config"
+	secretName     = "falco-scorer-secrets"
+	sidecarName    = "falco-scorer"
+	adminTokenFile = "/etc/falco-scorer/secrets/admin-token"
+)
+
+// Listen addresses of the shipped configurations.
+var (
+	loopbackIngest = fmt.Sprintf("127.0.0.1:%d", ingestPort)
+	anyIngest      = fmt.Sprintf("0.0.0.0:%d", ingestPort)
+	anyAdmin       = fmt.Sprintf("0.0.0.0:%d", adminPort)
 )
 
 // ---------------------------------------------------------------------------
@@ -137,10 +146,20 @@ func exampleConfigKeys(t *testing.T) map[string]bool {
 	return keys
 }
 
+// configWant is what a copy of the service configuration must say for the
+// manifests around it to work.
+type configWant struct {
+	ingest     string // inputs.http.listen; "" when inputs.http.enabled must be false
+	admin      string // admin.listen
+	adminToken bool   // admin.token_file names the Secret's admin-token
+	rulesFile  bool   // rules_file is the mounted /etc/falco-scorer/rules.yaml
+	shutdown   string // shutdown_timeout, when the grace period depends on it
+}
+
 // checkConfigKeys reports keys of a service configuration copy that the
 // example does not have (a typo or a forgotten rename), and checks the few
 // values the manifests depend on.
-func checkConfigKeys(t *testing.T, name string, cfg obj, ref map[string]bool) {
+func checkConfigKeys(t *testing.T, name string, cfg obj, ref map[string]bool, w configWant) {
 	t.Helper()
 	keys := map[string]bool{}
 	keyPaths(cfg, "", keys)
@@ -154,14 +173,42 @@ func checkConfigKeys(t *testing.T, name string, cfg obj, ref map[string]bool) {
 	if len(unknown) > 0 {
 		t.Errorf("%s: keys not in config/falco-scorer.example.yaml: %v", name, unknown)
 	}
-	if got, want := str(cfg, "inputs", "http", "listen"), fmt.Sprintf("0.0.0.0:%d", port); got != want {
-		t.Errorf("%s: inputs.http.listen = %q, want %q (probes and metrics come from outside the pod)", name, got, want)
+	if w.ingest == "" {
+		if get(cfg, "inputs", "http", "enabled") != false {
+			t.Errorf("%s: inputs.http.enabled = %v, want false (events come over gRPC only)", name, get(cfg, "inputs", "http", "enabled"))
+		}
+	} else {
+		if e := get(cfg, "inputs", "http", "enabled"); e != nil && e != true {
+			t.Errorf("%s: inputs.http.enabled = %v, want true", name, e)
+		}
+		if got := str(cfg, "inputs", "http", "listen"); got != w.ingest {
+			t.Errorf("%s: inputs.http.listen = %q, want %q", name, got, w.ingest)
+		}
+	}
+	if got := str(cfg, "admin", "listen"); got != w.admin {
+		t.Errorf("%s: admin.listen = %q, want %q (probes and metrics come from outside the pod; ingest stays separate)", name, got, w.admin)
+	}
+	if got := str(cfg, "admin", "token_file"); w.adminToken && got != adminTokenFile {
+		t.Errorf("%s: admin.token_file = %q, want %q (the admin API needs a token on a non-loopback listener)", name, got, adminTokenFile)
+	}
+	// Falco's http_output cannot send a bearer token: with one, every event
+	// would be refused; without the Secret key, the service would not start.
+	if tf := get(cfg, "inputs", "http", "token_file"); tf != nil {
+		t.Errorf("%s: inputs.http.token_file = %v, want unset (Falco's http_output cannot send a token)", name, tf)
 	}
 	if got := str(cfg, "data_dir"); got != "/data" {
 		t.Errorf("%s: data_dir = %q, want /data (the data volume's mount)", name, got)
 	}
-	if got := str(cfg, "rules_file"); got != "/etc/falco-scorer/rules.yaml" {
+	if got := str(cfg, "rules_file"); w.rulesFile && got != "/etc/falco-scorer/rules.yaml" {
 		t.Errorf("%s: rules_file = %q, want /etc/falco-scorer/rules.yaml", name, got)
+	}
+	if w.shutdown != "" {
+		if got := str(cfg, "shutdown_timeout"); got != w.shutdown {
+			t.Errorf("%s: shutdown_timeout = %q, want %s (the pod's grace period is sized for it)", name, got, w.shutdown)
+		}
+	}
+	if get(cfg, "sinks", "kafka", "sasl") != nil && get(cfg, "sinks", "kafka", "tls", "enabled") != true {
+		t.Errorf("%s: sinks.kafka.sasl without tls.enabled: true sends alerts (and PLAIN passwords) in cleartext", name)
 	}
 }
 
@@ -170,9 +217,14 @@ func checkConfigKeys(t *testing.T, name string, cfg obj, ref map[string]bool) {
 
 type containerWant struct {
 	nonRoot    bool     // runAsNonRoot with a non-zero user
-	portName   string   // probes may name the port
+	portName   string   // name of the admin port; probes may use it
+	ingestPort bool     // ingest is a container port (false: loopback only)
 	volumes    []string // volumes defined in the pod
 	configFile string   // expected --config path
+	// startupPath is the startup probe's path: /readyz for the http_output
+	// sidecar, which Falco (started after it passes) posts to at once;
+	// /healthz where readiness needs Falco itself (gRPC) or Falco is elsewhere.
+	startupPath string
 }
 
 func checkContainer(t *testing.T, where string, c obj, w containerWant) {
@@ -184,16 +236,17 @@ func checkContainer(t *testing.T, where string, c obj, w containerWant) {
 	if len(args) != 2 || args[0] != "--config" || args[1] != w.configFile {
 		t.Errorf("%s: args = %v, want [--config %s]", where, args, w.configFile)
 	}
-	portOK := false
+	ports := map[any]string{}
 	for _, p := range list(c, "ports") {
-		if get(p, "containerPort") == port {
-			portOK = true
-		}
+		ports[get(p, "containerPort")] = str(p, "name")
 	}
-	if !portOK {
-		t.Errorf("%s: no containerPort %d", where, port)
+	if name, ok := ports[adminPort]; !ok || name != w.portName {
+		t.Errorf("%s: containerPort %d = %q (present %v), want it named %q", where, adminPort, name, ok, w.portName)
 	}
-	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
+	if _, ok := ports[ingestPort]; ok != w.ingestPort {
+		t.Errorf("%s: containerPort %d present = %v, want %v", where, ingestPort, ok, w.ingestPort)
+	}
+	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": w.startupPath} {
 		p := get(c, probe)
 		if p == nil {
 			t.Errorf("%s: no %s", where, probe)
@@ -202,8 +255,8 @@ func checkContainer(t *testing.T, where string, c obj, w containerWant) {
 		if got := str(p, "httpGet", "path"); got != wantPath {
 			t.Errorf("%s: %s path = %q, want %q", where, probe, got, wantPath)
 		}
-		if pt := get(p, "httpGet", "port"); pt != port && pt != w.portName {
-			t.Errorf("%s: %s port = %v, want %d or %q", where, probe, pt, port, w.portName)
+		if pt := get(p, "httpGet", "port"); pt != adminPort && pt != w.portName {
+			t.Errorf("%s: %s port = %v, want the admin port %d or %q", where, probe, pt, adminPort, w.portName)
 		}
 	}
 	for _, kind := range []string{"requests", "limits"} {
@@ -260,8 +313,8 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var froms, runs []string
-	var user, expose, entrypoint, volume string
+	var froms, runs, copies []string
+	var user, expose, entrypoint, volume, cmd, workdir string
 	sc := bufio.NewScanner(f)
 	var cont strings.Builder
 	for sc.Scan() {
@@ -281,6 +334,12 @@ func TestDockerfile(t *testing.T) {
 			froms = append(froms, rest)
 		case "RUN":
 			runs = append(runs, rest)
+		case "COPY":
+			copies = append(copies, rest)
+		case "CMD":
+			cmd = rest
+		case "WORKDIR":
+			workdir = rest // the last one: the final stage's
 		case "USER":
 			user = rest
 		case "EXPOSE":
@@ -309,14 +368,69 @@ func TestDockerfile(t *testing.T) {
 	if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
 		t.Errorf("USER = %q, want a non-root user", user)
 	}
-	if expose != fmt.Sprint(port) {
-		t.Errorf("EXPOSE = %q, want %d", expose, port)
+	if want := fmt.Sprintf("%d %d", ingestPort, adminPort); expose != want {
+		t.Errorf("EXPOSE = %q, want %q", expose, want)
 	}
 	if entrypoint != `["/falco-scorer", "serve"]` {
 		t.Errorf("ENTRYPOINT = %s, want [\"/falco-scorer\", \"serve\"]", entrypoint)
 	}
 	if !strings.Contains(volume, "/data") {
 		t.Errorf("VOLUME = %q, want /data", volume)
+	}
+	// distroless :nonroot works in /home/nonroot; ./data must be the volume.
+	if workdir != "/" {
+		t.Errorf("final WORKDIR = %q, want /", workdir)
+	}
+	const inImage = "/etc/falco-scorer/falco-scorer.yaml"
+	if !slices.Contains(copies, "deploy/config/container.yaml "+inImage) {
+		t.Errorf("COPY lines = %v, want deploy/config/container.yaml copied to %s", copies, inImage)
+	}
+	if want := `["--config", "` + inImage + `"]`; cmd != want {
+		t.Errorf("CMD = %s, want %s", cmd, want)
+	}
+}
+
+// TestContainerConfig checks the image's built-in configuration: inside a
+// container, loopback is unreachable through `docker run -p`, and the data
+// must land on the /data volume.
+func TestContainerConfig(t *testing.T) {
+	b, err := os.ReadFile("config/container.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := decodeOne(t, "config/container.yaml", string(b))
+	checkConfigKeys(t, "config/container.yaml", cfg, exampleConfigKeys(t),
+		configWant{ingest: anyIngest, admin: anyAdmin})
+}
+
+// TestDockerignore checks that the build context leaves out what the build
+// does not need and keeps what go:embed does.
+func TestDockerignore(t *testing.T) {
+	b, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatalf("read ../.dockerignore: %v (docker build -f deploy/Dockerfile . sends the whole tree)", err)
+	}
+	var patterns []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			patterns = append(patterns, strings.TrimSuffix(strings.TrimPrefix(l, "/"), "/"))
+		}
+	}
+	for _, want := range []string{".git", "bin", "data"} {
+		if !slices.Contains(patterns, want) {
+			t.Errorf(".dockerignore = %v, want %q excluded", patterns, want)
+		}
+	}
+	// Needed by the build: module files, sources, embedded files, and the
+	// in-image config.
+	for _, keep := range []string{"go.mod", "go.sum", "cmd", "rules", "sinks", "scorer", "store",
+		"rules/falco-scorer_rules.yaml", "sinks/alert.schema.json", "cmd/falco-scorer/demodata",
+		"deploy", "deploy/config", "deploy/config/container.yaml"} {
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, keep); ok || p == keep {
+				t.Errorf(".dockerignore pattern %q excludes %s, which the image build needs", p, keep)
+			}
+		}
 	}
 }
 
@@ -329,16 +443,29 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 	sort.Strings(top)
-	want := []string{"data_dir", "inputs", "log", "rules_file", "scorer", "sinks"}
+	want := []string{"admin", "data_dir", "delivery", "inputs", "log", "memory_limit_mib", "rules_file",
+		"scorer", "shutdown_timeout", "sinks", "store"}
 	if !slices.Equal(top, want) {
 		t.Errorf("top-level keys = %v, want %v", top, want)
 	}
 	b, _ := os.ReadFile("config/falco-scorer.example.yaml")
 	cfg := decodeOne(t, "example", string(b))
-	checkConfigKeys(t, "config/falco-scorer.example.yaml", cfg, keys)
-	for _, k := range []string{"sinks.kafka.sasl.password_file", "sinks.slack.webhook_url_file", "inputs.http.token_file"} {
+	checkConfigKeys(t, "config/falco-scorer.example.yaml", cfg, keys,
+		configWant{ingest: loopbackIngest, admin: anyAdmin, adminToken: true, rulesFile: true, shutdown: "20s"})
+	for _, k := range []string{"sinks.kafka.sasl.password_file", "sinks.slack.webhook_url_file", "admin.token_file"} {
 		if !keys[k] {
 			t.Errorf("example config lacks %s: secrets must come from files", k)
+		}
+	}
+	// The ingest token stays a comment: Falco cannot send it.
+	if !strings.Contains(string(b), "# token_file: /etc/falco-scorer/secrets/ingest-token") {
+		t.Errorf("example config: want inputs.http.token_file shown commented out")
+	}
+	// Values that differ from the built-in defaults are marked, the others
+	// are the defaults (sinks/kafka DefaultConfig).
+	for k, v := range map[string]string{"topic": "falco-scorer.alerts", "compression": "snappy"} {
+		if got := str(cfg, "sinks", "kafka", k); got != v {
+			t.Errorf("example sinks.kafka.%s = %q, want the default %q", k, got, v)
 		}
 	}
 	if _, err := rules.Load("config/rules.example.yaml"); err != nil {
@@ -371,14 +498,18 @@ func TestConfigMapAndSecret(t *testing.T) {
 			continue
 		}
 		cfg := decodeOne(t, key, text)
-		checkConfigKeys(t, "ConfigMap "+key, cfg, ref)
+		// Sidecars: Falco posts over the pod's loopback (http) or the
+		// socket (gRPC); kubelet and Prometheus use the admin listener.
+		// The pod's grace period is the default 30 s, shared with Falco.
+		w := configWant{ingest: loopbackIngest, admin: anyAdmin, adminToken: true, rulesFile: true, shutdown: "15s"}
+		if grpc {
+			w.ingest = ""
+		}
+		checkConfigKeys(t, "ConfigMap "+key, cfg, ref, w)
 		if got := get(cfg, "inputs", "grpc", "enabled"); got != grpc {
 			t.Errorf("ConfigMap %s: inputs.grpc.enabled = %v, want %v", key, got, grpc)
 		}
-		if get(cfg, "inputs", "http", "token_file") != nil {
-			t.Errorf("ConfigMap %s: inputs.http.token_file set, but Falco's http_output cannot send a token", key)
-		}
-		for _, f := range []any{get(cfg, "sinks", "kafka", "sasl", "password_file"), get(cfg, "sinks", "slack", "webhook_url_file")} {
+		for _, f := range []any{get(cfg, "sinks", "kafka", "sasl", "password_file"), get(cfg, "sinks", "slack", "webhook_url_file"), get(cfg, "admin", "token_file")} {
 			name := path.Base(fmt.Sprint(f))
 			if get(sec, "stringData", name) == nil {
 				t.Errorf("ConfigMap %s refers to secret file %q that the Secret does not provide", key, name)
@@ -411,8 +542,54 @@ func TestMonitoring(t *testing.T) {
 		t.Fatalf("want a Service and a ServiceMonitor")
 	}
 	checkServiceMonitor(t, "kubernetes/falco-scorer-monitoring.yaml", sm, svc)
-	if got := get(svc, "spec", "ports", 0, "targetPort"); got != port {
-		t.Errorf("Service targetPort = %v, want %d", got, port)
+	if got := get(svc, "spec", "ports", 0, "targetPort"); got != adminPort {
+		t.Errorf("Service targetPort = %v, want the admin port %d", got, adminPort)
+	}
+	if got := get(svc, "spec", "ports", 0, "port"); got != adminPort {
+		t.Errorf("Service port = %v, want %d", got, adminPort)
+	}
+}
+
+// TestSidecarNetworkPolicy checks the optional NetworkPolicy for the Falco
+// pods: it selects the pods the monitoring Service selects and opens the
+// admin port, never the ingest port (loopback only in the sidecars).
+func TestSidecarNetworkPolicy(t *testing.T) {
+	const file = "kubernetes/falco-scorer-networkpolicy.yaml"
+	docs := readDocs(t, file)
+	if len(docs) != 1 || str(docs[0], "kind") != "NetworkPolicy" {
+		t.Fatalf("%s: want one NetworkPolicy, got %d documents", file, len(docs))
+	}
+	np := docs[0]
+	checkObjectBasics(t, file, np)
+	if got := str(np, "apiVersion"); got != "networking.k8s.io/v1" {
+		t.Errorf("apiVersion = %q, want networking.k8s.io/v1", got)
+	}
+	var svc obj
+	for _, d := range readDocs(t, "kubernetes/falco-scorer-monitoring.yaml") {
+		if str(d, "kind") == "Service" {
+			svc = d
+		}
+	}
+	sel, _ := get(np, "spec", "podSelector", "matchLabels").(obj)
+	for k, v := range get(svc, "spec", "selector").(obj) {
+		if sel[k] != v {
+			t.Errorf("podSelector %s = %v, want %v (the Falco pods, as the monitoring Service selects them)", k, sel[k], v)
+		}
+	}
+	if types := list(np, "spec", "policyTypes"); !slices.Equal(types, []any{"Ingress"}) {
+		t.Errorf("policyTypes = %v, want [Ingress]", types)
+	}
+	var ports []any
+	for _, r := range list(np, "spec", "ingress") {
+		for _, p := range list(r, "ports") {
+			ports = append(ports, get(p, "port"))
+		}
+	}
+	if !slices.Contains(ports, any(adminPort)) {
+		t.Errorf("ingress ports = %v, want %d (metrics)", ports, adminPort)
+	}
+	if slices.Contains(ports, any(ingestPort)) {
+		t.Errorf("ingress ports = %v: %d is loopback-only in the sidecars", ports, ingestPort)
 	}
 }
 
@@ -492,6 +669,16 @@ func TestFalcoChartValues(t *testing.T) {
 			if get(v, "falco", "json_output") != true {
 				t.Errorf("falco.json_output = %v, want true", get(v, "falco", "json_output"))
 			}
+			// The chart's default "first" lets stock rules shadow the
+			// observation rules loaded after them.
+			if got := str(v, "falco", "rule_matching"); got != "all" {
+				t.Errorf("falco.rule_matching = %q, want all (observations must not be shadowed by stock rules)", got)
+			}
+			for _, out := range []string{"stdout_output", "syslog_output"} {
+				if get(v, "falco", out, "enabled") != false {
+					t.Errorf("falco.%s.enabled = %v, want false (every observation is a Debug alert)", out, get(v, "falco", out, "enabled"))
+				}
+			}
 			if p := strings.ToLower(str(v, "falco", "priority")); p != "debug" {
 				t.Errorf("falco.priority = %q, want debug (observations are Debug)", p)
 			}
@@ -516,7 +703,7 @@ func TestFalcoChartValues(t *testing.T) {
 				if get(v, "falco", "http_output", "enabled") != true {
 					t.Errorf("falco.http_output.enabled = %v, want true", get(v, "falco", "http_output", "enabled"))
 				}
-				if got, want := str(v, "falco", "http_output", "url"), fmt.Sprintf("http://127.0.0.1:%d/", port); got != want {
+				if got, want := str(v, "falco", "http_output", "url"), fmt.Sprintf("http://%s/", loopbackIngest); got != want {
 					t.Errorf("falco.http_output.url = %q, want %q", got, want)
 				}
 			}
@@ -565,8 +752,8 @@ func TestFalcoChartValues(t *testing.T) {
 				t.Errorf("sidecar reads %s, which the ConfigMap does not hold", cfgFile)
 			}
 			checkContainer(t, tt.file, sidecar, containerWant{
-				nonRoot: !tt.grpc, portName: "scorer-http", volumes: volumes,
-				configFile: "/etc/falco-scorer/" + cfgFile,
+				nonRoot: !tt.grpc, portName: "scorer-admin", volumes: volumes,
+				configFile: "/etc/falco-scorer/" + cfgFile, startupPath: map[bool]string{false: "/readyz", true: "/healthz"}[tt.grpc],
 			})
 			if tt.grpc {
 				ok := false
@@ -583,6 +770,57 @@ func TestFalcoChartValues(t *testing.T) {
 	}
 }
 
+// TestFalcoSettingsInDocs checks that every place that shows a Falco
+// configuration for falco-scorer also sets rule_matching: all.
+func TestFalcoSettingsInDocs(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each ```yaml block starting with "# falco.yaml" in the README.
+	n := 0
+	for _, block := range strings.Split(string(readme), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.HasPrefix(block, "# falco.yaml") {
+			continue
+		}
+		n++
+		cfg := decodeOne(t, "README.md falco.yaml snippet", block)
+		if got := str(cfg, "rule_matching"); got != "all" {
+			t.Errorf("README.md falco.yaml snippet %d: rule_matching = %q, want all", n, got)
+		}
+		if p := strings.ToLower(str(cfg, "priority")); p != "debug" {
+			t.Errorf("README.md falco.yaml snippet %d: priority = %q, want debug", n, p)
+		}
+	}
+	if n < 2 {
+		t.Errorf("README.md: %d falco.yaml snippets found, want 2 (http_output and gRPC)", n)
+	}
+	for _, f := range []string{"helm/falco-scorer/templates/NOTES.txt", "helm/falco-scorer/values.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "rule_matching: all") {
+			t.Errorf("%s shows Falco's settings without rule_matching: all", f)
+		}
+	}
+}
+
+// graceSeconds parses a Go duration of whole seconds from a config value.
+func graceSeconds(t *testing.T, what, v string) int {
+	t.Helper()
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s = %q: %v", what, v, err)
+	}
+	return int(d / time.Second)
+}
+
+// shutdownSlack is how long the service may take after shutdown_timeout:
+// the sinks' bounded wait and close, then the store's close.
+const shutdownSlack = 15
+
 func TestHelmChartFiles(t *testing.T) {
 	dir := "helm/falco-scorer"
 	chart := readDocs(t, filepath.Join(dir, "Chart.yaml"))[0]
@@ -594,14 +832,108 @@ func TestHelmChartFiles(t *testing.T) {
 	if str(chart, "apiVersion") != "v2" || str(chart, "name") != "falco-scorer" {
 		t.Errorf("Chart.yaml apiVersion/name = %s/%s, want v2/falco-scorer", str(chart, "apiVersion"), str(chart, "name"))
 	}
-	for _, f := range []string{"_helpers.tpl", "daemonset.yaml", "configmap.yaml", "secret.yaml", "service.yaml", "servicemonitor.yaml", "NOTES.txt"} {
+	for _, f := range []string{"_helpers.tpl", "daemonset.yaml", "configmap.yaml", "secret.yaml", "service.yaml", "servicemonitor.yaml", "networkpolicy.yaml", "NOTES.txt"} {
 		if _, err := os.Stat(filepath.Join(dir, "templates", f)); err != nil {
 			t.Errorf("chart template %s: %v", f, err)
 		}
 	}
 	values := readDocs(t, filepath.Join(dir, "values.yaml"))[0]
 	cfg, _ := get(values, "config").(obj)
-	checkConfigKeys(t, "helm values.yaml config", cfg, exampleConfigKeys(t))
+	// Standalone: Falco posts through the Service, so ingest listens on all
+	// interfaces (the NetworkPolicy admits only Falco).
+	checkConfigKeys(t, "helm values.yaml config", cfg, exampleConfigKeys(t),
+		configWant{ingest: anyIngest, admin: anyAdmin, adminToken: true, rulesFile: true})
+	grace, _ := get(values, "terminationGracePeriodSeconds").(int)
+	if grace != 45 {
+		t.Errorf("values terminationGracePeriodSeconds = %v, want 45", get(values, "terminationGracePeriodSeconds"))
+	}
+	if st := graceSeconds(t, "config.shutdown_timeout", str(cfg, "shutdown_timeout")); grace < st+shutdownSlack {
+		t.Errorf("terminationGracePeriodSeconds %d < config.shutdown_timeout %ds + %ds", grace, st, shutdownSlack)
+	}
+	if got := str(values, "service", "internalTrafficPolicy"); got != "" {
+		t.Errorf("service.internalTrafficPolicy = %q, want empty (derived from controller.kind)", got)
+	}
+	if get(values, "networkPolicy", "enabled") != true {
+		t.Errorf("networkPolicy.enabled = %v, want true", get(values, "networkPolicy", "enabled"))
+	}
+	if got := str(values, "networkPolicy", "ingest", "podSelector", "matchLabels", "app.kubernetes.io/name"); got != "falco" {
+		t.Errorf("networkPolicy.ingest.podSelector app.kubernetes.io/name = %q, want falco (the falcosecurity/falco chart's pods)", got)
+	}
+	if get(values, "secrets", "adminToken") == nil {
+		t.Errorf("values lack secrets.adminToken")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Loading the shipped configurations with the service itself.
+
+// TestShippedConfigsCheck runs `falco-scorer config check` (strict decoding
+// and validation, as at start) on every configuration this directory ships:
+// the example, the image's built-in config, both sidecar configs and the
+// chart's default config. A key in a manifest that the service does not know
+// (admin.listen before the service has it, a typo) fails here.
+func TestShippedConfigsCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the service build in -short mode")
+	}
+	bin := filepath.Join(t.TempDir(), "falco-scorer")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/falco-scorer")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/falco-scorer: %v\n%s", err, tail(out, 3000))
+	}
+
+	configs := map[string][]byte{}
+	for _, f := range []string{"config/falco-scorer.example.yaml", "config/container.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		configs[f] = b
+	}
+	for _, d := range readDocs(t, "kubernetes/falco-scorer-config.yaml") {
+		if str(d, "kind") != "ConfigMap" {
+			continue
+		}
+		for k, v := range get(d, "data").(obj) {
+			if strings.HasPrefix(k, "falco-scorer") {
+				configs["ConfigMap "+k] = []byte(v.(string))
+			}
+		}
+	}
+	values := readDocs(t, "helm/falco-scorer/values.yaml")[0]
+	chartCfg, err := yaml.Marshal(get(values, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs["helm values.yaml config"] = chartCfg
+
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(configs))
+	for n := range configs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			// rules_file must exist for Validate; it exists only in a pod.
+			text := strings.ReplaceAll(string(configs[name]), "/etc/falco-scorer/rules.yaml", rulesFile)
+			f := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
+			if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.CommandContext(ctx, bin, "config", "check", f).CombinedOutput()
+			if err != nil {
+				t.Errorf("falco-scorer config check %s: %v\n%s", name, err, out)
+			}
+		})
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -656,6 +988,65 @@ func runHelm(t *testing.T, helm string, args ...string) ([]byte, error) {
 	return out, nil
 }
 
+// checkChartNetworkPolicy checks the chart's NetworkPolicy: it selects the
+// workload's pods, admits ingest only from the Falco pods, and the admin
+// port from adminFrom's namespaces (nil: any source).
+func checkChartNetworkPolicy(t *testing.T, np, workload obj, adminFrom []string, ingestNS string) {
+	t.Helper()
+	podLabels, _ := get(workload, "spec", "template", "metadata", "labels").(obj)
+	sel, _ := get(np, "spec", "podSelector", "matchLabels").(obj)
+	if len(sel) == 0 {
+		t.Errorf("NetworkPolicy podSelector is empty: it would cover every pod of the namespace")
+	}
+	for k, v := range sel {
+		if podLabels[k] != v {
+			t.Errorf("NetworkPolicy selects %s=%v, pods have %v", k, v, podLabels[k])
+		}
+	}
+	rules := map[any]obj{}
+	for _, r := range list(np, "spec", "ingress") {
+		ports := list(r, "ports")
+		if len(ports) != 1 {
+			t.Errorf("NetworkPolicy rule %v: want one port per rule", r)
+			continue
+		}
+		rules[get(ports[0], "port")], _ = r.(obj)
+	}
+	if len(rules) != 2 || rules["http"] == nil || rules["http-admin"] == nil {
+		t.Fatalf("NetworkPolicy rules by port = %v, want http and http-admin", keysOfAny(rules))
+	}
+	from := list(rules["http"], "from")
+	if len(from) != 1 {
+		t.Fatalf("ingest rule from = %v, want the Falco pods only", from)
+	}
+	if got := str(from[0], "podSelector", "matchLabels", "app.kubernetes.io/name"); got != "falco" {
+		t.Errorf("ingest rule podSelector app.kubernetes.io/name = %q, want falco", got)
+	}
+	ns := get(from[0], "namespaceSelector")
+	switch {
+	case ingestNS == "" && ns != nil:
+		t.Errorf("ingest rule namespaceSelector = %v, want none (the release's namespace)", ns)
+	case ingestNS != "" && str(ns, "matchLabels", "kubernetes.io/metadata.name") != ingestNS:
+		t.Errorf("ingest rule namespaceSelector = %v, want namespace %s", ns, ingestNS)
+	}
+	var gotFrom []string
+	for _, p := range list(rules["http-admin"], "from") {
+		gotFrom = append(gotFrom, str(p, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name"))
+	}
+	if !slices.Equal(gotFrom, adminFrom) {
+		t.Errorf("admin rule from namespaces = %v, want %v", gotFrom, adminFrom)
+	}
+}
+
+func keysOfAny(m map[any]obj) []string {
+	var out []string
+	for k := range m {
+		out = append(out, fmt.Sprint(k))
+	}
+	sort.Strings(out)
+	return out
+}
+
 func TestHelmChartRender(t *testing.T) {
 	helm := helmBinary(t)
 	chart := filepath.Join("helm", "falco-scorer")
@@ -687,18 +1078,33 @@ func TestHelmChartRender(t *testing.T) {
 		workload  string
 		dataVol   string // hostPath, persistentVolumeClaim or emptyDir
 		nonRoot   bool
+		itp       string   // the Service's internalTrafficPolicy
+		adminFrom []string // namespaces allowed on the admin port; nil: any
+		ingestNS  string   // namespace of the Falco pods in the ingest rule; "": the release's
 	}{
 		{"defaults", nil,
-			[]string{"ConfigMap", "DaemonSet", "Secret", "Service", "ServiceAccount"}, "DaemonSet", "hostPath", true},
+			[]string{"ConfigMap", "DaemonSet", "NetworkPolicy", "Secret", "Service", "ServiceAccount"}, "DaemonSet", "hostPath", true,
+			"Local", []string{"monitoring"}, ""},
+		{"deployment with pvc",
+			[]string{"--set", "controller.kind=deployment", "--set", "persistence.type=pvc"},
+			[]string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Secret", "Service", "ServiceAccount"},
+			"Deployment", "persistentVolumeClaim", true, "Cluster", []string{"monitoring"}, ""},
 		{"deployment with pvc, servicemonitor, secrets and rules",
 			[]string{"--set", "controller.kind=deployment", "--set", "persistence.type=pvc",
 				"--set", "serviceMonitor.enabled=true", "--set", "secrets.slackWebhookURL=https://hooks.example/x",
-				"--set", "secrets.kafkaPassword=pw", "-f", rulesValues},
-			[]string{"ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
-			"Deployment", "persistentVolumeClaim", true},
-		{"existing secret, emptyDir",
-			[]string{"--set", "secrets.existingSecret=mine", "--set", "persistence.type=emptyDir"},
-			[]string{"ConfigMap", "DaemonSet", "Service", "ServiceAccount"}, "DaemonSet", "emptyDir", true},
+				"--set", "secrets.kafkaPassword=pw", "--set", "secrets.adminToken=tok", "-f", rulesValues},
+			[]string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
+			"Deployment", "persistentVolumeClaim", true, "Cluster", []string{"monitoring"}, ""},
+		{"existing secret, emptyDir, network policy options",
+			[]string{"--set", "secrets.existingSecret=mine", "--set", "persistence.type=emptyDir",
+				"--set", "networkPolicy.admin.from=null",
+				"--set", "networkPolicy.ingest.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=security"},
+			[]string{"ConfigMap", "DaemonSet", "NetworkPolicy", "Service", "ServiceAccount"}, "DaemonSet", "emptyDir", true,
+			"Local", nil, "security"},
+		{"no network policy",
+			[]string{"--set", "networkPolicy.enabled=false"},
+			[]string{"ConfigMap", "DaemonSet", "Secret", "Service", "ServiceAccount"}, "DaemonSet", "hostPath", true,
+			"Local", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -739,9 +1145,33 @@ func TestHelmChartRender(t *testing.T) {
 				t.Fatalf("containers = %d, want 1", len(containers))
 			}
 			checkContainer(t, "rendered "+tt.workload, containers[0].(obj), containerWant{
-				nonRoot: tt.nonRoot, portName: "http", volumes: volumes,
-				configFile: "/etc/falco-scorer/falco-scorer.yaml",
+				nonRoot: tt.nonRoot, portName: "http-admin", ingestPort: true, volumes: volumes,
+				configFile: "/etc/falco-scorer/falco-scorer.yaml", startupPath: "/healthz",
 			})
+			if got := get(pod, "terminationGracePeriodSeconds"); got != 45 {
+				t.Errorf("terminationGracePeriodSeconds = %v, want 45", got)
+			}
+			if tt.workload == "Deployment" {
+				if got := get(w, "spec", "replicas"); got != 1 {
+					t.Errorf("Deployment replicas = %v, want 1", got)
+				}
+			}
+			svc := byKind["Service"]
+			if got := str(svc, "spec", "internalTrafficPolicy"); got != tt.itp {
+				t.Errorf("Service internalTrafficPolicy = %q, want %q", got, tt.itp)
+			}
+			svcPorts := map[string]obj{}
+			for _, p := range list(svc, "spec", "ports") {
+				svcPorts[str(p, "name")], _ = p.(obj)
+			}
+			for name, num := range map[string]int{"http": ingestPort, "http-admin": adminPort} {
+				if p := svcPorts[name]; get(p, "port") != num || get(p, "targetPort") != name {
+					t.Errorf("Service port %s = %v, want port %d, targetPort %s", name, p, num, name)
+				}
+			}
+			if np := byKind["NetworkPolicy"]; np != nil {
+				checkChartNetworkPolicy(t, np, w, tt.adminFrom, tt.ingestNS)
+			}
 			// Every label the Service selects must be on the pods.
 			podLabels, _ := get(w, "spec", "template", "metadata", "labels").(obj)
 			for k, v := range get(byKind["Service"], "spec", "selector").(obj) {
@@ -750,27 +1180,43 @@ func TestHelmChartRender(t *testing.T) {
 				}
 			}
 			if sm := byKind["ServiceMonitor"]; sm != nil {
-				checkServiceMonitor(t, "rendered", sm, byKind["Service"])
+				checkServiceMonitor(t, "rendered", sm, svc)
+				if got := str(sm, "spec", "endpoints", 0, "port"); got != "http-admin" {
+					t.Errorf("ServiceMonitor port = %q, want http-admin (/metrics is on admin.listen)", got)
+				}
 			}
 			cm := byKind["ConfigMap"]
-			checkConfigKeys(t, "rendered ConfigMap falco-scorer.yaml", decodeOne(t, "rendered config", str(cm, "data", "falco-scorer.yaml")), ref)
+			checkConfigKeys(t, "rendered ConfigMap falco-scorer.yaml", decodeOne(t, "rendered config", str(cm, "data", "falco-scorer.yaml")), ref,
+				configWant{ingest: anyIngest, admin: anyAdmin, adminToken: true, rulesFile: true})
 			if _, err := rules.Parse([]byte(str(cm, "data", "rules.yaml")), "rendered rules.yaml"); err != nil {
 				t.Errorf("rendered rules.yaml does not parse: %v", err)
 			}
-			if sec := byKind["Secret"]; sec != nil && len(tt.args) > 0 {
-				for _, k := range []string{"slack-webhook", "kafka-password"} {
-					if get(sec, "data", k) == nil {
-						t.Errorf("rendered Secret lacks data.%s", k)
+			if sec := byKind["Secret"]; sec != nil {
+				// admin.token_file names it: without the key the service
+				// would not start.
+				if get(sec, "data", "admin-token") == nil {
+					t.Errorf("rendered Secret lacks data.admin-token")
+				}
+				if slices.Contains(tt.args, "secrets.kafkaPassword=pw") {
+					for _, k := range []string{"slack-webhook", "kafka-password"} {
+						if get(sec, "data", k) == nil {
+							t.Errorf("rendered Secret lacks data.%s", k)
+						}
 					}
 				}
 			}
 		})
 	}
 
+	deployment := []string{"--set", "controller.kind=deployment", "--set", "persistence.type=pvc"}
 	for _, bad := range [][]string{
 		{"--set", "controller.kind=statefulset"},
 		{"--set", "persistence.type=pvc"}, // pvc with a DaemonSet
 		{"--set", "persistence.type=nfs"},
+		{"--set", "controller.kind=deployment"}, // hostPath with a Deployment
+		append([]string{"--set", "controller.replicas=2"}, deployment...),
+		append([]string{"--set", "persistence.accessModes={ReadWriteMany}"}, deployment...),
+		append([]string{"--set", "service.internalTrafficPolicy=Local"}, deployment...),
 	} {
 		if _, err := runHelm(t, helm, append([]string{"template", "fs", chart, "--kube-version", kubeVersion}, bad...)...); err == nil {
 			t.Errorf("helm template %v succeeded, want a failure", bad)

@@ -6,11 +6,16 @@
 //
 // Its tests parse every manifest and check what a cluster would reject or
 // what would break falco-scorer at run time: kinds and required fields,
-// probes on port 2801, a non-root read-only container without capabilities,
-// resource limits, volumes that exist, rules files that the rules package
-// accepts, and the Falco rules embedded in the chart values being the ones
-// the rules package ships. The Helm chart is also linted and rendered with
-// Helm itself when the Go module proxy can provide it.
+// probes and metrics on the admin port 2802 with ingest on 2801 kept apart
+// (loopback in the sidecars, NetworkPolicy in the chart), a non-root
+// read-only container without capabilities, resource limits, volumes that
+// exist, secret files the Secrets provide, Falco settings that keep the
+// observation rules from being shadowed (rule_matching: all), rules files
+// that the rules package accepts, and the Falco rules embedded in the chart
+// values being the ones the rules package ships. Every shipped service
+// configuration is checked with `falco-scorer config check`, and the Helm
+// chart is linted and rendered with Helm itself when the Go module proxy
+// can provide it.
 //
 // Nothing here is imported by the service; the package must not grow code
 // beyond this comment.
