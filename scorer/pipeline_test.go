@@ -683,3 +683,27 @@ func TestPipelineCommitWaitsCommitDelay(t *testing.T) {
 		t.Errorf("journal after the commit = %d, want 0", n)
 	}
 }
+
+// TestPipelineObservationsWithoutTags: Falco with
+// json_include_tags_property: false sends no tags; the shipped observation
+// rules are still scored and learned, not forwarded as Falco alerts, while a
+// stock rule without tags is still an alert.
+func TestPipelineObservationsWithoutTags(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	evs := []Event{
+		h.event("falco-scorer process observation", "Debug", "c1", "nginx", 1, "execve"),
+		h.event("falco-scorer file observation", "Debug", "c1", "nginx", 1, "openat"),
+		h.event("Terminal shell in container", "Notice", "c1", "nginx", 1, "execve"),
+	}
+	h.accept(evs)
+	h.settle()
+	alerts := st.alerts(t)
+	var rules []any
+	for _, a := range alerts {
+		rules = append(rules, a["falco"].(map[string]any)["rule"])
+	}
+	if len(rules) != 1 || rules[0] != "Terminal shell in container" {
+		t.Errorf("alerts for rules %q, want only the stock rule's", rules)
+	}
+}

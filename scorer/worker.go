@@ -126,13 +126,29 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
+// shippedRulePrefix starts the names of the observation rules falco-scorer
+// ships (rules/falco-scorer_rules.yaml).
+const shippedRulePrefix = "falco-scorer "
+
+// isObservation tells an observation (scored and learned, forwarded only
+// when anomalous) from a Falco rule alert (always forwarded). Falco sends
+// tags only with json_include_tags_property: true; without any, the
+// shipped rules are still known by name, so that a Falco configured
+// without tags does not forward every observation as an alert.
+func (w *worker) isObservation(ev *Event) bool {
+	if ev.HasTag(w.p.cfg.ObservationTag) {
+		return true
+	}
+	return len(ev.Tags) == 0 && strings.HasPrefix(ev.Rule, shippedRulePrefix)
+}
+
 // process scores one event and queues its alerts for the next commit.
 func (w *worker) process(it item) {
 	now := w.p.deps.Now()
 	ev := &it.ev
 	// Counted once processed, so that a reader of the metrics who sees an
 	// event scored also sees the alerts it raised.
-	if ev.HasTag(w.p.cfg.ObservationTag) {
+	if w.isObservation(ev) {
 		w.observe(it, now)
 		w.p.met.scored.WithLabelValues("observation").Inc()
 	} else {
