@@ -19,6 +19,10 @@ type PendingCounter interface {
 	PendingCount(sink string) (int, error)
 }
 
+// maxRetryAfter bounds a destination's Retry-After: a bogus value from a
+// proxy must not stall the sink for hours.
+const maxRetryAfter = 5 * time.Minute
+
 // Dead-letter reasons, bounded for the metric label.
 const (
 	DeadPermanent   = "permanent"
@@ -241,10 +245,12 @@ func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 
 func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []scorer.OutboxEntry) bool {
 	var failingSince time.Time // first time these items failed one by one
+	deferred := false          // the last Send left items for the next one
 	for attempt := 0; len(items) > 0; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && !deferred {
 			d.retried.Add(float64(len(items)))
 		}
+		deferred = false
 		err := d.send(ctx, items)
 		if err == nil {
 			d.ack(items)
@@ -272,6 +278,11 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 				}
 			}
 			d.ack(delivered)
+			if errors.Is(pe.Err, ErrDeferred) && len(delivered) > 0 {
+				items, deferred = failed, true
+				attempt-- // not a retry: the sink went as far as its send budget allowed
+				continue
+			}
 		}
 		d.failed.WithLabelValues(ReasonOf(err)).Add(float64(len(failed)))
 		if IsPermanent(err) {
@@ -313,11 +324,7 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 				return true
 			}
 		}
-		wait := d.backoff(attempt)
-		if ra, ok := RetryAfterOf(err); ok && ra > 0 {
-			wait = ra
-		}
-		if !sleep(ctx, wait) {
+		if !sleep(ctx, d.retryWait(err, attempt)) {
 			return false
 		}
 	}
@@ -405,6 +412,15 @@ func (d *Dispatcher) noteRecovery() {
 	}
 	d.lastErr = ""
 	d.log.Info().Msg("delivery recovered")
+}
+
+// retryWait is the pause before retrying after err: the destination's
+// Retry-After when it gave one (at most maxRetryAfter), else the backoff.
+func (d *Dispatcher) retryWait(err error, attempt int) time.Duration {
+	if ra, ok := RetryAfterOf(err); ok && ra > 0 {
+		return min(ra, maxRetryAfter)
+	}
+	return d.backoff(attempt)
 }
 
 // backoff returns the jittered exponential pause before retry attempt+1:

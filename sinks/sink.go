@@ -86,6 +86,13 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
+// ErrDeferred is the cause of a PartialError for the items a sink did not
+// try in this Send: a rate-limited sink (Slack) stops before its send
+// timeout would run out waiting for its next slot. The dispatcher sends them
+// again at once, without counting a failure or backing off; the sink paces
+// itself.
+var ErrDeferred = errors.New("deferred: not sent in this batch (rate limit)")
+
 // Permanent marks err as not worth retrying. Permanent(nil) is nil.
 func Permanent(err error) error {
 	if err == nil {

@@ -220,6 +220,13 @@ func (s *Sink) ensureTopic(ctx context.Context) error {
 	if err == nil {
 		err = resp.Errors[s.cfg.Topic]
 	}
+	if errors.Is(err, kafkago.TopicAuthorizationFailed) || errors.Is(err, kafkago.ClusterAuthorizationFailed) {
+		// A producer is often allowed to write to a topic it may not
+		// create; the broker answers so even when the topic exists. Go on:
+		// if it does not exist, the produce fails and says so.
+		s.log.Warn().Err(err).Str("topic", s.cfg.Topic).Msg("not allowed to create the topic; assuming it exists (set create_topic: false to skip this)")
+		err = nil
+	}
 	if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
 		return sinks.WithReason("create_topic", fmt.Errorf("create topic %s: %w", s.cfg.Topic, err))
 	}

@@ -572,3 +572,30 @@ func TestOrderKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateTopicNotAllowed: with create_topic on, a producer that may
+// write to the topic but not create topics (the broker answers
+// TOPIC_AUTHORIZATION_FAILED even for an existing topic) still delivers,
+// instead of failing every Send until the alerts expire.
+func TestCreateTopicNotAllowed(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(3, "locked"))
+	c.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.CreateTopicsRequest)
+		resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic, st.ErrorCode = rt.Topic, 29 // TOPIC_AUTHORIZATION_FAILED
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	var logs bytes.Buffer
+	s := newSink(t, testConfig(c.ListenAddrs()[0], "locked"), zerolog.New(&logs))
+	if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); err != nil {
+		t.Fatalf("Send() = %v, want nil (the topic exists; creating it is not allowed)", err)
+	}
+	if !strings.Contains(logs.String(), "not allowed to create the topic") {
+		t.Errorf("no warning about the refused creation:\n%s", logs.String())
+	}
+}

@@ -103,6 +103,21 @@ func (s *Sink) Pace(ctx context.Context) error {
 	}
 }
 
+// slotInTime reports whether the next message slot leaves time for one post
+// before ctx's deadline (the dispatcher's send timeout). A batch of many
+// groups would otherwise wait past it, be cut off mid-post (a message
+// possibly posted twice) and count as a failure although Slack is fine.
+func (s *Sink) slotInTime(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return true
+	}
+	s.mu.Lock()
+	wait := s.next.Sub(s.now())
+	s.mu.Unlock()
+	return time.Until(dl)-max(wait, 0) > s.cfg.Timeout
+}
+
 // group is the alerts of one (image, rule) in a batch.
 type group struct {
 	key     string
@@ -139,6 +154,9 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	var rejected []*group // groups refused for their payload
 	var rejectErr error   // the first such refusal
 	for gi, g := range groups {
+		if gi > 0 && !s.slotInTime(ctx) {
+			return s.partial(batch, append(rejected, groups[gi:]...), sinks.ErrDeferred)
+		}
 		if err := s.Pace(ctx); err != nil {
 			return s.partial(batch, append(rejected, groups[gi:]...), fmt.Errorf("wait for slack rate limit: %w", err))
 		}

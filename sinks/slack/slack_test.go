@@ -700,3 +700,62 @@ func TestConfigYAML(t *testing.T) {
 		t.Errorf("yaml.Marshal(config) = %s, %v; want the URL redacted", out, err)
 	}
 }
+
+// TestPacingStaysWithinSendTimeout: a batch of more groups than the rate
+// limit lets through before the dispatcher's send timeout is posted over
+// several Sends, each ending before its deadline with the rest deferred;
+// the dispatcher neither counts failures nor backs off, and every group is
+// posted once.
+func TestPacingStaysWithinSendTimeout(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	cfg := webhookConfig(f.srv.URL)
+	cfg.MinInterval = 100 * time.Millisecond
+	cfg.Timeout = 200 * time.Millisecond
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	const groups = 8 // 8 × 100 ms of pacing against a 450 ms send timeout
+	for i := range groups {
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
+	}
+	dc := dispatcherConfig()
+	dc.SendTimeout = 450 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	m, err := sinks.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d, err := sinks.NewDispatcher(s, ob, dc, zerolog.New(&logs), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for ob.Acked("slack") < groups && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := ob.Acked("slack"); got != groups {
+		t.Fatalf("acked %d, want %d", got, groups)
+	}
+	if got := len(f.requests()); got != groups {
+		t.Errorf("Slack requests = %d, want %d (each group once)", got, groups)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "falco_scorer_sink_failed_total", "falco_scorer_sink_retried_total":
+			for _, mm := range mf.GetMetric() {
+				if v := mm.GetCounter().GetValue(); v != 0 {
+					t.Errorf("%s = %v, want 0 (deferring is not failing)", mf.GetName(), v)
+				}
+			}
+		}
+	}
+	if strings.Contains(logs.String(), "delivery failing") {
+		t.Errorf("pacing was logged as a failure:\n%s", logs.String())
+	}
+}
