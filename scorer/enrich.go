@@ -36,7 +36,7 @@ func (c *imageCache) put(id string, s Subject) {
 	// Copies: the strings of a decoded event point into its raw JSON,
 	// which the cache must not keep alive.
 	id = strings.Clone(id)
-	s = Subject{Image: strings.Clone(s.Image), Namespace: strings.Clone(s.Namespace), Pod: strings.Clone(s.Pod)}
+	s = Subject{Image: strings.Clone(s.Image), ImageSource: s.ImageSource, Namespace: strings.Clone(s.Namespace), Pod: strings.Clone(s.Pod)}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
 		clear(c.m)
@@ -72,8 +72,16 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 			}
 		}
 	} else if s.Image != "" && s.ContainerID != "" && cache != nil {
-		if c, ok := cache.get(s.ContainerID); !ok || c.Image != s.Image || (c.Pod == "" && s.Pod != "") {
-			cache.put(s.ContainerID, Subject{Image: s.Image, Namespace: s.Namespace, Pod: s.Pod})
+		c, ok := cache.get(s.ContainerID)
+		switch {
+		case ok && c.ImageSource == "digest" && s.ImageSource == "tag" && sameRepository(c.Image, s.Image):
+			// A container's image never changes. Stock Falco rules print
+			// repository and tag but no digest, the shipped observation
+			// rules print the digest: the container's Falco alerts must
+			// land in the baseline (and the worker) of its observations.
+			s.Image, s.ImageSource = c.Image, "digest"
+		case !ok || c.Image != s.Image || (c.Pod == "" && s.Pod != ""):
+			cache.put(s.ContainerID, Subject{Image: s.Image, ImageSource: s.ImageSource, Namespace: s.Namespace, Pod: s.Pod})
 		}
 	}
 	if s.Image == "" {
@@ -87,15 +95,28 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 	return s
 }
 
+// sameRepository reports whether a digest key (repo@sha256:…) and a tag
+// key (repo:tag) name the same repository.
+func sameRepository(digestKey, tagKey string) bool {
+	repo, _, _ := strings.Cut(digestKey, "@")
+	r, _ := splitImage(tagKey)
+	return repo == r
+}
+
 // imageKey picks the baseline identity from the event's image fields.
 func imageKey(ev *Event, mode string) (key, source string) {
 	repo := ev.Field(FieldImageRepository...)
 	tag := ev.Field(FieldImageTag...)
 	digest := ev.Field(FieldImageDigest...)
 	if repo == "" {
-		// Older rules may only print container.image ("repo:tag").
+		// Older rules may only print container.image ("repo:tag", or
+		// "repo@sha256:…" for an image pulled by digest).
 		if full := ev.Field(FieldImage...); full != "" {
-			repo, tag = splitImage(full)
+			var d string
+			repo, tag, d = splitImageRef(full)
+			if digest == "" {
+				digest = d
+			}
 		}
 	}
 	if repo == "" {
@@ -116,11 +137,24 @@ func imageKey(ev *Event, mode string) (key, source string) {
 	return repo + ":" + tag, "tag"
 }
 
-// splitImage splits "repo:tag" without mistaking a registry port for a tag.
+// splitImage splits "repo:tag" without mistaking a registry port for a tag;
+// a digest suffix is dropped.
 func splitImage(full string) (repo, tag string) {
+	repo, tag, _ = splitImageRef(full)
+	return repo, tag
+}
+
+// splitImageRef splits an image reference "repo[:tag][@digest]" without
+// mistaking a registry port for a tag.
+func splitImageRef(full string) (repo, tag, digest string) {
 	if i := strings.Index(full, "@"); i >= 0 {
-		full = full[:i]
+		full, digest = full[:i], full[i+1:]
 	}
+	repo, tag = splitRepoTag(full)
+	return repo, tag, digest
+}
+
+func splitRepoTag(full string) (repo, tag string) {
 	slash := strings.LastIndex(full, "/")
 	if i := strings.LastIndex(full, ":"); i > slash {
 		return full[:i], full[i+1:]

@@ -244,3 +244,49 @@ func TestDecodeJSONNestingLimitMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrichKeepsContainerOnItsDigestKey: a container's Falco alerts from
+// stock rules (repository and tag, no digest) land in the baseline of its
+// observations (digest key), whichever came first once the digest is known;
+// a digest is never downgraded to a tag key.
+func TestEnrichKeepsContainerOnItsDigestKey(t *testing.T) {
+	cache := newImageCache(10)
+	obs := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "nginx",
+		"container.image.tag": "1", "container.image.digest": "sha256:feed"})}
+	alert := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "nginx",
+		"container.image.tag": "1"})}
+	if s := enrich(obs, ImageKeyDigest, cache); s.Image != "nginx@sha256:feed" {
+		t.Fatalf("observation key = %q, want nginx@sha256:feed", s.Image)
+	}
+	if s := enrich(alert, ImageKeyDigest, cache); s.Image != "nginx@sha256:feed" || s.ImageSource != "digest" {
+		t.Errorf("Falco alert without digest = %q (%s), want the container's digest key", s.Image, s.ImageSource)
+	}
+	if s := enrich(obs, ImageKeyDigest, cache); s.Image != "nginx@sha256:feed" {
+		t.Errorf("observation after the alert = %q, want the digest key", s.Image)
+	}
+	// Another repository in the same container id (not expected) keeps its own key.
+	other := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "redis", "container.image.tag": "7"})}
+	if s := enrich(other, ImageKeyDigest, cache); s.Image != "redis:7" {
+		t.Errorf("other repository = %q, want redis:7", s.Image)
+	}
+	// Tag mode ignores digests altogether.
+	if s := enrich(alert, ImageKeyTag, newImageCache(10)); s.Image != "nginx:1" {
+		t.Errorf("tag mode = %q, want nginx:1", s.Image)
+	}
+}
+
+// TestImageKeyFromReference: container.image alone, with a registry port, a
+// tag and/or a digest.
+func TestImageKeyFromReference(t *testing.T) {
+	for _, tc := range []struct{ ref, want, source string }{
+		{"reg:5000/app:1.2", "reg:5000/app:1.2", "tag"},
+		{"reg:5000/app", "reg:5000/app:latest", "tag"},
+		{"reg:5000/app@sha256:abc", "reg:5000/app@sha256:abc", "digest"},
+		{"reg:5000/app:1.2@sha256:abc", "reg:5000/app@sha256:abc", "digest"},
+	} {
+		ev := &Event{Fields: FieldsOf(map[string]string{"container.image": tc.ref})}
+		if key, source := imageKey(ev, ImageKeyDigest); key != tc.want || source != tc.source {
+			t.Errorf("imageKey(container.image=%q) = %q, %q; want %q, %q", tc.ref, key, source, tc.want, tc.source)
+		}
+	}
+}

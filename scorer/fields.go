@@ -9,15 +9,17 @@ var (
 	FieldImage           = []string{"container.image"}
 	FieldImageRepository = []string{"container.image.repository"}
 	FieldImageTag        = []string{"container.image.tag"}
-	FieldImageDigest     = []string{"container.image.digest", "container.image.id"}
-	FieldNamespace       = []string{"k8s.ns.name", "k8smeta.ns.name", "ka.target.namespace"}
-	FieldPod             = []string{"k8s.pod.name", "k8smeta.pod.name"}
-	FieldEvtType         = []string{"evt.type"}
-	FieldProcName        = []string{"proc.name"}
-	FieldProcPID         = []string{"proc.pid", "proc.vpid"}
-	FieldProcPPID        = []string{"proc.ppid"}
-	FieldProcExePath     = []string{"proc.exepath", "proc.exe"}
-	FieldProcCmdline     = []string{"proc.cmdline"}
-	FieldParentName      = []string{"proc.pname"}
-	FieldUser            = []string{"user.name", "user.uid"}
+	// Not container.image.id: that is the local image id, which would
+	// give the same image a second key beside its registry digest.
+	FieldImageDigest = []string{"container.image.digest"}
+	FieldNamespace   = []string{"k8s.ns.name", "k8smeta.ns.name", "ka.target.namespace"}
+	FieldPod         = []string{"k8s.pod.name", "k8smeta.pod.name"}
+	FieldEvtType     = []string{"evt.type"}
+	FieldProcName    = []string{"proc.name"}
+	FieldProcPID     = []string{"proc.pid", "proc.vpid"}
+	FieldProcPPID    = []string{"proc.ppid"}
+	FieldProcExePath = []string{"proc.exepath", "proc.exe"}
+	FieldProcCmdline = []string{"proc.cmdline"}
+	FieldParentName  = []string{"proc.pname"}
+	FieldUser        = []string{"user.name", "user.uid"}
 )
