@@ -141,7 +141,7 @@ type Match struct {
 	Rules      Patterns `yaml:"rules"`      // Falco rule name (alert.Event.Rule)
 	Tags       Patterns `yaml:"tags"`       // any of the event's tags
 	Namespaces Patterns `yaml:"namespaces"` // Kubernetes namespace
-	Images     Patterns `yaml:"images"`     // image key (digest or repository:tag)
+	Images     Patterns `yaml:"images"`     // image key (repo@digest or repo:tag), its repository, or its repo:tag
 	Bands      []string `yaml:"bands"`      // anomaly band
 	Kinds      []string `yaml:"kinds"`      // falco, anomaly, sequence_end
 	// MinPriority matches alerts at least this severe, judged on the

@@ -159,7 +159,7 @@ func (r *compiledRule) matches(a *scorer.Alert, band string, base scorer.Priorit
 	if r.namespaces != nil && !matchAny(r.namespaces, a.Subject.Namespace) {
 		return false
 	}
-	if r.images != nil && !matchAny(r.images, a.Subject.Image) {
+	if r.images != nil && !matchImage(r.images, a) {
 		return false
 	}
 	if r.tags != nil {
@@ -175,6 +175,39 @@ func (r *compiledRule) matches(a *scorer.Alert, band string, base scorer.Priorit
 		}
 	}
 	return true
+}
+
+// matchImage matches the alert's image key, and also its repository and
+// repository:tag: the key is repo@sha256:… whenever Falco gives a digest,
+// and a pattern like "ghcr.io/acme/app:*" or "nginx" must still apply.
+func matchImage(ps []pattern, a *scorer.Alert) bool {
+	key := a.Subject.Image
+	if matchAny(ps, key) {
+		return true
+	}
+	repo := imageRepository(key)
+	if repo == key {
+		return false
+	}
+	if matchAny(ps, repo) {
+		return true
+	}
+	if tag := a.Event.Field(scorer.FieldImageTag...); tag != "" && strings.Contains(key, "@") {
+		return matchAny(ps, repo+":"+tag)
+	}
+	return false
+}
+
+// imageRepository is the repository of an image key ("repo@digest" or
+// "repo:tag"; a registry port is not a tag).
+func imageRepository(key string) string {
+	if repo, _, ok := strings.Cut(key, "@"); ok {
+		return repo
+	}
+	if i := strings.LastIndex(key, ":"); i > strings.LastIndex(key, "/") {
+		return key[:i]
+	}
+	return key
 }
 
 // Band returns the anomaly band of a score/threshold ratio. NaN, infinite

@@ -425,3 +425,35 @@ func TestDedupKeepsOtherProcessesAnomalies(t *testing.T) {
 		t.Errorf("repeat anomaly of the same process within the window not suppressed")
 	}
 }
+
+// TestImagePatternsMatchDigestKeys: the image key is repo@sha256:… whenever
+// Falco gives a digest; patterns written for repository:tag or for the
+// repository still apply.
+func TestImagePatternsMatchDigestKeys(t *testing.T) {
+	digestKeyed := func(a *scorer.Alert) {
+		a.Subject.Image = "ghcr.io/acme/app@sha256:feed"
+		a.Event.Fields = scorer.FieldsOf(map[string]string{"container.image.repository": "ghcr.io/acme/app", "container.image.tag": "1.2"})
+	}
+	for _, tc := range []struct {
+		pattern string
+		opt     alertOpt
+		want    bool
+	}{
+		{"ghcr.io/acme/app:*", digestKeyed, true},
+		{"ghcr.io/acme/app:1.2", digestKeyed, true},
+		{"ghcr.io/acme/app", digestKeyed, true},
+		{"ghcr.io/acme/app@sha256:feed", digestKeyed, true},
+		{"ghcr.io/acme/app:1.3", digestKeyed, false},
+		{"ghcr.io/acme/other*", digestKeyed, false},
+		{"reg:5000/app", withImage("reg:5000/app:1"), true},
+		{"reg:5000/*", withImage("reg:5000/app:1"), true},
+		{"reg", withImage("reg:5000/app:1"), false},
+	} {
+		e := mustParse(t, fmt.Sprintf("rules:\n  - name: m\n    match: {images: [%q]}\n    set_priority: Critical\n", tc.pattern))
+		a := newAlert(scorer.KindFalco, scorer.PriorityNotice, 0, tc.opt)
+		d := e.Decide(a, time.Now())
+		if got := d.Priority == scorer.PriorityCritical; got != tc.want {
+			t.Errorf("pattern %q on image %s: matched %v, want %v", tc.pattern, a.Subject.Image, got, tc.want)
+		}
+	}
+}
