@@ -63,8 +63,10 @@ type DB struct {
 	dead    map[string]int64       // dead letters per sink, for the gauge
 	recent  map[string]*recentRing // entries just committed, per sink (recent.go)
 
-	pendingBeforeRead func()      // tests: runs in Pending between the cache's answer and the Badger read
-	backlog           atomic.Bool // some sink's pending entries reached MaxOutboxEntries
+	pendingBeforeRead func()          // tests: runs in Pending between the cache's answer and the Badger read
+	backlog           atomic.Bool     // some tracked sink's pending entries reached MaxOutboxEntries
+	tracked           map[string]bool // sinks that have a dispatcher (SetSinks); nil: every sink; guarded by outMu
+	replayMu          sync.Mutex      // one dead-letter replay at a time
 
 	baseMu    sync.Mutex
 	flushNext uint64 // next baseline flush sequence
@@ -164,7 +166,14 @@ func (d *DB) openJournal(next uint64) (uint64, error) {
 	}
 	d.wal = w
 	d.m.journalEntries.Set(float64(w.outstanding()))
-	return max(next, floor, lastSeq+1), nil
+	// Above every done marker too: if the journal lost records (a damaged
+	// or deleted segment), reusing a sequence a marker still names would
+	// take a new, acknowledged event for one already scored.
+	var doneMax uint64
+	for seq := range done {
+		doneMax = max(doneMax, seq)
+	}
+	return max(next, floor, lastSeq+1, doneMax+1), nil
 }
 
 // runRetirer recycles completed journal segments and keeps a spare segment
@@ -210,11 +219,34 @@ func (d *DB) wakeRetirer() {
 // never dropped, so a sink that falls behind slows ingest down.
 func (d *DB) Backlogged() bool { return d.backlog.Load() }
 
+// SetSinks names the sinks that have a dispatcher. Only their outboxes
+// count toward Backlogged: the outbox of a sink removed from the
+// configuration is drained by nobody and must not stop ingest. Its alerts
+// stay until the sink is enabled again, which is logged here.
+func (d *DB) SetSinks(names []string) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	d.tracked = make(map[string]bool, len(names))
+	for _, n := range names {
+		d.tracked[n] = true
+	}
+	for sink, n := range d.pending {
+		if n > 0 && !d.tracked[sink] {
+			d.log.Warn().Str("sink", sink).Int64("pending", n).
+				Msg("the outbox holds alerts for a sink that is not enabled: they are kept, and delivered once it is enabled again")
+		}
+	}
+	d.updateBacklog()
+}
+
 // updateBacklog recomputes Backlogged after a change of the pending counts,
 // logging each change of state; outMu must be held.
 func (d *DB) updateBacklog() {
 	worst, over := "", int64(-1)
 	for sink, n := range d.pending {
+		if d.tracked != nil && !d.tracked[sink] {
+			continue
+		}
 		if n > over {
 			worst, over = sink, n
 		}

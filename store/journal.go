@@ -468,7 +468,23 @@ func (d *DB) retireSegments() error {
 	if err := d.bdb.Sync(); err != nil {
 		return fmt.Errorf("retire journal segments: %w", err)
 	}
-	err := d.bdb.Update(func(txn *badger.Txn) error { return txn.Set(floorKey(), encodeU64(floor)) })
+	err := d.bdb.Update(func(txn *badger.Txn) error {
+		// Never lower: segments reloaded after a restart may start below
+		// what an earlier retirement already made durable.
+		item, err := txn.Get(floorKey())
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			old, err := counterValue(item)
+			if err != nil {
+				return err
+			}
+			floor = max(floor, old)
+		}
+		return txn.Set(floorKey(), encodeU64(floor))
+	})
 	if err == nil {
 		err = d.bdb.Sync()
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -242,9 +243,17 @@ func (d *DB) ReplayDeadLetters(sink string) (int, error) {
 		return 0, fmt.Errorf("replay dead letters: %w", err)
 	}
 	defer d.life.RUnlock()
+	// One replay at a time (two would re-queue the same letters twice),
+	// and only the letters there now: an alert the sink refuses again
+	// while this runs is dead-lettered under a new sequence, above bound.
+	d.replayMu.Lock()
+	defer d.replayMu.Unlock()
+	d.outMu.Lock()
+	bound := maps.Clone(d.outNext)
+	d.outMu.Unlock()
 	moved := 0
 	for {
-		n, err := d.replayDeadChunk(prefix)
+		n, err := d.replayDeadChunk(prefix, bound)
 		moved += n
 		if err != nil {
 			return moved, fmt.Errorf("replay dead letters %s: %w", sink, err)
@@ -255,8 +264,9 @@ func (d *DB) ReplayDeadLetters(sink string) (int, error) {
 	}
 }
 
-// replayDeadChunk moves up to one transaction's worth of dead letters.
-func (d *DB) replayDeadChunk(prefix []byte) (int, error) {
+// replayDeadChunk moves up to one transaction's worth of the dead letters
+// whose sequence is below bound[sink].
+func (d *DB) replayDeadChunk(prefix []byte, bound map[string]uint64) (int, error) {
 	const chunk = 1000
 	var dls []DeadLetter
 	err := d.bdb.View(func(txn *badger.Txn) error {
@@ -267,6 +277,9 @@ func (d *DB) replayDeadChunk(prefix []byte) (int, error) {
 			dl, err := decodeDeadItem(it.Item())
 			if err != nil {
 				return err
+			}
+			if dl.Seq >= bound[dl.Sink] {
+				continue
 			}
 			size += len(dl.Payload) + len(dl.AlertID) + 64
 			dls = append(dls, dl)

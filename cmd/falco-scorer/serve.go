@@ -155,6 +155,7 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer) (_ *service, err 
 	if err = s.buildSinks(out); err != nil {
 		return nil, err
 	}
+	s.db.SetSinks(cfg.enabledSinks())
 	metrics, err := sinks.NewMetrics(s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("sink metrics: %w", err)

@@ -1,0 +1,302 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+)
+
+// A sink whose outbox reached max_outbox_entries keeps the whole store
+// Backlogged after a restart even when that sink is no longer configured:
+// nothing drains it and nothing in the store can clear it.
+func TestRemovedSinkDoesNotBacklog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.MaxOutboxEntries = 100
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var puts []scorer.OutboxPut
+	for i := range 100 {
+		puts = append(puts, scorer.OutboxPut{Sink: "slack", AlertID: fmt.Sprint(i), Payload: []byte("{}")})
+	}
+	if err := d.Complete(nil, puts); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	// Restart with Slack disabled: only "kafka" has a dispatcher now.
+	d2, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if !d2.Backlogged() {
+		t.Fatal("not backlogged before SetSinks: the test does not set up a full outbox")
+	}
+	d2.SetSinks([]string{"kafka"})
+	t.Logf("after restart without the slack sink: Backlogged() = %v, PendingCount(slack) = %d", d2.Backlogged(), must(d2.PendingCount("slack")))
+	if d2.Backlogged() {
+		t.Errorf("store stays backlogged by a sink nobody drains: ingest answers 429 forever")
+	}
+}
+
+func must[T any](v T, _ error) T { return v }
+
+// Two concurrent dead-letter replays (two admin calls) re-queue the same
+// dead letters twice.
+func TestConcurrentDeadLetterReplaysQueueOnce(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	const n = 3000
+	var puts []scorer.OutboxPut
+	for i := range n {
+		puts = append(puts, scorer.OutboxPut{Sink: "webhook", AlertID: fmt.Sprint("a", i), Payload: bytes.Repeat([]byte("x"), 300)})
+	}
+	if err := d.Complete(nil, puts); err != nil {
+		t.Fatal(err)
+	}
+	var after uint64
+	for {
+		es, err := d.Pending("webhook", after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			if err := d.DeadLetter(e, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after = es[len(es)-1].Seq
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for range 2 {
+		wg.Go(func() {
+			m, err := d.ReplayDeadLetters("webhook")
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			total += m
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	ids := map[string]int{}
+	after = 0
+	for {
+		es, err := d.Pending("webhook", after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			ids[e.AlertID]++
+		}
+		after = es[len(es)-1].Seq
+	}
+	dups := 0
+	entries := 0
+	for _, c := range ids {
+		entries += c
+		if c > 1 {
+			dups++
+		}
+	}
+	t.Logf("%d dead letters; replays reported %d moved; outbox now holds %d entries, %d alert ids twice", n, total, entries, dups)
+	if entries != n {
+		t.Errorf("outbox holds %d entries for %d dead letters", entries, n)
+	}
+}
+
+// ReplayDeadLetters keeps going while the dispatcher dead-letters the
+// replayed alerts again (a payload the sink always refuses): one admin call
+// replays the same alert over and over.
+func TestReplayDeadLettersStopsAtItsStart(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	const n = 3000
+	var puts []scorer.OutboxPut
+	for i := range n {
+		puts = append(puts, scorer.OutboxPut{Sink: "webhook", AlertID: fmt.Sprint("p", i), Payload: bytes.Repeat([]byte("x"), 300)})
+	}
+	if err := d.Complete(nil, puts); err != nil {
+		t.Fatal(err)
+	}
+	for after := uint64(0); ; {
+		es, _ := d.Pending("webhook", after, 1000)
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			if err := d.DeadLetter(e, "http 400"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after = es[len(es)-1].Seq
+	}
+	// A dispatcher whose sink refuses the alert at once (400 -> dead letter).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var cursor uint64
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			es, err := d.Pending("webhook", cursor, 100)
+			if err != nil {
+				return
+			}
+			for _, e := range es {
+				_ = d.DeadLetter(e, "http 400")
+				cursor = e.Seq
+			}
+		}
+	})
+	type res struct {
+		n   int
+		err error
+	}
+	done := make(chan res, 1)
+	go func() { n, err := d.ReplayDeadLetters("webhook"); done <- res{n, err} }()
+	select {
+	case r := <-done:
+		close(stop)
+		wg.Wait()
+		t.Logf("ReplayDeadLetters of %d dead letters moved %d", n, r.n)
+		if r.n > n {
+			t.Errorf("%d dead letters replayed %d times by one call", n, r.n)
+		}
+	case <-time.After(3 * time.Second):
+		close(stop)
+		wg.Wait()
+		r := <-done
+		t.Errorf("ReplayDeadLetters still running after 3s; it then moved the one dead letter %d times", r.n)
+	}
+}
+
+// A journal whose surviving records end below the done markers (one
+// damaged record in the completed part of the active segment) makes Open
+// reuse sequences that done markers still name: a newly acknowledged event
+// is then taken for complete and never replayed.
+func TestNoSequenceReuseAfterDamagedRecord(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, err := d.Append(t.Context(), [][]byte{[]byte("AAAA"), []byte("BBBB"), []byte("CCCC")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Complete(seqs, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := d.wal.snapshot()[0].f.Name()
+	d.Close()
+	// One flipped byte in the first (already completed) record's payload.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("Z"), walHeaderBytes+walRecordHeader); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	d2, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d2.Append(t.Context(), [][]byte{[]byte("NEW!")}) // acknowledged (HTTP 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2.Close() // crash before scoring: the event must come back
+	d3, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d3.Close()
+	var replayed []string
+	_ = d3.Replay(func(seq uint64, raw []byte) error {
+		replayed = append(replayed, fmt.Sprintf("%d:%s", seq, raw))
+		return nil
+	})
+	t.Logf("first seqs %v; after reopen the new event got seq %v; replay after restart: %q", seqs, got, replayed)
+	if len(replayed) != 1 {
+		t.Errorf("acknowledged event NEW! not replayed (lost)")
+	}
+}
+
+func readFloor(t *testing.T, d *DB) uint64 {
+	f, _, _, err := d.loadDone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// After a restart, retired segments kept as spares (old header, old
+// records) are loaded as segments and retired again; the floor written then
+// is computed from them alone and can go down.
+func TestJournalFloorNeverGoesDown(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := bytes.Repeat([]byte("y"), 1000)
+	var held uint64
+	for round := range 100 {
+		raws := make([][]byte, 20)
+		for i := range raws {
+			raws[i] = pad
+		}
+		seqs, err := d.Append(t.Context(), raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			held, seqs = seqs[0], seqs[1:] // holds every segment back
+		}
+		if err := d.Complete(seqs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Complete([]uint64{held}, nil); err != nil { // now all retire at once
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(d.wal.snapshot()) == 1 })
+	before := readFloor(t, d)
+	d.Close()
+	d2, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	waitFor(t, func() bool { return len(d2.wal.snapshot()) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	after := readFloor(t, d2)
+	t.Logf("durable floor before restart %d, after the restart's retirement %d", before, after)
+	if after < before {
+		t.Errorf("journal floor went down from %d to %d", before, after)
+	}
+}
