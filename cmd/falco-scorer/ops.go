@@ -7,6 +7,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,7 @@ type opsServer struct {
 	srv    *http.Server
 	done   chan error
 	addr   atomic.Pointer[string] // set once listening
+	once   sync.Once
 }
 
 func newOpsServer(listen string, logger zerolog.Logger) *opsServer {
@@ -119,16 +121,23 @@ func (o *opsServer) start() error {
 	return nil
 }
 
-// stop closes the listener and waits briefly for requests in flight.
+// stop closes the listener and waits briefly for requests in flight (a
+// baseline export to a client that stopped reading is cut off). It may be
+// called more than once, and before start.
 func (o *opsServer) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := o.srv.Shutdown(ctx); err != nil {
-		_ = o.srv.Close()
-	}
-	if err := <-o.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		o.log.Warn().Err(err).Msg("admin listener")
-	}
+	o.once.Do(func() {
+		if o.done == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := o.srv.Shutdown(ctx); err != nil {
+			_ = o.srv.Close()
+		}
+		if err := <-o.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.log.Warn().Err(err).Msg("admin listener")
+		}
+	})
 }
 
 // opsAddr is the address of admin.listen's server once it listens, else "".

@@ -368,6 +368,11 @@ func (s *service) finish(runErr error, stopSinks func(), sinkWG *sync.WaitGroup,
 	s.closeSinks()
 	stopStore()
 	storeWG.Wait()
+	if s.ops != nil {
+		// Before the store: an admin request (a baseline export) holds
+		// the store open while it streams.
+		s.ops.stop()
+	}
 	if err := s.db.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close store: %w", err))
 	}
