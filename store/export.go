@@ -15,10 +15,13 @@ import (
 
 // Baseline export format: JSON lines. The first line is the header; then,
 // for each image, one "image" record followed by its "bucket" records in
-// bucket order. Blobs are base64 (encoding/json's []byte form).
+// bucket order. Blobs are base64 (encoding/json's []byte form). Version 2
+// adds the number of bucket records to each image record, so that a file
+// cut short inside its last image is refused rather than imported as a
+// partial baseline; version 1 files (without it) are still read.
 const (
 	ExportFormat  = "falco-scorer-baselines"
-	ExportVersion = 1
+	ExportVersion = 2
 )
 
 // ExportHeader is the first line of an export file.
@@ -36,6 +39,7 @@ type ExportRecord struct {
 	Image    string     `json:"image"`
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 	Meta     []byte     `json:"meta,omitempty"`
+	Buckets  *int       `json:"buckets,omitempty"` // image records (version 2): bucket records that follow
 	Bucket   *time.Time `json:"bucket,omitempty"`
 	Counts   []byte     `json:"counts,omitempty"`
 }
@@ -91,10 +95,14 @@ func (d *DB) Export(w io.Writer, images ...string) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := enc.Encode(ExportRecord{Kind: "image", Image: image, LastSeen: &last, Meta: meta}); err != nil {
+			prefix := imagePrefix(prefixBucket, image)
+			nb := 0
+			for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
+				nb++
+			}
+			if err := enc.Encode(ExportRecord{Kind: "image", Image: image, LastSeen: &last, Meta: meta, Buckets: &nb}); err != nil {
 				return err
 			}
-			prefix := imagePrefix(prefixBucket, image)
 			for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
 				_, bucket, _, err := parseBucketKey(bkts.Item().Key())
 				if err != nil {
@@ -205,8 +213,16 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
 	if h.Format != ExportFormat {
 		return fail(fmt.Errorf("header: format %q, want %q", h.Format, ExportFormat))
 	}
-	if h.Version != ExportVersion {
-		return fail(fmt.Errorf("header: unsupported version %d (this build reads %d)", h.Version, ExportVersion))
+	if h.Version != 1 && h.Version != ExportVersion {
+		return fail(fmt.Errorf("header: unsupported version %d (this build reads 1 and %d)", h.Version, ExportVersion))
+	}
+	// complete checks that the image just read has every bucket its record
+	// announced (version 2).
+	complete := func(cur *importImage) error {
+		if cur.announced >= 0 && len(cur.buckets) != cur.announced {
+			return fmt.Errorf("image %q: %d bucket records, its image record announces %d (truncated file?)", cur.image, len(cur.buckets), cur.announced)
+		}
+		return nil
 	}
 	var cur *importImage
 	seen := map[string]bool{}
@@ -233,14 +249,26 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
 			if len(seen) >= lim.MaxImages {
 				return fail(fmt.Errorf("more than %d images", lim.MaxImages))
 			}
+			switch {
+			case h.Version >= 2 && rec.Buckets == nil:
+				return fail(fmt.Errorf("image %q: missing buckets (the number of bucket records)", rec.Image))
+			case rec.Buckets != nil && *rec.Buckets < 0:
+				return fail(fmt.Errorf("image %q: negative buckets", rec.Image))
+			}
 			seen[rec.Image] = true
 			if cur != nil {
+				if err := complete(cur); err != nil {
+					return fail(err)
+				}
 				if err := d.importImage(cur); err != nil {
 					return fail(err)
 				}
 				imported = append(imported, cur.image)
 			}
-			cur = &importImage{image: rec.Image, lastSeen: *rec.LastSeen, meta: rec.Meta, size: int64(len(rec.Meta))}
+			cur = &importImage{image: rec.Image, lastSeen: *rec.LastSeen, meta: rec.Meta, size: int64(len(rec.Meta)), announced: -1}
+			if rec.Buckets != nil {
+				cur.announced = *rec.Buckets
+			}
 		case "bucket":
 			if cur == nil || rec.Image != cur.image {
 				return fail(fmt.Errorf("bucket record for image %q not after that image's record", rec.Image))
@@ -261,6 +289,9 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
 		}
 	}
 	if cur != nil {
+		if err := complete(cur); err != nil {
+			return fail(err)
+		}
 		if err := d.importImage(cur); err != nil {
 			return fail(err)
 		}
@@ -292,11 +323,12 @@ type importBucket struct {
 }
 
 type importImage struct {
-	image    string
-	lastSeen time.Time
-	meta     []byte
-	buckets  []importBucket
-	size     int64
+	image     string
+	lastSeen  time.Time
+	meta      []byte
+	buckets   []importBucket
+	announced int // bucket records the image record announced; -1: not said (version 1)
+	size      int64
 }
 
 func strictJSON(b []byte, v any) error {
@@ -331,7 +363,7 @@ func validBucketRecord(rec ExportRecord) error {
 	if rec.Bucket == nil {
 		return errors.New("bucket record without bucket")
 	}
-	if rec.LastSeen != nil || rec.Meta != nil {
+	if rec.LastSeen != nil || rec.Meta != nil || rec.Buckets != nil {
 		return errors.New("bucket record with image fields")
 	}
 	if len(rec.Counts) == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,5 +299,39 @@ func TestJournalFloorNeverGoesDown(t *testing.T) {
 	t.Logf("durable floor before restart %d, after the restart's retirement %d", before, after)
 	if after < before {
 		t.Errorf("journal floor went down from %d to %d", before, after)
+	}
+}
+
+// TestImportRefusesTruncatedLastImage: a file cut at a line boundary inside
+// its last image (a bucket record missing) is refused, not imported as a
+// partial baseline over a good one; the complete file imports.
+func TestImportRefusesTruncatedLastImage(t *testing.T) {
+	src := openAt(t, t.TempDir())
+	b0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var deltas []scorer.BaselineDelta
+	for i := range 3 {
+		deltas = append(deltas, scorer.BaselineDelta{Image: "nginx", Bucket: b0.Add(time.Duration(i) * time.Hour), Counts: []byte(fmt.Sprint("counts", i)), Meta: []byte("graduated")})
+	}
+	if err := src.PutDeltas(deltas); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := src.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(buf.Bytes(), []byte("\n"))
+	cut := bytes.Join(lines[:len(lines)-2], nil) // the last bucket line dropped
+	dst := openAt(t, t.TempDir())
+	if err := dst.PutDeltas(deltas); err != nil {
+		t.Fatal(err)
+	}
+	if imported, err := dst.Import(bytes.NewReader(cut), ImportLimits{}); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("Import(truncated) = %v, %v; want a truncation error", imported, err)
+	}
+	if _, bk, _ := dst.Image("nginx"); len(bk) != 3 {
+		t.Errorf("stored buckets after the refused import = %d, want the 3 it had", len(bk))
+	}
+	if imported, err := dst.Import(bytes.NewReader(buf.Bytes()), ImportLimits{}); err != nil || len(imported) != 1 {
+		t.Errorf("Import(complete) = %v, %v; want [nginx]", imported, err)
 	}
 }
