@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -333,5 +334,25 @@ func TestImportRefusesTruncatedLastImage(t *testing.T) {
 	}
 	if imported, err := dst.Import(bytes.NewReader(buf.Bytes()), ImportLimits{}); err != nil || len(imported) != 1 {
 		t.Errorf("Import(complete) = %v, %v; want [nginx]", imported, err)
+	}
+}
+
+// TestOpenRemovesLeftoverSpareTemp: a temporary spare file left by a crash
+// during zero-filling is removed at the next open.
+func TestOpenRemovesLeftoverSpareTemp(t *testing.T) {
+	dir := t.TempDir()
+	d := openAt(t, dir)
+	d.Close()
+	leftover := filepath.Join(dir, walDirName, "spare-123.tmp")
+	if err := os.WriteFile(leftover, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Open(testConfig(dir), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("leftover %s still there after Open (stat: %v)", leftover, err)
 	}
 }

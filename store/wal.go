@@ -86,6 +86,13 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 		return nil, 0, err
 	}
 	w = &wal{dir: dir, segBytes: segBytes, nextID: 1}
+	// A crash while a spare was being zero-filled leaves its temporary
+	// file behind; nothing else would ever remove it.
+	if tmps, err := filepath.Glob(filepath.Join(dir, "spare-*.tmp")); err == nil {
+		for _, t := range tmps {
+			_ = os.Remove(t)
+		}
+	}
 	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))
 	if err != nil {
 		return nil, 0, err
