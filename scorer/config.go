@@ -84,6 +84,14 @@ func DefaultConfig() Config {
 	}
 }
 
+// graduationFloor is the fewest events an image learns before it may
+// graduate (its convergence streak spans learning_blocks blocks). A
+// monitoring baseline whose rolling horizon holds fewer goes back to
+// learning.
+func (c Config) graduationFloor() uint64 {
+	return uint64(max(c.LearningBlocks, 0)) * c.LearningBlockEvents
+}
+
 // Validate checks the configuration; errors name the field.
 func (c Config) Validate() error {
 	var errs []error

@@ -47,11 +47,20 @@ type image struct {
 }
 
 // imageMeta is the image's state as the store keeps it (Meta bytes).
+//
+// A threshold not calibrated yet (+Inf in memory) is stored as null. Stores
+// written before that hold 0 for it, so a stored 0 also reads as not
+// calibrated: a window threshold is a quantile of window scores, means of
+// surprises ≥ 0, so 0 would alert on every window; an end threshold of
+// exactly 0 is a coincidence of the histogram, and reading it as not
+// calibrated only recalibrates it from the stored sample at the next exit.
+// Negative end thresholds are real (end scores are surprise minus entropy)
+// and are kept. Older binaries read null as 0, as they always did.
 type imageMeta struct {
 	Version      int                `json:"v"`
 	State        string             `json:"state"`
-	Threshold    float64            `json:"threshold"`
-	EndThreshold float64            `json:"end_threshold"`
+	Threshold    *float64           `json:"threshold"`
+	EndThreshold *float64           `json:"end_threshold"`
 	Since        time.Time          `json:"since"`
 	Graduated    time.Time          `json:"graduated,omitzero"`
 	LastSeen     time.Time          `json:"last_seen"`
@@ -71,8 +80,14 @@ func DescribeMeta(meta []byte) map[string]any {
 	if json.Unmarshal(meta, &m) != nil {
 		return nil
 	}
+	thr := func(p *float64) any { // nil (JSON null): not calibrated
+		if t := storedThreshold(p); !math.IsInf(t, 1) {
+			return t
+		}
+		return nil
+	}
 	return map[string]any{
-		"state": m.State, "threshold": m.Threshold, "end_threshold": m.EndThreshold,
+		"state": m.State, "threshold": thr(m.Threshold), "end_threshold": thr(m.EndThreshold),
 		"since": m.Since, "graduated": m.Graduated, "last_seen": m.LastSeen,
 		"inherited_from": m.Inherited, "learned_events": m.Convergence.Events,
 		"new_transition_rate": m.Convergence.LastRate,
@@ -92,16 +107,20 @@ func (w *worker) newImage(key string, now time.Time) *image {
 	if err != nil {
 		panic(fmt.Sprintf("markov config validated at start: %v", err)) // unreachable: Config.Validate checked it
 	}
-	conv := markov.NewConvergence()
-	conv.Block = w.p.cfg.LearningBlockEvents
-	conv.Blocks = w.p.cfg.LearningBlocks
-	conv.Bound = w.p.cfg.NewTransitionRate
 	return &image{
-		key: key, model: m, conv: conv, state: StateLearning, since: now, lastSeen: now,
+		key: key, model: m, conv: newConvergence(w.p.cfg), state: StateLearning, since: now, lastSeen: now,
 		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window, windowWarm: w.p.cfg.WindowWarmup,
 		threshold: math.Inf(1), endThreshold: math.Inf(1),
 		needWin: uint64(math.Ceil(1e6 / w.p.cfg.AlertBudget)), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
 	}
+}
+
+func newConvergence(cfg Config) markov.Convergence {
+	conv := markov.NewConvergence()
+	conv.Block = cfg.LearningBlockEvents
+	conv.Blocks = cfg.LearningBlocks
+	conv.Bound = cfg.NewTransitionRate
+	return conv
 }
 
 // image returns the worker's image for key, creating it (from a stored
@@ -172,6 +191,22 @@ func (w *worker) loadImage(key string, now time.Time) *image {
 		w.p.log.Error().Err(err).Str("image", key).Msg("load baseline")
 		return nil
 	}
+	// Counts of an evicted copy (or of a failed flush) that the next flush
+	// will write: the reloaded model must hold them as the store soon will,
+	// or the horizon would later subtract counts the model never had. They
+	// are newer than the store's, and so is their meta.
+	for _, d := range w.unflushed {
+		if d.Image != key {
+			continue
+		}
+		found = true
+		if !d.Bucket.Before(since) {
+			buckets = append(buckets, BaselineBucket{Bucket: d.Bucket, Counts: d.Counts})
+		}
+		if d.Meta != nil {
+			meta = d.Meta
+		}
+	}
 	if !found {
 		return nil
 	}
@@ -194,15 +229,12 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		if m.Version != imageMetaVersion {
 			return nil, fmt.Errorf("meta version %d, want %d", m.Version, imageMetaVersion)
 		}
-		img.state, img.threshold, img.endThreshold = m.State, m.Threshold, m.EndThreshold
+		img.state = m.State
+		img.threshold, img.endThreshold = storedThreshold(m.Threshold), storedThreshold(m.EndThreshold)
 		img.since, img.graduated, img.lastSeen, img.inherited = m.Since, m.Graduated, m.LastSeen, m.Inherited
 		img.conv, img.win, img.end, img.blockRates = m.Convergence, m.Win, m.End, m.BlockRates
 		if img.state != StateMonitoring {
 			img.state = StateLearning
-		}
-		// Thresholds are stored as JSON numbers; +Inf (not yet calibrated)
-		// comes back as 0 and must not make everything anomalous.
-		if img.state == StateLearning || img.threshold <= 0 {
 			img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
 		}
 	}
@@ -212,7 +244,48 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		}
 	}
 	img.oldestBucket = since
+	w.expireThin(img, "load")
 	return img, nil
+}
+
+// storedThreshold reads a stored threshold: null, or the 0 that older
+// stores wrote for +Inf, is not calibrated (see imageMeta).
+func storedThreshold(p *float64) float64 {
+	if p == nil || *p == 0 {
+		return math.Inf(1)
+	}
+	return *p
+}
+
+// expireThin puts a monitoring image back to learning when the rolling
+// horizon left its model fewer events than an image learns before it may
+// graduate (Config.graduationFloor): such a model scores everything as
+// rare (or, with a high threshold, nothing), so neither its state nor its
+// thresholds mean anything any more. It reports whether it did. The caller
+// keeps the state gauge right.
+func (w *worker) expireThin(img *image, reason string) bool {
+	floor := w.p.cfg.graduationFloor()
+	events := img.model.Events()
+	if img.learning() || events >= floor {
+		return false
+	}
+	img.relearn(w.p.deps.Now(), w.p.cfg)
+	w.p.met.expired.WithLabelValues(reason).Inc()
+	w.p.log.Info().Str("image", img.key).Str("reason", reason).Uint64("events", events).
+		Uint64("floor", floor).Msg("baseline expired, back to learning")
+	return true
+}
+
+// relearn starts the image's learning over on the counts it holds: new
+// convergence, new calibration samples, no thresholds. It is marked dirty
+// so that the store learns the new state at the next flush.
+func (img *image) relearn(now time.Time, cfg Config) {
+	img.state = StateLearning
+	img.conv = newConvergence(cfg)
+	img.win, img.end, img.blockRates = calib{}, calib{}, nil
+	img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
+	img.since, img.graduated = now, time.Time{}
+	img.dirty = true
 }
 
 func applyCounts(m *markov.Model, blob []byte, sign int) error {
@@ -284,18 +357,20 @@ func (img *image) learning() bool { return img.state != StateMonitoring }
 func (img *image) meta() []byte {
 	b, _ := json.Marshal(imageMeta{
 		Version: imageMetaVersion, State: img.state,
-		Threshold: finite(img.threshold), EndThreshold: finite(img.endThreshold),
+		Threshold: calibrated(img.threshold), EndThreshold: calibrated(img.endThreshold),
 		Since: img.since, Graduated: img.graduated, LastSeen: img.lastSeen, Inherited: img.inherited,
 		Convergence: img.conv, Win: img.win, End: img.end, BlockRates: img.blockRates,
 	})
 	return b
 }
 
-func finite(f float64) float64 {
+// calibrated is the stored form of a threshold: nil (null) for +Inf, not
+// calibrated.
+func calibrated(f float64) *float64 {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0
+		return nil
 	}
-	return f
+	return &f
 }
 
 func (img *image) maturity() Maturity {
@@ -322,15 +397,21 @@ type sequence struct {
 	peak      float64   // highest window score of the current episode
 
 	// Learning lags the sequence (poisoning guard): an event is learned
-	// only once learnDelay newer events followed it with the alarm down,
-	// or when the sequence ends without an anomalous verdict. So neither
-	// the events that raise an alarm nor a short process judged anomalous
-	// at its end ever teach the baseline. The queue is stored as the
-	// history before its first symbol plus the symbols (2 bytes an event),
-	// growing only as long as the sequence is.
+	// only once learnDelay newer events followed it, or when the sequence
+	// ends without an anomalous verdict. So neither the events that raise
+	// an alarm nor a short process judged anomalous at its end ever teach
+	// the baseline. The queue is stored as the history before its first
+	// symbol plus the symbols (2 bytes an event), growing only as long as
+	// the sequence is.
 	pendHist markov.History
 	pend     []markov.Symbol
 	phead    int
+	// held counts the queued events, from phead on, that are never
+	// learned: every event queued while the alarm was on, and every
+	// older one still queued then (among them the events that raised
+	// it). They are dropped as they leave the queue, even once the alarm
+	// has fallen; the sequence has alerted, so its end learns nothing either.
+	held int
 }
 
 func (img *image) newSequence(key, container string, now time.Time) *sequence {
@@ -371,15 +452,19 @@ func (img *image) step(seq *sequence, name string) stepResult {
 // before it is learned; shorter sequences are judged whole at their end.
 const learnDelay = 1024
 
-// deferLearn queues the event just scored (call it before advance); the
-// event leaving the queue now is learned unless the alarm is up. It returns
-// whether an event was held back.
+// deferLearn queues the event just scored (call it after the alarm was
+// updated for it and before advance); the event leaving the queue now is
+// learned unless it was queued while, or before, the alarm was on (held).
+// It returns whether an event was held back.
 func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
 	if len(seq.pend)-seq.phead == 0 {
 		seq.pend, seq.phead = seq.pend[:0], 0
 		seq.pendHist = seq.hist
 	}
 	seq.pend = append(seq.pend, r.sym)
+	if seq.alarm.On() {
+		seq.held = len(seq.pend) - seq.phead // this event and all queued before it
+	}
 	if len(seq.pend)-seq.phead <= learnDelay {
 		return false
 	}
@@ -389,7 +474,8 @@ func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
 		seq.pend = append(seq.pend[:0], seq.pend[seq.phead:]...)
 		seq.phead = 0
 	}
-	if seq.alarm.On() {
+	if seq.held > 0 {
+		seq.held--
 		heldBack = true
 	} else {
 		img.learn(&seq.pendHist, out)
@@ -399,17 +485,18 @@ func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
 }
 
 // flushPending learns the queued events when a sequence ends normally;
-// after an alarm or an anomalous end they are dropped.
+// after an alarm or an anomalous end they are dropped, and held events are
+// dropped in any case.
 func (img *image) flushPending(seq *sequence, learn bool) (heldBack int) {
-	for _, sym := range seq.pend[seq.phead:] {
-		if learn {
+	for i, sym := range seq.pend[seq.phead:] {
+		if learn && i >= seq.held {
 			img.learn(&seq.pendHist, sym)
 		} else {
 			heldBack++
 		}
 		seq.pendHist.Push(sym)
 	}
-	seq.pend, seq.phead = nil, 0
+	seq.pend, seq.phead, seq.held = nil, 0, 0
 	return heldBack
 }
 

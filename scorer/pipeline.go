@@ -333,6 +333,7 @@ type metrics struct {
 	evicted       *prometheus.CounterVec
 	images        *prometheus.GaugeVec
 	graduated     prometheus.Counter
+	expired       *prometheus.CounterVec
 	imagesEvicted prometheus.Counter
 	heldBack      prometheus.Counter
 	commitErrors  prometheus.Counter
@@ -356,6 +357,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		evicted:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sequences_closed_total", Help: "Sequences closed, by reason (exit, idle, capacity)."}, []string{"reason"}),
 		images:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "images", Help: "Images with a live baseline, by state."}, []string{"state"}),
 		graduated:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "baselines_graduated_total", Help: "Baselines that moved from learning to monitoring."}),
+		expired:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "baselines_expired_total", Help: "Baselines that moved from monitoring back to learning because the rolling horizon left them fewer events than graduation needs, by reason (load, horizon)."}, []string{"reason"}),
 		imagesEvicted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "images_evicted_total", Help: "Image baselines moved out of memory to stay within max_images (reloaded from the store on their next event)."}),
 		heldBack:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_held_back_total", Help: "Events not learned because their sequence was anomalous (poisoning guard)."}),
 		commitErrors:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "outbox_commit_errors_total", Help: "Failed journal→outbox commits (retried)."}),
@@ -365,7 +367,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.overloaded, m.scored, m.alerts, m.suppressed, m.missingImage, m.replayed,
-			m.queueCapacity, m.sequences, m.evicted, m.images, m.graduated, m.imagesEvicted, m.heldBack, m.commitErrors, m.flushErrors,
+			m.queueCapacity, m.sequences, m.evicted, m.images, m.graduated, m.expired, m.imagesEvicted, m.heldBack, m.commitErrors, m.flushErrors,
 			m.oov, m.scoreSeconds)
 	}
 	return m

@@ -240,7 +240,7 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 		}
 	}
 	if cs, ok := w.containers[it.subj.ContainerID]; ok && it.subj.ContainerID != "" {
-		if cs.anomalous > 0 || it.ev.Time.Sub(cs.lastEvent) < recentAnomaly {
+		if d := it.ev.Time.Sub(cs.lastEvent); cs.anomalous > 0 || -anomalySkew <= d && d < recentAnomaly {
 			a.Score = cs.lastScore
 			a.Score.FalcoPriority = it.ev.Priority
 			a.Score.Verdict = VerdictAnomalous
@@ -445,6 +445,12 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 // recentAnomaly is how long a container stays "anomalous" for the Falco
 // alerts that follow an anomalous sequence in it.
 const recentAnomaly = 10 * time.Minute
+
+// anomalySkew is how much earlier than its container's latest anomaly a
+// Falco alert may be timed and still count as following it: clocks of
+// Falco instances feeding one scorer differ a little, but an alert from
+// well before the anomaly (a replayed file or journal) did not follow it.
+const anomalySkew = 5 * time.Second
 
 // minEndEvents: shorter traces carry too little evidence for a whole-trace verdict.
 const minEndEvents = 8
@@ -656,5 +662,9 @@ func (w *worker) rollHorizon(now time.Time) {
 			}
 		}
 		img.oldestBucket = start
+		if w.expireThin(img, "horizon") {
+			w.p.met.images.WithLabelValues(StateMonitoring).Dec()
+			w.p.met.images.WithLabelValues(StateLearning).Inc()
+		}
 	}
 }

@@ -240,6 +240,9 @@ func TestFlood(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Scorer.QueueSize = 2000
 	cfg.Inputs.HTTP.MaxInFlight = 16
+	// Shed at once: this test is about the bound, not about riding out a
+	// burst (TestHTTPOverloadWait covers the wait).
+	cfg.Inputs.HTTP.OverloadWait = 0
 	r := startService(t, cfg, "info")
 
 	const clients, perClient, batch = 16, 20, 100
