@@ -268,20 +268,26 @@ func (p *Pipeline) replay(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// Forget drops an image's in-memory baseline so that its next event
-// reloads it from the store (call it after the admin API reset or imported
-// the image). It waits for the owning worker, or for ctx.
-func (p *Pipeline) Forget(ctx context.Context, image string) error {
+// Replace runs write, a change of image's stored baseline (an admin import
+// or reset), on the worker that owns image, after dropping the image from
+// memory with the counts it has not flushed yet: no flush can interleave
+// with write, and the image's next event loads what write stored. It
+// returns write's error, or ctx's when the worker did not get to it.
+func (p *Pipeline) Replace(ctx context.Context, image string, write func() error) error {
 	w := p.workers[maphash.String(p.seed, image)%uint64(len(p.workers))]
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	select {
-	case w.ctl <- func() { w.forget(image); close(done) }:
+	case w.ctl <- func() {
+		w.forget(image)
+		w.dropUnflushed(image)
+		done <- write()
+	}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -349,6 +350,13 @@ func (w *worker) forget(key string) {
 		el = next
 	}
 	w.removeImage(img)
+}
+
+// dropUnflushed forgets the counts of image that a failed flush or an
+// eviction left for the next flush: the image's stored baseline is being
+// replaced, and they would be written over it.
+func (w *worker) dropUnflushed(image string) {
+	w.unflushed = slices.DeleteFunc(w.unflushed, func(d BaselineDelta) bool { return d.Image == image })
 }
 
 // learnLiveSequences learns, at shutdown, the events still queued in live

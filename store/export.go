@@ -160,6 +160,19 @@ func (e *ImportError) Unwrap() error { return e.Err }
 // the images imported, in file order; on error, those imported before it and
 // an *ImportError saying where.
 func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
+	return d.ImportWith(r, lim, nil)
+}
+
+// ImportWith is Import with each image's write run through around (when
+// not nil): a running pipeline uses it to hold the image out of scoring
+// while its baseline is replaced.
+func (d *DB) ImportWith(r io.Reader, lim ImportLimits, around func(image string, write func() error) error) ([]string, error) {
+	if around == nil {
+		around = func(_ string, write func() error) error { return write() }
+	}
+	store := func(im *importImage) error {
+		return around(im.image, func() error { return d.importImage(im) })
+	}
 	def := DefaultImportLimits()
 	if lim.MaxLineBytes <= 0 {
 		lim.MaxLineBytes = def.MaxLineBytes
@@ -260,7 +273,7 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
 				if err := complete(cur); err != nil {
 					return fail(err)
 				}
-				if err := d.importImage(cur); err != nil {
+				if err := store(cur); err != nil {
 					return fail(err)
 				}
 				imported = append(imported, cur.image)
@@ -292,7 +305,7 @@ func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
 		if err := complete(cur); err != nil {
 			return fail(err)
 		}
-		if err := d.importImage(cur); err != nil {
+		if err := store(cur); err != nil {
 			return fail(err)
 		}
 		imported = append(imported, cur.image)

@@ -58,12 +58,10 @@ func (s *service) mountOps() error {
 	}
 	mount("/api/v1/", admin.Handler(s.db, tok, s.log,
 		admin.WithDescribe(describeBaseline(s.cfg.Scorer.Order)),
-		admin.WithOnChange(func(image string) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		admin.WithExclusive(func(image string, write func() error) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if err := s.pipe.Forget(ctx, image); err != nil {
-				s.log.Warn().Err(err).Str("image", image).Msg("reload baseline after admin change")
-			}
+			return s.pipe.Replace(ctx, image, write)
 		})))
 	return nil
 }

@@ -29,9 +29,13 @@ type Option func(*handler)
 // WithDescribe sets the hook that adds model details to show.
 func WithDescribe(fn DescribeFunc) Option { return func(h *handler) { h.describe = fn } }
 
-// WithOnChange sets a hook called after an image was reset or imported, so
-// that the running pipeline can drop or reload its in-memory model.
-func WithOnChange(fn func(image string)) Option { return func(h *handler) { h.onChange = fn } }
+// WithExclusive sets the hook each reset or import of an image runs its
+// store write through: a running pipeline drops the image's in-memory model
+// and holds the image out of scoring while write runs, so that no flush
+// interleaves and the next event reloads what was stored.
+func WithExclusive(fn func(image string, write func() error) error) Option {
+	return func(h *handler) { h.exclusive = fn }
+}
 
 // WithMaxImportBytes bounds the import request body (default 512 MiB).
 func WithMaxImportBytes(n int64) Option { return func(h *handler) { h.maxImport = n } }
@@ -42,7 +46,7 @@ type handler struct {
 	auth      bool
 	log       zerolog.Logger
 	describe  DescribeFunc
-	onChange  func(string)
+	exclusive func(image string, write func() error) error
 	maxImport int64
 	mux       *http.ServeMux
 }
@@ -50,7 +54,8 @@ type handler struct {
 // Handler returns the admin API for db. A zero token disables
 // authentication (bind the listener to loopback then).
 func Handler(db *store.DB, token secret.Secret, log zerolog.Logger, opts ...Option) http.Handler {
-	h := &handler{db: db, log: log.With().Str("component", "admin").Logger(), maxImport: 512 << 20}
+	h := &handler{db: db, log: log.With().Str("component", "admin").Logger(), maxImport: 512 << 20,
+		exclusive: func(_ string, write func() error) error { return write() }}
 	if !token.IsZero() {
 		h.auth = true
 		h.tokenHash = sha256.Sum256([]byte(token.Value()))
@@ -172,13 +177,8 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) importFile(w http.ResponseWriter, r *http.Request) {
 	body := http.MaxBytesReader(w, r.Body, h.maxImport)
-	images, err := h.db.Import(body, store.ImportLimits{})
+	images, err := h.db.ImportWith(body, store.ImportLimits{}, h.exclusive)
 	n := len(images)
-	if h.onChange != nil {
-		for _, img := range images {
-			h.onChange(img)
-		}
-	}
 	var ie *store.ImportError
 	var mbe *http.MaxBytesError
 	switch {
@@ -202,7 +202,11 @@ func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("image: empty"))
 		return
 	}
-	ok, err := h.db.ResetImage(image)
+	var ok bool
+	err := h.exclusive(image, func() (err error) {
+		ok, err = h.db.ResetImage(image)
+		return err
+	})
 	if err != nil {
 		h.fail(w, "reset baseline", err)
 		return
@@ -210,9 +214,6 @@ func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Errorf("image %q not found", image))
 		return
-	}
-	if h.onChange != nil {
-		h.onChange(image)
 	}
 	h.log.Info().Str("image", image).Msg("baseline reset")
 	writeJSON(w, http.StatusOK, map[string]any{"reset": image})

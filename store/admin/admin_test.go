@@ -86,7 +86,12 @@ func TestBaselineEndpoints(t *testing.T) {
 	describe := func(img string, meta []byte, b []scorer.BaselineBucket) any {
 		return map[string]any{"blobs": len(b), "meta": string(meta)}
 	}
-	db, srv := newServer(t, "", WithDescribe(describe), WithOnChange(func(i string) { changed = append(changed, i) }))
+	// The store write runs inside the exclusive hook (a pipeline holds
+	// the image out of scoring meanwhile).
+	db, srv := newServer(t, "", WithDescribe(describe), WithExclusive(func(i string, write func() error) error {
+		changed = append(changed, i)
+		return write()
+	}))
 	base := srv.URL + "/api/v1/baselines"
 
 	code, body := do(t, "GET", base, "", nil)
@@ -132,8 +137,8 @@ func TestBaselineEndpoints(t *testing.T) {
 	if code, body := do(t, "POST", base+"/import", "", []byte("garbage\n")); code != http.StatusBadRequest || !strings.Contains(string(body), "line 1") {
 		t.Errorf("POST bad import = %d %s, want 400 naming line 1", code, body)
 	}
-	if strings.Join(changed, ",") != image+","+image {
-		t.Errorf("OnChange calls = %v, want reset then import of %s", changed, image)
+	if strings.Join(changed, ",") != image+","+image+","+image { // reset, reset of nothing (404), import
+		t.Errorf("exclusive calls = %v, want two resets then the import of %s", changed, image)
 	}
 }
 
