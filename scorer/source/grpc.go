@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -183,6 +184,13 @@ func (g *GRPC) session(ctx context.Context, onSubscribed func()) error {
 		return fmt.Errorf("subscribe %s: %w", g.target(), err)
 	}
 	if err := stream.Send(&outputs.Request{}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server already ended the stream: its status says why
+			// (Unimplemented when grpc_output is off, for one).
+			if rerr := stream.RecvMsg(new(wireResponse)); rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+		}
 		return fmt.Errorf("subscribe %s: send request: %w", g.target(), err)
 	}
 
