@@ -89,7 +89,7 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 		now:  time.Now,
 
 		headerOnly: ok && h.HeaderOnly(),
-		aside:      setAside{keys: map[string]struct{}{}},
+		aside:      setAside{keys: map[string]struct{}{}, failing: map[uint64]struct{}{}},
 
 		sent:         m.sent.WithLabelValues(name),
 		retried:      m.retried.WithLabelValues(name),
@@ -107,7 +107,12 @@ type setAside struct {
 	from    uint64              // lowest sequence set aside; 0: none
 	keys    map[string]struct{} // their order keys (Keyed sinks)
 	retryAt time.Time           // when to read the outbox again from from
-	rounds  int                 // consecutive rounds that set alerts aside, for the backoff
+	// failing holds the sequences that failed one by one and were set
+	// aside, until they are delivered or dead-lettered. One failing again
+	// after a rewind is set aside at once, without max_backoff of retries
+	// in place that would hold up the rest of the sink.
+	failing map[uint64]struct{}
+	rounds  int // rewinds since the failing alerts last went through, for the backoff
 }
 
 func (s *setAside) add(seq uint64, key string, keyed bool) {
@@ -116,6 +121,29 @@ func (s *setAside) add(seq uint64, key string, keyed bool) {
 	}
 	if keyed {
 		s.keys[key] = struct{}{}
+	}
+}
+
+// failingAgain reports whether one of items was set aside before for
+// failing: it fails again after a rewind.
+func (s *setAside) failingAgain(items []Item) bool {
+	for _, it := range items {
+		if _, ok := s.failing[it.Seq]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// resolved forgets seq as failing (delivered or dead-lettered); once none
+// is left, the next episode's rewinds start from the shortest backoff.
+func (s *setAside) resolved(seq uint64) {
+	if _, ok := s.failing[seq]; !ok {
+		return
+	}
+	delete(s.failing, seq)
+	if len(s.failing) == 0 {
+		s.rounds = 0
 	}
 }
 
@@ -255,7 +283,6 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 		if err == nil {
 			d.ack(items)
 			d.noteRecovery()
-			d.aside.rounds = 0
 			return true
 		}
 		failed := items
@@ -279,6 +306,9 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 			}
 			d.ack(delivered)
 			if errors.Is(pe.Err, ErrDeferred) && len(delivered) > 0 {
+				if ctx.Err() != nil {
+					return false // shutting down: the rest stays in the outbox
+				}
 				items, deferred = failed, true
 				attempt-- // not a retry: the sink went as far as its send budget allowed
 				continue
@@ -291,8 +321,15 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 				return true
 			}
 			// One bad alert must not dead-letter its neighbours: find it by
-			// sending one at a time.
+			// sending one at a time (those whose key an earlier one was set
+			// aside with wait behind it).
 			for _, it := range failed {
+				if d.keyed != nil && len(d.aside.keys) > 0 {
+					if k := d.keyed.OrderKey(it); d.aside.held(k) {
+						d.aside.add(it.Seq, k, true)
+						continue
+					}
+				}
 				if !d.sendWithRetry(ctx, []Item{it}, entries) {
 					return false
 				}
@@ -319,7 +356,8 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 		if perItem {
 			if failingSince.IsZero() {
 				failingSince = now
-			} else if now.Sub(failingSince) >= d.cfg.MaxBackoff {
+			}
+			if now.Sub(failingSince) >= d.cfg.MaxBackoff || d.aside.failingAgain(items) {
 				d.setAside(items, err)
 				return true
 			}
@@ -350,17 +388,23 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) error {
 // setAside leaves items in the outbox and moves on; Run reads them again
 // after a backoff.
 func (d *Dispatcher) setAside(items []Item, cause error) {
+	again := d.aside.failingAgain(items)
 	for _, it := range items {
 		key := ""
 		if d.keyed != nil {
 			key = d.keyed.OrderKey(it)
 		}
 		d.aside.add(it.Seq, key, d.keyed != nil)
+		d.aside.failing[it.Seq] = struct{}{}
 	}
 	wait := d.backoff(d.aside.rounds)
 	d.aside.rounds++
 	d.aside.retryAt = d.now().Add(wait)
-	d.log.Warn().Err(cause).Int("alerts", len(items)).Dur("retry_in", wait).
+	lvl := d.log.Warn() // once an episode; each later rewind at debug
+	if again {
+		lvl = d.log.Debug()
+	}
+	lvl.Err(cause).Int("alerts", len(items)).Dur("retry_in", wait).
 		Msg("alerts keep failing while others get through: set aside, delivering the rest")
 }
 
@@ -382,10 +426,12 @@ func (d *Dispatcher) ack(items []Item) {
 	d.sent.Add(float64(len(items)))
 	for _, it := range items {
 		d.latency.Observe(now.Sub(it.Enqueued).Seconds())
+		d.aside.resolved(it.Seq)
 	}
 }
 
 func (d *Dispatcher) deadLetter(e scorer.OutboxEntry, reason string, cause error) {
+	d.aside.resolved(e.Seq)
 	d.dead.WithLabelValues(reason).Inc()
 	msg := reason + ": " + cause.Error()
 	if err := d.outbox.DeadLetter(e, msg); err != nil {

@@ -632,3 +632,79 @@ func TestDispatcherSetsAsideFailingItems(t *testing.T) {
 		})
 	}
 }
+
+// TestDispatcherSetAsideDoesNotStallSink: one alert a sink fails one by one
+// forever, steady traffic behind it. Once set aside, a rewind that finds
+// it failing again sets it aside at once (no max_backoff of retries in
+// place), and rewinds back off until it goes through, so the rest of the
+// sink keeps flowing.
+func TestDispatcherSetAsideDoesNotStallSink(t *testing.T) {
+	cfg := testConfig()
+	cfg.InitialBackoff = 10 * time.Millisecond
+	cfg.MaxBackoff = 300 * time.Millisecond
+	cfg.PollInterval = 5 * time.Millisecond
+	var bad string
+	var mu sync.Mutex
+	deliveredAt := map[string]time.Time{}
+	fake := &fakeSink{}
+	fake.send = func(_ int, b []sinks.Item) error {
+		var failed []int
+		for i, it := range b {
+			if it.Header.ID == bad {
+				failed = append(failed, i)
+			}
+		}
+		mu.Lock()
+		for i, it := range b {
+			if len(failed) == 0 || failed[0] != i {
+				deliveredAt[it.Header.ID] = time.Now()
+			}
+		}
+		mu.Unlock()
+		if len(failed) == 0 {
+			return nil
+		}
+		return &sinks.PartialError{Failed: failed, Err: errors.New("partition 3: not leader")}
+	}
+	h := newHarnessFor(t, cfg, fake)
+	a := sinkstest.FalcoAlert(0, "a:1", "rule")
+	bad = a.ID
+	h.ob.PutAlert("fake", a)
+	h.start()
+	waitFor(t, "set aside", func() bool { return len(h.logs.String()) > 0 && strings.Contains(h.logs.String(), "set aside") })
+	// Steady traffic: one alert every 10 ms for 3 s.
+	putAt := map[string]time.Time{}
+	for i := 1; i <= 300; i++ {
+		al := sinkstest.FalcoAlert(i, fmt.Sprintf("b%d:1", i), "rule")
+		putAt[al.ID] = time.Now()
+		h.ob.PutAlert("fake", al)
+		h.d.Wake()
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, "all good alerts", func() bool { mu.Lock(); defer mu.Unlock(); return len(deliveredAt) >= 300 })
+	h.stop(t)
+	slow := 0
+	var worst time.Duration
+	mu.Lock()
+	for id, p := range putAt {
+		l := deliveredAt[id].Sub(p)
+		worst = max(worst, l)
+		if l > 100*time.Millisecond {
+			slow++
+		}
+	}
+	mu.Unlock()
+	t.Logf("%d of 300 healthy alerts waited > 100ms behind the set-aside one; worst %s; sets aside logged %d times", slow, worst, strings.Count(h.logs.String(), "set aside"))
+	if slow > 30 {
+		t.Errorf("the set-aside alert still holds up the sink: %d of 300 healthy alerts waited > 100ms (worst %s)", slow, worst)
+	}
+	warned := 0
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, "set aside") {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Errorf("setting the same alert aside warned %d times, want once an episode:\n%s", warned, h.logs)
+	}
+}

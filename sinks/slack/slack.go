@@ -153,8 +153,11 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	s.expire()
 	var rejected []*group // groups refused for their payload
 	var rejectErr error   // the first such refusal
+	posted := 0           // groups Slack accepted in this Send
 	for gi, g := range groups {
-		if gi > 0 && !s.slotInTime(ctx) {
+		// Deferring is progress only after a post went through; otherwise
+		// the whole batch would come back as one transient failure.
+		if posted > 0 && !s.slotInTime(ctx) {
 			return s.partial(batch, append(rejected, groups[gi:]...), sinks.ErrDeferred)
 		}
 		if err := s.Pace(ctx); err != nil {
@@ -163,6 +166,7 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		err := s.postGroup(ctx, batch, g)
 		switch {
 		case err == nil:
+			posted++
 		case sinks.IsPermanent(err):
 			rejected = append(rejected, g)
 			if rejectErr == nil {

@@ -759,3 +759,33 @@ func TestPacingStaysWithinSendTimeout(t *testing.T) {
 		t.Errorf("pacing was logged as a failure:\n%s", logs.String())
 	}
 }
+
+// TestRefusedGroupThenDeferredIsDeadLettered: the first group of a batch is
+// refused for its payload and the next does not fit before the send
+// deadline. Deferring needs a post that went through first, so the refused
+// alert is still dead-lettered and the other one delivered, rather than
+// the batch coming back as one transient failure and being reposted until
+// max_retry_time.
+func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
+	f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+		if strings.Contains(string(body), "img-0") {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, "invalid_blocks")
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	cfg := webhookConfig(f.srv.URL)
+	cfg.MinInterval = 100 * time.Millisecond
+	cfg.Timeout = 200 * time.Millisecond
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	for i := range 2 {
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
+	}
+	dc := dispatcherConfig()
+	dc.SendTimeout = 250 * time.Millisecond
+	run(t, s, ob, dc, zerolog.Nop(), func() bool {
+		return len(ob.DeadLetters("slack")) == 1 && ob.Acked("slack") == 1
+	})
+}
