@@ -33,7 +33,9 @@ func (s *service) mountOps() error {
 		listen = s.cfg.Inputs.HTTP.Listen
 		mount = s.http.Handle
 	default:
-		s.log.Warn().Msg("no /healthz, /readyz or /metrics: the HTTP input is disabled and admin.listen is not set")
+		if s.grpc != nil || s.cfg.Inputs.GRPC.Enabled { // a service, not a replay
+			s.log.Warn().Msg("no /healthz, /readyz or /metrics: the HTTP input is disabled and admin.listen is not set")
+		}
 		return nil
 	}
 	mount("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
