@@ -453,3 +453,35 @@ func (m *memStore) LoadImage(image string, since time.Time) ([]byte, []BaselineB
 	}
 	return m.meta[image], keep, true, nil
 }
+
+// TestLearningImageNeedsItsEventsToGraduate: a learning image whose
+// convergence and window sample say "ready" but whose early counts the
+// rolling horizon took away does not graduate on a model it no longer holds.
+func TestLearningImageNeedsItsEventsToGraduate(t *testing.T) {
+	st := newMemStore()
+	cfg := testConfig()
+	cfg.Horizon = 2 * time.Hour
+	h := newHarness(t, cfg, st)
+	h.train("nginx", 12, 400, rand.New(rand.NewPCG(7, 8)))
+	h.flushAll()
+	later := h.clk.Now().Add(3 * time.Hour)
+	var before, after bool
+	var events uint64
+	h.onWorker("nginx:1", func(w *worker) {
+		img := w.images["nginx:1"]
+		img.state = StateLearning // as if it had not graduated yet
+		w.p.met.images.WithLabelValues(StateMonitoring).Dec()
+		w.p.met.images.WithLabelValues(StateLearning).Inc()
+		before = img.ready(w.p.cfg)
+		w.rollHorizon(later)
+		w.rollHorizon(later.Add(time.Hour))
+		events = img.model.Events()
+		after = img.ready(w.p.cfg)
+	})
+	if !before {
+		t.Fatal("the trained image is not ready to graduate: the test does not set up its case")
+	}
+	if events != 0 || after {
+		t.Errorf("after the horizon took its counts (%d events left): ready = %v, want false", events, after)
+	}
+}

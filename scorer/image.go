@@ -574,11 +574,15 @@ func (img *image) sampleEnd(seq *sequence) {
 }
 
 // ready reports whether the baseline may graduate: its counts converged
-// (few new transitions, or a flat learning curve) and it holds enough
+// (few new transitions, or a flat learning curve), it holds enough
 // held-out window scores to place a threshold for the alert budget (at
-// least 1/rate of them, or the top score would be a guess).
+// least 1/rate of them, or the top score would be a guess), and its model
+// still holds the events graduation needs: the rolling horizon may have
+// taken a slow learner's early counts away (expireThin would send it
+// straight back).
 func (img *image) ready(cfg Config) bool {
-	return (img.conv.Converged() || img.plateaued()) && img.win.n() >= img.needWin
+	return (img.conv.Converged() || img.plateaued()) && img.win.n() >= img.needWin &&
+		img.model.Events() >= cfg.graduationFloor()
 }
 
 // graduate moves the image to monitoring with its window threshold
