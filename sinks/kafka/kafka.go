@@ -241,7 +241,7 @@ func classify(err error) error {
 	var ke kafkago.Error
 	var tooLarge kafkago.MessageTooLargeError
 	switch {
-	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge):
+	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge), errors.Is(err, kafkago.RecordListTooLarge):
 		return sinks.Permanent(sinks.WithReason("too_large", err))
 	case errors.Is(err, kafkago.InvalidRecord):
 		return sinks.Permanent(sinks.WithReason("invalid_record", err))

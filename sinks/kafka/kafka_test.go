@@ -288,6 +288,7 @@ func TestProduceErrorClassification(t *testing.T) {
 	}{
 		{"corrupt message", 2, false, "corrupt_message"},
 		{"invalid record", 87, true, "invalid_record"},
+		{"record list too large", 18, true, "too_large"}, // the dispatcher then sends one by one
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
