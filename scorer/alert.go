@@ -46,7 +46,7 @@ type Alert struct {
 // Subject identifies what the event is about.
 type Subject struct {
 	Image       string `json:"image"`
-	ImageSource string `json:"image_source"` // "digest", "tag", "cache", "container" (fallback to container id), "host" (event outside a container)
+	ImageSource string `json:"image_source"` // "digest", "tag", "repository" (image_key: repository), "cache", "container" (fallback to container id), "host" (event outside a container)
 	ContainerID string `json:"container_id,omitempty"`
 	Container   string `json:"container_name,omitempty"`
 	Namespace   string `json:"namespace,omitempty"`

@@ -57,6 +57,7 @@ func TestAlertSchema(t *testing.T) {
 		{"sequence end", marshal(t, end), true, ""},
 		{"re-encoded falco event", marshal(t, fromGRPC), true, ""},
 		{"host event", marshal(t, host), true, ""},
+		{"repository key", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "subject", map[string]any{"image": "nginx", "image_source": "repository"}), true, ""},
 		{"unknown image source", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "subject", map[string]any{"image": "x", "image_source": "guess"}), false, "image_source"},
 		{"wrong schema version", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "schema", "falco-scorer.alert.v0"), false, "schema"},
 		{"bad priority", edit(t, sinkstest.FalcoAlert(1, "x", "r"), "priority", "Loud"), false, "priority"},

@@ -37,7 +37,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the whole pipeline on a bundled capture, no external services (about a minute)",
+		Short: "Run the whole pipeline on a bundled capture, no external services (a few seconds)",
 		Long: "demo starts falco-scorer in-process (HTTP ingest on a loopback port, Badger in a temporary\n" +
 			"directory, the scorer, and stdout, webhook and Slack sinks pointed at in-process receivers), posts\n" +
 			"a bundled Falco capture to it the way Falco's http_output does, and narrates what happens:\n" +
