@@ -41,11 +41,12 @@ type worker struct {
 // containerState is the current anomaly state of one container, attached
 // to Falco alerts from that container.
 type containerState struct {
-	image     string
-	anomalous int       // sequences of this container currently in an anomalous episode
-	lastScore Score     // score of the latest anomaly
-	lastEvent time.Time // event time of the latest anomaly (replays keep their own clock)
-	touched   time.Time // processing time of the latest anomaly, for cleanup
+	image      string
+	anomalous  int       // sequences of this container currently in an anomalous episode
+	lastScore  Score     // score of the latest anomaly
+	firstEvent time.Time // event time of the earliest anomaly this state remembers
+	lastEvent  time.Time // event time of the latest anomaly (replays keep their own clock)
+	touched    time.Time // processing time of the latest anomaly, for cleanup
 }
 
 func newWorker(p *Pipeline, id int) *worker {
@@ -186,8 +187,12 @@ func (w *worker) observe(it item, now time.Time) {
 	}
 	if img.learning() {
 		// Scored before it is learned, so the score is held out: it
-		// calibrates the threshold. Learning images never alert.
-		img.sampleWindow(r)
+		// calibrates the threshold. Learning images never alert; a
+		// sequence that alerted before its image went back to learning
+		// calibrates nothing.
+		if !seq.alerted {
+			img.sampleWindow(r)
+		}
 	} else if r.full {
 		wasOn := seq.alarm.On()
 		if seq.alarm.Update(r.window, img.threshold, img.threshold*hysteresis) {
@@ -241,7 +246,10 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 		}
 	}
 	if cs, ok := w.containers[it.subj.ContainerID]; ok && it.subj.ContainerID != "" {
-		if d := it.ev.Time.Sub(cs.lastEvent); cs.anomalous > 0 || -anomalySkew <= d && d < recentAnomaly {
+		// From the first anomaly the state remembers (less the skew) to
+		// recentAnomaly after the latest: an alert processed after a later
+		// episode began may still follow an earlier one.
+		if cs.anomalous > 0 || !it.ev.Time.Before(cs.firstEvent.Add(-anomalySkew)) && it.ev.Time.Sub(cs.lastEvent) < recentAnomaly {
 			a.Score = cs.lastScore
 			a.Score.FalcoPriority = it.ev.Priority
 			a.Score.Verdict = VerdictAnomalous
@@ -429,7 +437,9 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 	img := seq.img
 	switch {
 	case img.learning():
-		img.sampleEnd(seq)
+		if !seq.alerted {
+			img.sampleEnd(seq)
+		}
 	case !img.endCalibrated():
 		if !seq.alerted {
 			img.sampleEnd(seq)
@@ -508,8 +518,25 @@ func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now tim
 	}
 	cs.anomalous++
 	cs.touched = now
+	if cs.firstEvent.IsZero() || seq.lastEvent.Before(cs.firstEvent) {
+		cs.firstEvent = seq.lastEvent
+	}
 	cs.lastEvent = seq.lastEvent
 	cs.lastScore = Score{Value: r.window, Threshold: img.threshold, Ratio: ratio(r.window, img.threshold), Verdict: VerdictAnomalous}
+}
+
+// calmSequences ends the anomalous episodes of img's live sequences when
+// the image goes back to learning, where no alarm is updated: an alarm left
+// on would stay on, and its container count as anomalous, for the
+// sequence's whole life. What the alarm held back stays held, and the
+// sequences stay alerted (they learn and calibrate nothing).
+func (w *worker) calmSequences(img *image) {
+	for el := w.lru.Front(); el != nil; el = el.Next() {
+		if s := el.Value.(*sequence); s.img == img && s.alarm.On() {
+			w.containerLeave(s)
+			s.alarm = markov.Alarm{}
+		}
+	}
 }
 
 func (w *worker) containerLeave(seq *sequence) {
@@ -673,6 +700,7 @@ func (w *worker) rollHorizon(now time.Time) {
 		if w.expireThin(img, "horizon") {
 			w.p.met.images.WithLabelValues(StateMonitoring).Dec()
 			w.p.met.images.WithLabelValues(StateLearning).Inc()
+			w.calmSequences(img)
 		}
 	}
 }
