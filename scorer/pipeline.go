@@ -272,7 +272,7 @@ func (p *Pipeline) replay(ctx context.Context) (int, error) {
 // or reset), on the worker that owns image, after dropping the image from
 // memory with the counts it has not flushed yet: no flush can interleave
 // with write, and the image's next event loads what write stored. It
-// returns write's error, or ctx's when the worker did not get to it.
+// returns write's error, or ctx's when the worker did not take it in time.
 func (p *Pipeline) Replace(ctx context.Context, image string, write func() error) error {
 	w := p.workers[maphash.String(p.seed, image)%uint64(len(p.workers))]
 	done := make(chan error, 1)
@@ -285,12 +285,10 @@ func (p *Pipeline) Replace(ctx context.Context, image string, write func() error
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// The worker took it and runs it now: its outcome is the answer, even
+	// past ctx (returning ctx's error would report a write that happened
+	// as failed).
+	return <-done
 }
 
 func (p *Pipeline) imageCount() int {
