@@ -124,6 +124,14 @@ func (s *setAside) add(seq uint64, key string, keyed bool) {
 	}
 }
 
+// retryNoLaterThan makes the next rewind come at t at the latest (fresh:
+// nothing was set aside before, so any earlier time is stale).
+func (s *setAside) retryNoLaterThan(t time.Time, fresh bool) {
+	if fresh || t.Before(s.retryAt) {
+		s.retryAt = t
+	}
+}
+
 // failingAgain reports whether one of items was set aside before for
 // failing: it fails again after a rewind.
 func (s *setAside) failingAgain(items []Item) bool {
@@ -291,20 +299,37 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 		if perItem {
 			failed = make([]Item, 0, len(pe.Failed))
 			delivered := make([]Item, 0, len(items))
+			var held []Item
 			bad := make(map[int]bool, len(pe.Failed))
 			for _, i := range pe.Failed {
 				if i >= 0 && i < len(items) {
 					bad[i] = true
 				}
 			}
+			wait := make(map[int]bool, len(pe.Held))
+			for _, i := range pe.Held {
+				if i >= 0 && i < len(items) && !bad[i] {
+					wait[i] = true
+				}
+			}
 			for i, it := range items {
-				if bad[i] {
+				switch {
+				case bad[i]:
 					failed = append(failed, it)
-				} else {
+				case wait[i]:
+					held = append(held, it)
+				default:
 					delivered = append(delivered, it)
 				}
 			}
 			d.ack(delivered)
+			if len(held) > 0 {
+				d.hold(held, pe.HeldUntil)
+			}
+			if len(failed) == 0 {
+				d.noteRecovery()
+				return true
+			}
 			if errors.Is(pe.Err, ErrDeferred) && len(delivered) > 0 {
 				if ctx.Err() != nil {
 					return false // shutting down: the rest stays in the outbox
@@ -385,10 +410,25 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) error {
 	return err
 }
 
+// hold leaves items the sink chose not to send yet in the outbox; Run reads
+// them again from until on (or earlier, for alerts set aside before).
+func (d *Dispatcher) hold(items []Item, until time.Time) {
+	fresh := d.aside.from == 0
+	for _, it := range items {
+		key := ""
+		if d.keyed != nil {
+			key = d.keyed.OrderKey(it)
+		}
+		d.aside.add(it.Seq, key, d.keyed != nil)
+	}
+	d.aside.retryNoLaterThan(until, fresh)
+}
+
 // setAside leaves items in the outbox and moves on; Run reads them again
 // after a backoff.
 func (d *Dispatcher) setAside(items []Item, cause error) {
 	again := d.aside.failingAgain(items)
+	fresh := d.aside.from == 0
 	for _, it := range items {
 		key := ""
 		if d.keyed != nil {
@@ -399,7 +439,7 @@ func (d *Dispatcher) setAside(items []Item, cause error) {
 	}
 	wait := d.backoff(d.aside.rounds)
 	d.aside.rounds++
-	d.aside.retryAt = d.now().Add(wait)
+	d.aside.retryNoLaterThan(d.now().Add(wait), fresh)
 	lvl := d.log.Warn() // once an episode; each later rewind at debug
 	if again {
 		lvl = d.log.Debug()

@@ -72,9 +72,18 @@ type HeaderOnly interface {
 type PartialError struct {
 	Failed []int // indexes into the batch of the items not delivered, ascending
 	Err    error // why they failed; may be marked Permanent or RetryAfter
+	// Held lists items the sink chose not to send yet, which is not a
+	// failure (Slack folds an incident's follow-ups into one digest per
+	// digest_interval): the dispatcher leaves them in the outbox, goes on,
+	// and sends them again from HeldUntil on. Failed may then be empty.
+	Held      []int
+	HeldUntil time.Time
 }
 
 func (e *PartialError) Error() string {
+	if len(e.Failed) == 0 {
+		return fmt.Sprintf("%d items held until %s", len(e.Held), e.HeldUntil.Format(time.RFC3339))
+	}
 	return fmt.Sprintf("%d items not delivered: %v", len(e.Failed), e.Err)
 }
 

@@ -34,6 +34,10 @@ type Config struct {
 	// DigestWindow groups alerts of one (image, rule) into digests for this
 	// long after the incident's first message.
 	DigestWindow time.Duration `yaml:"digest_window"`
+	// DigestInterval is the least time between two messages of one
+	// incident: its follow-ups wait (unconfirmed, in the outbox) and go out
+	// as one digest. 0 posts a digest with every batch.
+	DigestInterval time.Duration `yaml:"digest_interval"`
 	// MaxTransitions bounds the explanation lines per message.
 	MaxTransitions int           `yaml:"max_transitions"`
 	Timeout        time.Duration `yaml:"timeout"`
@@ -47,6 +51,7 @@ func DefaultConfig() Config {
 		MinPriority:    scorer.PriorityWarning,
 		MinInterval:    time.Second,
 		DigestWindow:   5 * time.Minute,
+		DigestInterval: time.Minute,
 		MaxTransitions: 5,
 		Timeout:        10 * time.Second,
 	}
@@ -88,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinInterval <= 0 {
 		add("min_interval: must be positive, got %s", c.MinInterval)
+	}
+	if c.DigestInterval < 0 {
+		add("digest_interval: must not be negative, got %s", c.DigestInterval)
 	}
 	if c.DigestWindow < 0 {
 		add("digest_window: must not be negative, got %s", c.DigestWindow)

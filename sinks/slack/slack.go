@@ -40,6 +40,7 @@ type Sink struct {
 // incident is an (image, rule) that already had its full message.
 type incident struct {
 	opened   time.Time // wall clock of the first message: the digest window
+	lastPost time.Time // wall clock of its latest message (first or digest)
 	first    time.Time // event time of the first alert, for "in 5 min"
 	threadTS string    // bot mode: the first message's ts
 	more     int       // alerts after the first, reported so far
@@ -151,6 +152,18 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		g.indexes = append(g.indexes, i)
 	}
 	s.expire()
+	// Follow-ups of an incident whose last message is younger than
+	// digest_interval wait, unconfirmed, for one digest that counts them
+	// all: a steady stream of one alert would otherwise post a digest per
+	// batch (one a second).
+	var h holding
+	groups = slices.DeleteFunc(groups, func(g *group) bool {
+		until, wait := s.digestNotDue(g.key)
+		if wait {
+			h.add(g, until)
+		}
+		return wait
+	})
 	var rejected []*group // groups refused for their payload
 	var rejectErr error   // the first such refusal
 	posted := 0           // groups Slack accepted in this Send
@@ -158,10 +171,10 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		// Deferring is progress only after a post went through; otherwise
 		// the whole batch would come back as one transient failure.
 		if posted > 0 && !s.slotInTime(ctx) {
-			return s.partial(batch, append(rejected, groups[gi:]...), sinks.ErrDeferred)
+			return s.partial(batch, append(rejected, groups[gi:]...), sinks.ErrDeferred, h)
 		}
 		if err := s.Pace(ctx); err != nil {
-			return s.partial(batch, append(rejected, groups[gi:]...), fmt.Errorf("wait for slack rate limit: %w", err))
+			return s.partial(batch, append(rejected, groups[gi:]...), fmt.Errorf("wait for slack rate limit: %w", err), h)
 		}
 		err := s.postGroup(ctx, batch, g)
 		switch {
@@ -176,17 +189,46 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 			// Rejected groups are retried with the rest: a PartialError
 			// carries one cause, and marking healthy groups permanent would
 			// make the dispatcher post each of their alerts alone.
-			return s.partial(batch, append(rejected, groups[gi:]...), err)
+			return s.partial(batch, append(rejected, groups[gi:]...), err, h)
 		}
 	}
-	if len(rejected) > 0 {
-		return s.partial(batch, rejected, rejectErr)
+	if len(rejected) > 0 || len(h.indexes) > 0 {
+		return s.partial(batch, rejected, rejectErr, h)
 	}
 	return nil
 }
 
-// partial reports the alerts of the groups not posted.
-func (s *Sink) partial(batch []sinks.Item, rest []*group, err error) error {
+// holding is the alerts held for a later digest, and when the first one is due.
+type holding struct {
+	indexes []int
+	until   time.Time
+}
+
+func (h *holding) add(g *group, until time.Time) {
+	h.indexes = append(h.indexes, g.indexes...)
+	if h.until.IsZero() || until.Before(h.until) {
+		h.until = until
+	}
+}
+
+// digestNotDue reports whether key's incident posted less than
+// digest_interval ago, and when its next digest is due.
+func (s *Sink) digestNotDue(key string) (due time.Time, wait bool) {
+	if s.cfg.DigestInterval <= 0 {
+		return time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inc := s.incidents[key]
+	if inc == nil {
+		return time.Time{}, false
+	}
+	due = inc.lastPost.Add(s.cfg.DigestInterval)
+	return due, s.now().Before(due)
+}
+
+// partial reports the alerts of the groups not posted, and those held.
+func (s *Sink) partial(batch []sinks.Item, rest []*group, err error, h holding) error {
 	var failed []int
 	for _, g := range rest {
 		failed = append(failed, g.indexes...)
@@ -194,9 +236,14 @@ func (s *Sink) partial(batch []sinks.Item, rest []*group, err error) error {
 	if len(failed) == len(batch) {
 		return err
 	}
+	if len(failed) == 0 {
+		err = nil
+	}
 	// Groups are in first-appearance order; the dispatcher wants ascending indexes.
 	slices.Sort(failed)
-	return &sinks.PartialError{Failed: failed, Err: err}
+	held := slices.Clone(h.indexes)
+	slices.Sort(held)
+	return &sinks.PartialError{Failed: failed, Err: err, Held: held, HeldUntil: h.until}
 }
 
 func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) error {
@@ -232,9 +279,9 @@ func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) erro
 	defer s.mu.Unlock()
 	switch {
 	case inc != nil:
-		inc.more = more
+		inc.more, inc.lastPost = more, s.now()
 	case s.cfg.DigestWindow > 0:
-		s.incidents[g.key] = &incident{opened: now, first: first.Time, threadTS: ts, more: more}
+		s.incidents[g.key] = &incident{opened: now, lastPost: s.now(), first: first.Time, threadTS: ts, more: more}
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ func webhookConfig(base string) slack.Config {
 	c := slack.DefaultConfig()
 	c.WebhookURL = secret.New(base + webhookPath)
 	c.MinInterval = 10 * time.Millisecond
+	c.DigestInterval = 0 // a digest per batch; TestSteadyStreamDigestsOncePerInterval covers the interval
 	return c
 }
 
@@ -256,6 +257,7 @@ func botConfig(base string) slack.Config {
 	c := slack.DefaultConfig()
 	c.BotToken, c.Channel, c.APIURL = secret.New("xoxb-test-token"), "C0SECURITY", base+"/api/chat.postMessage"
 	c.MinInterval = 10 * time.Millisecond
+	c.DigestInterval = 0
 	return c
 }
 
@@ -524,6 +526,7 @@ func TestBotThreadsFollowUps(t *testing.T) {
 	cfg := slack.DefaultConfig()
 	cfg.BotToken, cfg.Channel, cfg.APIURL = secret.New(token), "C0SECURITY", f.srv.URL+"/api/chat.postMessage"
 	cfg.MinInterval = 10 * time.Millisecond
+	cfg.DigestInterval = 0
 	s := newSink(t, cfg, zerolog.Nop())
 	ctx := context.Background()
 	for i := range 3 {
@@ -788,4 +791,79 @@ func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
 	run(t, s, ob, dc, zerolog.Nop(), func() bool {
 		return len(ob.DeadLetters("slack")) == 1 && ob.Acked("slack") == 1
 	})
+}
+
+// TestSteadyStreamDigestsOncePerInterval: a steady stream of one (image,
+// rule) gets its first message, then at most one digest per
+// digest_interval, each counting every alert so far; the follow-ups wait
+// in the outbox (unconfirmed) until their digest is posted, and another
+// incident in between is not held up.
+func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	cfg := webhookConfig(f.srv.URL)
+	cfg.DigestInterval = 300 * time.Millisecond
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	dc := dispatcherConfig()
+	dc.PollInterval = 20 * time.Millisecond
+	m, err := sinks.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sinks.NewDispatcher(s, ob, dc, zerolog.Nop(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	const n = 60 // one alert every 25 ms for 1.5 s
+	start := time.Now()
+	var otherPosted time.Duration
+	for i := range n {
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
+		if i == n/2 {
+			ob.PutAlert("slack", sinkstest.FalcoAlert(1000, "redis:7", rule))
+		}
+		d.Wake()
+		time.Sleep(25 * time.Millisecond)
+		if otherPosted == 0 {
+			for _, r := range f.requests() {
+				if strings.Contains(string(r.body), "redis:7") {
+					otherPosted = time.Since(start)
+				}
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ob.Acked("slack") < n+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := ob.Acked("slack"); got != n+1 {
+		t.Fatalf("acked %d of %d alerts", got, n+1)
+	}
+	var nginx []request
+	for _, r := range f.requests() {
+		if strings.Contains(string(r.body), "nginx:1.27") {
+			nginx = append(nginx, r)
+		}
+	}
+	// 1.5 s of stream at one digest per 300 ms: the first message and about
+	// five digests (each batch would have posted ~60).
+	if len(nginx) < 2 || len(nginx) > 8 {
+		t.Errorf("nginx incident: %d messages for %d alerts, want the first and about 5 digests", len(nginx), n)
+	}
+	for i := 2; i < len(nginx); i++ { // digests (after the first one, which may follow the full message at once)
+		if gap := nginx[i].at.Sub(nginx[i-1].at); gap < 290*time.Millisecond {
+			t.Errorf("digest %d came %s after the previous message, want >= digest_interval", i, gap)
+		}
+	}
+	if last := string(nginx[len(nginx)-1].body); !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
+		t.Errorf("last digest does not count all %d follow-ups: %.300s", n-1, last)
+	}
+	if otherPosted == 0 || otherPosted > time.Second+time.Duration(n/2)*25*time.Millisecond {
+		t.Errorf("the other incident was posted after %s, want soon after it arrived", otherPosted)
+	}
 }
