@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,7 @@ type Dispatcher struct {
 	headerOnly bool
 	keyed      Keyed // nil unless the sink keeps order per key
 	aside      setAside
+	heldNow    atomic.Int64 // alerts held by the sink (not failing) and not yet read again
 
 	sent, retried         prometheus.Counter
 	failed, dead          *prometheus.CounterVec
@@ -113,6 +115,7 @@ type setAside struct {
 	// in place that would hold up the rest of the sink.
 	failing map[uint64]struct{}
 	rounds  int // rewinds since the failing alerts last went through, for the backoff
+	heldN   int // alerts held (not failing) since the last rewind
 }
 
 func (s *setAside) add(seq uint64, key string, keyed bool) {
@@ -161,6 +164,14 @@ func (s *setAside) held(key string) bool {
 	return ok
 }
 
+// Name returns the sink's name.
+func (d *Dispatcher) Name() string { return d.name }
+
+// Held returns how many of the sink's pending entries the sink chose to
+// send later (Slack follow-ups waiting for their digest): a shutdown need
+// not wait for them.
+func (d *Dispatcher) Held() int { return int(d.heldNow.Load()) }
+
 // Wake tells the dispatcher that new entries may be pending. It never blocks.
 func (d *Dispatcher) Wake() {
 	select {
@@ -178,8 +189,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	readFailures := 0
+	limit := d.cfg.BatchSize
 	for ctx.Err() == nil {
 		if d.aside.from != 0 && !d.now().Before(d.aside.retryAt) {
+			limit = min(d.cfg.BatchSize+d.aside.heldN, 10000)
+			d.aside.heldN = 0
+			d.heldNow.Store(0)
 			// Back for the alerts set aside: the outbox still holds them
 			// (and whatever was held back behind them), in order.
 			cursor = d.aside.from - 1
@@ -191,7 +206,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				break
 			}
 		}
-		entries, err := d.outbox.Pending(d.name, cursor, d.cfg.BatchSize)
+		entries, err := d.outbox.Pending(d.name, cursor, limit)
+		limit = d.cfg.BatchSize
 		if err != nil {
 			d.noteFailure(fmt.Errorf("read outbox: %w", err), 0)
 			if !sleep(ctx, d.backoff(readFailures)) {
@@ -327,7 +343,9 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 				d.hold(held, pe.HeldUntil)
 			}
 			if len(failed) == 0 {
-				d.noteRecovery()
+				if len(delivered) > 0 {
+					d.noteRecovery()
+				}
 				return true
 			}
 			if errors.Is(pe.Err, ErrDeferred) && len(delivered) > 0 {
@@ -421,6 +439,8 @@ func (d *Dispatcher) hold(items []Item, until time.Time) {
 		}
 		d.aside.add(it.Seq, key, d.keyed != nil)
 	}
+	d.aside.heldN += len(items)
+	d.heldNow.Add(int64(len(items)))
 	d.aside.retryNoLaterThan(until, fresh)
 }
 

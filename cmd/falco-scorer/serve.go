@@ -392,12 +392,16 @@ func (s *service) closeSinks() {
 
 // flushOutbox waits until every sink's outbox is empty or the deadline.
 // What is left is delivered after the next start.
+//
+// Entries a sink chose to send later (Slack follow-ups waiting for their
+// digest) are not waited for: they stay in the outbox, like any entry left
+// at shutdown.
 func (s *service) flushOutbox(deadline time.Time) {
 	for time.Now().Before(deadline) {
 		left := 0
-		for _, name := range s.cfg.enabledSinks() {
-			if n, err := s.db.PendingCount(name); err == nil {
-				left += n
+		for _, d := range s.dispatchers {
+			if n, err := s.db.PendingCount(d.Name()); err == nil {
+				left += max(n-d.Held(), 0)
 			}
 		}
 		if left == 0 {

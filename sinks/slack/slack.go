@@ -224,6 +224,9 @@ func (s *Sink) digestNotDue(key string) (due time.Time, wait bool) {
 		return time.Time{}, false
 	}
 	due = inc.lastPost.Add(s.cfg.DigestInterval)
+	if end := inc.opened.Add(s.cfg.DigestWindow); end.Before(due) {
+		due = end // the incident is forgotten then: its follow-ups go out at once
+	}
 	return due, s.now().Before(due)
 }
 
@@ -234,6 +237,12 @@ func (s *Sink) partial(batch []sinks.Item, rest []*group, err error, h holding) 
 		failed = append(failed, g.indexes...)
 	}
 	if len(failed) == len(batch) {
+		return err
+	}
+	if len(failed) > 0 && len(failed)+len(h.indexes) == len(batch) && !sinks.IsPermanent(err) && !errors.Is(err, sinks.ErrDeferred) {
+		// Nothing went through: Slack itself failed. Report it for the
+		// whole batch, as without held alerts, so that the dispatcher
+		// backs off instead of setting alerts aside one by one.
 		return err
 	}
 	if len(failed) == 0 {

@@ -1,0 +1,142 @@
+package slack_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/sinks"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+)
+
+func startDispatcher(t *testing.T, s sinks.Sink, ob *sinkstest.Outbox, dc sinks.Config) (*sinks.Dispatcher, func()) {
+	t.Helper()
+	m, err := sinks.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sinks.NewDispatcher(s, ob, dc, zerolog.Nop(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return d, func() { cancel(); <-done }
+}
+
+// TestHeldFollowUpsGoOutInOneDigest: follow-ups held for an incident that
+// are more than one outbox batch all go out in the digest due at HeldUntil
+// (the dispatcher reads them back in one larger batch), instead of one
+// batch per digest_interval with the rest held again.
+func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	cfg := webhookConfig(f.srv.URL)
+	cfg.DigestInterval = 200 * time.Millisecond
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	dc := dispatcherConfig()
+	dc.BatchSize = 5
+	d, stop := startDispatcher(t, s, ob, dc)
+	defer stop()
+	ob.PutAlert("slack", sinkstest.FalcoAlert(0, "nginx:1.27", rule))
+	d.Wake()
+	for ob.Acked("slack") < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	const n = 40
+	for i := 1; i <= n; i++ {
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
+	}
+	d.Wake()
+	// One digest interval (+ generous slack) later, the digest counting all
+	// 40 held follow-ups should be out and all of them confirmed.
+	time.Sleep(3 * cfg.DigestInterval)
+	pending, _ := ob.PendingCount("slack")
+	var msgs []string
+	for _, r := range f.requests() {
+		msgs = append(msgs, string(r.body))
+	}
+	if pending != 0 {
+		last := msgs[len(msgs)-1]
+		if i := strings.Index(last, "more like this"); i > 0 {
+			last = last[max(0, i-20) : i+20]
+		}
+		t.Errorf("after 3 digest intervals %d of %d follow-ups still in the outbox; %d messages so far, last: %q", pending, n, len(msgs), last)
+	}
+}
+
+// TestHeldStreamOutboxStaysSmall: one incident at 20 alerts per
+// digest_interval with batch_size 5: the outbox does not grow with the
+// stream, and is drained once it stops.
+func TestHeldStreamOutboxStaysSmall(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	cfg := webhookConfig(f.srv.URL)
+	cfg.DigestInterval = 100 * time.Millisecond
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	dc := dispatcherConfig()
+	dc.BatchSize = 5
+	d, stop := startDispatcher(t, s, ob, dc)
+	defer stop()
+	var depth []int
+	for i := range 400 {
+		ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
+		d.Wake()
+		time.Sleep(5 * time.Millisecond)
+		if i%100 == 99 {
+			n, _ := ob.PendingCount("slack")
+			depth = append(depth, n)
+		}
+	}
+	time.Sleep(3 * cfg.DigestInterval)
+	n, _ := ob.PendingCount("slack")
+	depth = append(depth, n)
+	t.Logf("outbox depth every 100 alerts, then 3 intervals after the stream: %v; %d messages", depth, len(f.requests()))
+	if n != 0 {
+		t.Errorf("%d alerts still held 3 digest intervals after the stream stopped", n)
+	}
+}
+
+// TestIntervalLongerThanWindowDoesNotHoldForever: with digest_interval
+// longer than digest_window, follow-ups are held only until the incident's
+// window ends, not re-held behind each new incident for as long as a steady
+// stream lasts.
+func TestIntervalLongerThanWindowDoesNotHoldForever(t *testing.T) {
+	f := newFakeSlack(t, nil)
+	cfg := webhookConfig(f.srv.URL)
+	cfg.DigestWindow = 100 * time.Millisecond
+	cfg.DigestInterval = 250 * time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t, cfg, zerolog.Nop())
+	ob := sinkstest.NewOutbox()
+	dc := dispatcherConfig()
+	d, stop := startDispatcher(t, s, ob, dc)
+	defer stop()
+	var seq1 uint64
+	for i := range 200 { // 2 s
+		q := ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
+		if i == 1 {
+			seq1 = q
+		}
+		d.Wake()
+		time.Sleep(10 * time.Millisecond)
+	}
+	pend, _ := ob.Pending("slack", 0, 10000)
+	still := false
+	for _, e := range pend {
+		if e.Seq == seq1 {
+			still = true
+		}
+	}
+	t.Logf("%d messages, %d alerts pending at the end of the 2 s stream", len(f.requests()), len(pend))
+	if still {
+		t.Errorf("the first follow-up (enqueued 2 s ago, interval 250ms) is still held")
+	}
+}
