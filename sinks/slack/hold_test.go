@@ -1,7 +1,6 @@
 package slack_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -9,25 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 )
-
-func startDispatcher(t *testing.T, s sinks.Sink, ob *sinkstest.Outbox, dc sinks.Config) (*sinks.Dispatcher, func()) {
-	t.Helper()
-	m, err := sinks.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := sinks.NewDispatcher(s, ob, dc, zerolog.Nop(), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	return d, func() { cancel(); <-done }
-}
 
 // TestHeldFollowUpsGoOutInOneDigest: follow-ups held for an incident that
 // are more than one outbox batch all go out in the digest due at HeldUntil
@@ -41,7 +23,7 @@ func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
 	ob := sinkstest.NewOutbox()
 	dc := dispatcherConfig()
 	dc.BatchSize = 5
-	d, stop := startDispatcher(t, s, ob, dc)
+	d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
 	defer stop()
 	ob.PutAlert("slack", sinkstest.FalcoAlert(0, "nginx:1.27", rule))
 	d.Wake()
@@ -81,7 +63,7 @@ func TestHeldStreamOutboxStaysSmall(t *testing.T) {
 	ob := sinkstest.NewOutbox()
 	dc := dispatcherConfig()
 	dc.BatchSize = 5
-	d, stop := startDispatcher(t, s, ob, dc)
+	d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
 	defer stop()
 	var depth []int
 	for i := range 400 {
@@ -117,7 +99,7 @@ func TestIntervalLongerThanWindowDoesNotHoldForever(t *testing.T) {
 	s := newSink(t, cfg, zerolog.Nop())
 	ob := sinkstest.NewOutbox()
 	dc := dispatcherConfig()
-	d, stop := startDispatcher(t, s, ob, dc)
+	d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
 	defer stop()
 	var seq1 uint64
 	for i := range 200 { // 2 s

@@ -97,24 +97,29 @@ func newSink(t *testing.T, cfg slack.Config, log zerolog.Logger) *slack.Sink {
 
 func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item { return sinkstest.Items(t, alerts...) }
 
-// run drives sink with a dispatcher over ob until cond holds.
-func run(t *testing.T, sink sinks.Sink, ob *sinkstest.Outbox, cfg sinks.Config, log zerolog.Logger, cond func() bool) {
+// startDispatcher runs a dispatcher for s over ob; stop cancels it and
+// waits for Run to return.
+func startDispatcher(t *testing.T, s sinks.Sink, ob *sinkstest.Outbox, dc sinks.Config, log zerolog.Logger, reg prometheus.Registerer) (d *sinks.Dispatcher, stop func()) {
 	t.Helper()
-	m, err := sinks.NewMetrics(prometheus.NewRegistry())
+	m, err := sinks.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := sinks.NewDispatcher(sink, ob, cfg, log, m)
+	d, err = sinks.NewDispatcher(s, ob, dc, log, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	return d, func() { cancel(); <-done }
+}
+
+// run drives sink with a dispatcher over ob until cond holds.
+func run(t *testing.T, sink sinks.Sink, ob *sinkstest.Outbox, cfg sinks.Config, log zerolog.Logger, cond func() bool) {
+	t.Helper()
+	_, stop := startDispatcher(t, sink, ob, cfg, log, prometheus.NewRegistry())
+	defer stop()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -723,24 +728,13 @@ func TestPacingStaysWithinSendTimeout(t *testing.T) {
 	dc := dispatcherConfig()
 	dc.SendTimeout = 450 * time.Millisecond
 	reg := prometheus.NewRegistry()
-	m, err := sinks.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	d, err := sinks.NewDispatcher(s, ob, dc, zerolog.New(&logs), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	_, stop := startDispatcher(t, s, ob, dc, zerolog.New(&logs), reg)
 	deadline := time.Now().Add(10 * time.Second)
 	for ob.Acked("slack") < groups && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 	if got := ob.Acked("slack"); got != groups {
 		t.Fatalf("acked %d, want %d", got, groups)
 	}
@@ -806,17 +800,7 @@ func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 	ob := sinkstest.NewOutbox()
 	dc := dispatcherConfig()
 	dc.PollInterval = 20 * time.Millisecond
-	m, err := sinks.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := sinks.NewDispatcher(s, ob, dc, zerolog.Nop(), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
 	const n = 60 // one alert every 25 ms for 1.5 s
 	start := time.Now()
 	var otherPosted time.Duration
@@ -839,8 +823,7 @@ func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 	for ob.Acked("slack") < n+1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 	if got := ob.Acked("slack"); got != n+1 {
 		t.Fatalf("acked %d of %d alerts", got, n+1)
 	}
