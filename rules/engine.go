@@ -185,8 +185,8 @@ func matchImage(ps []pattern, a *scorer.Alert) bool {
 	if matchAny(ps, key) {
 		return true
 	}
-	repo := imageRepository(key)
-	if repo == key {
+	repo := scorer.ImageRepository(key)
+	if repo == "" || repo == key {
 		return false
 	}
 	if matchAny(ps, repo) {
@@ -196,18 +196,6 @@ func matchImage(ps []pattern, a *scorer.Alert) bool {
 		return matchAny(ps, repo+":"+tag)
 	}
 	return false
-}
-
-// imageRepository is the repository of an image key ("repo@digest" or
-// "repo:tag"; a registry port is not a tag).
-func imageRepository(key string) string {
-	if repo, _, ok := strings.Cut(key, "@"); ok {
-		return repo
-	}
-	if i := strings.LastIndex(key, ":"); i > strings.LastIndex(key, "/") {
-		return key[:i]
-	}
-	return key
 }
 
 // Band returns the anomaly band of a score/threshold ratio. NaN, infinite

@@ -98,9 +98,18 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 // sameRepository reports whether a digest key (repo@sha256:…) and a tag
 // key (repo:tag) name the same repository.
 func sameRepository(digestKey, tagKey string) bool {
-	repo, _, _ := strings.Cut(digestKey, "@")
-	r, _ := splitImage(tagKey)
-	return repo == r
+	return ImageRepository(digestKey) == ImageRepository(tagKey)
+}
+
+// ImageRepository strips the tag or digest from an image key ("repo:tag",
+// "repo@sha256:…"; a registry port is not a tag). It is "" for keys that
+// are not images: "host" and container fallbacks.
+func ImageRepository(key string) string {
+	if key == "host" || strings.HasPrefix(key, "container:") {
+		return ""
+	}
+	repo, _, _ := splitImageRef(key)
+	return repo
 }
 
 // imageKey picks the baseline identity from the event's image fields.
@@ -137,27 +146,15 @@ func imageKey(ev *Event, mode string) (key, source string) {
 	return repo + ":" + tag, "tag"
 }
 
-// splitImage splits "repo:tag" without mistaking a registry port for a tag;
-// a digest suffix is dropped.
-func splitImage(full string) (repo, tag string) {
-	repo, tag, _ = splitImageRef(full)
-	return repo, tag
-}
-
 // splitImageRef splits an image reference "repo[:tag][@digest]" without
 // mistaking a registry port for a tag.
 func splitImageRef(full string) (repo, tag, digest string) {
 	if i := strings.Index(full, "@"); i >= 0 {
 		full, digest = full[:i], full[i+1:]
 	}
-	repo, tag = splitRepoTag(full)
-	return repo, tag, digest
-}
-
-func splitRepoTag(full string) (repo, tag string) {
 	slash := strings.LastIndex(full, "/")
 	if i := strings.LastIndex(full, ":"); i > slash {
-		return full[:i], full[i+1:]
+		return full[:i], full[i+1:], digest
 	}
-	return full, ""
+	return full, "", digest
 }

@@ -301,7 +301,7 @@ func applyCounts(m *markov.Model, blob []byte, sign int) error {
 // learns until its own stream has converged, which is quick when the new
 // version behaves like the old one.
 func (w *worker) inherit(img *image, now time.Time) {
-	repo := repositoryOf(img.key)
+	repo := ImageRepository(img.key)
 	if repo == "" || w.p.deps.Baselines == nil {
 		return
 	}
@@ -327,28 +327,6 @@ func (w *worker) inherit(img *image, now time.Time) {
 	if err := w.p.deps.Baselines.PutDeltas(copies); err != nil {
 		w.p.log.Warn().Err(err).Str("image", img.key).Msg("store inherited baseline")
 	}
-}
-
-// repositoryOf strips the tag or digest from an image key ("" for keys
-// that are not images, such as container fallbacks).
-func repositoryOf(key string) string {
-	if key == "host" || len(key) > 10 && key[:10] == "container:" {
-		return ""
-	}
-	if i := lastIndexByte(key, '@'); i >= 0 {
-		return key[:i]
-	}
-	repo, _ := splitImage(key)
-	return repo
-}
-
-func lastIndexByte(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func (img *image) learning() bool { return img.state != StateMonitoring }

@@ -115,7 +115,6 @@ type setAside struct {
 	// in place that would hold up the rest of the sink.
 	failing map[uint64]struct{}
 	rounds  int // rewinds since the failing alerts last went through, for the backoff
-	heldN   int // alerts held (not failing) since the last rewind
 }
 
 func (s *setAside) add(seq uint64, key string, keyed bool) {
@@ -192,9 +191,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	limit := d.cfg.BatchSize
 	for ctx.Err() == nil {
 		if d.aside.from != 0 && !d.now().Before(d.aside.retryAt) {
-			limit = min(d.cfg.BatchSize+d.aside.heldN, 10000)
-			d.aside.heldN = 0
-			d.heldNow.Store(0)
+			// Held alerts are read back in one batch, so that a digest
+			// counts them all.
+			limit = min(d.cfg.BatchSize+int(d.heldNow.Swap(0)), 10000)
 			// Back for the alerts set aside: the outbox still holds them
 			// (and whatever was held back behind them), in order.
 			cursor = d.aside.from - 1
@@ -257,11 +256,8 @@ func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) 
 			d.deadLetter(*e, DeadUndecodable, fmt.Errorf("decode alert %s: %w", e.AlertID, err))
 			continue
 		}
-		if d.keyed != nil && len(d.aside.keys) > 0 {
-			if k := d.keyed.OrderKey(it); d.aside.held(k) {
-				d.aside.add(it.Seq, k, true)
-				continue
-			}
+		if d.waitsBehind(it) {
+			continue
 		}
 		items = append(items, it)
 	}
@@ -367,11 +363,8 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 			// sending one at a time (those whose key an earlier one was set
 			// aside with wait behind it).
 			for _, it := range failed {
-				if d.keyed != nil && len(d.aside.keys) > 0 {
-					if k := d.keyed.OrderKey(it); d.aside.held(k) {
-						d.aside.add(it.Seq, k, true)
-						continue
-					}
+				if d.waitsBehind(it) {
+					continue
 				}
 				if !d.sendWithRetry(ctx, []Item{it}, entries) {
 					return false
@@ -428,10 +421,24 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) error {
 	return err
 }
 
-// hold leaves items the sink chose not to send yet in the outbox; Run reads
-// them again from until on (or earlier, for alerts set aside before).
-func (d *Dispatcher) hold(items []Item, until time.Time) {
-	fresh := d.aside.from == 0
+// waitsBehind reports whether it must wait behind an alert of its key set
+// aside before (Keyed sinks), and if so leaves it in the outbox too.
+func (d *Dispatcher) waitsBehind(it Item) bool {
+	if d.keyed == nil || len(d.aside.keys) == 0 {
+		return false
+	}
+	k := d.keyed.OrderKey(it)
+	if !d.aside.held(k) {
+		return false
+	}
+	d.aside.add(it.Seq, k, true)
+	return true
+}
+
+// leave records items as left in the outbox for Run to read again, and
+// reports whether nothing was left there before.
+func (d *Dispatcher) leave(items []Item) (fresh bool) {
+	fresh = d.aside.from == 0
 	for _, it := range items {
 		key := ""
 		if d.keyed != nil {
@@ -439,7 +446,13 @@ func (d *Dispatcher) hold(items []Item, until time.Time) {
 		}
 		d.aside.add(it.Seq, key, d.keyed != nil)
 	}
-	d.aside.heldN += len(items)
+	return fresh
+}
+
+// hold leaves items the sink chose not to send yet in the outbox; Run reads
+// them again from until on (or earlier, for alerts set aside before).
+func (d *Dispatcher) hold(items []Item, until time.Time) {
+	fresh := d.leave(items)
 	d.heldNow.Add(int64(len(items)))
 	d.aside.retryNoLaterThan(until, fresh)
 }
@@ -448,13 +461,8 @@ func (d *Dispatcher) hold(items []Item, until time.Time) {
 // after a backoff.
 func (d *Dispatcher) setAside(items []Item, cause error) {
 	again := d.aside.failingAgain(items)
-	fresh := d.aside.from == 0
+	fresh := d.leave(items)
 	for _, it := range items {
-		key := ""
-		if d.keyed != nil {
-			key = d.keyed.OrderKey(it)
-		}
-		d.aside.add(it.Seq, key, d.keyed != nil)
 		d.aside.failing[it.Seq] = struct{}{}
 	}
 	wait := d.backoff(d.aside.rounds)

@@ -414,12 +414,14 @@ func decodeReason(err error) string {
 // event whatever the answer, so holding the request a little pushes back
 // into Falco's own output queue instead of losing a burst.
 func (h *HTTP) accept(ctx context.Context, events []scorer.Event) error {
+	err := h.acc.Accept(ctx, SourceHTTP, events)
+	if err == nil || !errors.Is(err, scorer.ErrOverloaded) {
+		return err // the common case pays for no clock reading
+	}
 	deadline := time.Now().Add(h.cfg.OverloadWait)
-	pause := time.Millisecond
-	for {
-		err := h.acc.Accept(ctx, SourceHTTP, events)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		left := time.Until(deadline)
-		if err == nil || !errors.Is(err, scorer.ErrOverloaded) || left <= 0 {
+		if left <= 0 {
 			return err
 		}
 		t := time.NewTimer(min(pause, left))
@@ -429,7 +431,9 @@ func (h *HTTP) accept(ctx context.Context, events []scorer.Event) error {
 			return err
 		case <-t.C:
 		}
-		pause = min(2*pause, 50*time.Millisecond)
+		if err = h.acc.Accept(ctx, SourceHTTP, events); err == nil || !errors.Is(err, scorer.ErrOverloaded) {
+			return err
+		}
 	}
 }
 
