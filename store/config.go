@@ -18,9 +18,11 @@ type Config struct {
 
 	// GroupCommitMaxDelay is how long the journal committer waits for more
 	// appends before writing a batch, when the previous batch held several
-	// (a lone appender never waits). Fewer, larger batches save fdatasyncs
-	// (kernel CPU); a longer wait costs latency. 0 writes as soon as the
-	// previous sync finished: batches still form while a sync runs.
+	// (a lone appender never waits). It stops waiting as soon as as many
+	// appends are queued as the previous batch held. Fewer, larger batches
+	// save fdatasyncs (kernel CPU); a longer wait costs latency. 0 writes as
+	// soon as the previous sync finished: batches still form while a sync
+	// runs.
 	GroupCommitMaxDelay time.Duration `yaml:"group_commit_max_delay"`
 	// GroupCommitMaxEvents bounds the events written and synced together.
 	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`

@@ -528,6 +528,41 @@ func TestLoneAppenderDoesNotLinger(t *testing.T) {
 	}
 }
 
+// TestLingerEndsWhenAppendersReturn: a few concurrent appenders in a closed
+// loop (each waits for its ack, then appends again, as Falco connections
+// do) must not wait out the group-commit delay on every commit: the
+// committer goes ahead once the callers of the last group are back.
+func TestLingerEndsWhenAppendersReturn(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.GroupCommitMaxDelay = 500 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	d, err := Open(cfg, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const appenders, rounds = 4, 10
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range appenders {
+		wg.Go(func() {
+			for range rounds {
+				if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Waiting out the delay on every commit takes at least 10 × 500 ms.
+	if el := time.Since(start); el > 3*time.Second {
+		commits := counterValueOf(t, reg, "falco_scorer_store_journal_commits_total")
+		t.Errorf("%d appenders × %d rounds took %s in %v commits with a 500ms delay: the committer lingered after its callers were back",
+			appenders, rounds, el.Round(time.Millisecond), commits)
+	}
+}
+
 // TestOpenKeepsUnknownSegmentFiles: a journal file with a foreign header may
 // hold acknowledged events, so Open refuses to start rather than delete it;
 // an all-zero file is an unused segment and becomes a spare.
