@@ -24,6 +24,16 @@ type Config struct {
 	// soon as the previous sync finished: batches still form while a sync
 	// runs.
 	GroupCommitMaxDelay time.Duration `yaml:"group_commit_max_delay"`
+	// JournalSyncInterval 0 (the default) syncs every group commit to disk
+	// before its events are acknowledged: an acknowledged event survives a
+	// power loss. Above 0, a group is acknowledged once written (in the
+	// kernel's page cache, which survives a crash or kill of this process)
+	// and the journal is synced in the background this often, so a power
+	// loss or kernel crash can lose at most this much of acknowledged
+	// events. It is for disks whose fdatasync is slow (network block
+	// storage): Falco's http_output sends one event at a time and waits for
+	// each answer, so one Falco's rate is bounded by 1 / (sync latency).
+	JournalSyncInterval time.Duration `yaml:"journal_sync_interval"`
 	// GroupCommitMaxEvents bounds the events written and synced together.
 	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`
 	// GroupCommitMaxBytes bounds the bytes written and synced together.
@@ -89,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if c.GroupCommitMaxDelay < 0 || c.GroupCommitMaxDelay > time.Second {
 		errs = append(errs, fmt.Errorf("group_commit_max_delay: %s not in [0, 1s]", c.GroupCommitMaxDelay))
+	}
+	if c.JournalSyncInterval < 0 || c.JournalSyncInterval > 10*time.Second {
+		errs = append(errs, fmt.Errorf("journal_sync_interval: %s not in [0, 10s]", c.JournalSyncInterval))
 	}
 	if c.GroupCommitMaxEvents < 1 || c.GroupCommitMaxEvents > 100000 {
 		errs = append(errs, fmt.Errorf("group_commit_max_events: %d not in [1, 100000]", c.GroupCommitMaxEvents))

@@ -32,6 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{"in memory without dir", func(c *Config) { c.Dir = ""; c.InMemory = true }, ""},
 		{"no dir", func(c *Config) { c.Dir = "" }, "dir: empty"},
 		{"delay", func(c *Config) { c.GroupCommitMaxDelay = 2 * time.Second }, "group_commit_max_delay:"},
+		{"sync interval", func(c *Config) { c.JournalSyncInterval = 11 * time.Second }, "journal_sync_interval:"},
+		{"negative sync interval", func(c *Config) { c.JournalSyncInterval = -time.Second }, "journal_sync_interval:"},
 		{"events", func(c *Config) { c.GroupCommitMaxEvents = 0 }, "group_commit_max_events:"},
 		{"bytes", func(c *Config) { c.GroupCommitMaxBytes = 10 << 20 }, "group_commit_max_bytes:"},
 		{"event size", func(c *Config) { c.MaxEventBytes = 1 }, "max_event_bytes:"},

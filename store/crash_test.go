@@ -19,7 +19,10 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
-const crashDirEnv = "STORE_CRASH_CHILD_DIR"
+const (
+	crashDirEnv  = "STORE_CRASH_CHILD_DIR"
+	crashSyncEnv = "STORE_CRASH_SYNC_INTERVAL" // the child's journal_sync_interval
+)
 
 // TestCrashChild is the child of TestSIGKILLLosesNothing: it appends and
 // completes events as fast as it can and prints what was acknowledged,
@@ -29,7 +32,16 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestSIGKILLLosesNothing")
 	}
-	d, err := Open(crashConfig(dir), zerolog.Nop(), prometheus.NewRegistry())
+	cfg := crashConfig(dir)
+	if v := os.Getenv(crashSyncEnv); v != "" {
+		iv, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		cfg.JournalSyncInterval = iv
+	}
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
@@ -88,17 +100,24 @@ func crashConfig(dir string) Config {
 // TestSIGKILLLosesNothing kills a process that appends and completes under
 // load, several times, and checks after each kill that every acknowledged
 // append is still in the journal or (if completed) in the outbox, and every
-// acknowledged Complete moved its event from one to the other.
+// acknowledged Complete moved its event from one to the other. With
+// journal_sync_interval the acknowledged groups are not yet synced when the
+// process dies, and must survive all the same (the kernel holds them).
 func TestSIGKILLLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child processes")
 	}
+	t.Run("sync_each_group", func(t *testing.T) { sigkillRounds(t, "") })
+	t.Run("sync_interval", func(t *testing.T) { sigkillRounds(t, "1s") })
+}
+
+func sigkillRounds(t *testing.T, syncInterval string) {
 	dir := t.TempDir()
 	appended, completed := map[uint64]bool{}, map[uint64]bool{}
 	silent, maybeSilent := map[uint64]bool{}, map[uint64]bool{}
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSyncEnv+"="+syncInterval)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

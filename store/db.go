@@ -52,6 +52,11 @@ type DB struct {
 	mem    *memJournal // the journal of an in-memory store (nil otherwise)
 	doneID uint64      // last done marker id; guarded by outMu
 
+	syncQuit   chan struct{} // journal_sync_interval > 0: stops runSyncer
+	syncDone   chan struct{}
+	syncFailed atomic.Bool // the latest background sync failed: groups sync before their ack
+	stopSyncer sync.Once
+
 	retireWake  chan struct{} // capacity 1: "a segment may be retirable, or a spare was used"
 	retireQuit  chan struct{}
 	retireDone  chan struct{}
@@ -143,6 +148,10 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	d.jc = newCommitter(d, journalNext)
 	d.retireWake, d.retireQuit, d.retireDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go d.jc.run()
+	if d.wal != nil && cfg.JournalSyncInterval > 0 {
+		d.syncQuit, d.syncDone = make(chan struct{}), make(chan struct{})
+		go d.runSyncer()
+	}
 	go d.runRetirer()
 	d.wakeRetirer() // segments completed before a restart, and the first spare
 	return d, nil
@@ -174,6 +183,38 @@ func (d *DB) openJournal(next uint64) (uint64, error) {
 		doneMax = max(doneMax, seq)
 	}
 	return max(next, floor, lastSeq+1, doneMax+1), nil
+}
+
+// runSyncer syncs the journal every journal_sync_interval, when groups
+// are acknowledged before they are synced.
+func (d *DB) runSyncer() {
+	defer close(d.syncDone)
+	t := time.NewTicker(d.cfg.JournalSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			d.syncJournal()
+		case <-d.syncQuit:
+			return
+		}
+	}
+}
+
+// syncJournal syncs the segments written since the last sync. A failure is
+// logged once until a sync goes through; meanwhile each group commit syncs
+// before its acknowledgement, so ingest answers 503 while the disk fails.
+func (d *DB) syncJournal() {
+	start := time.Now()
+	if err := d.wal.syncDirty(); err != nil {
+		d.m.maintErrors.WithLabelValues("journal_sync").Inc()
+		if !d.syncFailed.Swap(true) {
+			d.log.Error().Err(err).Str("reason", classify(err)).
+				Msg("journal background sync failed; acknowledgements wait for a sync until one succeeds")
+		}
+		return
+	}
+	d.m.backgroundSyncSeconds.Observe(time.Since(start).Seconds())
 }
 
 // runRetirer recycles completed journal segments and keeps a spare segment
@@ -433,6 +474,13 @@ func (d *DB) acquire() error {
 // running maintenance pass, and closes Badger. It is safe to call twice.
 func (d *DB) Close() error {
 	d.jc.stop()
+	if d.syncQuit != nil {
+		d.stopSyncer.Do(func() {
+			close(d.syncQuit)
+			<-d.syncDone
+			d.syncJournal() // what the committer wrote last
+		})
+	}
 	d.stopRetirer.Do(func() { close(d.retireQuit) })
 	<-d.retireDone
 	d.maintMu.Lock()

@@ -18,6 +18,11 @@
 // committer goroutine takes every queued Append (up to
 // group_commit_max_events / group_commit_max_bytes), writes them with one
 // pwrite and one fdatasync, then releases every caller (group commit).
+// With journal_sync_interval > 0 it releases them after the pwrite, and a
+// background goroutine (runSyncer) syncs the segments written since its
+// last pass: a process crash still loses nothing, a power loss at most one
+// interval. After a failed background sync, groups sync before their
+// release again until a sync succeeds.
 //
 // Badger runs with SyncWrites off. Complete writes the outbox entries and a
 // done marker for the events in one transaction, without a sync; every

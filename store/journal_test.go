@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -560,6 +561,82 @@ func TestLingerEndsWhenAppendersReturn(t *testing.T) {
 		commits := counterValueOf(t, reg, "falco_scorer_store_journal_commits_total")
 		t.Errorf("%d appenders × %d rounds took %s in %v commits with a 500ms delay: the committer lingered after its callers were back",
 			appenders, rounds, el.Round(time.Millisecond), commits)
+	}
+}
+
+// TestJournalSyncInterval: with journal_sync_interval an append is
+// acknowledged without a sync, the background sync covers what was written,
+// and once a background sync fails every group syncs before its
+// acknowledgement (so ingest answers 503 while the disk fails) until a sync
+// goes through again.
+func TestJournalSyncInterval(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.JournalSyncInterval = 10 * time.Second // the test runs the background sync itself
+	reg := prometheus.NewRegistry()
+	d, err := Open(cfg, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var syncs atomic.Int64
+	var failSync atomic.Bool
+	d.wal.syncFile = func(*os.File) error {
+		syncs.Add(1)
+		if failSync.Load() {
+			return syscall.EIO
+		}
+		return nil
+	}
+	appendOne := func() error {
+		_, err := d.Append(t.Context(), [][]byte{[]byte("x")})
+		return err
+	}
+	for range 10 {
+		if err := appendOne(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("10 appends synced %d times, want 0 (the background sync does it)", n)
+	}
+	d.syncJournal()
+	if n := syncs.Load(); n != 1 {
+		t.Fatalf("background sync after 10 appends into one segment: %d syncs, want 1", n)
+	}
+	d.syncJournal()
+	if n := syncs.Load(); n != 1 {
+		t.Fatalf("background sync with nothing written: %d syncs, want still 1", n)
+	}
+
+	failSync.Store(true)
+	if err := appendOne(); err != nil {
+		t.Fatalf("append before the failing sync = %v, want nil", err)
+	}
+	d.syncJournal()
+	if got := counterValueOf(t, reg, "falco_scorer_store_maintenance_errors_total"); got != 1 {
+		t.Errorf("maintenance errors after a failed background sync = %v, want 1", got)
+	}
+	if err := appendOne(); !errors.Is(err, scorer.ErrUnavailable) {
+		t.Fatalf("append after a failed background sync, disk still failing = %v, want ErrUnavailable", err)
+	}
+	failSync.Store(false)
+	before := syncs.Load()
+	if err := appendOne(); err != nil {
+		t.Fatalf("append once the disk recovered = %v", err)
+	}
+	if n := syncs.Load() - before; n != 1 {
+		t.Errorf("append while recovering synced %d times, want 1", n)
+	}
+	before = syncs.Load()
+	if err := appendOne(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load() - before; n != 0 {
+		t.Errorf("append after recovery synced %d times, want 0", n)
+	}
+	d.syncJournal() // the segment whose sync failed is synced again
+	if n := syncs.Load() - before; n != 1 {
+		t.Errorf("background sync after recovery: %d syncs, want 1", n)
 	}
 }
 

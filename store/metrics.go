@@ -7,23 +7,24 @@ import (
 )
 
 type metrics struct {
-	appendedEvents prometheus.Counter
-	batches        prometheus.Counter
-	batchEvents    prometheus.Histogram
-	syncSeconds    prometheus.Histogram
-	appendErrors   *prometheus.CounterVec // reason
-	unavailable    prometheus.Gauge
-	backlogged     prometheus.Gauge
-	journalEntries prometheus.Gauge
-	pending        *prometheus.GaugeVec // sink
-	dead           *prometheus.GaugeVec // sink
-	diskBytes      *prometheus.GaugeVec // kind: lsm, vlog, wal, other
-	diskFree       prometheus.Gauge
-	gcRuns         *prometheus.CounterVec // outcome
-	maintErrors    *prometheus.CounterVec // step
-	expiredBuckets prometheus.Counter
-	expiredImages  prometheus.Counter
-	flushSeconds   prometheus.Histogram
+	appendedEvents        prometheus.Counter
+	batches               prometheus.Counter
+	batchEvents           prometheus.Histogram
+	syncSeconds           prometheus.Histogram
+	backgroundSyncSeconds prometheus.Histogram
+	appendErrors          *prometheus.CounterVec // reason
+	unavailable           prometheus.Gauge
+	backlogged            prometheus.Gauge
+	journalEntries        prometheus.Gauge
+	pending               *prometheus.GaugeVec // sink
+	dead                  *prometheus.GaugeVec // sink
+	diskBytes             *prometheus.GaugeVec // kind: lsm, vlog, wal, other
+	diskFree              prometheus.Gauge
+	gcRuns                *prometheus.CounterVec // outcome
+	maintErrors           *prometheus.CounterVec // step
+	expiredBuckets        prometheus.Counter
+	expiredImages         prometheus.Counter
+	flushSeconds          prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,7 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "journal_commit_events", Help: "Events per group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
 		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "journal_commit_seconds", Help: "Time to write and sync one group commit.",
+			Name: "journal_commit_seconds", Help: "Time to write and sync one group commit (to write it, with journal_sync_interval).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8)}),
+		backgroundSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_background_sync_seconds", Help: "Time of one background journal sync (journal_sync_interval > 0).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8)}),
 		appendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "journal_append_errors_total", Help: "Events refused by the journal, by reason."}, []string{"reason"}),
@@ -70,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.appendedEvents, m.batches, m.batchEvents, m.syncSeconds,
+	for _, c := range []prometheus.Collector{m.appendedEvents, m.batches, m.batchEvents, m.syncSeconds, m.backgroundSyncSeconds,
 		m.appendErrors, m.unavailable, m.backlogged, m.journalEntries, m.pending, m.dead, m.diskBytes, m.diskFree,
 		m.gcRuns, m.maintErrors, m.expiredBuckets, m.expiredImages, m.flushSeconds} {
 		if err := reg.Register(c); err != nil {

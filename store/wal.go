@@ -65,10 +65,17 @@ type wal struct {
 	segs    []*segment // oldest first; the last one is active
 	spares  []*os.File // zero-filled or recycled files of segBytes, ready for reuse
 	nextID  uint64
-	total   int // outstanding records in all segments
-	readers int // Replays running: no segment retires meanwhile (they read the files)
+	total   int        // outstanding records in all segments
+	readers int        // Replays running: no segment retires meanwhile (they read the files)
+	dirty   []*segment // written but not yet synced (journal_sync_interval > 0 only)
+
+	// closing is held for writing while segment files are closed, and for
+	// reading by syncDirty, which syncs files it no longer tracks under mu.
+	closing sync.RWMutex
 
 	buf []byte // the committer's encoding buffer
+
+	syncFile func(*os.File) error // datasync; tests inject failures
 }
 
 func walRecordCRC(segID, seq uint64, payload []byte) uint32 {
@@ -85,7 +92,7 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
-	w = &wal{dir: dir, segBytes: segBytes, nextID: 1}
+	w = &wal{dir: dir, segBytes: segBytes, nextID: 1, syncFile: datasync}
 	// A crash while a spare was being zero-filled leaves its temporary
 	// file behind; nothing else would ever remove it.
 	if tmps, err := filepath.Glob(filepath.Join(dir, "spare-*.tmp")); err == nil {
@@ -250,11 +257,14 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 		return rotated, err
 	}
 	if sync {
-		if err := datasync(active.f); err != nil {
+		if err := w.syncFile(active.f); err != nil {
 			return rotated, err
 		}
 	}
 	w.mu.Lock()
+	if !sync && !slices.Contains(w.dirty, active) {
+		w.dirty = append(w.dirty, active)
+	}
 	active.end += int64(size)
 	if active.first == 0 {
 		active.first = seq
@@ -264,6 +274,36 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 	w.total += len(raws)
 	w.mu.Unlock()
 	return rotated, nil
+}
+
+// syncDirty syncs the segments written since the last call (groups
+// appended without a sync). A segment retired meanwhile needs no sync: its
+// events are complete and its file is being reused or was removed.
+func (w *wal) syncDirty() error {
+	w.closing.RLock()
+	defer w.closing.RUnlock()
+	w.mu.Lock()
+	dirty := slices.DeleteFunc(w.dirty, func(s *segment) bool { return !slices.Contains(w.segs, s) })
+	w.dirty = nil
+	w.mu.Unlock()
+	var errs []error
+	var failed []*segment
+	for _, s := range dirty {
+		if err := w.syncFile(s.f); err != nil {
+			errs = append(errs, fmt.Errorf("sync journal segment %d: %w", s.id, err))
+			failed = append(failed, s)
+		}
+	}
+	if len(failed) > 0 {
+		w.mu.Lock()
+		for _, s := range failed {
+			if !slices.Contains(w.dirty, s) {
+				w.dirty = append(w.dirty, s) // tried again at the next call
+			}
+		}
+		w.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // rotate makes a new active segment with room for need bytes of records:
@@ -293,7 +333,9 @@ func (w *wal) rotate(need int64) (*segment, error) {
 		// The file's name is cosmetic (the header says what it is), but
 		// *os.File keeps its old name for messages; reopen under the new one.
 		nf, err := os.OpenFile(name, os.O_RDWR, 0)
+		w.closing.Lock()
 		_ = f.Close()
+		w.closing.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("reuse journal segment: %w", err)
 		}
@@ -438,6 +480,8 @@ func (w *wal) retire(segs []*segment) {
 		}
 	}
 	w.mu.Unlock()
+	w.closing.Lock()
+	defer w.closing.Unlock()
 	for _, f := range drop {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
@@ -490,6 +534,8 @@ func (w *wal) usage() int64 {
 }
 
 func (w *wal) closeFiles() error {
+	w.closing.Lock()
+	defer w.closing.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var errs []error
