@@ -50,7 +50,20 @@ type committer struct {
 	failing   string   // reason of the current failure, "" while healthy
 	raws      [][]byte // reused group buffer
 	lastGroup int      // Append calls in the latest group
+
+	// The free-space guard's latest reading (see checkFree).
+	freeAt       time.Time
+	freeBytes    uint64
+	writtenSince int64 // journal bytes written since freeAt
 }
+
+// A statfs per group commit cost ~5 µs, 3 % of the service's CPU when
+// groups are small; the guard reads the free space again only after this
+// long or this many journal bytes, and at every group while it is low.
+const (
+	freeCheckInterval = 100 * time.Millisecond
+	freeCheckBytes    = 1 << 20
+)
 
 func newCommitter(d *DB, next uint64) *committer {
 	return &committer{d: d, next: next, wake: make(chan struct{}, 1),
@@ -245,9 +258,12 @@ func (c *committer) commit(group []*appendReq) {
 func (c *committer) write(group []*appendReq, events int) error {
 	d := c.d
 	if !d.cfg.InMemory && d.cfg.MinFreeBytes > 0 {
-		// A statfs error is not fatal here: the write itself will tell.
-		if free, err := d.diskFree(d.cfg.Dir); err == nil && free < uint64(d.cfg.MinFreeBytes) {
-			return fmt.Errorf("%w: %d bytes free in %s, need %d", errLowDisk, free, d.cfg.Dir, d.cfg.MinFreeBytes)
+		size := 0
+		for _, r := range group {
+			size += r.bytes
+		}
+		if err := c.checkFree(size); err != nil {
+			return err
 		}
 	}
 	first := c.next
@@ -283,6 +299,28 @@ func (c *committer) write(group []*appendReq, events int) error {
 	if rotated {
 		d.wakeRetirer() // a spare was used: prepare the next one
 	}
+	return nil
+}
+
+// checkFree refuses a group of n bytes while the file system holding the
+// data directory has less than min_free_bytes free.
+func (c *committer) checkFree(n int) error {
+	d := c.d
+	need := uint64(d.cfg.MinFreeBytes)
+	now := time.Now()
+	if c.freeAt.IsZero() || c.freeBytes < need || now.Sub(c.freeAt) >= freeCheckInterval || c.writtenSince+int64(n) >= freeCheckBytes {
+		free, err := d.diskFree(d.cfg.Dir)
+		if err != nil {
+			// Not fatal here: the write itself will tell. Read again next time.
+			c.freeAt = time.Time{}
+			return nil
+		}
+		c.freeAt, c.freeBytes, c.writtenSince = now, free, 0
+	}
+	if c.freeBytes < need {
+		return fmt.Errorf("%w: %d bytes free in %s, need %d", errLowDisk, c.freeBytes, d.cfg.Dir, need)
+	}
+	c.writtenSince += int64(n)
 	return nil
 }
 

@@ -379,6 +379,45 @@ func TestLowDiskRefusesAndRecovers(t *testing.T) {
 	}
 }
 
+// TestFreeSpaceCheckIsRateLimited: the guard does not statfs per group
+// commit, yet notices a disk that filled up within freeCheckBytes of
+// journal writes, however soon after its last reading.
+func TestFreeSpaceCheckIsRateLimited(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.MinFreeBytes = 1 << 20
+	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var calls atomic.Int64
+	var free atomic.Uint64
+	free.Store(1 << 30)
+	d.diskFree = func(string) (uint64, error) { calls.Add(1); return free.Load(), nil }
+	start := time.Now()
+	for range 100 {
+		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, most := calls.Load(), 1+int64(time.Since(start)/freeCheckInterval); n > most {
+		t.Errorf("100 small appends read the free space %d times, want at most %d", n, most)
+	}
+	free.Store(1000)
+	event := []byte(strings.Repeat("y", 64<<10))
+	for i := range 2 * freeCheckBytes / len(event) {
+		if _, err := d.Append(t.Context(), [][]byte{event}); err != nil {
+			if !errors.Is(err, scorer.ErrUnavailable) {
+				t.Fatalf("Append on a full disk = %v, want ErrUnavailable", err)
+			}
+			return
+		} else if i*len(event) > freeCheckBytes {
+			t.Fatalf("%d bytes appended after the disk filled up, the guard reads again after %d", (i+1)*len(event), freeCheckBytes)
+		}
+	}
+	t.Fatal("the free-space guard never noticed the full disk")
+}
+
 func TestClassify(t *testing.T) {
 	tests := []struct {
 		name string
