@@ -3,6 +3,7 @@ package scorer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
@@ -441,6 +442,10 @@ func TestFalcoAlertTimedBeforeAnomalyIsNotRecent(t *testing.T) {
 func (m *memStore) LoadImage(image string, since time.Time) ([]byte, []BaselineBucket, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failLoads > 0 {
+		m.failLoads--
+		return nil, nil, false, errors.New("load image: injected read error")
+	}
 	bs, ok := m.buckets[image]
 	if !ok && m.meta[image] == nil {
 		return nil, nil, false, nil
@@ -483,5 +488,53 @@ func TestLearningImageNeedsItsEventsToGraduate(t *testing.T) {
 	}
 	if events != 0 || after {
 		t.Errorf("after the horizon took its counts (%d events left): ready = %v, want false", events, after)
+	}
+}
+
+// TestLoadFailureKeepsStoredBaseline: when an evicted image's baseline
+// cannot be read back (a transient store error), the image learns in a
+// stand-in meanwhile, but the stand-in's flushes add its counts without
+// replacing the stored state (monitoring, thresholds), and the load is
+// tried again later.
+func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(3, 4))
+	h.train("nginx", 12, 400, rng)
+	if s, _ := h.state("nginx:1"); s != StateMonitoring {
+		t.Fatalf("after training state = %q, want monitoring", s)
+	}
+	h.onWorker("nginx:1", func(w *worker) { w.evictImage(w.images["nginx:1"]) })
+	h.flushAll()
+	storedState := func() string {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		var m imageMeta
+		if err := json.Unmarshal(st.meta["nginx:1"], &m); err != nil {
+			t.Fatalf("stored meta: %v", err)
+		}
+		return m.State
+	}
+	if s := storedState(); s != StateMonitoring {
+		t.Fatalf("stored state after eviction = %q, want monitoring", s)
+	}
+
+	st.mu.Lock()
+	st.failLoads = 1
+	st.mu.Unlock()
+	h.train("nginx", 1, 100, rng)
+	if s, _ := h.state("nginx:1"); s != StateLearning {
+		t.Fatalf("state while the baseline cannot be read = %q, want learning (a stand-in)", s)
+	}
+	h.flushAll()
+	if s := storedState(); s != StateMonitoring {
+		t.Errorf("stored state after the stand-in's flush = %q, want monitoring (unchanged)", s)
+	}
+
+	h.clk.Add(2 * loadRetryInterval)
+	h.tim = h.tim.Add(2 * loadRetryInterval)
+	h.train("nginx", 1, 100, rng)
+	if s, _ := h.state("nginx:1"); s != StateMonitoring {
+		t.Errorf("state once the baseline can be read again = %q, want monitoring", s)
 	}
 }

@@ -44,7 +44,16 @@ type image struct {
 	flushed      time.Time     // bucket of the latest flush; an older one is closed and can be compacted
 	needWin      uint64        // window scores a threshold for the alert budget needs
 	needEnd      uint64        // finished processes an end-of-sequence threshold needs
+	// retryLoad is set on a stand-in for a stored baseline that could not be
+	// read: it learns meanwhile, but its flushes add counts without
+	// replacing the stored state, and its next event from retryLoad on
+	// tries the load again.
+	retryLoad time.Time
 }
+
+// loadRetryInterval is how long a stand-in waits before the stored
+// baseline is read again.
+const loadRetryInterval = 30 * time.Second
 
 // imageMeta is the image's state as the store keeps it (Meta bytes).
 //
@@ -127,11 +136,21 @@ func newConvergence(cfg Config) markov.Convergence {
 // predecessor of the same repository when there is one) on first sight.
 func (w *worker) image(key string, now time.Time) *image {
 	if img, ok := w.images[key]; ok {
-		w.imageLRU.MoveToFront(img.elem)
-		return img
+		if img.retryLoad.IsZero() || now.Before(img.retryLoad) {
+			w.imageLRU.MoveToFront(img.elem)
+			return img
+		}
+		// A stand-in: its counts go with the next flush, and the load below
+		// merges them into the stored baseline it reads.
+		w.stashUnflushed(img)
+		w.removeImage(img)
 	}
-	img := w.loadImage(key, now)
-	if img == nil {
+	img, err := w.loadImage(key, now)
+	switch {
+	case err != nil:
+		img = w.newImage(key, now)
+		img.retryLoad = now.Add(loadRetryInterval)
+	case img == nil:
 		img = w.newImage(key, now)
 		w.inherit(img, now)
 	}
@@ -168,28 +187,35 @@ func (w *worker) removeImage(img *image) {
 // the store. Its live sequences keep scoring against the evicted copy until
 // they end (a sequence notices a new copy and restarts).
 func (w *worker) evictImage(img *image) {
-	if img.dirty && w.p.deps.Baselines != nil {
-		if blob, err := img.model.TakeDelta().MarshalBinary(); err == nil {
-			w.unflushed = append(w.unflushed, BaselineDelta{Image: img.key,
-				Bucket: w.p.deps.Now().Truncate(w.p.cfg.BucketSize), Counts: blob, Meta: img.meta()})
-		}
-	}
+	w.stashUnflushed(img)
 	w.removeImage(img)
 	w.p.met.imagesEvicted.Inc()
 }
 
+// stashUnflushed moves img's counts not yet flushed to the next flush.
+func (w *worker) stashUnflushed(img *image) {
+	if img.dirty && w.p.deps.Baselines != nil {
+		if blob, err := img.model.TakeDelta().MarshalBinary(); err == nil {
+			w.unflushed = append(w.unflushed, BaselineDelta{Image: img.key,
+				Bucket: w.p.deps.Now().Truncate(w.p.cfg.BucketSize), Counts: blob, Meta: img.storedMeta()})
+		}
+		img.dirty = false
+	}
+}
+
 // loadImage reads one stored image when the store can do that; nil when it
-// cannot or has none.
-func (w *worker) loadImage(key string, now time.Time) *image {
+// cannot or has none. An error means the store has it but could not read it.
+func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 	loader, ok := w.p.deps.Baselines.(ImageLoader)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	since := w.p.horizonStart(now)
 	meta, buckets, found, err := loader.LoadImage(key, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", key).Msg("load baseline")
-		return nil
+		w.p.log.Error().Err(err).Str("image", key).Dur("retry_in", loadRetryInterval).
+			Msg("load baseline; learning in a stand-in that leaves the stored baseline's state alone until it loads")
+		return nil, err
 	}
 	// Counts of an evicted copy (or of a failed flush) that the next flush
 	// will write: the reloaded model must hold them as the store soon will,
@@ -208,14 +234,14 @@ func (w *worker) loadImage(key string, now time.Time) *image {
 		}
 	}
 	if !found {
-		return nil
+		return nil, nil
 	}
 	img, err := w.restoreImage(key, meta, buckets, since)
 	if err != nil {
 		w.p.log.Error().Err(err).Str("image", key).Msg("discarding unreadable baseline")
-		return nil
+		return nil, nil
 	}
-	return img
+	return img, nil
 }
 
 // restoreImage rebuilds an image from its stored meta and count buckets.
@@ -330,6 +356,15 @@ func (w *worker) inherit(img *image, now time.Time) {
 }
 
 func (img *image) learning() bool { return img.state != StateMonitoring }
+
+// storedMeta is the meta a flush writes: none for a stand-in (retryLoad),
+// whose state must not replace the stored baseline's.
+func (img *image) storedMeta() []byte {
+	if !img.retryLoad.IsZero() {
+		return nil
+	}
+	return img.meta()
+}
 
 // meta encodes the image's state for the store.
 func (img *image) meta() []byte {

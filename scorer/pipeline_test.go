@@ -18,13 +18,14 @@ import (
 
 // memStore is an in-memory Journal and Baselines for pipeline tests.
 type memStore struct {
-	mu       sync.Mutex
-	next     uint64
-	journal  map[uint64][]byte
-	outbox   []OutboxPut
-	buckets  map[string][]BaselineBucket
-	meta     map[string][]byte
-	failNext int // Complete fails this many times
+	mu        sync.Mutex
+	next      uint64
+	journal   map[uint64][]byte
+	outbox    []OutboxPut
+	buckets   map[string][]BaselineBucket
+	meta      map[string][]byte
+	failNext  int // Complete fails this many times
+	failLoads int // LoadImage fails this many times
 }
 
 func newMemStore() *memStore {

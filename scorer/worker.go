@@ -628,7 +628,7 @@ func (w *worker) flushBaselines(now time.Time) {
 			w.p.log.Error().Err(err).Str("image", img.key).Msg("encode baseline delta")
 			continue
 		}
-		deltas = append(deltas, BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.meta()})
+		deltas = append(deltas, BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.storedMeta()})
 		img.dirty = false
 		if !img.flushed.IsZero() && img.flushed.Before(bucket) {
 			w.compactions = append(w.compactions, compaction{img.key, img.flushed})
