@@ -250,13 +250,13 @@ func rssTrace(xs []procStat) string {
 // BenchmarkE2EConnections compares, in one run, the no-op receiver and the
 // service (Kafka sink, as in BenchmarkE2E) at 1 connection (what one Falco's
 // http_output does: one event per request, the next only after the answer)
-// and at 16, with the journal synced before every acknowledgement (the
+// and at 4 and 16, with the journal synced before every acknowledgement (the
 // default) and with store.journal_sync_interval: 100ms (acknowledged once
 // written, synced in the background).
 func BenchmarkE2EConnections(b *testing.B) {
 	scorerBin, loadgenBin := built.get(b)
 	ctx := context.Background()
-	conns := []int{1, 16}
+	conns := []int{1, 4, 16}
 	run := func(url string, c int) Result {
 		o := loadOpts(url)
 		o.Connections = c
