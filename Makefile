@@ -35,9 +35,10 @@ bench:
 	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench.out bench-e2e.out | tee bench-summary.txt
 	@echo "medians in bench-summary.txt; write the dated report in cmd/falco-loadgen/results/"
 
-# bench-e2e: service vs no-op receiver with Kafka (one run = all phases), replay, scale; about 2 min per count.
+# bench-e2e: service vs no-op receiver with Kafka (one run = all phases), the same at 1, 4 and 16
+# connections with the journal synced per group and every 100 ms, replay, scale; about 4 min per count.
 bench-e2e:
-	$(GO) test -run '^$$' -bench '^Benchmark(E2E|Replay|Scale)$$' -benchtime 1x -count 3 -timeout 60m ./cmd/falco-loadgen | tee bench-e2e.out
+	$(GO) test -run '^$$' -bench '^Benchmark(E2E|E2EConnections|Replay|Scale)$$' -benchtime 1x -count 3 -timeout 60m ./cmd/falco-loadgen | tee bench-e2e.out
 
 demo: build
 	./$(BIN) demo
