@@ -504,7 +504,11 @@ func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
 	if s, _ := h.state("nginx:1"); s != StateMonitoring {
 		t.Fatalf("after training state = %q, want monitoring", s)
 	}
-	h.onWorker("nginx:1", func(w *worker) { w.evictImage(w.images["nginx:1"]) })
+	var trained uint64
+	h.onWorker("nginx:1", func(w *worker) {
+		trained = w.images["nginx:1"].model.Events()
+		w.evictImage(w.images["nginx:1"])
+	})
 	h.flushAll()
 	storedState := func() string {
 		st.mu.Lock()
@@ -526,6 +530,8 @@ func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
 	if s, _ := h.state("nginx:1"); s != StateLearning {
 		t.Fatalf("state while the baseline cannot be read = %q, want learning (a stand-in)", s)
 	}
+	var standIn uint64
+	h.onWorker("nginx:1", func(w *worker) { standIn = w.images["nginx:1"].model.Events() })
 	h.flushAll()
 	if s := storedState(); s != StateMonitoring {
 		t.Errorf("stored state after the stand-in's flush = %q, want monitoring (unchanged)", s)
@@ -536,5 +542,10 @@ func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
 	h.train("nginx", 1, 100, rng)
 	if s, _ := h.state("nginx:1"); s != StateMonitoring {
 		t.Errorf("state once the baseline can be read again = %q, want monitoring", s)
+	}
+	var reloaded uint64
+	h.onWorker("nginx:1", func(w *worker) { reloaded = w.images["nginx:1"].model.Events() })
+	if standIn == 0 || reloaded < trained+standIn {
+		t.Errorf("reloaded model holds %d events, want at least the %d trained plus the %d the stand-in learned", reloaded, trained, standIn)
 	}
 }

@@ -686,6 +686,11 @@ func (w *worker) rollHorizon(now time.Time) {
 		if !img.oldestBucket.Before(start) {
 			continue
 		}
+		if !img.retryLoad.IsZero() {
+			// A stand-in never held the stored buckets leaving the horizon.
+			img.oldestBucket = start
+			continue
+		}
 		old, err := w.p.deps.Baselines.ImageBuckets(img.key, img.oldestBucket, start)
 		if err != nil {
 			w.p.log.Error().Err(err).Str("image", img.key).Msg("read expired buckets")

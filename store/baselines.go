@@ -110,7 +110,13 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 				if err != nil {
 					return fail(err)
 				}
-				if _, meta, err = decodeImage(v); err != nil {
+				if _, meta, err = decodeImage(v); errors.Is(err, errCorrupt) {
+					// Unreadable, so no state to keep: the counts are
+					// written and the record is replaced by one without
+					// meta (the image loads as learning).
+					d.log.Warn().Err(err).Str("image", image).Msg("replacing a corrupt baseline record")
+					meta = nil
+				} else if err != nil {
 					return fail(err)
 				}
 			case !errors.Is(err, badger.ErrKeyNotFound):

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
@@ -112,6 +113,34 @@ func TestBaselinesPutLoadDrop(t *testing.T) {
 	}
 	if got := loadAll(t, d2, time.Time{}); len(got) != 1 {
 		t.Errorf("images after reset = %v, want only b", got)
+	}
+}
+
+// TestPutDeltasReplacesCorruptImageRecord: a flush without meta for an
+// image whose stored record cannot be decoded (the scorer's stand-in while
+// the record cannot be loaded) replaces the record instead of failing the
+// whole flush, other images included, forever.
+func TestPutDeltasReplacesCorruptImageRecord(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	if err := d.bdb.Update(func(txn *badger.Txn) error { return txn.Set(imageKey("bad:1"), []byte{1, 2, 3}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Image("bad:1"); err == nil {
+		t.Fatal("Image of a corrupt record = nil error, want one")
+	}
+	err := d.PutDeltas([]scorer.BaselineDelta{
+		{Image: "bad:1", Bucket: hour(1), Counts: []byte("c1")},
+		{Image: "good:1", Bucket: hour(1), Counts: []byte("c2"), Meta: []byte(`{"v":1}`)},
+	})
+	if err != nil {
+		t.Fatalf("PutDeltas with a corrupt stored record = %v, want nil", err)
+	}
+	info, buckets, err := d.Image("bad:1")
+	if err != nil || len(buckets) != 1 || len(info.Meta) != 0 {
+		t.Errorf("after the flush: Image(bad:1) = %+v, %d buckets, %v; want no meta and 1 bucket", info, len(buckets), err)
+	}
+	if _, buckets, err := d.Image("good:1"); err != nil || len(buckets) != 1 {
+		t.Errorf("Image(good:1) = %d buckets, %v; want 1", len(buckets), err)
 	}
 }
 

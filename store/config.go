@@ -29,10 +29,12 @@ type Config struct {
 	// power loss. Above 0, a group is acknowledged once written (in the
 	// kernel's page cache, which survives a crash or kill of this process)
 	// and the journal is synced in the background this often, so a power
-	// loss or kernel crash can lose at most this much of acknowledged
-	// events. It is for disks whose fdatasync is slow (network block
-	// storage): Falco's http_output sends one event at a time and waits for
-	// each answer, so one Falco's rate is bounded by 1 / (sync latency).
+	// loss or kernel crash can lose about this much (the interval plus the
+	// sync's own time) of acknowledged events. It is for disks whose
+	// fdatasync is slow (network block storage): Falco's http_output sends
+	// one event at a time and waits for each answer, so one Falco's rate is
+	// bounded by 1 / (sync latency). After a background sync fails, every
+	// group is synced before its acknowledgement until restart.
 	JournalSyncInterval time.Duration `yaml:"journal_sync_interval"`
 	// GroupCommitMaxEvents bounds the events written and synced together.
 	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`

@@ -54,7 +54,7 @@ type DB struct {
 
 	syncQuit   chan struct{} // journal_sync_interval > 0: stops runSyncer
 	syncDone   chan struct{}
-	syncFailed atomic.Bool // the latest background sync failed: groups sync before their ack
+	syncFailed atomic.Bool // a background sync failed: groups sync before their ack until restart
 	stopSyncer sync.Once
 
 	retireWake  chan struct{} // capacity 1: "a segment may be retirable, or a spare was used"
@@ -194,27 +194,33 @@ func (d *DB) runSyncer() {
 	for {
 		select {
 		case <-t.C:
-			d.syncJournal()
+			_ = d.syncJournal() // logged there
 		case <-d.syncQuit:
 			return
 		}
 	}
 }
 
-// syncJournal syncs the segments written since the last sync. A failure is
-// logged once until a sync goes through; meanwhile each group commit syncs
-// before its acknowledgement, so ingest answers 503 while the disk fails.
-func (d *DB) syncJournal() {
+// syncJournal syncs the segments written since the last sync. After a
+// failure every group commit syncs before its acknowledgement until the
+// process restarts (so ingest answers 503 while the disk fails): on Linux a
+// failed sync may have dropped the pages it could not write, so a later
+// sync that succeeds proves nothing about them.
+func (d *DB) syncJournal() error {
 	start := time.Now()
-	if err := d.wal.syncDirty(); err != nil {
+	n, err := d.wal.syncDirty()
+	if err != nil {
 		d.m.maintErrors.WithLabelValues("journal_sync").Inc()
 		if !d.syncFailed.Swap(true) {
 			d.log.Error().Err(err).Str("reason", classify(err)).
-				Msg("journal background sync failed; acknowledgements wait for a sync until one succeeds")
+				Msg("journal background sync failed: events acknowledged since the previous sync may be lost on power loss; every group is synced before its acknowledgement until restart")
 		}
-		return
+		return err
 	}
-	d.m.backgroundSyncSeconds.Observe(time.Since(start).Seconds())
+	if n > 0 {
+		d.m.backgroundSyncSeconds.Observe(time.Since(start).Seconds())
+	}
+	return nil
 }
 
 // runRetirer recycles completed journal segments and keeps a spare segment
@@ -231,6 +237,7 @@ func (d *DB) runRetirer() {
 		if d.wal == nil {
 			continue
 		}
+		d.wal.closeStale()
 		err := d.retireSegments()
 		if err == nil {
 			err = d.wal.prepareSpare()
@@ -474,11 +481,12 @@ func (d *DB) acquire() error {
 // running maintenance pass, and closes Badger. It is safe to call twice.
 func (d *DB) Close() error {
 	d.jc.stop()
+	var syncErr error
 	if d.syncQuit != nil {
 		d.stopSyncer.Do(func() {
 			close(d.syncQuit)
 			<-d.syncDone
-			d.syncJournal() // what the committer wrote last
+			syncErr = d.syncJournal() // what the committer wrote last
 		})
 	}
 	d.stopRetirer.Do(func() { close(d.retireQuit) })
@@ -495,7 +503,7 @@ func (d *DB) Close() error {
 	if d.wal != nil {
 		walErr = d.wal.closeFiles()
 	}
-	if err := errors.Join(d.bdb.Close(), walErr); err != nil {
+	if err := errors.Join(syncErr, d.bdb.Close(), walErr); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil

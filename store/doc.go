@@ -20,9 +20,10 @@
 // pwrite and one fdatasync, then releases every caller (group commit).
 // With journal_sync_interval > 0 it releases them after the pwrite, and a
 // background goroutine (runSyncer) syncs the segments written since its
-// last pass: a process crash still loses nothing, a power loss at most one
+// last pass: a process crash still loses nothing, a power loss about one
 // interval. After a failed background sync, groups sync before their
-// release again until a sync succeeds.
+// release until restart (a later sync that succeeds says nothing of the
+// pages the failed one dropped), and the next group starts a new segment.
 //
 // Badger runs with SyncWrites off. Complete writes the outbox entries and a
 // done marker for the events in one transaction, without a sync; every

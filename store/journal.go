@@ -285,16 +285,11 @@ func (c *committer) write(group []*appendReq, events int) error {
 		return nil
 	}
 	// With journal_sync_interval the background syncer makes the group
-	// durable later; after it failed, groups sync here again until a sync
-	// goes through.
-	failed := d.syncFailed.Load()
-	sync := !d.noSync && (d.cfg.JournalSyncInterval == 0 || failed)
+	// durable later; once it failed, groups sync here (syncJournal).
+	sync := !d.noSync && (d.cfg.JournalSyncInterval == 0 || d.syncFailed.Load())
 	rotated, err := d.wal.appendGroup(raws, first, sync)
 	if err != nil {
 		return fmt.Errorf("write journal: %w", err)
-	}
-	if failed && sync && d.syncFailed.CompareAndSwap(true, false) {
-		d.log.Info().Msg("journal syncs recovered; acknowledgements no longer wait for a sync")
 	}
 	if rotated {
 		d.wakeRetirer() // a spare was used: prepare the next one

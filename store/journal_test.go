@@ -604,10 +604,11 @@ func TestLingerEndsWhenAppendersReturn(t *testing.T) {
 }
 
 // TestJournalSyncInterval: with journal_sync_interval an append is
-// acknowledged without a sync, the background sync covers what was written,
-// and once a background sync fails every group syncs before its
-// acknowledgement (so ingest answers 503 while the disk fails) until a sync
-// goes through again.
+// acknowledged without a sync and the background sync covers what was
+// written. Once a background sync failed, every group syncs before its
+// acknowledgement (so ingest answers 503 while the disk fails), until
+// restart, and the next group starts a new segment (the failed range may be
+// a hole that would hide later records of its segment).
 func TestJournalSyncInterval(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.JournalSyncInterval = 10 * time.Second // the test runs the background sync itself
@@ -635,23 +636,25 @@ func TestJournalSyncInterval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := syncs.Load(); n != 0 {
-		t.Fatalf("10 appends synced %d times, want 0 (the background sync does it)", n)
-	}
-	d.syncJournal()
+	// The first append opens a segment, whose header is synced at once.
 	if n := syncs.Load(); n != 1 {
-		t.Fatalf("background sync after 10 appends into one segment: %d syncs, want 1", n)
+		t.Fatalf("10 appends synced %d times, want 1 (the new segment's header; the background sync does the rest)", n)
 	}
-	d.syncJournal()
-	if n := syncs.Load(); n != 1 {
-		t.Fatalf("background sync with nothing written: %d syncs, want still 1", n)
+	if err := d.syncJournal(); err != nil || syncs.Load() != 2 {
+		t.Fatalf("background sync after 10 appends into one segment = %v, %d syncs; want nil, 2", err, syncs.Load())
+	}
+	if err := d.syncJournal(); err != nil || syncs.Load() != 2 {
+		t.Fatalf("background sync with nothing written = %v, %d syncs; want nil, still 2", err, syncs.Load())
 	}
 
 	failSync.Store(true)
 	if err := appendOne(); err != nil {
 		t.Fatalf("append before the failing sync = %v, want nil", err)
 	}
-	d.syncJournal()
+	segsBefore := len(d.wal.snapshot())
+	if err := d.syncJournal(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("failing background sync = %v, want EIO", err)
+	}
 	if got := counterValueOf(t, reg, "falco_scorer_store_maintenance_errors_total"); got != 1 {
 		t.Errorf("maintenance errors after a failed background sync = %v, want 1", got)
 	}
@@ -659,24 +662,75 @@ func TestJournalSyncInterval(t *testing.T) {
 		t.Fatalf("append after a failed background sync, disk still failing = %v, want ErrUnavailable", err)
 	}
 	failSync.Store(false)
-	before := syncs.Load()
-	if err := appendOne(); err != nil {
-		t.Fatalf("append once the disk recovered = %v", err)
+	for i := range 3 {
+		before := syncs.Load()
+		if err := appendOne(); err != nil {
+			t.Fatalf("append %d once the disk answers again = %v", i, err)
+		}
+		if n := syncs.Load() - before; n != 1 {
+			t.Errorf("append %d after a failed background sync synced %d times, want 1 (until restart)", i, n)
+		}
 	}
-	if n := syncs.Load() - before; n != 1 {
-		t.Errorf("append while recovering synced %d times, want 1", n)
+	if segs := len(d.wal.snapshot()); segs <= segsBefore {
+		t.Errorf("segments after the failed sync = %d, want more than the %d before (a new one)", segs, segsBefore)
 	}
-	before = syncs.Load()
-	if err := appendOne(); err != nil {
+}
+
+// histogramCount reads the sample count of a histogram in reg.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := syncs.Load() - before; n != 0 {
-		t.Errorf("append after recovery synced %d times, want 0", n)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
 	}
-	d.syncJournal() // the segment whose sync failed is synced again
-	if n := syncs.Load() - before; n != 1 {
-		t.Errorf("background sync after recovery: %d syncs, want 1", n)
-	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// TestJournalBackgroundSync: the background syncer runs on its own, and
+// Close syncs what was written since its last pass.
+func TestJournalBackgroundSync(t *testing.T) {
+	const metric = "falco_scorer_store_journal_background_sync_seconds"
+	t.Run("ticker", func(t *testing.T) {
+		cfg := testConfig(t.TempDir())
+		cfg.JournalSyncInterval = 10 * time.Millisecond
+		reg := prometheus.NewRegistry()
+		d, err := Open(cfg, zerolog.Nop(), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return histogramCount(t, reg, metric) > 0 })
+	})
+	t.Run("close", func(t *testing.T) {
+		cfg := testConfig(t.TempDir())
+		cfg.JournalSyncInterval = 10 * time.Second
+		reg := prometheus.NewRegistry()
+		d, err := Open(cfg, zerolog.Nop(), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if n := histogramCount(t, reg, metric); n != 0 {
+			t.Fatalf("background syncs before Close = %d, want 0", n)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := histogramCount(t, reg, metric); n != 1 {
+			t.Errorf("background syncs after Close = %d, want 1", n)
+		}
+	})
 }
 
 // TestOpenKeepsUnknownSegmentFiles: a journal file with a foreign header may

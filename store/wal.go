@@ -68,6 +68,11 @@ type wal struct {
 	total   int        // outstanding records in all segments
 	readers int        // Replays running: no segment retires meanwhile (they read the files)
 	dirty   []*segment // written but not yet synced (journal_sync_interval > 0 only)
+	// rotateNext makes the next group start a new segment: after a failed
+	// sync, the failed range may be a hole that would hide every later
+	// record of its segment from a scan.
+	rotateNext bool
+	stale      []*os.File // handles of reused spares, closed by closeStale off the ack path
 
 	// closing is held for writing while segment files are closed, and for
 	// reading by syncDirty, which syncs files it no longer tracks under mu.
@@ -235,12 +240,18 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 	if n := len(w.segs); n > 0 {
 		active = w.segs[n-1]
 	}
+	force := w.rotateNext
 	w.mu.Unlock()
-	if active == nil || active.end+int64(size) > active.size {
-		if active, err = w.rotate(int64(size)); err != nil {
+	if active == nil || force || active.end+int64(size) > active.size {
+		if active, err = w.rotate(int64(size), !sync); err != nil {
 			return false, err
 		}
 		rotated = true
+		if force {
+			w.mu.Lock()
+			w.rotateNext = false
+			w.mu.Unlock()
+		}
 	}
 	buf := w.buf[:0]
 	for i, raw := range raws {
@@ -277,9 +288,11 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 }
 
 // syncDirty syncs the segments written since the last call (groups
-// appended without a sync). A segment retired meanwhile needs no sync: its
-// events are complete and its file is being reused or was removed.
-func (w *wal) syncDirty() error {
+// appended without a sync) and returns how many it synced. A segment
+// retired meanwhile needs no sync: its events are complete and its file is
+// being reused or was removed. After a failure the next group starts a new
+// segment.
+func (w *wal) syncDirty() (int, error) {
 	w.closing.RLock()
 	defer w.closing.RUnlock()
 	w.mu.Lock()
@@ -301,14 +314,18 @@ func (w *wal) syncDirty() error {
 				w.dirty = append(w.dirty, s) // tried again at the next call
 			}
 		}
+		w.rotateNext = true
 		w.mu.Unlock()
 	}
-	return errors.Join(errs...)
+	return len(dirty) - len(failed), errors.Join(errs...)
 }
 
 // rotate makes a new active segment with room for need bytes of records:
-// a spare file when one is ready, else a new zero-filled file.
-func (w *wal) rotate(need int64) (*segment, error) {
+// a spare file when one is ready, else a new zero-filled file. syncHeader
+// syncs the new header at once, for groups that are not synced themselves:
+// a reused spare still holds its previous life's header, and ids are read
+// from headers.
+func (w *wal) rotate(need int64, syncHeader bool) (*segment, error) {
 	size := max(w.segBytes, walHeaderBytes+need)
 	w.mu.Lock()
 	id := w.nextID
@@ -333,9 +350,10 @@ func (w *wal) rotate(need int64) (*segment, error) {
 		// The file's name is cosmetic (the header says what it is), but
 		// *os.File keeps its old name for messages; reopen under the new one.
 		nf, err := os.OpenFile(name, os.O_RDWR, 0)
-		w.closing.Lock()
-		_ = f.Close()
-		w.closing.Unlock()
+		// Closed by the retirer: closing waits for a background sync.
+		w.mu.Lock()
+		w.stale = append(w.stale, f)
+		w.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("reuse journal segment: %w", err)
 		}
@@ -350,11 +368,33 @@ func (w *wal) rotate(need int64) (*segment, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("new journal segment: %w", err)
 	}
+	if syncHeader {
+		if err := w.syncFile(f); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("new journal segment: %w", err)
+		}
+	}
 	s := &segment{id: id, f: f, size: size, end: walHeaderBytes}
 	w.mu.Lock()
 	w.segs = append(w.segs, s)
 	w.mu.Unlock()
 	return s, nil
+}
+
+// closeStale closes the handles rotate left behind.
+func (w *wal) closeStale() {
+	w.mu.Lock()
+	stale := w.stale
+	w.stale = nil
+	w.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	w.closing.Lock()
+	defer w.closing.Unlock()
+	for _, f := range stale {
+		_ = f.Close()
+	}
 }
 
 func (w *wal) segmentPath(id uint64) string {
@@ -545,6 +585,9 @@ func (w *wal) closeFiles() error {
 	for _, f := range w.spares {
 		errs = append(errs, f.Close())
 	}
-	w.segs, w.spares = nil, nil
+	for _, f := range w.stale {
+		_ = f.Close() // renamed and reopened: nothing of ours to report
+	}
+	w.segs, w.spares, w.stale = nil, nil, nil
 	return errors.Join(errs...)
 }
