@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -120,6 +121,8 @@ func sigkillRounds(t *testing.T, syncInterval string) {
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSyncEnv+"="+syncInterval)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr // the race detector reports there
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -168,6 +171,9 @@ func sigkillRounds(t *testing.T, syncInterval string) {
 			}
 		}
 		_ = cmd.Wait()
+		if strings.Contains(stderr.String(), "DATA RACE") {
+			t.Fatalf("round %d: the child reported a data race:\n%s", round, stderr.String())
+		}
 
 		d, err := Open(crashConfig(dir), zerolog.Nop(), prometheus.NewRegistry())
 		if err != nil {
