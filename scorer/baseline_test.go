@@ -53,10 +53,7 @@ func TestPoisoningGuardHoldsAlarmEventsAfterAlarmFalls(t *testing.T) {
 	st := newMemStore()
 	h := newHarness(t, testConfig(), st)
 	rng := rand.New(rand.NewPCG(3, 4))
-	h.train("nginx", 12, 400, rng)
-	if s, _ := h.state("nginx:1"); s != StateMonitoring {
-		t.Fatalf("after training state = %q, want monitoring", s)
-	}
+	h.trainMonitoring(rng)
 	h.flushAll() // the model's pending delta now holds only what follows
 	n0 := len(st.alerts(t))
 
@@ -266,10 +263,7 @@ func TestPipelineExpiredBaselineRelearnsOnLoad(t *testing.T) {
 	cfg.Horizon = 2 * time.Hour
 	h := newHarness(t, cfg, st)
 	rng := rand.New(rand.NewPCG(7, 8))
-	h.train("nginx", 12, 400, rng)
-	if s, _ := h.state("nginx:1"); s != StateMonitoring {
-		t.Fatalf("after training state = %q, want monitoring", s)
-	}
+	h.trainMonitoring(rng)
 	h.flushAll()
 	h.shutdown()
 	n0 := len(st.alerts(t))
@@ -500,10 +494,7 @@ func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
 	st := newMemStore()
 	h := newHarness(t, testConfig(), st)
 	rng := rand.New(rand.NewPCG(3, 4))
-	h.train("nginx", 12, 400, rng)
-	if s, _ := h.state("nginx:1"); s != StateMonitoring {
-		t.Fatalf("after training state = %q, want monitoring", s)
-	}
+	h.trainMonitoring(rng)
 	var trained uint64
 	h.onWorker("nginx:1", func(w *worker) {
 		trained = w.images["nginx:1"].model.Events()

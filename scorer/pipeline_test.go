@@ -284,6 +284,15 @@ func (h *harness) train(image string, processes, length int, rng *rand.Rand) {
 	h.settle()
 }
 
+// trainMonitoring trains nginx:1 on normal processes until it monitors.
+func (h *harness) trainMonitoring(rng *rand.Rand) {
+	h.t.Helper()
+	h.train("nginx", 12, 400, rng)
+	if s, _ := h.state("nginx:1"); s != StateMonitoring {
+		h.t.Fatalf("after training state = %q, want monitoring", s)
+	}
+}
+
 func (h *harness) state(image string) (string, float64) {
 	for _, w := range h.p.workers {
 		if img, ok := w.images[image]; ok {
@@ -305,10 +314,7 @@ func TestPipelineLearnsGraduatesAndFlagsAttack(t *testing.T) {
 	st := newMemStore()
 	h := newHarness(t, testConfig(), st)
 	rng := rand.New(rand.NewPCG(1, 2))
-	h.train("nginx", 12, 400, rng)
-	if s, _ := h.state("nginx:1"); s != StateMonitoring {
-		t.Fatalf("after training state = %q, want monitoring", s)
-	}
+	h.trainMonitoring(rng)
 	// More normal traffic. The budget (1000 per million events) allows a
 	// few exceedances over these ~7000 events; hysteresis makes them fewer
 	// alerts still.

@@ -52,3 +52,17 @@ func (c *fakeClock) Set(t time.Time) {
 	defer c.mu.Unlock()
 	c.t = t
 }
+
+// openWithRegistry opens a store with cfg and a metrics registry of its
+// own, and closes it at the end of the test (Close may also be called
+// earlier).
+func openWithRegistry(t *testing.T, cfg Config) (*DB, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	d, err := Open(cfg, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, reg
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
@@ -451,12 +452,7 @@ func TestClassify(t *testing.T) {
 func TestGroupCommitBatches(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.GroupCommitMaxDelay = 20 * time.Millisecond
-	reg := prometheus.NewRegistry()
-	d, err := Open(cfg, zerolog.Nop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, reg := openWithRegistry(t, cfg)
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -474,21 +470,27 @@ func TestGroupCommitBatches(t *testing.T) {
 
 func counterValueOf(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	var sum float64
+	for _, m := range gatherMetric(t, reg, name).GetMetric() {
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return sum
+}
+
+// gatherMetric returns the metric family name from reg.
+func gatherMetric(t *testing.T, reg *prometheus.Registry, name string) *dto.MetricFamily {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-			return sum
+			return mf
 		}
 	}
 	t.Fatalf("metric %s not found", name)
-	return 0
+	return nil
 }
 
 // TestReplayWhileCompleting completes each entry from inside Replay's
@@ -575,12 +577,7 @@ func TestLoneAppenderDoesNotLinger(t *testing.T) {
 func TestLingerEndsWhenAppendersReturn(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.GroupCommitMaxDelay = 500 * time.Millisecond
-	reg := prometheus.NewRegistry()
-	d, err := Open(cfg, zerolog.Nop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, reg := openWithRegistry(t, cfg)
 	const appenders, rounds = 4, 10
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -612,12 +609,7 @@ func TestLingerEndsWhenAppendersReturn(t *testing.T) {
 func TestJournalSyncInterval(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.JournalSyncInterval = 10 * time.Second // the test runs the background sync itself
-	reg := prometheus.NewRegistry()
-	d, err := Open(cfg, zerolog.Nop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, reg := openWithRegistry(t, cfg)
 	var syncs atomic.Int64
 	var failSync atomic.Bool
 	d.wal.syncFile = func(*os.File) error {
@@ -679,17 +671,7 @@ func TestJournalSyncInterval(t *testing.T) {
 // histogramCount reads the sample count of a histogram in reg.
 func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	return gatherMetric(t, reg, name).GetMetric()[0].GetHistogram().GetSampleCount()
 }
 
 // TestJournalBackgroundSync: the background syncer runs on its own, and
@@ -699,12 +681,7 @@ func TestJournalBackgroundSync(t *testing.T) {
 	t.Run("ticker", func(t *testing.T) {
 		cfg := testConfig(t.TempDir())
 		cfg.JournalSyncInterval = 10 * time.Millisecond
-		reg := prometheus.NewRegistry()
-		d, err := Open(cfg, zerolog.Nop(), reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
+		d, reg := openWithRegistry(t, cfg)
 		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
 			t.Fatal(err)
 		}
@@ -713,11 +690,7 @@ func TestJournalBackgroundSync(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		cfg := testConfig(t.TempDir())
 		cfg.JournalSyncInterval = 10 * time.Second
-		reg := prometheus.NewRegistry()
-		d, err := Open(cfg, zerolog.Nop(), reg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, reg := openWithRegistry(t, cfg)
 		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
 			t.Fatal(err)
 		}
