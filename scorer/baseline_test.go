@@ -71,7 +71,7 @@ func TestPoisoningGuardHoldsAlarmEventsAfterAlarmFalls(t *testing.T) {
 	var seqAlarm bool
 	h.onWorker("nginx:1", func(w *worker) {
 		learned = w.images["nginx:1"].model.TakeDelta()
-		seqAlarm = w.seqs["c-nginx/4242"].Value.(*sequence).alarm.On()
+		seqAlarm = w.seqs[seqKey{"c-nginx", 4242}].Value.(*sequence).alarm.On()
 	})
 	if seqAlarm {
 		t.Fatal("the alarm is still on after 1,500 normal events; the test needs it fallen")

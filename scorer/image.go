@@ -396,7 +396,7 @@ func (img *image) maturity() Maturity {
 
 // sequence is one live syscall trace (a process, or a container).
 type sequence struct {
-	key       string
+	key       seqKey
 	container string
 	img       *image
 	hist      markov.History
@@ -427,7 +427,7 @@ type sequence struct {
 	held int
 }
 
-func (img *image) newSequence(key, container string, now time.Time) *sequence {
+func (img *image) newSequence(key seqKey, container string, now time.Time) *sequence {
 	win, err := markov.NewWarmWindow(img.windowLen, img.windowWarm)
 	if err != nil {
 		panic(fmt.Sprintf("window length validated at start: %v", err)) // unreachable

@@ -38,7 +38,7 @@ func TestRelearnCalmsLiveAlarms(t *testing.T) {
 	var anomalous int
 	var events uint64
 	h.onWorker("nginx:1", func(w *worker) {
-		on = w.seqs["c-nginx/66666"].Value.(*sequence).alarm.On()
+		on = w.seqs[seqKey{"c-nginx", 66666}].Value.(*sequence).alarm.On()
 		anomalous = w.containers["c-nginx"].anomalous
 		events = w.images["nginx:1"].model.Events()
 	})

@@ -22,7 +22,7 @@ type worker struct {
 	ctl        chan func() // runs on the worker goroutine (admin operations)
 	images     map[string]*image
 	imageCount atomic.Int64
-	seqs       map[string]*list.Element // sequence key → element of lru (value *sequence)
+	seqs       map[seqKey]*list.Element // sequence key → element of lru (value *sequence)
 	lru        *list.List               // most recently seen at the front
 	maxSeqs    int
 	containers map[string]*containerState
@@ -57,7 +57,7 @@ func newWorker(p *Pipeline, id int) *worker {
 		ch:         make(chan item, p.cfg.QueueSize),
 		ctl:        make(chan func()),
 		images:     make(map[string]*image),
-		seqs:       make(map[string]*list.Element),
+		seqs:       make(map[seqKey]*list.Element),
 		lru:        list.New(),
 		maxSeqs:    maxSeqs,
 		containers: make(map[string]*containerState),
@@ -381,20 +381,27 @@ func (w *worker) learnLiveSequences() {
 }
 
 // sequenceKey names the trace an event belongs to.
-func (w *worker) sequenceKey(it *item) string {
+func (w *worker) sequenceKey(it *item) seqKey {
 	c := it.subj.ContainerID
 	if c == "" {
 		c = it.subj.Hostname
 	}
-	if w.p.cfg.SequenceKey == SequenceByContainer || it.subj.PID == 0 {
-		return c
+	if w.p.cfg.SequenceKey == SequenceByContainer {
+		return seqKey{container: c}
 	}
-	return c + "/" + strconv.FormatInt(it.subj.PID, 10)
+	return seqKey{container: c, pid: it.subj.PID}
+}
+
+// seqKey names a sequence: a container (or host) and, per process, a pid
+// (0 per container). A struct, not a joined string: no allocation per event.
+type seqKey struct {
+	container string
+	pid       int64
 }
 
 // sequence finds or creates the sequence for key, evicting the least
 // recently seen one when the shard is full.
-func (w *worker) sequence(key string, img *image, container string, now time.Time) *sequence {
+func (w *worker) sequence(key seqKey, img *image, container string, now time.Time) *sequence {
 	if el, ok := w.seqs[key]; ok {
 		s := el.Value.(*sequence)
 		if s.img == img {
@@ -410,7 +417,12 @@ func (w *worker) sequence(key string, img *image, container string, now time.Tim
 	}
 	// Keys outlive the event: copy them, or each would pin the event's
 	// whole raw JSON (DecodeJSON's strings point into it).
-	key, container = strings.Clone(key), strings.Clone(container)
+	container = strings.Clone(container)
+	if key.container == container {
+		key.container = container
+	} else {
+		key.container = strings.Clone(key.container)
+	}
 	s := img.newSequence(key, container, now)
 	w.seqs[key] = w.lru.PushFront(s)
 	w.p.met.sequences.Add(1)
