@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -550,6 +551,54 @@ func TestMonitoring(t *testing.T) {
 	}
 }
 
+// alertRulesFile holds the alerting rules once; the sidecar manifest and
+// the chart's PrometheusRule carry exactly its groups.
+const alertRulesFile = "helm/falco-scorer/files/prometheus-rules.yaml"
+
+func TestAlertRules(t *testing.T) {
+	const file = "kubernetes/falco-scorer-alerts.yaml"
+	docs := readDocs(t, file)
+	if len(docs) != 1 || str(docs[0], "kind") != "PrometheusRule" || str(docs[0], "apiVersion") != "monitoring.coreos.com/v1" {
+		t.Fatalf("%s: want one monitoring.coreos.com/v1 PrometheusRule, got %d documents", file, len(docs))
+	}
+	checkObjectBasics(t, file, docs[0])
+	checkAlertRules(t, file, docs[0])
+}
+
+// checkAlertRules checks that a PrometheusRule's spec is the rules file's,
+// and that every rule is complete.
+func checkAlertRules(t *testing.T, where string, pr obj) {
+	t.Helper()
+	want := readDocs(t, alertRulesFile)
+	if len(want) != 1 {
+		t.Fatalf("%s: want one document", alertRulesFile)
+	}
+	if !reflect.DeepEqual(get(pr, "spec"), want[0]) {
+		t.Errorf("%s: spec differs from %s; keep them equal", where, alertRulesFile)
+	}
+	rules := list(want[0], "groups", 0, "rules")
+	if len(rules) == 0 {
+		t.Fatalf("%s: no rules", alertRulesFile)
+	}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		name := str(r, "alert")
+		if name == "" || seen[name] {
+			t.Errorf("%s: rule without a unique alert name: %v", alertRulesFile, r)
+		}
+		seen[name] = true
+		if str(r, "expr") == "" {
+			t.Errorf("%s: %s has no expr", alertRulesFile, name)
+		}
+		if sev := str(r, "labels", "severity"); sev != "warning" && sev != "critical" {
+			t.Errorf("%s: %s severity = %q, want warning or critical", alertRulesFile, name, sev)
+		}
+		if str(r, "annotations", "summary") == "" || str(r, "annotations", "description") == "" {
+			t.Errorf("%s: %s needs a summary and a description", alertRulesFile, name)
+		}
+	}
+}
+
 // TestSidecarNetworkPolicy checks the optional NetworkPolicy for the Falco
 // pods: it selects the pods the monitoring Service selects and opens the
 // admin port, never the ingest port (loopback only in the sidecars).
@@ -832,7 +881,7 @@ func TestHelmChartFiles(t *testing.T) {
 	if str(chart, "apiVersion") != "v2" || str(chart, "name") != "falco-scorer" {
 		t.Errorf("Chart.yaml apiVersion/name = %s/%s, want v2/falco-scorer", str(chart, "apiVersion"), str(chart, "name"))
 	}
-	for _, f := range []string{"_helpers.tpl", "daemonset.yaml", "configmap.yaml", "secret.yaml", "service.yaml", "servicemonitor.yaml", "networkpolicy.yaml", "NOTES.txt"} {
+	for _, f := range []string{"_helpers.tpl", "daemonset.yaml", "configmap.yaml", "secret.yaml", "service.yaml", "servicemonitor.yaml", "prometheusrule.yaml", "networkpolicy.yaml", "NOTES.txt"} {
 		if _, err := os.Stat(filepath.Join(dir, "templates", f)); err != nil {
 			t.Errorf("chart template %s: %v", f, err)
 		}
@@ -949,20 +998,46 @@ const kubeVersion = "1.33.0"
 // (the build is cached after the first run) or skips the test when that is
 // not possible here.
 func helmBinary(t *testing.T) string {
+	return toolBinary(t, helmModule, "helm")
+}
+
+// toolBinary builds a tool with go install (from the module proxy; later
+// builds come from Go's cache) and returns its path. The test is skipped in
+// -short mode or when the build fails (no module proxy).
+func toolBinary(t *testing.T, module, name string) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("skipping Helm render in -short mode (first build takes about a minute)")
+		t.Skipf("skipping %s in -short mode (its first build takes a minute or more)", name)
 	}
 	bin := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "install", helmModule)
+	cmd := exec.CommandContext(ctx, "go", "install", module)
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=")
 	cmd.Dir = bin
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot build Helm (%s) here, skipping: %v\n%s", helmModule, err, tail(out, 1500))
+		t.Skipf("cannot build %s (%s) here, skipping: %v\n%s", name, module, err, tail(out, 1500))
 	}
-	return filepath.Join(bin, "helm")
+	return filepath.Join(bin, name)
+}
+
+// promtoolModule is the promtool that checks the alerting rules and runs
+// their unit tests (testdata/prometheus-rules_test.yaml).
+const promtoolModule = "github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
+
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool := toolBinary(t, promtoolModule, "promtool")
+	for _, args := range [][]string{
+		{"check", "rules", alertRulesFile},
+		{"test", "rules", "testdata/prometheus-rules_test.yaml"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err := exec.CommandContext(ctx, promtool, args...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
 }
 
 func tail(b []byte, n int) string {
@@ -1091,9 +1166,10 @@ func TestHelmChartRender(t *testing.T) {
 			"Deployment", "persistentVolumeClaim", true, "Cluster", []string{"monitoring"}, ""},
 		{"deployment with pvc, servicemonitor, secrets and rules",
 			[]string{"--set", "controller.kind=deployment", "--set", "persistence.type=pvc",
-				"--set", "serviceMonitor.enabled=true", "--set", "secrets.slackWebhookURL=https://hooks.example/x",
+				"--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+				"--set", "secrets.slackWebhookURL=https://hooks.example/x",
 				"--set", "secrets.kafkaPassword=pw", "--set", "secrets.adminToken=tok", "-f", rulesValues},
-			[]string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
+			[]string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule", "Secret", "Service", "ServiceAccount", "ServiceMonitor"},
 			"Deployment", "persistentVolumeClaim", true, "Cluster", []string{"monitoring"}, ""},
 		{"existing secret, emptyDir, network policy options",
 			[]string{"--set", "secrets.existingSecret=mine", "--set", "persistence.type=emptyDir",
@@ -1184,6 +1260,9 @@ func TestHelmChartRender(t *testing.T) {
 				if got := str(sm, "spec", "endpoints", 0, "port"); got != "http-admin" {
 					t.Errorf("ServiceMonitor port = %q, want http-admin (/metrics is on admin.listen)", got)
 				}
+			}
+			if pr := byKind["PrometheusRule"]; pr != nil {
+				checkAlertRules(t, "rendered PrometheusRule", pr)
 			}
 			cm := byKind["ConfigMap"]
 			checkConfigKeys(t, "rendered ConfigMap falco-scorer.yaml", decodeOne(t, "rendered config", str(cm, "data", "falco-scorer.yaml")), ref,
