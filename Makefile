@@ -5,7 +5,7 @@ BIN      := bin/falco-scorer
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test lint lint-ci fuzz bench demo run soak clean
+.PHONY: all build test lint lint-ci fuzz bench demo run soak clean check-alerts
 
 all: build test
 
@@ -59,3 +59,11 @@ clean:
 lint-ci:
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# check-alerts: promtool check and unit tests of the Prometheus alerting
+# rules (its first build fetches about 2 GB of modules, so make test only
+# runs them when promtool is on PATH).
+PROMTOOL ?= github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+check-alerts:
+	$(GO) run $(PROMTOOL) check rules deploy/helm/falco-scorer/files/prometheus-rules.yaml
+	cd deploy && $(GO) run $(PROMTOOL) test rules testdata/prometheus-rules_test.yaml
