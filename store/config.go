@@ -102,8 +102,8 @@ func (c Config) Validate() error {
 	if c.GroupCommitMaxDelay < 0 || c.GroupCommitMaxDelay > time.Second {
 		errs = append(errs, fmt.Errorf("group_commit_max_delay: %s not in [0, 1s]", c.GroupCommitMaxDelay))
 	}
-	if c.JournalSyncInterval < 0 || c.JournalSyncInterval > 10*time.Second {
-		errs = append(errs, fmt.Errorf("journal_sync_interval: %s not in [0, 10s]", c.JournalSyncInterval))
+	if c.JournalSyncInterval != 0 && (c.JournalSyncInterval < time.Millisecond || c.JournalSyncInterval > 10*time.Second) {
+		errs = append(errs, fmt.Errorf("journal_sync_interval: %s is neither 0 nor in [1ms, 10s]", c.JournalSyncInterval))
 	}
 	if c.GroupCommitMaxEvents < 1 || c.GroupCommitMaxEvents > 100000 {
 		errs = append(errs, fmt.Errorf("group_commit_max_events: %d not in [1, 100000]", c.GroupCommitMaxEvents))
