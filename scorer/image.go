@@ -195,12 +195,21 @@ func (w *worker) evictImage(img *image) {
 // stashUnflushed moves img's counts not yet flushed to the next flush.
 func (w *worker) stashUnflushed(img *image) {
 	if img.dirty && w.p.deps.Baselines != nil {
-		if blob, err := img.model.TakeDelta().MarshalBinary(); err == nil {
-			w.unflushed = append(w.unflushed, BaselineDelta{Image: img.key,
-				Bucket: w.p.deps.Now().Truncate(w.p.cfg.BucketSize), Counts: blob, Meta: img.storedMeta()})
+		if d, err := img.takeDelta(w.p.deps.Now().Truncate(w.p.cfg.BucketSize)); err == nil {
+			w.unflushed = append(w.unflushed, d)
 		}
-		img.dirty = false
 	}
+}
+
+// takeDelta takes the counts img learned since its last flush as a delta
+// for bucket, with the meta a flush may write (storedMeta).
+func (img *image) takeDelta(bucket time.Time) (BaselineDelta, error) {
+	blob, err := img.model.TakeDelta().MarshalBinary()
+	if err != nil {
+		return BaselineDelta{}, err
+	}
+	img.dirty = false
+	return BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.storedMeta()}, nil
 }
 
 // loadImage reads one stored image when the store can do that; nil when it

@@ -634,14 +634,12 @@ func (w *worker) flushBaselines(now time.Time) {
 		if !img.dirty || w.p.deps.Baselines == nil {
 			continue
 		}
-		d := img.model.TakeDelta()
-		blob, err := d.MarshalBinary()
+		d, err := img.takeDelta(bucket)
 		if err != nil {
 			w.p.log.Error().Err(err).Str("image", img.key).Msg("encode baseline delta")
 			continue
 		}
-		deltas = append(deltas, BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.storedMeta()})
-		img.dirty = false
+		deltas = append(deltas, d)
 		if !img.flushed.IsZero() && img.flushed.Before(bucket) {
 			w.compactions = append(w.compactions, compaction{img.key, img.flushed})
 		}

@@ -678,22 +678,22 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 // Close syncs what was written since its last pass.
 func TestJournalBackgroundSync(t *testing.T) {
 	const metric = "falco_scorer_store_journal_background_sync_seconds"
-	t.Run("ticker", func(t *testing.T) {
+	// openAndAppend opens a store syncing every interval and appends one event.
+	openAndAppend := func(t *testing.T, interval time.Duration) (*DB, *prometheus.Registry) {
 		cfg := testConfig(t.TempDir())
-		cfg.JournalSyncInterval = 10 * time.Millisecond
+		cfg.JournalSyncInterval = interval
 		d, reg := openWithRegistry(t, cfg)
 		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
 			t.Fatal(err)
 		}
+		return d, reg
+	}
+	t.Run("ticker", func(t *testing.T) {
+		_, reg := openAndAppend(t, 10*time.Millisecond)
 		waitFor(t, func() bool { return histogramCount(t, reg, metric) > 0 })
 	})
 	t.Run("close", func(t *testing.T) {
-		cfg := testConfig(t.TempDir())
-		cfg.JournalSyncInterval = 10 * time.Second
-		d, reg := openWithRegistry(t, cfg)
-		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
-			t.Fatal(err)
-		}
+		d, reg := openAndAppend(t, 10*time.Second)
 		if n := histogramCount(t, reg, metric); n != 0 {
 			t.Fatalf("background syncs before Close = %d, want 0", n)
 		}
