@@ -189,6 +189,7 @@ func TestAuthAndSecrets(t *testing.T) {
 	cfg.Sinks.Kafka.SASL.Mechanism = "PLAIN"
 	cfg.Sinks.Kafka.SASL.Username = "scorer"
 	cfg.Sinks.Kafka.SASL.Password = secret.New(saslPass)
+	cfg.Sinks.Kafka.SASL.AllowPlaintext = true // kfake has no TLS here
 	cfg.Inputs.HTTP.Token = secret.New(ingestToken)
 	cfg.Admin.Token = secret.New(adminToken)
 	cfg.ShutdownTimeout = 3 * time.Second // Slack stays down: do not wait long for its outbox

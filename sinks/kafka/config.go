@@ -74,6 +74,12 @@ type SASLConfig struct {
 	Password     secret.Secret `yaml:"password"`
 	PasswordFile string        `yaml:"password_file"`
 	PasswordEnv  string        `yaml:"password_env"`
+	// AllowPlaintext accepts PLAIN without tls.enabled. PLAIN sends the
+	// password itself, so without TLS anyone on the network path can read
+	// it (and the alerts); SCRAM sends only a proof of the password. Set it
+	// only for a broker reached over a link that is already encrypted
+	// (a service mesh, a VPN) or in tests.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // SASL mechanisms.
@@ -166,6 +172,9 @@ func (c Config) Validate() error {
 		}
 		if c.SASL.Password.IsZero() && c.SASL.PasswordFile == "" && c.SASL.PasswordEnv == "" {
 			add("sasl.password: empty (set password, password_file or password_env)")
+		}
+		if c.SASL.Mechanism == MechanismPlain && !c.TLS.Enabled && !c.SASL.AllowPlaintext {
+			add("sasl.allow_plaintext: PLAIN without tls.enabled sends the password in cleartext: enable tls, use SCRAM-SHA-512, or set sasl.allow_plaintext: true if the link is encrypted otherwise")
 		}
 	default:
 		add("sasl.mechanism: %q, want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASL.Mechanism)

@@ -482,7 +482,8 @@ func TestSASLAndSecretRedaction(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := testConfig(c.ListenAddrs()[0], "sasl")
-			cfg.SASL = kafka.SASLConfig{Mechanism: tt.mechanism, Username: "scorer", Password: secret.New("inline-unused"), PasswordFile: pwFile}
+			// kfake speaks no TLS here; the test is about authentication and redaction.
+			cfg.SASL = kafka.SASLConfig{Mechanism: tt.mechanism, Username: "scorer", Password: secret.New("inline-unused"), PasswordFile: pwFile, AllowPlaintext: true}
 			cfg.MaxAttempts = 1
 			s := newSink(t, cfg, log)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -522,6 +523,20 @@ func TestConfigValidate(t *testing.T) {
 		{"tls options while off", func(c *kafka.Config) { c.TLS.CAFile = "ca.pem" }, "tls.enabled:"},
 		{"sasl without password", func(c *kafka.Config) { c.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "u"} }, "sasl.password:"},
 		{"sasl bad mechanism", func(c *kafka.Config) { c.SASL = kafka.SASLConfig{Mechanism: "GSSAPI"} }, "sasl.mechanism:"},
+		// PLAIN sends the password itself: without TLS anyone on the path reads it.
+		{"sasl plain without tls", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "u", PasswordEnv: "P"}
+		}, "sasl.allow_plaintext:"},
+		{"sasl plain without tls, allowed", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "u", PasswordEnv: "P", AllowPlaintext: true}
+		}, ""},
+		{"sasl plain over tls", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "u", PasswordEnv: "P"}
+		}, ""},
+		{"sasl scram without tls", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", PasswordEnv: "P"}
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
