@@ -32,6 +32,10 @@ type Options struct {
 	// MaxSamples bounds the latency samples kept per connection (memory);
 	// later requests are counted but their latency is not recorded.
 	MaxSamples int
+	// Transport, when set, carries the requests instead of connections to
+	// URL: the tests pace a run on a fake clock (testing/synctest) over an
+	// in-memory transport, where real sockets would stop the clock.
+	Transport http.RoundTripper
 }
 
 // DefaultOptions are those of the benchmarks: 16 connections for 10 s,
@@ -143,7 +147,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		DisableCompression:  true,
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: opts.Timeout}
+	var rt http.RoundTripper = tr
+	if opts.Transport != nil {
+		rt = opts.Transport
+	}
+	client := &http.Client{Transport: rt, Timeout: opts.Timeout}
 	ctype := "application/json"
 	if opts.Batch > 1 {
 		ctype = "application/x-ndjson"
@@ -200,6 +208,9 @@ func (c *conn) send(ctx context.Context, client *http.Client, g *Generator, opts
 	for ctx.Err() == nil {
 		now := time.Now()
 		if interval > 0 {
+			if !next.Before(stop) {
+				return // no wait for a slot past the end: Elapsed ends at the last answer
+			}
 			if next.After(now) {
 				if !sleepUntil(ctx, next) {
 					return
