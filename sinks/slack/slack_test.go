@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,20 +54,48 @@ type fakeSlack struct {
 func newFakeSlack(t *testing.T, respond func(int, http.ResponseWriter, *http.Request, []byte)) *fakeSlack {
 	t.Helper()
 	f := &fakeSlack{respond: respond}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		n := len(f.reqs)
-		f.reqs = append(f.reqs, request{at: time.Now(), body: body, header: r.Header.Clone()})
-		f.mu.Unlock()
-		if f.respond == nil {
-			io.WriteString(w, "ok")
-			return
-		}
-		f.respond(n, w, r, body)
-	}))
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// memSlackURL is the in-memory Slack's address (newMemSlack).
+const memSlackURL = "http://slack.test"
+
+// newMemSlack is newFakeSlack without a socket, for tests in a synctest
+// bubble: connect a sink to it with newMemSink. Requests are recorded at
+// the bubble's fake time.
+func newMemSlack(respond func(int, http.ResponseWriter, *http.Request, []byte)) *fakeSlack {
+	return &fakeSlack{respond: respond}
+}
+
+// serve records a request and answers it with respond.
+func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	n := len(f.reqs)
+	f.reqs = append(f.reqs, request{at: time.Now(), body: body, header: r.Header.Clone()})
+	f.mu.Unlock()
+	if f.respond == nil {
+		io.WriteString(w, "ok")
+		return
+	}
+	f.respond(n, w, r, body)
+}
+
+// RoundTrip serves r in memory (newMemSlack).
+func (f *fakeSlack) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	f.serve(w, r)
+	return w.Result(), nil
+}
+
+// newMemSink is newSink posting to the in-memory Slack f.
+func newMemSink(t *testing.T, f *fakeSlack, cfg slack.Config, log zerolog.Logger) *slack.Sink {
+	t.Helper()
+	s := newSink(t, cfg, log)
+	slack.SetTransport(s, f)
+	return s
 }
 
 func (f *fakeSlack) requests() []request {
@@ -187,56 +216,60 @@ func TestPayloadGolden(t *testing.T) {
 }
 
 func TestRetryAfter429(t *testing.T) {
-	f := newFakeSlack(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
-		if n == 0 {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemSlack(func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+			if n == 0 {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			io.WriteString(w, "ok")
+		})
+		s := newMemSink(t, f, webhookConfig(memSlackURL), zerolog.Nop())
+		ob := sinkstest.NewOutbox()
+		ob.PutAlert("slack", sinkstest.FalcoAlert(1, "nginx:1.27", rule))
+		run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == 1 })
+		reqs := f.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("requests = %d, want 2 (429, then delivery)", len(reqs))
 		}
-		io.WriteString(w, "ok")
+		if gap := reqs[1].at.Sub(reqs[0].at); gap < time.Second {
+			t.Errorf("retried %v after the 429, want >= 1s (Retry-After: 1)", gap)
+		}
+		if !bytes.Equal(reqs[0].body, reqs[1].body) {
+			t.Error("retried message differs from the rate-limited one")
+		}
 	})
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
-	ob := sinkstest.NewOutbox()
-	ob.PutAlert("slack", sinkstest.FalcoAlert(1, "nginx:1.27", rule))
-	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == 1 })
-	reqs := f.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("requests = %d, want 2 (429, then delivery)", len(reqs))
-	}
-	if gap := reqs[1].at.Sub(reqs[0].at); gap < time.Second {
-		t.Errorf("retried %v after the 429, want >= 1s (Retry-After: 1)", gap)
-	}
-	if !bytes.Equal(reqs[0].body, reqs[1].body) {
-		t.Error("retried message differs from the rate-limited one")
-	}
 }
 
 func TestBurstBecomesDigests(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	cfg := webhookConfig(f.srv.URL)
-	cfg.MinInterval = time.Second // Slack's limit, as deployed
-	s := newSink(t, cfg, zerolog.Nop())
-	ob := sinkstest.NewOutbox()
-	const n = 500
-	for i := range n {
-		ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
-	}
-	start := time.Now()
-	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == n })
-	reqs := f.requests()
-	t.Logf("%d alerts -> %d messages in %v", n, len(reqs), time.Since(start).Round(time.Millisecond))
-	if len(reqs) > 6 {
-		t.Errorf("messages = %d, want a handful (<= 6)", len(reqs))
-	}
-	for i := 1; i < len(reqs); i++ {
-		if gap := reqs[i].at.Sub(reqs[i-1].at); gap < 990*time.Millisecond {
-			t.Errorf("message %d sent %v after the previous, want >= 1s", i, gap)
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemSlack(nil)
+		cfg := webhookConfig(memSlackURL)
+		cfg.MinInterval = time.Second // Slack's limit, as deployed
+		s := newMemSink(t, f, cfg, zerolog.Nop())
+		ob := sinkstest.NewOutbox()
+		const n = 500
+		for i := range n {
+			ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
 		}
-	}
-	last := string(reqs[len(reqs)-1].body)
-	if !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
-		t.Errorf("last digest does not account for all %d alerts: %s", n-1, last)
-	}
+		start := time.Now()
+		run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == n })
+		reqs := f.requests()
+		t.Logf("%d alerts -> %d messages in %v", n, len(reqs), time.Since(start).Round(time.Millisecond))
+		if len(reqs) > 6 {
+			t.Errorf("messages = %d, want a handful (<= 6)", len(reqs))
+		}
+		for i := 1; i < len(reqs); i++ {
+			if gap := reqs[i].at.Sub(reqs[i-1].at); gap < time.Second {
+				t.Errorf("message %d sent %v after the previous, want >= 1s", i, gap)
+			}
+		}
+		last := string(reqs[len(reqs)-1].body)
+		if !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
+			t.Errorf("last digest does not account for all %d alerts: %s", n-1, last)
+		}
+	})
 }
 
 func TestBadRequestDeadLetters(t *testing.T) {
@@ -715,46 +748,48 @@ func TestConfigYAML(t *testing.T) {
 // the dispatcher neither counts failures nor backs off, and every group is
 // posted once.
 func TestPacingStaysWithinSendTimeout(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	cfg := webhookConfig(f.srv.URL)
-	cfg.MinInterval = 100 * time.Millisecond
-	cfg.Timeout = 200 * time.Millisecond
-	s := newSink(t, cfg, zerolog.Nop())
-	ob := sinkstest.NewOutbox()
-	const groups = 8 // 8 × 100 ms of pacing against a 450 ms send timeout
-	for i := range groups {
-		ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
-	}
-	dc := dispatcherConfig()
-	dc.SendTimeout = 450 * time.Millisecond
-	reg := prometheus.NewRegistry()
-	var logs bytes.Buffer
-	_, stop := startDispatcher(t, s, ob, dc, zerolog.New(&logs), reg)
-	deadline := time.Now().Add(10 * time.Second)
-	for ob.Acked("slack") < groups && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	stop()
-	if got := ob.Acked("slack"); got != groups {
-		t.Fatalf("acked %d, want %d", got, groups)
-	}
-	if got := len(f.requests()); got != groups {
-		t.Errorf("Slack requests = %d, want %d (each group once)", got, groups)
-	}
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		switch mf.GetName() {
-		case "falco_scorer_sink_failed_total", "falco_scorer_sink_retried_total":
-			for _, mm := range mf.GetMetric() {
-				if v := mm.GetCounter().GetValue(); v != 0 {
-					t.Errorf("%s = %v, want 0 (deferring is not failing)", mf.GetName(), v)
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemSlack(nil)
+		cfg := webhookConfig(memSlackURL)
+		cfg.MinInterval = 100 * time.Millisecond
+		cfg.Timeout = 200 * time.Millisecond
+		s := newMemSink(t, f, cfg, zerolog.Nop())
+		ob := sinkstest.NewOutbox()
+		const groups = 8 // 8 × 100 ms of pacing against a 450 ms send timeout
+		for i := range groups {
+			ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
+		}
+		dc := dispatcherConfig()
+		dc.SendTimeout = 450 * time.Millisecond
+		reg := prometheus.NewRegistry()
+		var logs bytes.Buffer
+		_, stop := startDispatcher(t, s, ob, dc, zerolog.New(&logs), reg)
+		deadline := time.Now().Add(10 * time.Second)
+		for ob.Acked("slack") < groups && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		stop()
+		if got := ob.Acked("slack"); got != groups {
+			t.Fatalf("acked %d, want %d", got, groups)
+		}
+		if got := len(f.requests()); got != groups {
+			t.Errorf("Slack requests = %d, want %d (each group once)", got, groups)
+		}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "falco_scorer_sink_failed_total", "falco_scorer_sink_retried_total":
+				for _, mm := range mf.GetMetric() {
+					if v := mm.GetCounter().GetValue(); v != 0 {
+						t.Errorf("%s = %v, want 0 (deferring is not failing)", mf.GetName(), v)
+					}
 				}
 			}
 		}
-	}
-	if strings.Contains(logs.String(), "delivery failing") {
-		t.Errorf("pacing was logged as a failure:\n%s", logs.String())
-	}
+		if strings.Contains(logs.String(), "delivery failing") {
+			t.Errorf("pacing was logged as a failure:\n%s", logs.String())
+		}
+	})
 }
 
 // TestRefusedGroupThenDeferredIsDeadLettered: the first group of a batch is
@@ -764,26 +799,28 @@ func TestPacingStaysWithinSendTimeout(t *testing.T) {
 // the batch coming back as one transient failure and being reposted until
 // max_retry_time.
 func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
-	f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
-		if strings.Contains(string(body), "img-0") {
-			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, "invalid_blocks")
-			return
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemSlack(func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+			if strings.Contains(string(body), "img-0") {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, "invalid_blocks")
+				return
+			}
+			io.WriteString(w, "ok")
+		})
+		cfg := webhookConfig(memSlackURL)
+		cfg.MinInterval = 100 * time.Millisecond
+		cfg.Timeout = 200 * time.Millisecond
+		s := newMemSink(t, f, cfg, zerolog.Nop())
+		ob := sinkstest.NewOutbox()
+		for i := range 2 {
+			ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
 		}
-		io.WriteString(w, "ok")
-	})
-	cfg := webhookConfig(f.srv.URL)
-	cfg.MinInterval = 100 * time.Millisecond
-	cfg.Timeout = 200 * time.Millisecond
-	s := newSink(t, cfg, zerolog.Nop())
-	ob := sinkstest.NewOutbox()
-	for i := range 2 {
-		ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
-	}
-	dc := dispatcherConfig()
-	dc.SendTimeout = 250 * time.Millisecond
-	run(t, s, ob, dc, zerolog.Nop(), func() bool {
-		return len(ob.DeadLetters("slack")) == 1 && ob.Acked("slack") == 1
+		dc := dispatcherConfig()
+		dc.SendTimeout = 250 * time.Millisecond
+		run(t, s, ob, dc, zerolog.Nop(), func() bool {
+			return len(ob.DeadLetters("slack")) == 1 && ob.Acked("slack") == 1
+		})
 	})
 }
 
@@ -793,60 +830,62 @@ func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
 // in the outbox (unconfirmed) until their digest is posted, and another
 // incident in between is not held up.
 func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	cfg := webhookConfig(f.srv.URL)
-	cfg.DigestInterval = 300 * time.Millisecond
-	s := newSink(t, cfg, zerolog.Nop())
-	ob := sinkstest.NewOutbox()
-	dc := dispatcherConfig()
-	dc.PollInterval = 20 * time.Millisecond
-	d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
-	const n = 60 // one alert every 25 ms for 1.5 s
-	start := time.Now()
-	var otherPosted time.Duration
-	for i := range n {
-		ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
-		if i == n/2 {
-			ob.PutAlert("slack", sinkstest.FalcoAlert(1000, "redis:7", rule))
-		}
-		d.Wake()
-		time.Sleep(25 * time.Millisecond)
-		if otherPosted == 0 {
-			for _, r := range f.requests() {
-				if strings.Contains(string(r.body), "redis:7") {
-					otherPosted = time.Since(start)
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemSlack(nil)
+		cfg := webhookConfig(memSlackURL)
+		cfg.DigestInterval = 300 * time.Millisecond
+		s := newMemSink(t, f, cfg, zerolog.Nop())
+		ob := sinkstest.NewOutbox()
+		dc := dispatcherConfig()
+		dc.PollInterval = 20 * time.Millisecond
+		d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
+		const n = 60 // one alert every 25 ms for 1.5 s
+		start := time.Now()
+		var otherPosted time.Duration
+		for i := range n {
+			ob.PutAlert("slack", sinkstest.FalcoAlert(i, "nginx:1.27", rule))
+			if i == n/2 {
+				ob.PutAlert("slack", sinkstest.FalcoAlert(1000, "redis:7", rule))
+			}
+			d.Wake()
+			time.Sleep(25 * time.Millisecond)
+			if otherPosted == 0 {
+				for _, r := range f.requests() {
+					if strings.Contains(string(r.body), "redis:7") {
+						otherPosted = time.Since(start)
+					}
 				}
 			}
 		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ob.Acked("slack") < n+1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	stop()
-	if got := ob.Acked("slack"); got != n+1 {
-		t.Fatalf("acked %d of %d alerts", got, n+1)
-	}
-	var nginx []request
-	for _, r := range f.requests() {
-		if strings.Contains(string(r.body), "nginx:1.27") {
-			nginx = append(nginx, r)
+		deadline := time.Now().Add(5 * time.Second)
+		for ob.Acked("slack") < n+1 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
-	}
-	// 1.5 s of stream at one digest per 300 ms: the first message and about
-	// five digests (each batch would have posted ~60).
-	if len(nginx) < 2 || len(nginx) > 8 {
-		t.Errorf("nginx incident: %d messages for %d alerts, want the first and about 5 digests", len(nginx), n)
-	}
-	for i := 2; i < len(nginx); i++ { // digests (after the first one, which may follow the full message at once)
-		if gap := nginx[i].at.Sub(nginx[i-1].at); gap < 290*time.Millisecond {
-			t.Errorf("digest %d came %s after the previous message, want >= digest_interval", i, gap)
+		stop()
+		if got := ob.Acked("slack"); got != n+1 {
+			t.Fatalf("acked %d of %d alerts", got, n+1)
 		}
-	}
-	if last := string(nginx[len(nginx)-1].body); !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
-		t.Errorf("last digest does not count all %d follow-ups: %.300s", n-1, last)
-	}
-	if otherPosted == 0 || otherPosted > time.Second+time.Duration(n/2)*25*time.Millisecond {
-		t.Errorf("the other incident was posted after %s, want soon after it arrived", otherPosted)
-	}
+		var nginx []request
+		for _, r := range f.requests() {
+			if strings.Contains(string(r.body), "nginx:1.27") {
+				nginx = append(nginx, r)
+			}
+		}
+		// 1.5 s of stream at one digest per 300 ms: the first message and about
+		// five digests (each batch would have posted ~60).
+		if len(nginx) < 2 || len(nginx) > 8 {
+			t.Errorf("nginx incident: %d messages for %d alerts, want the first and about 5 digests", len(nginx), n)
+		}
+		for i := 2; i < len(nginx); i++ { // digests (after the first one, which may follow the full message at once)
+			if gap := nginx[i].at.Sub(nginx[i-1].at); gap < cfg.DigestInterval {
+				t.Errorf("digest %d came %s after the previous message, want >= digest_interval", i, gap)
+			}
+		}
+		if last := string(nginx[len(nginx)-1].body); !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
+			t.Errorf("last digest does not count all %d follow-ups: %.300s", n-1, last)
+		}
+		if otherPosted == 0 || otherPosted > time.Second+time.Duration(n/2)*25*time.Millisecond {
+			t.Errorf("the other incident was posted after %s, want soon after it arrived", otherPosted)
+		}
+	})
 }
