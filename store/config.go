@@ -53,8 +53,13 @@ type Config struct {
 	// MinFreeBytes makes Append answer ErrUnavailable while the file system
 	// holding Dir has less free space than this. Badger writes through
 	// memory-mapped sparse files, and touching a page of one on a full disk
-	// kills the process with SIGBUS instead of returning ENOSPC, so the
-	// journal stops accepting before the disk is full. 0 disables the check.
+	// kills the process with SIGBUS instead of returning ENOSPC (and again
+	// at every restart, since replaying the journal writes to Badger), so
+	// the journal stops accepting before the disk is full. The guard only
+	// stops new events: what is already accepted is still scored, written
+	// to the outbox, delivered and compacted, so the margin must hold that
+	// growth. It cannot be turned off on disk: values below MinFreeFloor
+	// are refused. It is ignored with InMemory.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
 
 	// GCInterval is the period of the maintenance pass: value-log GC, expiry
@@ -73,6 +78,27 @@ type Config struct {
 
 // maxGroupBytes bounds one journal group commit (one write into a segment).
 const maxGroupBytes = 4 << 20
+
+// MinFreeFloor is the smallest MinFreeBytes accepted for a store on disk:
+// what Badger can still write after the journal stops accepting, with the
+// sizes Open configures (TestMinFreeFloorCoversBadger checks them):
+//
+//   - 32 MiB: one value-log file (ValueLogFileSize). Outbox payloads go to
+//     the value log; the current file may fill up before it rotates, and
+//     its mmap is sparse, so each page written needs a free block.
+//   - 16 MiB: the write-ahead logs of both memtables (NumMemtables ×
+//     MemTableSize), also sparse mmaps filled as writes come in.
+//   - 8 MiB: the level-0 table a memtable flush writes (at most a
+//     memtable's worth) before its write-ahead log is deleted.
+//   - 8 MiB: slack for a small compaction's output, written before its
+//     inputs are deleted. Journal segments are zero-filled with write(2)
+//     before use, so a full disk fails them with ENOSPC, never SIGBUS.
+//
+// A large level-0 compaction can transiently need more (up to
+// NumLevelZeroTablesStall tables of a memtable's size, plus the level-1
+// tables they overlap); the default, 256 MiB, covers that. Below the floor
+// even the first writes after the guard trips could meet a full disk.
+const MinFreeFloor = 64 << 20
 
 // DefaultConfig returns the configuration used when the file says nothing.
 func DefaultConfig() Config {
@@ -122,6 +148,8 @@ func (c Config) Validate() error {
 	}
 	if c.MinFreeBytes < 0 {
 		errs = append(errs, fmt.Errorf("min_free_bytes: %d is negative", c.MinFreeBytes))
+	} else if !c.InMemory && c.MinFreeBytes < MinFreeFloor {
+		errs = append(errs, fmt.Errorf("min_free_bytes: %d is below %d (64 MiB): Badger's memory-mapped files would meet a full disk as SIGBUS, not as an error", c.MinFreeBytes, MinFreeFloor))
 	}
 	if c.GCInterval < time.Second {
 		errs = append(errs, fmt.Errorf("gc_interval: %s is below 1s", c.GCInterval))

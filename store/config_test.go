@@ -40,6 +40,12 @@ func TestConfigValidate(t *testing.T) {
 		{"bytes", func(c *Config) { c.GroupCommitMaxBytes = 10 << 20 }, "group_commit_max_bytes:"},
 		{"event size", func(c *Config) { c.MaxEventBytes = 1 }, "max_event_bytes:"},
 		{"free", func(c *Config) { c.MinFreeBytes = -1 }, "min_free_bytes:"},
+		// 0 used to disable the guard, and a full disk then killed the
+		// process with SIGBUS on every restart (Badger's mmapped files).
+		{"free 0", func(c *Config) { c.MinFreeBytes = 0 }, "min_free_bytes:"},
+		{"free 1 MiB", func(c *Config) { c.MinFreeBytes = 1 << 20 }, "min_free_bytes:"},
+		{"free 64 MiB", func(c *Config) { c.MinFreeBytes = 64 << 20 }, ""},
+		{"free 0 in memory", func(c *Config) { c.MinFreeBytes = 0; c.InMemory = true }, ""},
 		{"gc", func(c *Config) { c.GCInterval = 0 }, "gc_interval:"},
 		{"ratio", func(c *Config) { c.GCDiscardRatio = 1 }, "gc_discard_ratio:"},
 		{"ttl", func(c *Config) { c.ImageTTL = -1 }, "image_ttl:"},
@@ -54,5 +60,18 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMinFreeFloorCoversBadger keeps MinFreeFloor's arithmetic true to the
+// Badger options Open sets: one value-log file, the memtables' write-ahead
+// logs and one level-0 flush must fit in it.
+func TestMinFreeFloorCoversBadger(t *testing.T) {
+	d := openAt(t, t.TempDir())
+	o := d.bdb.Opts()
+	need := o.ValueLogFileSize + int64(o.NumMemtables)*o.MemTableSize + o.MemTableSize
+	if need > MinFreeFloor {
+		t.Errorf("value log %d + %d memtables of %d + one flush = %d bytes, above MinFreeFloor %d: raise the floor",
+			o.ValueLogFileSize, o.NumMemtables, o.MemTableSize, need, MinFreeFloor)
 	}
 }

@@ -16,7 +16,7 @@ type syncBuffer = scorertest.SyncBuffer
 func testConfig(dir string) Config {
 	cfg := DefaultConfig()
 	cfg.Dir = dir
-	cfg.MinFreeBytes = 0
+	cfg.MinFreeBytes = MinFreeFloor     // the lowest a store on disk accepts
 	cfg.JournalSegmentBytes = 256 << 10 // rotate often; zero-fill little
 	return cfg
 }

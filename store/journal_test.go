@@ -351,7 +351,7 @@ func TestAppendAfterCloseIsUnavailable(t *testing.T) {
 func TestLowDiskRefusesAndRecovers(t *testing.T) {
 	var logs syncBuffer
 	cfg := testConfig(t.TempDir())
-	cfg.MinFreeBytes = 1 << 20
+	cfg.MinFreeBytes = MinFreeFloor
 	d, err := Open(cfg, zerolog.New(&logs), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +385,7 @@ func TestLowDiskRefusesAndRecovers(t *testing.T) {
 // journal writes, however soon after its last reading.
 func TestFreeSpaceCheckIsRateLimited(t *testing.T) {
 	cfg := testConfig(t.TempDir())
-	cfg.MinFreeBytes = 1 << 20
+	cfg.MinFreeBytes = MinFreeFloor
 	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,6 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 	open := func() (*store.DB, error) {
 		cfg := store.DefaultConfig()
 		cfg.Dir = *dataDir
-		cfg.MinFreeBytes = 0 // no journal appends here
 		if _, err := os.Stat(cfg.Dir); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}

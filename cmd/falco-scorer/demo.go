@@ -24,6 +24,7 @@ import (
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/store"
 )
 
 //go:embed demodata/capture.ndjson.gz
@@ -61,7 +62,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 func demoConfig(dataDir, slackURL, webhookURL string) Config {
 	cfg := DefaultConfig()
 	cfg.Store.Dir = dataDir
-	cfg.Store.MinFreeBytes = 0
+	cfg.Store.MinFreeBytes = store.MinFreeFloor
 	cfg.Inputs.HTTP.Listen = "127.0.0.1:0"
 	cfg.Scorer.LearningBlockEvents = 5000
 	cfg.Scorer.LearningBlocks = 2

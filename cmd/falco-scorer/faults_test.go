@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
+	"github.com/falco-scorer/falco-scorer/store"
 )
 
 // steady posts one Falco alert every interval until stop, and records the
@@ -204,7 +205,7 @@ func TestDiskFull(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 
 	cfg := testConfig(filepath.Join(mnt, "data"))
-	const minFree = 48 << 20
+	const minFree = store.MinFreeFloor
 	cfg.Store.MinFreeBytes = minFree
 	r := startService(t, cfg, "info")
 

@@ -33,6 +33,7 @@ import (
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/store"
 )
 
 // binDir holds the falco-scorer binary built once for child-process tests.
@@ -76,7 +77,7 @@ func buildBinary(t testing.TB) string {
 func testConfig(dir string) Config {
 	cfg := DefaultConfig()
 	cfg.Store.Dir = dir
-	cfg.Store.MinFreeBytes = 0
+	cfg.Store.MinFreeBytes = store.MinFreeFloor
 	cfg.Inputs.HTTP.Listen = "127.0.0.1:0"
 	cfg.Scorer.Workers = 2
 	cfg.Scorer.FlushInterval = time.Second
@@ -455,7 +456,7 @@ data_dir: %q
 inputs:
   http: {listen: "127.0.0.1:0", max_in_flight: 256}
 scorer: {workers: 2, flush_interval: 1s, queue_size: 16384}
-store: {min_free_bytes: 0}
+store: {min_free_bytes: 67108864}
 delivery: {poll_interval: 50ms, initial_backoff: 50ms, max_backoff: 500ms}
 sinks:
   stdout: {enabled: true}
