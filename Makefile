@@ -5,7 +5,7 @@ BIN      := bin/falco-scorer
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test lint lint-ci fuzz bench demo run soak clean check-alerts
+.PHONY: all build test lint lint-ci fuzz bench bench-e2e demo run soak clean check-alerts check-deploy tidy-check
 
 all: build test
 
@@ -15,8 +15,19 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+# check-deploy: lint and render the Helm chart with Helm itself (built from
+# the module proxy: a few minutes on a cold build cache, seconds after), and
+# check every rendered object. CI runs it; a Helm that cannot be built fails.
+check-deploy:
+	$(GO) test -tags deploy -count=1 -timeout 30m -run '^TestHelmChartRender$$' -v ./deploy
+
+# tidy-check: go.mod and go.sum are what `go mod tidy` makes of the code.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
 lint:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags deploy ./deploy
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
@@ -58,6 +69,7 @@ clean:
 
 lint-ci:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags deploy ./deploy
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # check-alerts: promtool check and unit tests of the Prometheus alerting

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -65,58 +68,93 @@ func TestConfigCheck(t *testing.T) {
 }
 
 // shippedConfigs returns the configurations the project ships: the example
-// file and every falco-scorer*.yaml embedded in the Kubernetes ConfigMap.
+// file, the container image's built-in config, every falco-scorer*.yaml
+// embedded in the Kubernetes ConfigMap, and the Helm chart's default
+// config (values.yaml's config). A missing file is a failure: these are
+// the configurations users start from.
 func shippedConfigs(t *testing.T) map[string][]byte {
 	t.Helper()
-	out := map[string][]byte{}
-	ex := filepath.Join("..", "..", "deploy", "config", "falco-scorer.example.yaml")
-	if b, err := os.ReadFile(ex); err == nil {
-		out[ex] = b
+	deploy := filepath.Join("..", "..", "deploy")
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(deploy, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	cm := filepath.Join("..", "..", "deploy", "kubernetes", "falco-scorer-config.yaml")
-	if b, err := os.ReadFile(cm); err == nil {
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			var doc struct {
-				Kind string            `yaml:"kind"`
-				Data map[string]string `yaml:"data"`
-			}
-			if err := dec.Decode(&doc); err != nil {
-				break
-			}
-			if doc.Kind != "ConfigMap" {
-				continue
-			}
-			for k, v := range doc.Data {
-				if strings.HasPrefix(k, "falco-scorer") {
-					out[cm+":"+k] = []byte(v)
-				}
+	out := map[string][]byte{}
+	for _, f := range []string{"config/falco-scorer.example.yaml", "config/container.yaml"} {
+		out[f] = read(f)
+	}
+	cm := "kubernetes/falco-scorer-config.yaml"
+	dec := yaml.NewDecoder(bytes.NewReader(read(cm)))
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: %v", cm, err)
+		}
+		if doc.Kind != "ConfigMap" {
+			continue
+		}
+		for k, v := range doc.Data {
+			if strings.HasPrefix(k, "falco-scorer") {
+				out[cm+":"+k] = []byte(v)
 			}
 		}
 	}
-	if len(out) == 0 {
-		t.Skip("deploy/ not found")
+	var values struct {
+		Config yaml.Node `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(read("helm/falco-scorer/values.yaml"), &values); err != nil || values.Config.Kind == 0 {
+		t.Fatalf("helm/falco-scorer/values.yaml: config: %v", err)
+	}
+	chartCfg, err := yaml.Marshal(&values.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["helm/falco-scorer/values.yaml:config"] = chartCfg
+	if n := len(out); n < 5 {
+		t.Fatalf("found %d shipped configurations, want the example, container.yaml, two sidecar configs and the chart's: %v", n, keys(out))
 	}
 	return out
 }
 
-// TestShippedConfigsLoad checks that the example config and the
-// ConfigMap's embedded configs decode strictly and validate. Paths to files
-// that exist only in a pod (rules_file, *_file secrets) are pointed at
-// temporary files first, since Validate checks that rules_file exists.
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestShippedConfigsLoad runs `config check` (strict decoding and
+// validation, as at start) in-process on every shipped configuration: a key
+// in a manifest that the service does not know (admin.listen before the
+// service has it, a typo) fails here. Paths to files that exist only in a
+// pod (rules_file) are pointed at a temporary file first, since Validate
+// checks that rules_file exists.
 func TestShippedConfigsLoad(t *testing.T) {
-	for name, b := range shippedConfigs(t) {
-		t.Run(filepath.Base(name), func(t *testing.T) {
+	configs := shippedConfigs(t)
+	for _, name := range keys(configs) {
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			rules := filepath.Join(dir, "rules.yaml")
-			os.WriteFile(rules, []byte("{}\n"), 0o600)
-			text := strings.ReplaceAll(string(b), "/etc/falco-scorer/rules.yaml", rules)
+			if err := os.WriteFile(rules, []byte("{}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			text := strings.ReplaceAll(string(configs[name]), "/etc/falco-scorer/rules.yaml", rules)
 			path := filepath.Join(dir, "c.yaml")
 			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := LoadConfig(path); err != nil {
-				t.Errorf("LoadConfig(%s) = %v", name, err)
+			if out, err := runCLI("config", "check", path); err != nil || !strings.Contains(out, "ok") {
+				t.Errorf("falco-scorer config check %s = %q, %v", name, out, err)
 			}
 		})
 	}
