@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // onWorker runs fn on the goroutine of the worker that owns image and
@@ -120,6 +122,43 @@ func newIdlePipeline(t *testing.T, cfg Config, now time.Time) *Pipeline {
 	return p
 }
 
+// TestBaselineOfOtherSymbolsLearnsAfresh: a stored baseline counted in
+// another symbol language (a version 1 store of evt.type alone, or a
+// changed symbols config) is not loaded: the image learns afresh, and its
+// old buckets stay unloaded after the next restart too.
+func TestBaselineOfOtherSymbolsLearnsAfresh(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	cfg := testConfig()
+	p := newIdlePipeline(t, cfg, now)
+	w := p.workers[0]
+	old := trainedBucket(t, w, int(cfg.graduationFloor())+100, now.Add(-3*time.Hour))
+	since := p.horizonStart(now)
+	other := cfg.Symbols
+	other.PathDepth++
+	for name, meta := range map[string]string{
+		"version 1":     `{"v":1,"state":"monitoring","threshold":9,"end_threshold":1.5}`,
+		"other symbols": `{"v":2,"state":"monitoring","threshold":9,"end_threshold":1.5,"symbols":` + strconv.Quote(other.Fingerprint()) + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := w.restoreImage("nginx:1", []byte(meta), []BaselineBucket{old}, since)
+			if err != nil {
+				t.Fatalf("restoreImage() error = %v", err)
+			}
+			if got.state != StateLearning || got.model.Events() != 0 || !math.IsInf(got.threshold, 1) {
+				t.Errorf("restored state %s, %d events, threshold %v; want learning afresh", got.state, got.model.Events(), got.threshold)
+			}
+			// Its next flush stores the new language; the old bucket stays unloaded.
+			again, err := w.restoreImage("nginx:1", got.meta(), []BaselineBucket{old}, since)
+			if err != nil {
+				t.Fatalf("second restoreImage() error = %v", err)
+			}
+			if again.model.Events() != 0 {
+				t.Errorf("after restart the old bucket's %d events came back", again.model.Events())
+			}
+		})
+	}
+}
+
 // TestThresholdsSurviveStoreRoundTrip: each threshold comes back from the
 // store as it was; not calibrated (+Inf) stays not calibrated, also from
 // stores written before null was used for it (0).
@@ -168,9 +207,14 @@ func TestThresholdsSurviveStoreRoundTrip(t *testing.T) {
 		{"window 0, end calibrated", `{"v":1,"state":"monitoring","threshold":0,"end_threshold":1.5}`, inf, 1.5},
 		{"null", `{"v":1,"state":"monitoring","threshold":9,"end_threshold":null}`, 9, inf},
 	}
+	// Version 1 stores counted evt.type alone: a pipeline in that symbol
+	// mode reads them on.
+	typeCfg := cfg
+	typeCfg.Symbols.Mode = symbol.ModeType
+	legacyW := newIdlePipeline(t, typeCfg, now).workers[0]
 	for _, tc := range legacy {
 		t.Run("stored "+tc.name, func(t *testing.T) {
-			got, err := w.restoreImage("nginx:1", []byte(tc.meta), []BaselineBucket{bucket}, since)
+			got, err := legacyW.restoreImage("nginx:1", []byte(tc.meta), []BaselineBucket{bucket}, since)
 			if err != nil {
 				t.Fatalf("restoreImage() error = %v", err)
 			}

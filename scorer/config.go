@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // Sequence-key modes: what one syscall trace is.
@@ -53,6 +54,9 @@ type Config struct {
 	CommitDelay    time.Duration `yaml:"commit_delay"`    // how long scored events may wait for more before their commit (0: commit whenever the queue empties)
 	ContainerCache int           `yaml:"container_cache"` // container id → image entries remembered
 	MaxVocabulary  int           `yaml:"max_vocabulary"`  // distinct symbols per image; more map to out-of-vocabulary
+
+	// Symbols sets how an observation becomes the symbol the model counts.
+	Symbols symbol.Config `yaml:"symbols"`
 }
 
 // DefaultConfig returns the configuration used when no file says otherwise.
@@ -81,6 +85,7 @@ func DefaultConfig() Config {
 		CommitDelay:         2 * time.Millisecond,
 		ContainerCache:      100000,
 		MaxVocabulary:       512,
+		Symbols:             symbol.DefaultConfig(),
 	}
 }
 
@@ -131,5 +136,21 @@ func (c Config) Validate() error {
 	check(c.CommitDelay >= 0 && c.CommitDelay <= time.Second, "commit_delay: %s out of range 0..1s", c.CommitDelay)
 	check(c.ContainerCache > 0, "container_cache: must be positive")
 	check(c.MaxVocabulary >= 16 && c.MaxVocabulary <= markov.MaxVocabSize, "max_vocabulary: %d out of range 16..%d", c.MaxVocabulary, markov.MaxVocabSize)
+	if err := c.Symbols.Validate(); err != nil {
+		errs = append(errs, prefixErrors("symbols.", err))
+	}
 	return errors.Join(errs...)
+}
+
+// prefixErrors puts prefix before each of err's joined errors, so that a
+// nested section's errors name their whole YAML path.
+func prefixErrors(prefix string, err error) error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("%s%w", prefix, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s%w", prefix, err)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // Baseline states.
@@ -32,6 +33,8 @@ type image struct {
 	graduated    time.Time
 	lastSeen     time.Time
 	inherited    string
+	symbols      string    // the symbol language of the counts (symbol.Config.Fingerprint)
+	symbolsSince time.Time // counts in buckets before this one's are of another language
 	oldestBucket time.Time // counts from buckets before this were subtracted (rolling horizon)
 	win          calib     // ready-window scores of the recent learning stream (calibration)
 	end          calib     // end-of-sequence scores of the recent learning stream
@@ -78,9 +81,15 @@ type imageMeta struct {
 	Win          calib              `json:"win_calibration"`
 	End          calib              `json:"end_calibration"`
 	BlockRates   []float64          `json:"block_rates,omitempty"`
+	// Symbols names the symbol language the counts are in; buckets before
+	// SymbolsSince's are of an earlier language and are not loaded.
+	// Version 1 metas had no Symbols: their counts are of evt.type alone.
+	Symbols      string    `json:"symbols"`
+	SymbolsSince time.Time `json:"symbols_since,omitzero"`
 }
 
-const imageMetaVersion = 1
+// imageMetaVersion 2 added Symbols; version 1 is still read.
+const imageMetaVersion = 2
 
 // DescribeMeta decodes an image's stored meta for admin output (state,
 // thresholds, maturity). It returns nil for meta it cannot read.
@@ -118,6 +127,7 @@ func (w *worker) newImage(key string, now time.Time) *image {
 	}
 	return &image{
 		key: key, model: m, conv: newConvergence(w.p.cfg), state: StateLearning, since: now, lastSeen: now,
+		symbols:      w.p.symbolsID,
 		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window, windowWarm: w.p.cfg.WindowWarmup,
 		threshold: math.Inf(1), endThreshold: math.Inf(1),
 		needWin: uint64(math.Ceil(1e6 / w.p.cfg.AlertBudget)), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
@@ -261,9 +271,23 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		if err := json.Unmarshal(meta, &m); err != nil {
 			return nil, fmt.Errorf("decode meta: %w", err)
 		}
-		if m.Version != imageMetaVersion {
+		if m.Version != imageMetaVersion && m.Version != 1 {
 			return nil, fmt.Errorf("meta version %d, want %d", m.Version, imageMetaVersion)
 		}
+		if m.Version == 1 {
+			m.Symbols = symbol.ModeType
+		}
+		if m.Symbols != img.symbols {
+			// Counts of another symbol language (an upgrade, or a changed
+			// symbols config) would make every event look new: learn
+			// afresh, and never load the old buckets again.
+			w.p.log.Info().Str("image", key).Str("stored", m.Symbols).Str("current", img.symbols).
+				Msg("baseline learned with other symbols, learning afresh")
+			img.symbolsSince, img.dirty = img.since, true
+			w.p.met.expired.WithLabelValues("symbols_changed").Inc()
+			return img, nil
+		}
+		img.symbolsSince = m.SymbolsSince
 		img.state = m.State
 		img.threshold, img.endThreshold = storedThreshold(m.Threshold), storedThreshold(m.EndThreshold)
 		img.since, img.graduated, img.lastSeen, img.inherited = m.Since, m.Graduated, m.LastSeen, m.Inherited
@@ -274,6 +298,9 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		}
 	}
 	for _, b := range buckets {
+		if b.Bucket.Before(w.p.bucketStart(img.symbolsSince)) {
+			continue
+		}
 		if err := applyCounts(img.model, b.Counts, +1); err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", b.Bucket.Format(time.RFC3339), err)
 		}
@@ -382,6 +409,7 @@ func (img *image) meta() []byte {
 		Threshold: calibrated(img.threshold), EndThreshold: calibrated(img.endThreshold),
 		Since: img.since, Graduated: img.graduated, LastSeen: img.lastSeen, Inherited: img.inherited,
 		Convergence: img.conv, Win: img.win, End: img.end, BlockRates: img.blockRates,
+		Symbols: img.symbols, SymbolsSince: img.symbolsSince,
 	})
 	return b
 }

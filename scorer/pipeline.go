@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // Decision is what the routing rules decide for one alert.
@@ -57,6 +59,9 @@ type Pipeline struct {
 	met   *metrics
 	cache *imageCache
 	seed  maphash.Seed
+	// symbols turns observations into the model's symbols.
+	symbols   *symbol.Symbolizer
+	symbolsID string // its Fingerprint, stored with each baseline
 
 	workers  []*worker
 	repos    sync.Map     // repository → latest image key seen (baseline inheritance)
@@ -88,7 +93,12 @@ func New(cfg Config, deps Deps, log zerolog.Logger, reg prometheus.Registerer) (
 	if deps.Wake == nil {
 		deps.Wake = func() {}
 	}
+	syms, err := symbol.New(cfg.Symbols)
+	if err != nil {
+		return nil, fmt.Errorf("symbols: %w", err)
+	}
 	p := &Pipeline{
+		symbols: syms, symbolsID: cfg.Symbols.Fingerprint(),
 		cfg:   cfg,
 		deps:  deps,
 		log:   log.With().Str("component", "pipeline").Logger(),
@@ -318,6 +328,9 @@ func (p *Pipeline) loadBaselines() error {
 		return nil
 	})
 }
+
+// bucketStart is the start of the bucket holding t.
+func (p *Pipeline) bucketStart(t time.Time) time.Time { return t.Truncate(p.cfg.BucketSize) }
 
 func (p *Pipeline) horizonStart(now time.Time) time.Time {
 	return now.Add(-p.cfg.Horizon).Truncate(p.cfg.BucketSize)

@@ -167,21 +167,23 @@ func (w *worker) process(it item) {
 // observe runs one observation event through its sequence: score, verdict,
 // learn. It alerts only on an anomaly (rising edge) or an anomalous end.
 func (w *worker) observe(it item, now time.Time) {
-	sym := it.ev.Field(FieldEvtType...)
-	if sym == "" {
+	evtType := it.ev.Field(FieldEvtType...)
+	if evtType == "" {
 		return // nothing to score; counted as scored, no alert
 	}
 	img := w.image(it.subj.Image, now)
 	img.lastSeen = now
 	key := w.sequenceKey(&it)
-	seq := w.sequence(key, img, it.subj.ContainerID, now)
+	ppid, _ := it.ev.IntField(FieldProcPPID...)
+	seq := w.sequence(key, ppid, img, it.subj.ContainerID, now)
 	seq.lastEvent = it.ev.Time
 
-	if sym == "procexit" && w.p.cfg.SequenceKey == SequenceByProcess {
+	if evtType == "procexit" && w.p.cfg.SequenceKey == SequenceByProcess {
 		w.endSequence(seq, &it, now, "exit")
 		return
 	}
-	r := img.step(seq, sym)
+	obs := observationOf(&it.ev, evtType)
+	r := img.step(seq, w.p.symbols.Symbol(&obs))
 	if r.oov {
 		w.p.met.oov.Inc()
 	}
@@ -400,8 +402,10 @@ type seqKey struct {
 }
 
 // sequence finds or creates the sequence for key, evicting the least
-// recently seen one when the shard is full.
-func (w *worker) sequence(key seqKey, img *image, container string, now time.Time) *sequence {
+// recently seen one when the shard is full. A new process's sequence starts
+// from its parent's history (the process tree): a child that spawns, execs
+// and exits in three events is scored in the context of what its parent did.
+func (w *worker) sequence(key seqKey, ppid int64, img *image, container string, now time.Time) *sequence {
 	if el, ok := w.seqs[key]; ok {
 		s := el.Value.(*sequence)
 		if s.img == img {
@@ -424,6 +428,13 @@ func (w *worker) sequence(key seqKey, img *image, container string, now time.Tim
 		key.container = strings.Clone(key.container)
 	}
 	s := img.newSequence(key, container, now)
+	if key.pid != 0 && ppid > 0 {
+		if el, ok := w.seqs[seqKey{container: key.container, pid: ppid}]; ok {
+			if parent := el.Value.(*sequence); parent.img == img {
+				s.hist = parent.hist
+			}
+		}
+	}
 	w.seqs[key] = w.lru.PushFront(s)
 	w.p.met.sequences.Add(1)
 	return s
