@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,10 +42,20 @@ func WithExclusive(fn func(image string, write func() error) error) Option {
 // WithMaxImportBytes bounds the import request body (default 512 MiB).
 func WithMaxImportBytes(n int64) Option { return func(h *handler) { h.maxImport = n } }
 
+// WithHostCheck makes the handler answer 403 to a request whose Host
+// (lowercase, without port, see RequestHost) allow rejects, before anything
+// else. A DNS-rebinding page reaches a local listener under the attacker's
+// own host name, as a same-origin request that the token is the only other
+// defence against; the caller knows which names its listener answers to.
+func WithHostCheck(allow func(host string) bool) Option {
+	return func(h *handler) { h.allowHost = allow }
+}
+
 type handler struct {
 	db        *store.DB
-	tokenHash [32]byte
-	auth      bool
+	bearer    Bearer
+	allowHost func(string) bool // nil: any host
+	csrf      *http.CrossOriginProtection
 	log       zerolog.Logger
 	describe  DescribeFunc
 	exclusive func(image string, write func() error) error
@@ -52,14 +64,16 @@ type handler struct {
 }
 
 // Handler returns the admin API for db. A zero token disables
-// authentication (bind the listener to loopback then).
+// authentication (bind the listener to loopback then). Whatever the token,
+// requests that change state (POST, DELETE) are refused when a browser
+// marks them cross-origin (Sec-Fetch-Site, Origin: 403) or when their body
+// is not JSON (415): a web page can send text/plain or form bodies
+// anywhere without a CORS preflight, and the token does not stop a page
+// that is served from the same host.
 func Handler(db *store.DB, token secret.Secret, log zerolog.Logger, opts ...Option) http.Handler {
 	h := &handler{db: db, log: log.With().Str("component", "admin").Logger(), maxImport: 512 << 20,
+		bearer: NewBearer(token), csrf: http.NewCrossOriginProtection(),
 		exclusive: func(_ string, write func() error) error { return write() }}
-	if !token.IsZero() {
-		h.auth = true
-		h.tokenHash = sha256.Sum256([]byte(token.Value()))
-	}
 	for _, o := range opts {
 		o(h)
 	}
@@ -77,16 +91,92 @@ func Handler(db *store.DB, token secret.Secret, log zerolog.Logger, opts ...Opti
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.auth {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="falco-scorer admin"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or invalid bearer token"))
-			return
-		}
+	if h.allowHost != nil && !h.allowHost(RequestHost(r)) {
+		writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a name of this listener (admin.allowed_hosts)", RequestHost(r)))
+		return
+	}
+	if h.bearer.Enabled() && !h.bearer.Check(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="falco-scorer admin"`)
+		writeError(w, http.StatusUnauthorized, errors.New("missing or invalid bearer token"))
+		return
+	}
+	if err := h.csrf.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, fmt.Errorf("%w: the admin api does not take requests from web pages", err))
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !safeMethod(r.Method) && !isJSON(ct) {
+		writeError(w, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: want application/x-ndjson or application/json", ct))
+		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// isJSON reports a JSON or JSON-lines media type (the export is
+// application/x-ndjson). None of them is one a browser may send
+// cross-origin without a CORS preflight, which this API never grants.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/json", "application/x-ndjson", "application/ndjson",
+		"application/jsonl", "application/x-jsonlines", "application/jsonlines":
+		return true
+	}
+	return false
+}
+
+// Bearer checks "Authorization: Bearer <token>" against a set of tokens,
+// in constant time (it compares SHA-256 sums, so neither the token nor its
+// length leaks through timing). The scheme name is case-insensitive (RFC
+// 9110 §11.1). The zero value accepts no token and is not Enabled.
+type Bearer struct {
+	sums [][sha256.Size]byte
+}
+
+// NewBearer accepts any of tokens; zero secrets are skipped.
+func NewBearer(tokens ...secret.Secret) Bearer {
+	var b Bearer
+	for _, t := range tokens {
+		if !t.IsZero() {
+			b.sums = append(b.sums, sha256.Sum256([]byte(t.Value())))
+		}
+	}
+	return b
+}
+
+// Enabled reports whether any token is set.
+func (b Bearer) Enabled() bool { return len(b.sums) > 0 }
+
+// Check reports whether r carries one of the tokens.
+func (b Bearer) Check(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(auth[len(scheme):]))
+	ok := 0
+	for _, want := range b.sums {
+		ok |= subtle.ConstantTimeCompare(sum[:], want[:])
+	}
+	return ok == 1
+}
+
+// RequestHost returns r's Host header without its port, lowercase, without
+// IPv6 brackets and a trailing dot.
+func RequestHost(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(host, "]"), "["), ".")
+	return strings.ToLower(host)
 }
 
 // imageParam takes the image from the path segment or the image parameter.
@@ -176,6 +266,12 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) importFile(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Content-Type") == "" {
+		// A body without a type is a "simple" request a page may send
+		// anywhere; curl --data-binary sends a form type unless told.
+		writeError(w, http.StatusUnsupportedMediaType, errors.New("content type missing: send the export with Content-Type: application/x-ndjson"))
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, h.maxImport)
 	images, err := h.db.ImportWith(body, store.ImportLimits{}, h.exclusive)
 	n := len(images)

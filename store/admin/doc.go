@@ -12,8 +12,17 @@
 //
 // Image names contain '/' and ':'; in a path segment they are URL-escaped
 // (%2F), or passed as the image query parameter. When a token is configured,
-// every request needs "Authorization: Bearer <token>", compared in constant
-// time; otherwise 401.
+// every request needs "Authorization: Bearer <token>" (the scheme in any
+// case), compared in constant time; otherwise 401.
+//
+// The API is meant for operators' tools, never for browsers: requests that
+// change state (POST, DELETE) are refused when the browser marks them
+// cross-origin (Sec-Fetch-Site, Origin; 403) or when they carry a body type
+// other than JSON or JSON lines (415; import needs one), since a web page
+// may send text/plain and form bodies anywhere without a CORS preflight.
+// WithHostCheck adds the defence against DNS rebinding (403 for a Host that
+// is not a name of the listener); which names those are is the caller's
+// knowledge.
 //
 // It must not touch Badger itself: everything goes through *store.DB. It
 // holds no state beyond its options and is safe for concurrent use.
