@@ -22,7 +22,11 @@ import (
 // 80 allocations per event. The strings of the Event (fields, tags, rule...)
 // point into the copy kept in Raw whenever they need no unescaping, so Raw
 // must never be modified (nothing does: it is journaled and forwarded as is).
-// It accepts and rejects what encoding/json does (a fuzz test compares them).
+// It accepts and rejects what encoding/json does (a fuzz test compares them),
+// except that it also enforces the limits on an event's shape (MaxFields,
+// MaxFieldNameBytes, MaxFieldValueBytes, MaxNesting, MaxIdentityBytes):
+// those it checks as it reads, so that the work an event costs is linear in
+// its size up to the first broken limit, whatever the order of its fields.
 func DecodeJSON(b []byte) (Event, error) {
 	return DecodeJSONOwned(bytes.Clone(b))
 }
@@ -31,9 +35,10 @@ func DecodeJSON(b []byte) (Event, error) {
 // Raw, and its strings point into it, so the caller must hand over a buffer
 // it never touches again (a reader that already copied the line does).
 func DecodeJSONOwned(raw []byte) (Event, error) {
-	d := decoder{s: unsafe.String(unsafe.SliceData(raw), len(raw))}
+	d := decoder{s: unsafe.String(unsafe.SliceData(raw), len(raw)), maxDepth: MaxNesting}
 	var (
 		ev               Event
+		fields           []Field // every output_fields entry read, in order; sorted once at the end
 		tim, prio, rule  string
 		hasT, hasP, hasR bool
 		typeErr          *DecodeError
@@ -104,7 +109,7 @@ func DecodeJSONOwned(raw []byte) (Event, error) {
 				}
 				ev.Tags = tags
 			case "output_fields":
-				kind, err := d.fields(&ev.Fields)
+				kind, err := d.fields(&fields)
 				if err != nil {
 					return Event{}, err
 				}
@@ -156,9 +161,10 @@ func DecodeJSONOwned(raw []byte) (Event, error) {
 		return Event{}, &DecodeError{ReasonInvalidValue, fmt.Sprintf("field \"time\": want RFC 3339 time, got %q", tim)}
 	}
 	ev.Time, ev.Priority, ev.Rule, ev.Raw = ts.UTC(), p, rule, raw
-	if len(ev.Fields) == 0 {
-		ev.Fields = nil
+	if err := checkNames(&ev); err != nil {
+		return Event{}, err
 	}
+	ev.Fields = SortFields(fields)
 	return ev, nil
 }
 
@@ -183,13 +189,18 @@ func wrongType(field, want, got string) *DecodeError {
 	return &DecodeError{ReasonWrongType, fmt.Sprintf("field %q: want %s, got %s", field, want, got)}
 }
 
-// maxDepth bounds the nesting of skipped values, as encoding/json does.
-const maxDepth = 10000
+// jsonMaxDepth is encoding/json's nesting limit, which decoders of other
+// documents than ingested events (alerts) keep.
+const jsonMaxDepth = 10000
 
 // decoder scans one JSON text.
 type decoder struct {
 	s string
 	i int
+	// maxDepth bounds nesting, counted from the top of the input: 0 is
+	// jsonMaxDepth (invalid JSON beyond it, as encoding/json says), another
+	// value is a limit of ours (ReasonLimitExceeded beyond it).
+	maxDepth int
 }
 
 func (d *decoder) peek() byte {
@@ -322,14 +333,18 @@ func (d *decoder) tags() ([]string, string, error) {
 	return tags, "", nil
 }
 
-// fields reads output_fields into *m as text: strings unescaped, numbers
-// and booleans as their literal, objects and arrays as their JSON text;
-// null and "<NA>" remove the key (a later duplicate wins, as in
-// encoding/json).
-func (d *decoder) fields(out *Fields) (string, error) {
+// fields appends the entries of an output_fields object to *out as text:
+// strings unescaped, numbers and booleans as their literal, objects and
+// arrays as their JSON text; null and "<NA>" are appended as "<NA>", which
+// SortFields reads as "unset" (a later duplicate wins, as in encoding/json,
+// which merges a repeated output_fields object into the same map). Sorting
+// is left to the caller, once per event. Entries beyond MaxFields and
+// oversized keys or values stop the decoding with a limit error.
+func (d *decoder) fields(out *[]Field) (string, error) {
 	switch d.peek() {
 	case 'n':
-		*out = nil // as encoding/json sets a map to nil
+		clear(*out)
+		*out = (*out)[:0] // as encoding/json sets a map to nil
 		return "", d.literal("null")
 	case '{':
 	default:
@@ -338,11 +353,11 @@ func (d *decoder) fields(out *Fields) (string, error) {
 	}
 	d.i++
 	d.ws()
-	f := []Field(*out)
+	f := *out
 	if f == nil {
 		f = make([]Field, 0, 16)
 	}
-	defer func() { *out = SortFields(f) }()
+	defer func() { *out = f }()
 	if d.peek() == '}' {
 		d.i++
 		return "", nil
@@ -358,19 +373,20 @@ func (d *decoder) fields(out *Fields) (string, error) {
 			return "", err
 		}
 		d.ws()
+		if len(f) >= MaxFields {
+			return "", tooManyFields()
+		}
 		var v string
-		keep := true
 		switch c := d.peek(); {
 		case c == '"':
 			if v, err = d.str(); err != nil {
 				return "", err
 			}
-			keep = v != NA
 		case c == 'n':
 			if err := d.literal("null"); err != nil {
 				return "", err
 			}
-			keep = false
+			v = NA
 		default:
 			start := d.i
 			if err := d.skip(2); err != nil {
@@ -378,11 +394,10 @@ func (d *decoder) fields(out *Fields) (string, error) {
 			}
 			v = d.s[start:d.i]
 		}
-		if keep {
-			f = append(f, Field{k, v})
-		} else {
-			f = removeField(f, k)
+		if err := checkField(k, v); err != nil {
+			return "", err
 		}
+		f = append(f, Field{k, v})
 		d.ws()
 		c := d.peek()
 		d.i++
@@ -547,8 +562,8 @@ func (d *decoder) hex4() (rune, bool) {
 
 // skip checks and passes over one JSON value enclosed in depth open
 // containers. It does not unescape strings (most of what is skipped is
-// string content), and it bounds nesting from the top of the input, as
-// encoding/json does. Nesting is tracked on a small explicit stack, not by
+// string content), and it bounds nesting from the top of the input to
+// d.maxDepth. Nesting is tracked on a small explicit stack, not by
 // recursion, so deep input cannot exhaust the goroutine stack.
 func (d *decoder) skip(depth int) error {
 	var buf [32]byte
@@ -557,8 +572,11 @@ func (d *decoder) skip(depth int) error {
 		d.ws()
 		switch c := d.peek(); {
 		case c == '{' || c == '[':
-			if depth+len(stack) >= maxDepth {
+			if d.maxDepth == 0 && depth+len(stack) >= jsonMaxDepth {
 				return &DecodeError{ReasonInvalidJSON, "invalid JSON: exceeded max depth"}
+			}
+			if d.maxDepth != 0 && depth+len(stack) >= d.maxDepth {
+				return &DecodeError{ReasonLimitExceeded, fmt.Sprintf("event nested deeper than %d levels (limit: %d)", d.maxDepth, d.maxDepth)}
 			}
 			d.i++
 			d.ws()

@@ -23,3 +23,23 @@ var (
 	FieldParentName  = []string{"proc.pname"}
 	FieldUser        = []string{"user.name", "user.uid"}
 )
+
+// IdentityFields name the container, image, Kubernetes object and process
+// of an event: the fields that become image and sequence keys, Subjects and
+// log fields. Their values are held to MaxIdentityBytes.
+var IdentityFields = [][]string{
+	FieldContainerID, FieldContainerName, FieldImage, FieldImageRepository, FieldImageTag, FieldImageDigest,
+	FieldNamespace, FieldPod, FieldProcName, FieldParentName, FieldEvtType,
+}
+
+// isIdentityField reports whether name is one of IdentityFields.
+func isIdentityField(name string) bool {
+	for _, names := range IdentityFields {
+		for _, n := range names {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}

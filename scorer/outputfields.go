@@ -70,19 +70,39 @@ func FieldsOf(m map[string]string) Fields {
 }
 
 // SortFields sorts f by name in place and keeps, of a name given more than
-// once, the last value given, as a map assignment would. Inputs usually
-// arrive sorted already (Falco writes output_fields in key order), which an
-// insertion sort checks in one pass.
-func SortFields(f []Field) Fields {
-	for i := 1; i < len(f); i++ {
-		for j := i; j > 0 && f[j].Name < f[j-1].Name; j-- {
-			f[j], f[j-1] = f[j-1], f[j]
+// once, the last value given, as a map assignment would; a name whose last
+// value is "<NA>" is dropped (the decoders record a JSON null or Falco's
+// "<NA>" that way, so that unsetting a name costs no search). Inputs
+// usually arrive sorted already (Falco writes output_fields in key order),
+// which one pass checks; anything else is sorted in O(n log n)
+// comparisons, whatever its order.
+func SortFields(f []Field) Fields { return sortFieldsWith(f, strings.Compare) }
+
+// sortFieldsWith is SortFields comparing names with compare, so that a test
+// can count the comparisons.
+func sortFieldsWith(f []Field, compare func(a, b string) int) Fields {
+	sorted, na := true, false
+	for i := range f {
+		if i > 0 && compare(f[i-1].Name, f[i].Name) >= 0 {
+			sorted = false
+			break
 		}
+		na = na || f[i].Value == NA
 	}
-	// Stable, so duplicates are adjacent in input order: keep the last.
+	if sorted && !na {
+		if len(f) == 0 {
+			return nil
+		}
+		return Fields(f)
+	}
+	if !sorted {
+		// Stable, so that a name's values stay in input order.
+		slices.SortStableFunc(f, func(a, b Field) int { return compare(a.Name, b.Name) })
+	}
+	// Duplicates are adjacent in input order: keep the last, unless it unsets.
 	out := f[:0]
 	for i := range f {
-		if i+1 < len(f) && f[i+1].Name == f[i].Name {
+		if i+1 < len(f) && f[i+1].Name == f[i].Name || f[i].Value == NA {
 			continue
 		}
 		out = append(out, f[i])
@@ -92,12 +112,6 @@ func SortFields(f []Field) Fields {
 		return nil
 	}
 	return Fields(out)
-}
-
-// removeField drops every entry named name (a later null or "<NA>" for a
-// name unsets it).
-func removeField(f []Field, name string) []Field {
-	return slices.DeleteFunc(f, func(x Field) bool { return x.Name == name })
 }
 
 // MarshalJSON writes f as a JSON object (keys sorted, as encoding/json

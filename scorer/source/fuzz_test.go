@@ -18,7 +18,7 @@ import (
 
 var decodeReasons = map[string]bool{
 	scorer.ReasonInvalidJSON: true, scorer.ReasonMissingField: true,
-	scorer.ReasonWrongType: true, scorer.ReasonInvalidValue: true,
+	scorer.ReasonWrongType: true, scorer.ReasonInvalidValue: true, scorer.ReasonLimitExceeded: true,
 }
 
 // FuzzDecodeJSON: the decoder never panics, fails only with a bounded

@@ -18,8 +18,8 @@ func TestReadNDJSON(t *testing.T) {
 	good := `{"rule":"r%d","priority":"Info","time":"2026-11-24T12:00:00Z"}`
 	line := func(i int) string { return strings.Replace(good, "%d", itoa(i), 1) }
 	long := `{"rule":"` + strings.Repeat("x", 300) + `","priority":"Info","time":"2026-11-24T12:00:00Z"}`
-	hugeRule := strings.Repeat("h", 200<<10)
-	huge := `{"rule":"` + hugeRule + `","priority":"Info","time":"2026-11-24T12:00:00Z"}`
+	hugeRule := "huge" // the bulk is in output: a rule name is held to scorer.MaxIdentityBytes
+	huge := `{"rule":"` + hugeRule + `","output":"` + strings.Repeat("h", 200<<10) + `","priority":"Info","time":"2026-11-24T12:00:00Z"}`
 	tests := []struct {
 		name       string
 		input      string
