@@ -33,7 +33,7 @@ type Alert struct {
 	Kind     string    // KindFalco, KindAnomaly or KindEnd
 	Time     time.Time // the event's time
 	Priority Priority  // final priority after the rules
-	Event    Event     // the triggering Falco event; Event.Raw is forwarded unchanged
+	Event    Event     // the triggering Falco event; Event.Raw is forwarded as received, but for invalid UTF-8 (see MarshalJSON)
 
 	Subject  Subject
 	Score    Score
@@ -119,9 +119,12 @@ type alertJSON struct {
 }
 
 // MarshalJSON writes the versioned alert schema: scorer fields at the top
-// level and the original Falco event, unchanged, under "falco". The event
-// is spliced in as received (it was valid JSON to be decoded at all), only
-// compacted when it spans several lines, so alerts stay one line each.
+// level and the original Falco event under "falco". The event is spliced in
+// as received (it was valid JSON to be decoded at all), only compacted when
+// it spans several lines, so alerts stay one line each, and with each byte
+// that is not UTF-8 (and each \u escape of an unpaired surrogate) replaced
+// by \ufffd, so that strict JSON parsers downstream can read every alert;
+// encoding/json reads the event the same either way.
 //
 // Every alert is marshalled once per emit, so the JSON is written by hand
 // (alert_json.go) rather than by encoding/json reflection; the bytes are the

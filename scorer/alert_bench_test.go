@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -70,5 +71,24 @@ func BenchmarkAlertUnmarshal(b *testing.B) {
 		if err := a.UnmarshalJSON(p); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkValidUTF8JSON measures the check every marshalled alert pays on
+// its Falco event (clean: no copy), and the rewrite of one with bad bytes.
+func BenchmarkValidUTF8JSON(b *testing.B) {
+	clean := []byte(benchAlert(b).Event.Raw)
+	dirty := bytes.Replace(clean, []byte("/usr/bin/bash"), []byte("/usr/bin/b\xffsh"), -1)
+	for _, bc := range []struct {
+		name string
+		in   []byte
+	}{{"clean", clean}, {"dirty", dirty}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = ValidUTF8JSON(bc.in)
+			}
+		})
 	}
 }

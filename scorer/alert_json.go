@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -312,8 +313,9 @@ func compactJSON(dst, src []byte) ([]byte, error) {
 }
 
 // falcoJSON returns the Falco event as it goes under "falco": Raw as
-// received, compacted when it spans lines, or built with Event.EncodeJSON
-// when there is no Raw (gRPC input without JSON).
+// received, compacted when it spans lines, with invalid UTF-8 and unpaired
+// surrogate escapes replaced (ValidUTF8JSON), or built with
+// Event.EncodeJSON when there is no Raw (gRPC input without JSON).
 func (a *Alert) falcoJSON() ([]byte, error) {
 	raw := []byte(a.Event.Raw)
 	if len(raw) == 0 {
@@ -328,5 +330,127 @@ func (a *Alert) falcoJSON() ([]byte, error) {
 		}
 		raw = c
 	}
-	return bytes.TrimSpace(raw), nil
+	return ValidUTF8JSON(bytes.TrimSpace(raw)), nil
+}
+
+// ValidUTF8JSON returns b itself when it is valid UTF-8 and holds no \u
+// escape of an unpaired UTF-16 surrogate, else a copy in which each invalid
+// byte and each such escape is replaced by \ufffd.
+//
+// The Falco event is spliced into the alert as received, and a sensor can
+// send a file name or a command line that is not UTF-8: encoding/json
+// accepts it (it reads each bad byte as U+FFFD), strict parsers downstream
+// do not. The copy reads, with encoding/json, exactly as b does, so nothing
+// the event said changes; and a clean event, the usual case, costs one
+// validation pass and no allocation.
+func ValidUTF8JSON(b []byte) []byte {
+	if utf8.Valid(b) && !mayHaveSurrogateEscape(b) {
+		return b
+	}
+	return fixJSONText(b)
+}
+
+// mayHaveSurrogateEscape reports whether b holds the text of a \u escape
+// in D800-DFFF. It does not know whether that backslash is itself escaped
+// (\\ud800 is text, not an escape): fixJSONText decides, and leaves b
+// alone when there is nothing to fix.
+func mayHaveSurrogateEscape(b []byte) bool {
+	for {
+		i := bytes.Index(b, backslashU)
+		if i < 0 || i+4 > len(b) {
+			return false
+		}
+		if c, d := b[i+2], b[i+3]; (c == 'd' || c == 'D') && (('8' <= d && d <= '9') || ('a' <= d && d <= 'f') || ('A' <= d && d <= 'F')) {
+			return true
+		}
+		b = b[i+2:]
+	}
+}
+
+var backslashU = []byte(`\u`)
+
+// fixJSONText is ValidUTF8JSON's slow path: it walks b, knowing which bytes
+// are inside strings and which backslashes escape, and copies b only once
+// something needs replacing. Outside strings JSON has no non-ASCII byte, so
+// a bad one there is replaced too (the text was not JSON to start with).
+func fixJSONText(b []byte) []byte {
+	var out []byte // nil until the first replacement
+	start := 0
+	replace := func(i, n int) {
+		if out == nil {
+			out = make([]byte, 0, len(b)+len(b)/8+8)
+		}
+		out = append(out, b[start:i]...)
+		out = append(out, `\ufffd`...)
+		start = i + n
+	}
+	inString := false
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				replace(i, 1)
+			}
+			i += n
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = !inString
+			i++
+		case c == '\\' && inString && i+1 < len(b):
+			if e := b[i+1]; e != 'u' {
+				i++
+				if e < utf8.RuneSelf {
+					i++ // \" and \\ among them: the escaped byte neither quotes nor escapes
+				} // else not JSON, and the byte is checked as UTF-8 above
+				continue
+			}
+			r, ok := hexRuneAt(b, i+2)
+			if !ok || !utf16.IsSurrogate(r) {
+				i += 2 // the hex digits are plain ASCII
+				continue
+			}
+			// A high surrogate followed by an escaped low one is one
+			// rune; encoding/json reads any other surrogate escape as
+			// U+FFFD, and the escape after it on its own.
+			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if r2, ok := hexRuneAt(b, i+8); ok && utf16.DecodeRune(r, r2) != utf8.RuneError {
+					i += 12
+					continue
+				}
+			}
+			replace(i, 6)
+			i += 6
+		default:
+			i++
+		}
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[start:]...)
+}
+
+// hexRuneAt reads the four hex digits at b[i:].
+func hexRuneAt(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r*16 + rune(c)
+	}
+	return r, true
 }

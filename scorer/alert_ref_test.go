@@ -39,7 +39,9 @@ func marshalAlertReference(a *Alert) ([]byte, error) {
 	out := make([]byte, 0, len(head)+len(raw)+10)
 	out = append(out, head[:len(head)-1]...)
 	out = append(out, `,"falco":`...)
-	out = append(out, bytes.TrimSpace(raw)...)
+	// encoding/json splices a RawMessage with its bytes unchecked; the
+	// encoder replaces invalid UTF-8 (alert_utf8_test.go checks how).
+	out = append(out, ValidUTF8JSON(bytes.TrimSpace(raw))...)
 	return append(out, '}'), nil
 }
 
