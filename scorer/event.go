@@ -91,8 +91,8 @@ const (
 // same limits while it reads; inputs that build Events another way (gRPC)
 // call this.
 func CheckLimits(e *Event) error {
-	if len(e.Fields) > MaxFields {
-		return tooManyFields()
+	if err := CheckFieldCount(len(e.Fields)); err != nil {
+		return err
 	}
 	for _, f := range e.Fields {
 		if err := checkField(f.Name, f.Value); err != nil {
@@ -101,6 +101,15 @@ func CheckLimits(e *Event) error {
 	}
 	if err := checkNames(e); err != nil {
 		return err
+	}
+	return nil
+}
+
+// CheckFieldCount reports n output_fields entries beyond MaxFields, for an
+// input that counts entries as they arrive.
+func CheckFieldCount(n int) error {
+	if n > MaxFields {
+		return tooManyFields()
 	}
 	return nil
 }

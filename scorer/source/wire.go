@@ -3,7 +3,6 @@ package source
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -58,7 +57,8 @@ type wireResponse struct {
 	rule, output     string
 	hostname, source string
 	tags             []string
-	fields           []scorer.Field // arrival order; event() sorts them
+	fields           []scorer.Field // arrival order, "<NA>" included; event() sorts them
+	limitErr         error          // the first entry beyond scorer.MaxFields
 }
 
 // Field numbers of falco.outputs.response and google.protobuf.Timestamp.
@@ -202,12 +202,16 @@ func (w *wireResponse) entry(b []byte) error {
 	if !utf8.Valid(key) || !utf8.Valid(val) {
 		return fmt.Errorf("%w: output_fields: invalid UTF-8", errWire)
 	}
-	// "<NA>" unsets the key here (a later value for it still wins), so
-	// that event() can hand the fields over without copying them.
-	if string(val) == scorer.NA {
-		w.fields = slices.DeleteFunc(w.fields, func(f scorer.Field) bool { return f.Name == string(key) })
+	// Entries are counted as they arrive, so that a message of a million
+	// tiny entries is not sorted; the rest of the limits are checked on
+	// the event. The message itself stays well formed: the event is
+	// refused and counted, the stream goes on.
+	if err := scorer.CheckFieldCount(len(w.fields) + 1); err != nil {
+		w.limitErr = err
 		return nil
 	}
+	// "<NA>" is kept: SortFields drops a name whose last value it is (a
+	// later value for it still wins), without a search per "<NA>".
 	if w.fields == nil {
 		w.fields = make([]scorer.Field, 0, 16)
 	}
@@ -223,6 +227,9 @@ const (
 
 // event converts w like EventFromResponse converts a Response.
 func (w *wireResponse) event() (scorer.Event, error) {
+	if w.limitErr != nil {
+		return scorer.Event{}, w.limitErr
+	}
 	if !w.hasTime {
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonMissingField, Msg: `missing required field "time"`}
 	}
@@ -242,6 +249,9 @@ func buildEvent(t time.Time, priority int32, rule, output, source string, deprec
 		return scorer.Event{}, &scorer.DecodeError{Reason: scorer.ReasonInvalidValue, Msg: fmt.Sprintf("field \"priority\": unknown value %d", priority)}
 	}
 	ev := scorer.Event{Time: t, Priority: prio, Rule: rule, Output: output, Source: source, Hostname: hostname, Fields: fields}
+	if err := scorer.CheckLimits(&ev); err != nil {
+		return scorer.Event{}, err
+	}
 	if len(tags) > 0 {
 		ev.Tags = tags
 	}

@@ -33,6 +33,9 @@ func FuzzGRPCWire(f *testing.F) {
 		}
 		want, werr := EventFromResponse(&res)
 		got, gerr := w.event()
+		if werr == nil && gerr != nil && decodeReason(gerr) == scorer.ReasonLimitExceeded && len(data) >= 2*(scorer.MaxFields+1) {
+			return // the wire counts repeated entries, the generated map does not (an entry is 2 bytes at least)
+		}
 		if (werr == nil) != (gerr == nil) || (werr != nil && decodeReason(werr) != decodeReason(gerr)) {
 			t.Fatalf("errors differ for %x: generated %v, wire %v", data, werr, gerr)
 		}
