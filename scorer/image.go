@@ -232,7 +232,7 @@ func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 	since := w.p.horizonStart(now)
 	meta, buckets, found, err := loader.LoadImage(key, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", key).Dur("retry_in", loadRetryInterval).
+		w.p.log.Error().Err(err).Str("image", TruncateForLog(key)).Dur("retry_in", loadRetryInterval).
 			Msg("load baseline; learning in a stand-in that leaves the stored baseline's state alone until it loads")
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 	}
 	img, err := w.restoreImage(key, meta, buckets, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", key).Msg("discarding unreadable baseline")
+		w.p.log.Error().Err(err).Str("image", TruncateForLog(key)).Msg("discarding unreadable baseline")
 		return nil, nil
 	}
 	return img, nil
@@ -281,7 +281,7 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 			// Counts of another symbol language (an upgrade, or a changed
 			// symbols config) would make every event look new: learn
 			// afresh, and never load the old buckets again.
-			w.p.log.Info().Str("image", key).Str("stored", m.Symbols).Str("current", img.symbols).
+			w.p.log.Info().Str("image", TruncateForLog(key)).Str("stored", m.Symbols).Str("current", img.symbols).
 				Msg("baseline learned with other symbols, learning afresh")
 			img.symbolsSince, img.dirty = img.since, true
 			w.p.met.expired.WithLabelValues("symbols_changed").Inc()
@@ -333,7 +333,7 @@ func (w *worker) expireThin(img *image, reason string) bool {
 	}
 	img.relearn(w.p.deps.Now(), w.p.cfg)
 	w.p.met.expired.WithLabelValues(reason).Inc()
-	w.p.log.Info().Str("image", img.key).Str("reason", reason).Uint64("events", events).
+	w.p.log.Info().Str("image", TruncateForLog(img.key)).Str("reason", reason).Uint64("events", events).
 		Uint64("floor", floor).Msg("baseline expired, back to learning")
 	return true
 }
@@ -379,7 +379,7 @@ func (w *worker) inherit(img *image, now time.Time) {
 	var copies []BaselineDelta
 	for _, b := range buckets {
 		if err := applyCounts(img.model, b.Counts, +1); err != nil {
-			w.p.log.Warn().Err(err).Str("image", img.key).Str("from", pred).Msg("inherit baseline")
+			w.p.log.Warn().Err(err).Str("image", TruncateForLog(img.key)).Str("from", TruncateForLog(pred)).Msg("inherit baseline")
 			return
 		}
 		copies = append(copies, BaselineDelta{Image: img.key, Bucket: b.Bucket, Counts: b.Counts})
@@ -387,7 +387,7 @@ func (w *worker) inherit(img *image, now time.Time) {
 	img.inherited = pred
 	copies[len(copies)-1].Meta = img.meta()
 	if err := w.p.deps.Baselines.PutDeltas(copies); err != nil {
-		w.p.log.Warn().Err(err).Str("image", img.key).Msg("store inherited baseline")
+		w.p.log.Warn().Err(err).Str("image", TruncateForLog(img.key)).Msg("store inherited baseline")
 	}
 }
 

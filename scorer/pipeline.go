@@ -321,7 +321,7 @@ func (p *Pipeline) loadBaselines() error {
 		img, err := w.restoreImage(image, meta, buckets, since)
 		if err != nil {
 			// One corrupt baseline must not stop the service: it relearns.
-			p.log.Error().Err(err).Str("image", image).Msg("discarding unreadable baseline")
+			p.log.Error().Err(err).Str("image", TruncateForLog(image)).Msg("discarding unreadable baseline")
 			return nil
 		}
 		w.addImage(img)

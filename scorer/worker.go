@@ -217,7 +217,7 @@ func (w *worker) observe(it item, now time.Time) {
 		w.p.met.images.WithLabelValues(StateLearning).Dec()
 		w.p.met.images.WithLabelValues(StateMonitoring).Inc()
 		w.p.met.graduated.Inc()
-		w.p.log.Info().Str("image", img.key).Uint64("events", img.conv.Events).
+		w.p.log.Info().Str("image", TruncateForLog(img.key)).Uint64("events", img.conv.Events).
 			Float64("threshold", img.threshold).Float64("end_threshold", img.endThreshold).
 			Msg("baseline graduated to monitoring")
 	}
@@ -612,7 +612,7 @@ func (w *worker) compact() {
 	n := min(len(w.compactions), maxCompactionsPerTick)
 	for _, job := range w.compactions[:n] {
 		if err := w.compactBucket(c, job); err != nil {
-			w.p.log.Warn().Err(err).Str("image", job.image).Time("bucket", job.bucket).Msg("compact baseline bucket")
+			w.p.log.Warn().Err(err).Str("image", TruncateForLog(job.image)).Time("bucket", job.bucket).Msg("compact baseline bucket")
 		}
 	}
 	w.compactions = append(w.compactions[:0], w.compactions[n:]...)
@@ -647,7 +647,7 @@ func (w *worker) flushBaselines(now time.Time) {
 		}
 		d, err := img.takeDelta(bucket)
 		if err != nil {
-			w.p.log.Error().Err(err).Str("image", img.key).Msg("encode baseline delta")
+			w.p.log.Error().Err(err).Str("image", TruncateForLog(img.key)).Msg("encode baseline delta")
 			continue
 		}
 		deltas = append(deltas, d)
@@ -714,12 +714,12 @@ func (w *worker) rollHorizon(now time.Time) {
 		}
 		old, err := w.p.deps.Baselines.ImageBuckets(img.key, img.oldestBucket, start)
 		if err != nil {
-			w.p.log.Error().Err(err).Str("image", img.key).Msg("read expired buckets")
+			w.p.log.Error().Err(err).Str("image", TruncateForLog(img.key)).Msg("read expired buckets")
 			continue
 		}
 		for _, b := range old {
 			if err := applyCounts(img.model, b.Counts, -1); err != nil {
-				w.p.log.Warn().Err(err).Str("image", img.key).Msg("subtract expired bucket")
+				w.p.log.Warn().Err(err).Str("image", TruncateForLog(img.key)).Msg("subtract expired bucket")
 			}
 		}
 		img.oldestBucket = start

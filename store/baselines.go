@@ -52,7 +52,7 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 		}
 		if len(dl.Counts) > 0 {
 			if err := checkTime("bucket", dl.Bucket); err != nil {
-				return fmt.Errorf("put deltas %s: %w", dl.Image, err)
+				return fmt.Errorf("put deltas %s: %w", scorer.TruncateForLog(dl.Image), err)
 			}
 			blobs++
 		}
@@ -114,7 +114,7 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 					// Unreadable, so no state to keep: the counts are
 					// written and the record is replaced by one without
 					// meta (the image loads as learning).
-					d.log.Warn().Err(err).Str("image", image).Msg("replacing a corrupt baseline record")
+					d.log.Warn().Err(err).Str("image", scorer.TruncateForLog(image)).Msg("replacing a corrupt baseline record")
 					meta = nil
 				} else if err != nil {
 					return fail(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -86,8 +87,11 @@ type WebhookConfig struct {
 
 // AdminConfig places and protects the operations endpoints: /healthz,
 // /readyz, /metrics and the admin API (/api/v1/...). They are served on
-// Listen when it is set, else on the HTTP input's listener. Without a token
-// the admin API is still served, but only on a loopback listener.
+// Listen when it is set, else on the HTTP input's listener. The admin API
+// needs Token, except on a loopback Listen; on the ingest listener it is
+// not served without Token (the ingest token is Falco's, not an
+// operator's). There /metrics needs a token too once either is set. See
+// mountOps for the whole policy.
 type AdminConfig struct {
 	// Listen is a separate plain-HTTP address for the operations endpoints,
 	// so that ingest can stay on loopback (Falco in the same pod) while
@@ -96,6 +100,12 @@ type AdminConfig struct {
 	Token     secret.Secret `yaml:"token"`
 	TokenFile string        `yaml:"token_file"`
 	TokenEnv  string        `yaml:"token_env"`
+	// AllowedHosts are extra host names (no port) /metrics and the admin
+	// API answer to, besides IP addresses, "localhost" and the listen host:
+	// a request under any other name is refused (403), since that is what
+	// a DNS-rebinding web page sends. Not checked for token-protected
+	// endpoints on a non-loopback listener.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // DefaultConfig is the configuration without a file: HTTP ingest on
@@ -189,6 +199,11 @@ func (c Config) Validate() error {
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("admin.listen: %w", err))
+		}
+	}
+	for i, h := range c.Admin.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ \t*@") {
+			errs = append(errs, fmt.Errorf("admin.allowed_hosts[%d]: %q is not a host name (no port, scheme or wildcard; IP addresses are always accepted)", i, h))
 		}
 	}
 	if c.MemoryLimitMiB < 0 {

@@ -7,6 +7,8 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +24,24 @@ import (
 // the admin API): on their own listener when admin.listen is set, else on
 // the HTTP input's listener. Without either they are not served, which is
 // logged.
+//
+// Who may use them (README, "Operations endpoints"):
+//   - /healthz and /readyz: anyone (kubelet probes carry no token and use
+//     the pod IP as Host).
+//   - /metrics on admin.listen: anyone whose Host is a name of the listener
+//     (hostPolicy), for Prometheus. On the ingest listener, once a token is
+//     configured (inputs.http.token or admin.token), only with one of them:
+//     a listener the operator protected must not publish the service's
+//     state to whoever reaches ingest.
+//   - /api/v1: with admin.token, only with it (on either listener). Without
+//     it, only on a loopback admin.listen. Never on the ingest listener
+//     without admin.token: whatever reaches ingest (Falco, and with no
+//     ingest token anything local) must not import, reset or replay, and
+//     the ingest token is Falco's credential, not an operator's.
 func (s *service) mountOps() error {
 	listen := s.cfg.Admin.Listen
 	var mount func(pattern string, h http.Handler)
+	shared := false // the ingest listener
 	switch {
 	case listen != "":
 		s.ops = newOpsServer(listen, s.log)
@@ -32,13 +49,29 @@ func (s *service) mountOps() error {
 	case s.http != nil:
 		listen = s.cfg.Inputs.HTTP.Listen
 		mount = s.http.Handle
+		shared = true
 	default:
 		if s.grpc != nil || s.cfg.Inputs.GRPC.Enabled { // a service, not a replay
 			s.log.Warn().Msg("no /healthz, /readyz or /metrics: the HTTP input is disabled and admin.listen is not set")
 		}
 		return nil
 	}
-	mount("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	tok, err := secret.Resolve("admin.token", s.cfg.Admin.Token, s.cfg.Admin.TokenFile, s.cfg.Admin.TokenEnv)
+	if err != nil {
+		return err
+	}
+	var metricsAuth admin.Bearer
+	if shared {
+		in := s.cfg.Inputs.HTTP
+		ingestTok, err := secret.Resolve("inputs.http.token", in.Token, in.TokenFile, in.TokenEnv)
+		if err != nil {
+			return err
+		}
+		metricsAuth = admin.NewBearer(tok, ingestTok)
+	}
+	hosts := newHostPolicy(listen, s.cfg.Admin.AllowedHosts)
+	mount("/metrics", guardOps(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}),
+		hosts.check(metricsAuth.Enabled()), metricsAuth))
 	mount("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -49,16 +82,18 @@ func (s *service) mountOps() error {
 		}
 		w.Write([]byte("ready\n"))
 	}))
-	tok, err := secret.Resolve("admin.token", s.cfg.Admin.Token, s.cfg.Admin.TokenFile, s.cfg.Admin.TokenEnv)
-	if err != nil {
-		return err
-	}
-	if tok.IsZero() && !loopback(listen) {
+	switch {
+	case tok.IsZero() && shared:
+		s.log.Info().Str("listen", listen).
+			Msg("admin api off: on the ingest listener it needs admin.token (or set admin.listen to a loopback address)")
+		return nil
+	case tok.IsZero() && !loopback(listen):
 		s.log.Warn().Str("listen", listen).
 			Msg("admin api disabled: listener is not loopback and admin.token is not set")
 		return nil
 	}
 	mount("/api/v1/", admin.Handler(s.db, tok, s.log,
+		admin.WithHostCheck(hosts.check(!tok.IsZero())),
 		admin.WithDescribe(describeBaseline(s.cfg.Scorer.Order)),
 		admin.WithExclusive(func(image string, write func() error) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -66,6 +101,70 @@ func (s *service) mountOps() error {
 			return s.pipe.Replace(ctx, image, write)
 		})))
 	return nil
+}
+
+// guardOps lets a request through to next when check (nil: any host)
+// accepts its Host and, when auth is enabled, it carries a token.
+func guardOps(next http.Handler, check func(host string) bool, auth admin.Bearer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if check != nil && !check(admin.RequestHost(r)) {
+			http.Error(w, "host is not a name of this listener (admin.allowed_hosts)", http.StatusForbidden)
+			return
+		}
+		if auth.Enabled() && !auth.Check(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="falco-scorer"`)
+			http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hostPolicy is the set of Host values an operations listener answers to,
+// against DNS rebinding: a web page whose name the attacker re-points at
+// 127.0.0.1 (or at a node's address) is same-origin with the listener, so
+// neither CORS nor Origin checks stop it, but its requests carry the
+// attacker's name as Host. Accepted: any IP literal (a rebinding needs a
+// name; kubelet and Prometheus use the pod IP), "localhost", the listen
+// host when it is a name, and admin.allowed_hosts.
+type hostPolicy struct {
+	loopback bool
+	names    map[string]bool
+}
+
+func newHostPolicy(listen string, extra []string) hostPolicy {
+	p := hostPolicy{loopback: loopback(listen), names: map[string]bool{"localhost": true}}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
+		p.names[normalHost(host)] = true
+	}
+	for _, h := range extra {
+		p.names[normalHost(h)] = true
+	}
+	return p
+}
+
+// check returns the Host check for an endpoint. A token-protected endpoint
+// on a non-loopback listener accepts any host: a rebinding page cannot
+// send the token, and clients may reach such a listener under names
+// (Services, ingresses) nobody listed. It returns nil for "any host".
+func (p hostPolicy) check(tokenProtected bool) func(string) bool {
+	if tokenProtected && !p.loopback {
+		return nil
+	}
+	return func(host string) bool {
+		if host == "" { // HTTP/1.0 without Host: not a browser
+			return true
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			return true
+		}
+		return p.names[host]
+	}
+}
+
+// normalHost is a host name as admin.RequestHost returns it.
+func normalHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "."))
 }
 
 func loopback(listen string) bool {

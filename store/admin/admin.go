@@ -311,7 +311,7 @@ func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("image %q not found", image))
 		return
 	}
-	h.log.Info().Str("image", image).Msg("baseline reset")
+	h.log.Info().Str("image", scorer.TruncateForLog(image)).Msg("baseline reset")
 	writeJSON(w, http.StatusOK, map[string]any{"reset": image})
 }
 
