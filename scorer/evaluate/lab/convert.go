@@ -235,14 +235,19 @@ func (c *Converter) spawn(parent *process, x *call, f int) *process {
 		pid: child, ppid: parent.pid, parent: parent, comm: parent.comm, exe: parent.exe, cmdline: parent.cmdline,
 		uid: parent.uid, cwd: parent.cwd, container: parent.container, file: f, alive: true,
 	}
-	if parent.run != nil {
-		c.join(p, parent.run)
-	} else {
-		for _, r := range c.runs {
-			if r.spec.RootPID == child && x.us >= r.spec.Start.UnixMicro()-2e6 && x.us <= r.spec.End.UnixMicro()+2e6 {
-				c.join(p, r)
-			}
+	// A run rooted at this pid (an attack through the debug endpoint) wins
+	// over the parent's run (a drift run covering the whole container).
+	var run *runState
+	for _, r := range c.runs {
+		if r.spec.RootPID == child && x.us >= r.spec.Start.UnixMicro()-2e6 && x.us <= r.spec.End.UnixMicro()+2e6 {
+			run = r
 		}
+	}
+	if run == nil {
+		run = parent.run
+	}
+	if run != nil {
+		c.join(p, run)
 	}
 	c.threads[child] = p
 	c.procs = append(c.procs, p)

@@ -97,15 +97,20 @@ func parseLine(line string, pending map[int]string) (call, bool, error) {
 		}
 		body = head + body[i+len(" resumed>"):]
 	}
+	// "name(args) = ret", where strace pads short calls: "setuid(33)   = 0".
 	open := strings.IndexByte(body, '(')
-	end := strings.LastIndex(body, ") = ")
-	if open <= 0 || end < open {
+	eq := strings.LastIndex(body, " = ")
+	if open <= 0 || eq < open {
+		return c, false, fmt.Errorf("call: %q", line)
+	}
+	end := len(strings.TrimRight(body[:eq], " ")) - 1
+	if end < open || body[end] != ')' {
 		return c, false, fmt.Errorf("call: %q", line)
 	}
 	c.name = body[:open]
 	c.raw = body[open+1 : end]
 	c.args = splitArgs(c.raw)
-	c.ret, c.retAnn, c.errno = parseRet(body[end+4:])
+	c.ret, c.retAnn, c.errno = parseRet(body[eq+3:])
 	return c, true, nil
 }
 
