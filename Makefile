@@ -5,7 +5,7 @@ BIN      := bin/falco-scorer
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test lint lint-ci fuzz bench bench-e2e demo run soak clean check-alerts check-deploy tidy-check
+.PHONY: all build test lint lint-ci fuzz bench bench-e2e demo run soak clean check-alerts check-deploy tidy-check lab
 
 all: build test
 
@@ -79,3 +79,16 @@ PROMTOOL ?= github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 check-alerts:
 	$(GO) run $(PROMTOOL) check rules deploy/helm/falco-scorer/files/prometheus-rules.yaml
 	cd deploy && $(GO) run $(PROMTOOL) test rules testdata/prometheus-rules_test.yaml
+
+# lab: record the evaluation lab (real nginx, redis, a Python API and a cron
+# worker under strace, normal traffic, drift and attacks; about 11 minutes)
+# and convert it to scorer/evaluate/lab/testdata. Needs root and
+# `apt-get install -y strace nginx redis-server python3 curl sudo`; not part
+# of make test. See scorer/evaluate/lab/README.md.
+LAB_RAW   ?= /var/tmp/falco-lab/raw
+LAB_LEARN ?= 5m
+LAB_TEST  ?= 5m
+lab:
+	$(GO) build -o bin/falco-lab ./cmd/falco-lab
+	./bin/falco-lab record -raw $(LAB_RAW) -learn $(LAB_LEARN) -test $(LAB_TEST)
+	./bin/falco-lab convert -raw $(LAB_RAW) -out scorer/evaluate/lab/testdata
