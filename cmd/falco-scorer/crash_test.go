@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -299,7 +298,7 @@ func TestSIGKILLRounds(t *testing.T) {
 // service's data directory and returns the baseline's learned_events.
 func learnedEvents(t testing.TB, data, image string) int {
 	t.Helper()
-	out, err := exec.Command(buildBinary(t), "baselines", "show", image, "--data-dir", data).CombinedOutput()
+	out, err := childCommand(t, "baselines", "show", image, "--data-dir", data).CombinedOutput()
 	if err != nil {
 		t.Fatalf("baselines show: %v\n%s", err, out)
 	}

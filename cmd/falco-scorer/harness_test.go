@@ -18,7 +18,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -36,40 +35,32 @@ import (
 	"github.com/falco-scorer/falco-scorer/store"
 )
 
-// binDir holds the falco-scorer binary built once for child-process tests.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
+// childEnv, set in a child's environment, makes the test binary run the
+// service's main instead of the tests: child-process tests (SIGTERM,
+// SIGKILL, soak) run the code under test as built for this test run, race
+// detector included, instead of building the service a second time (a
+// separate build of every dependency without -race: a minute or more on a
+// fresh clone).
+const childEnv = "FALCO_SCORER_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	if os.Getenv(childEnv) == "1" {
+		main() // exits non-zero on error
+		os.Exit(0)
 	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
-// buildBinary builds cmd/falco-scorer once per test binary run.
-func buildBinary(t testing.TB) string {
+// childCommand is `falco-scorer args...` run by the test binary itself.
+func childCommand(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "fs-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "falco-scorer")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	return cmd
 }
 
 // testConfig is a loopback configuration: HTTP ingest on a free port, Badger
@@ -468,13 +459,12 @@ shutdown_timeout: 10s
 // appended to stdoutPath, and waits for its HTTP address in the log.
 func startChild(t testing.TB, cfgPath, stdoutPath string) *child {
 	t.Helper()
-	bin := buildBinary(t)
 	f, err := os.OpenFile(stdoutPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &child{stdout: stdoutPath, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	c.cmd = exec.Command(bin, "serve", "--config", cfgPath)
+	c.cmd = childCommand(t, "serve", "--config", cfgPath)
 	c.cmd.Stdout = f
 	pr, pw := io.Pipe()
 	c.cmd.Stderr = pw
@@ -522,6 +512,10 @@ func startChild(t testing.TB, cfgPath, stdoutPath string) *child {
 		default:
 			c.cmd.Process.Kill()
 			<-c.exited
+		}
+		// The child is this test binary, race detector included.
+		if strings.Contains(c.stderr.String(), "DATA RACE") {
+			t.Errorf("the child reported a data race:\n%s", c.stderr.String())
 		}
 	})
 	return c
