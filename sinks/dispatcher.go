@@ -15,7 +15,9 @@ import (
 )
 
 // PendingCounter is implemented by outboxes that can count a sink's pending
-// entries cheaply; the Dispatcher then exports the queue_depth gauge.
+// entries cheaply; the Dispatcher then exports that count as the
+// queue_depth gauge, read at each scrape. The count covers the whole
+// outbox, not only the entries the dispatcher has read.
 type PendingCounter interface {
 	PendingCount(sink string) (int, error)
 }
@@ -67,7 +69,7 @@ type Dispatcher struct {
 	sent, retried         prometheus.Counter
 	failed, dead          *prometheus.CounterVec
 	latency, sendDuration prometheus.Observer
-	inFlight, queueDepth  prometheus.Gauge
+	inFlight              prometheus.Gauge
 	lastErr               string // last logged failure, to log only changes
 }
 
@@ -83,6 +85,9 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 	name := sink.Name()
 	h, ok := sink.(HeaderOnly)
 	keyed, _ := sink.(Keyed)
+	if pc, ok := outbox.(PendingCounter); ok {
+		m.queueDepth.track(name, pc)
+	}
 	return &Dispatcher{
 		keyed: keyed,
 		sink:  sink, name: name, outbox: outbox, cfg: cfg,
@@ -100,7 +105,6 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 		latency:      m.latency.WithLabelValues(name),
 		sendDuration: m.sendDuration.WithLabelValues(name),
 		inFlight:     m.inFlight.WithLabelValues(name),
-		queueDepth:   m.queueDepth.WithLabelValues(name),
 	}, nil
 }
 
@@ -216,7 +220,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			continue
 		}
 		readFailures = 0
-		d.updateDepth()
 		if len(entries) == 0 {
 			select {
 			case <-ctx.Done():
@@ -232,16 +235,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.inFlight.Set(0)
 	return nil
-}
-
-func (d *Dispatcher) updateDepth() {
-	pc, ok := d.outbox.(PendingCounter)
-	if !ok {
-		return
-	}
-	if n, err := pc.PendingCount(d.name); err == nil {
-		d.queueDepth.Set(float64(n))
-	}
 }
 
 // deliver handles one batch until each entry is acknowledged or
@@ -269,14 +262,23 @@ func (d *Dispatcher) deliver(ctx context.Context, entries []scorer.OutboxEntry) 
 // decode builds the Item of an outbox entry: the header only for a
 // HeaderOnly sink, else the whole alert (whose header DecodeAlertHeader
 // would read the same).
+//
+// The payload goes out as strict JSON: an entry written before alerts
+// replaced invalid UTF-8 in the Falco event (scorer.ValidUTF8JSON) is
+// repaired here; any other read from disk costs one validation pass and no
+// copy. One handed out from memory (with its header) was marshalled by this
+// process, so it is strict already.
 func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 	it := Item{Payload: e.Payload, Seq: e.Seq, Enqueued: e.Enqueued}
+	if e.Header == nil {
+		it.Payload = scorer.ValidUTF8JSON(e.Payload)
+	}
 	if d.headerOnly {
 		if e.Header != nil { // handed out from memory with the scorer's header
 			it.Header = *e.Header
 			return it, nil
 		}
-		h, err := scorer.DecodeAlertHeader(e.Payload)
+		h, err := scorer.DecodeAlertHeader(it.Payload)
 		if err != nil {
 			return Item{}, err
 		}
@@ -284,7 +286,7 @@ func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 		return it, nil
 	}
 	a := new(scorer.Alert)
-	if err := a.UnmarshalJSON(e.Payload); err != nil {
+	if err := a.UnmarshalJSON(it.Payload); err != nil {
 		return Item{}, err
 	}
 	it.Header, it.Alert = a.Header(), a

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,7 +18,7 @@ type Metrics struct {
 	latency      *prometheus.HistogramVec
 	sendDuration *prometheus.HistogramVec
 	inFlight     *prometheus.GaugeVec
-	queueDepth   *prometheus.GaugeVec
+	queueDepth   *depthCollector
 }
 
 // NewMetrics creates the delivery metrics and registers them with reg.
@@ -54,10 +55,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "in_flight",
 			Help: "Alerts read from the outbox and not yet acknowledged or dead-lettered.",
 		}, []string{"sink"}),
-		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "queue_depth",
-			Help: "Pending outbox entries of the sink (only when the outbox can count them cheaply).",
-		}, []string{"sink"}),
+		queueDepth: &depthCollector{
+			desc: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "queue_depth"),
+				"Alerts waiting in the outbox for the sink, read from the outbox at scrape time (only when the outbox can count them cheaply).",
+				[]string{"sink"}, nil),
+			sinks: map[string]PendingCounter{},
+		},
 	}
 	for _, c := range []prometheus.Collector{m.sent, m.failed, m.retried, m.deadLettered, m.latency, m.sendDuration, m.inFlight, m.queueDepth} {
 		if err := reg.Register(c); err != nil {
@@ -65,4 +68,47 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// depthCollector exports queue_depth from the outbox's own count of each
+// sink's pending entries when scraped. A gauge the dispatcher set after
+// each outbox read went stale in an outage: the dispatcher retries one
+// batch and reads nothing more while alerts pile up in the outbox (25
+// shown while 100,000 waited).
+type depthCollector struct {
+	desc  *prometheus.Desc
+	mu    sync.Mutex
+	sinks map[string]PendingCounter // by sink name
+}
+
+// track exports the pending count of sink from pc (replacing an earlier
+// dispatcher's of the same name).
+func (c *depthCollector) track(sink string, pc PendingCounter) {
+	c.mu.Lock()
+	c.sinks[sink] = pc
+	c.mu.Unlock()
+}
+
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect reads each count outside the lock: a count takes the outbox's
+// own lock, which must not wait behind a dispatcher being created.
+func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	type tracked struct {
+		sink string
+		pc   PendingCounter
+	}
+	all := make([]tracked, 0, len(c.sinks))
+	for s, pc := range c.sinks {
+		all = append(all, tracked{s, pc})
+	}
+	c.mu.Unlock()
+	for _, t := range all {
+		n, err := t.pc.PendingCount(t.sink)
+		if err != nil {
+			continue // no value rather than a wrong one
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), t.sink)
+	}
 }

@@ -10,7 +10,9 @@ import (
 )
 
 // Item is one alert to deliver: its header, the decoded alert and the exact
-// payload the outbox stored (Alert.MarshalJSON). Sinks that forward the alert
+// payload the outbox stored (Alert.MarshalJSON), which is strict JSON (valid
+// UTF-8, no escape of an unpaired surrogate: the dispatcher repairs entries
+// written before Alert.MarshalJSON ensured it). Sinks that forward the alert
 // JSON (Kafka, stdout) send Payload unchanged rather than marshalling again.
 type Item struct {
 	Header   scorer.AlertHeader // always set

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
@@ -196,14 +197,35 @@ func (s *Sink) message(it sinks.Item) kafkago.Message {
 		Headers: []kafkago.Header{
 			{Key: HeaderSchema, Value: []byte(scorer.AlertSchema)},
 			{Key: HeaderAlertID, Value: []byte(h.ID)},
-			{Key: HeaderKind, Value: []byte(h.Kind)},
+			{Key: HeaderKind, Value: headerValue(h.Kind)},
 			{Key: HeaderPriority, Value: []byte(h.Priority.String())},
 			{Key: HeaderScore, Value: strconv.AppendFloat(nil, h.Score, 'g', -1, 64)},
-			{Key: HeaderBand, Value: []byte(h.Band)},
-			{Key: HeaderRule, Value: []byte(h.Rule)},
-			{Key: HeaderImage, Value: []byte(h.Image)},
+			{Key: HeaderBand, Value: headerValue(h.Band)},
+			{Key: HeaderRule, Value: headerValue(h.Rule)},
+			{Key: HeaderImage, Value: headerValue(h.Image)},
 		},
 	}
+}
+
+// headerValue returns s as a header value in UTF-8: each byte that is not
+// becomes U+FFFD, as in the record's JSON value. Rule and image come from
+// the Falco event, whose bytes a consumer reading headers as text must not
+// choke on. The record key is left as is: it only partitions.
+func headerValue(s string) []byte {
+	if utf8.ValidString(s) {
+		return []byte(s)
+	}
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return b
 }
 
 // ensureTopic creates the topic once when create_topic is set. A failure is

@@ -183,9 +183,12 @@ func retryAfter(h string) (time.Duration, bool) {
 // the alert's (escalated) priority and the scorer's view added under
 // scorer.* keys in output_fields: categorical values as strings (falco-talon
 // matches output_fields by equality), numbers as JSON numbers. Every other
-// key of the original event is kept as it was.
+// key of the original event is kept as it was, but for bytes that are not
+// UTF-8 and escapes of unpaired surrogates, which become U+FFFD
+// (scorer.ValidUTF8JSON): encoding/json passes the values it keeps raw
+// through unchecked, and receivers may parse strictly.
 func FalcoJSON(a *scorer.Alert) ([]byte, error) {
-	raw := []byte(a.Event.Raw)
+	raw := scorer.ValidUTF8JSON(a.Event.Raw)
 	if len(raw) == 0 {
 		var err error
 		if raw, err = a.Event.EncodeJSON(); err != nil {
