@@ -46,6 +46,31 @@ type Deps struct {
 	// then refuses events with ErrBacklogged. nil: never.
 	Backlogged func() bool
 	Now        func() time.Time // nil: time.Now
+	// OnScored, when set, is called by the worker that scored an
+	// observation (and at each process's end) with what it decided: eval
+	// measures the service's own pipeline through it. It must be quick and
+	// safe for concurrent use (workers call it in parallel).
+	OnScored func(Scored)
+}
+
+// Scored is one scoring decision of the pipeline, for evaluation.
+type Scored struct {
+	Image        string
+	ContainerID  string
+	PID          int64
+	PPID         int64     // the parent's pid, when Falco sent it
+	Time         time.Time // the event's
+	Symbol       string    // "" at a process's end
+	Learning     bool      // the image's baseline was learning
+	Surprise     float64   // -log2 P(symbol | history), bits
+	Window       float64   // the online score after this event
+	Ready        bool      // the window may alert (warmed up)
+	Threshold    float64   // the image's online threshold (+Inf until calibrated)
+	End          bool      // the process ended: EndScore is its whole-trace score
+	EndScore     float64
+	EndJudged    bool    // the end verdict was taken (monitoring, calibrated, long enough)
+	EndThreshold float64 // +Inf until calibrated
+	Alerted      bool    // an anomaly alert was raised at this event
 }
 
 // Pipeline scores accepted events and writes the resulting alerts to the

@@ -183,9 +183,18 @@ func (w *worker) observe(it item, now time.Time) {
 		return
 	}
 	obs := observationOf(&it.ev, evtType)
-	r := img.step(seq, w.p.symbols.Symbol(&obs))
+	sym := w.p.symbols.Symbol(&obs)
+	r := img.step(seq, sym)
 	if r.oov {
 		w.p.met.oov.Inc()
+	}
+	alerted, learning := false, img.learning()
+	if on := w.p.deps.OnScored; on != nil {
+		defer func() {
+			on(Scored{Image: img.key, ContainerID: it.subj.ContainerID, PID: it.subj.PID, PPID: ppid, Time: it.ev.Time,
+				Symbol: sym, Learning: learning, Surprise: r.step.Surprise, Window: r.window, Ready: r.full,
+				Threshold: img.threshold, Alerted: alerted})
+		}()
 	}
 	if img.learning() {
 		// Scored before it is learned, so the score is held out: it
@@ -201,6 +210,7 @@ func (w *worker) observe(it item, now time.Time) {
 			seq.peak = r.window
 			w.containerEnter(seq, img, r, now)
 			w.emit(w.anomalyAlert(&it, img, seq, r, KindAnomaly), now)
+			alerted = true
 		} else if seq.alarm.On() {
 			seq.peak = max(seq.peak, r.window)
 		} else if wasOn {
@@ -458,6 +468,13 @@ func (w *worker) closeSequence(el *list.Element, reason string) {
 // verdict over the whole trace.
 func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason string) {
 	img := seq.img
+	if on := w.p.deps.OnScored; on != nil {
+		sc := Scored{Image: img.key, ContainerID: it.subj.ContainerID, PID: it.subj.PID, Time: it.ev.Time,
+			Learning: img.learning(), End: true, EndScore: img.endScore(seq), EndThreshold: img.endThreshold,
+			EndJudged: !img.learning() && img.endCalibrated() && seq.events >= minEndEvents, Threshold: img.threshold}
+		sc.Alerted = sc.EndJudged && sc.EndScore > img.endThreshold && !seq.alerted
+		defer on(sc)
+	}
 	switch {
 	case img.learning():
 		if !seq.alerted {

@@ -15,19 +15,29 @@ import (
 // newEvalCmd is `falco-scorer eval`: train the model on ADFA-LD-layout
 // traces, calibrate on the training data alone, score normal and attack
 // traces with the service's own scoring code, and report detection figures.
-func newEvalCmd() *cobra.Command {
+func newEvalCmd(g *globalFlags) *cobra.Command {
 	cfg := evaluate.DefaultConfig()
-	var train, normal, attack string
+	var train, normal, attack, capturePath, labelsPath string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "eval --train DIR --normal DIR --attack DIR",
-		Short: "Measure the anomaly model on ADFA-LD-layout traces",
-		Long: "Each file is one sequence of whitespace-separated system calls; attack files live under\n" +
-			"attack/<Family_N>/. Thresholds come from held-out folds of --train only, as in the service.",
+		Use:   "eval --capture FILE --labels FILE | --train DIR --normal DIR --attack DIR",
+		Short: "Measure detection on a recorded Falco capture, or the model on ADFA-LD-layout traces",
+		Long: "With --capture and --labels, replays a recorded capture of Falco observations (a learning phase,\n" +
+			"then normal traffic and attacks; see scorer/evaluate/lab) through the service's own pipeline with\n" +
+			"the scorer section of --config, and reports detection beside a set-membership profile.\n" +
+			"With --train, --normal and --attack, each file is one sequence of whitespace-separated system\n" +
+			"calls; attack files live under attack/<Family_N>/. Thresholds come from held-out folds of\n" +
+			"--train only, as in the service.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if capturePath != "" || labelsPath != "" {
+				if capturePath == "" || labelsPath == "" {
+					return errors.New("eval: --capture and --labels go together")
+				}
+				return runEvalCapture(cmd, g, capturePath, labelsPath, asJSON)
+			}
 			if train == "" || normal == "" || attack == "" {
-				return errors.New("eval: --train, --normal and --attack are required")
+				return errors.New("eval: --capture and --labels, or --train, --normal and --attack, are required")
 			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("eval: %w", err)
@@ -56,6 +66,8 @@ func newEvalCmd() *cobra.Command {
 	f.StringVar(&train, "train", "", "directory of normal training traces")
 	f.StringVar(&normal, "normal", "", "directory of normal test traces")
 	f.StringVar(&attack, "attack", "", "directory of attack traces, one subdirectory per family run")
+	f.StringVar(&capturePath, "capture", "", "recorded Falco capture (NDJSON, gzip allowed)")
+	f.StringVar(&labelsPath, "labels", "", "the capture's labels.json")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.IntVar(&cfg.Model.Order, "order", cfg.Model.Order, "Markov order (n-gram length, 1-6)")
 	f.StringVar(&cfg.Model.Smoothing, "smoothing", cfg.Model.Smoothing, "witten-bell or absolute-discount")

@@ -48,7 +48,7 @@ func TestEvalCmd(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := newEvalCmd()
+			cmd := newEvalCmd(&globalFlags{})
 			var out bytes.Buffer
 			cmd.SetOut(&out)
 			cmd.SetErr(&out)

@@ -90,7 +90,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newReplayCmd(g),
 		newVersionCmd(),
 		newConfigCmd(g),
-		newEvalCmd(),
+		newEvalCmd(g),
 		newDemoCmd(g),
 	)
 	addBaselinesCmd(root, g)

@@ -1,0 +1,270 @@
+package capture
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate"
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+)
+
+// recordScored runs the pipeline over a capture and returns every decision
+// in the order one worker took them.
+func recordScored(t *testing.T, cfg scorer.Config, capturePath string) []scorer.Scored {
+	t.Helper()
+	cfg.Workers = 1
+	var mu sync.Mutex
+	var out []scorer.Scored
+	p, err := scorer.New(cfg, scorer.Deps{Journal: nopJournal{}, OnScored: func(s scorer.Scored) {
+		mu.Lock()
+		out = append(out, s)
+		mu.Unlock()
+	}}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-p.Ready()
+	f, err := os.Open(capturePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := feed(context.Background(), zr, p, &Report{}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	<-done
+	return out
+}
+
+type cand struct {
+	name  string
+	score func(events []scorer.Scored, parent map[int]int) []float64 // per event index: the process score so far
+}
+
+// TestTuneProcessScore prints, for candidate online scores computed from
+// the pipeline's per-event surprises, process AUC and run detection at
+// 1 % and 0.1 % of normal test processes. EVAL_TUNE=capture LAB_DIR=dir.
+func TestTuneProcessScore(t *testing.T) {
+	if os.Getenv("EVAL_TUNE") != "capture" {
+		t.Skip("set EVAL_TUNE=capture LAB_DIR=<dir with capture.ndjson.gz and labels.json>")
+	}
+	dir := os.Getenv("LAB_DIR")
+	labels, err := lab.LoadLabels(dir + "/labels.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := scorer.DefaultConfig()
+	if m := os.Getenv("SYMBOLS"); m != "" {
+		cfg.Symbols.Mode = m
+	}
+	evs := recordScored(t, cfg, dir+"/capture.ndjson.gz")
+	t.Logf("%d decisions", len(evs))
+
+	type pk struct {
+		c   string
+		pid int64
+		gen int
+	}
+	gen := map[[2]any]int{}
+	procOf := make([]int, len(evs))
+	keys := map[pk]int{}
+	var procs []pk
+	parentOf := map[int]int{} // proc index → parent proc index
+	live := map[[2]any]int{}   // (container,pid) → current proc index
+	for i, s := range evs {
+		g := [2]any{s.ContainerID, s.PID}
+		k := pk{s.ContainerID, s.PID, gen[g]}
+		idx, ok := keys[k]
+		if !ok {
+			idx = len(procs)
+			keys[k] = idx
+			procs = append(procs, k)
+			if pi, ok := live[[2]any{s.ContainerID, s.PPID}]; ok && s.PPID > 0 {
+				parentOf[idx] = pi
+			}
+			live[g] = idx
+		}
+		procOf[i] = idx
+		if s.End {
+			gen[g]++
+			delete(live, g)
+		}
+	}
+	// Ground truth per process: its run, from its first test event.
+	runOf := map[int]*lab.Run{}
+	test := map[int]bool{}
+	for i, s := range evs {
+		if s.Time.Before(labels.TestStart) {
+			continue
+		}
+		p := procOf[i]
+		if !test[p] {
+			test[p] = true
+			runOf[p] = labels.Lookup(s.ContainerID, int(s.PID), s.Time)
+		}
+	}
+	// learned symbols per image (learning phase)
+	learned := map[string]map[string]bool{}
+	for _, s := range evs {
+		if s.Time.Before(labels.TestStart) && s.Symbol != "" {
+			if learned[s.Image] == nil {
+				learned[s.Image] = map[string]bool{}
+			}
+			learned[s.Image][s.Symbol] = true
+		}
+	}
+	cusum := func(k float64, inherit bool) func() map[int]float64 {
+		return func() map[int]float64 {
+			state := map[int]float64{}
+			best := map[int]float64{}
+			started := map[int]bool{}
+			for i, s := range evs {
+				p := procOf[i]
+				if !started[p] {
+					started[p] = true
+					if par, ok := parentOf[p]; ok && inherit {
+						state[p] = state[par]
+					}
+				}
+				if s.End {
+					continue
+				}
+				state[p] = math.Max(0, state[p]+s.Surprise-k)
+				if !s.Time.Before(labels.TestStart) {
+					best[p] = math.Max(best[p], state[p])
+				}
+			}
+			return best
+		}
+	}
+	maxSurprise := func() map[int]float64 {
+		best := map[int]float64{}
+		for i, s := range evs {
+			if !s.End && !s.Time.Before(labels.TestStart) {
+				best[procOf[i]] = math.Max(best[procOf[i]], s.Surprise)
+			}
+		}
+		return best
+	}
+	novel := func() map[int]float64 {
+		best := map[int]float64{}
+		for i, s := range evs {
+			if !s.End && !s.Time.Before(labels.TestStart) && !learned[s.Image][s.Symbol] {
+				best[procOf[i]]++
+			}
+		}
+		return best
+	}
+	cands := []struct {
+		name string
+		f    func() map[int]float64
+	}{
+		{"set membership (novel symbols)", novel},
+		{"max surprise", maxSurprise},
+	}
+	for _, k := range []float64{2, 4, 6, 8, 10} {
+		cands = append(cands, struct {
+			name string
+			f    func() map[int]float64
+		}{fmt.Sprintf("cusum k=%g", k), cusum(k, false)})
+		cands = append(cands, struct {
+			name string
+			f    func() map[int]float64
+		}{fmt.Sprintf("cusum k=%g tree", k), cusum(k, true)})
+	}
+	for _, c := range cands {
+		sc := c.f()
+		var neg, pos []float64
+		for p := range test {
+			r := runOf[p]
+			if r != nil && r.Kind == lab.KindAttack {
+				pos = append(pos, sc[p])
+			} else {
+				neg = append(neg, sc[p])
+			}
+		}
+		line := fmt.Sprintf("%-32s AUC %.3f", c.name, evaluate.AUC(neg, pos))
+		for _, b := range []float64{0, 0.001, 0.01, 0.05} {
+			sn := slices.Clone(neg)
+			sort.Float64s(sn)
+			allowed := int(math.Floor(b * float64(len(sn))))
+			thr := sn[len(sn)-1-allowed]
+			runs := map[*lab.Run]bool{}
+			for p := range test {
+				if r := runOf[p]; r != nil && r.Kind == lab.KindAttack && sc[p] > thr {
+					runs[r] = true
+				}
+			}
+			line += fmt.Sprintf("  @%g%%: %d runs (thr %.1f)", b*100, len(runs), thr)
+		}
+		t.Log(line)
+	}
+}
+
+// TestTuneNovelSymbols prints the symbols never seen while learning, by
+// how many normal and attack test processes emit them.
+func TestTuneNovelSymbols(t *testing.T) {
+	if os.Getenv("EVAL_TUNE") != "capture" {
+		t.Skip("set EVAL_TUNE=capture LAB_DIR=<dir>")
+	}
+	dir := os.Getenv("LAB_DIR")
+	labels, err := lab.LoadLabels(dir + "/labels.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := recordScored(t, scorer.DefaultConfig(), dir+"/capture.ndjson.gz")
+	learned := map[string]bool{}
+	for _, s := range evs {
+		if s.Time.Before(labels.TestStart) && s.Symbol != "" {
+			learned[s.Image+" "+s.Symbol] = true
+		}
+	}
+	type cnt struct{ normal, drift, attack int }
+	novel := map[string]*cnt{}
+	for _, s := range evs {
+		if s.Time.Before(labels.TestStart) || s.Symbol == "" || learned[s.Image+" "+s.Symbol] {
+			continue
+		}
+		k := s.Image[:min(len(s.Image), 30)] + " | " + s.Symbol
+		c := novel[k]
+		if c == nil {
+			c = &cnt{}
+			novel[k] = c
+		}
+		switch r := labels.Lookup(s.ContainerID, int(s.PID), s.Time); {
+		case r == nil:
+			c.normal++
+		case r.Kind == lab.KindDrift:
+			c.drift++
+		default:
+			c.attack++
+		}
+	}
+	var ks []string
+	for k := range novel {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for _, k := range ks {
+		c := novel[k]
+		t.Logf("normal %4d drift %4d attack %4d  %s", c.normal, c.drift, c.attack, k)
+	}
+}
