@@ -88,7 +88,7 @@ func TestTuneProcessScore(t *testing.T) {
 	keys := map[pk]int{}
 	var procs []pk
 	parentOf := map[int]int{} // proc index → parent proc index
-	live := map[[2]any]int{}   // (container,pid) → current proc index
+	live := map[[2]any]int{}  // (container,pid) → current proc index
 	for i, s := range evs {
 		g := [2]any{s.ContainerID, s.PID}
 		k := pk{s.ContainerID, s.PID, gen[g]}
