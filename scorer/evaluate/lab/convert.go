@@ -49,6 +49,7 @@ type process struct {
 	events     int
 	eventsTest int
 	root       bool // first process of its trace
+	children   []*process
 }
 
 type runState struct {
@@ -72,6 +73,7 @@ type Converter struct {
 	traces   []TraceSpec
 	calls    [][]call
 	threads  map[int]*process
+	inits    map[string]*process // container key -> its init (main trace's root)
 	procs    []*process
 	events   []*event
 	known    map[string]bool // paths known to exist (a create of them is not a creation)
@@ -101,7 +103,7 @@ type Stats struct {
 // NewConverter starts a conversion for a recording's manifest.
 func NewConverter(m *Manifest) *Converter {
 	c := &Converter{
-		man: m, conts: map[string]*ContainerSpec{}, threads: map[int]*process{},
+		man: m, conts: map[string]*ContainerSpec{}, threads: map[int]*process{}, inits: map[string]*process{},
 		known: map[string]bool{}, pending: map[[2]int]*pendingConnect{}, accepts: map[string][]acceptRec{},
 		Stats: Stats{Dropped: map[string]int{}},
 	}
@@ -204,6 +206,9 @@ func (c *Converter) create(f, tid int, clones map[int][]int, used map[int]bool) 
 	cont := c.conts[c.traces[f].Container]
 	p := &process{pid: tid, ppid: shimPID(cont), comm: "containerd-shim", uid: 0, container: cont, file: f, alive: true, root: true}
 	p.parent = &process{pid: p.ppid, comm: "containerd-shim"}
+	if !c.traces[f].Exec {
+		c.inits[c.traces[f].Container] = p
+	}
 	for _, r := range c.runs {
 		if r.spec.Trace == c.traces[f].File {
 			c.join(p, r)
@@ -249,9 +254,32 @@ func (c *Converter) spawn(parent *process, x *call, f int) *process {
 	if run != nil {
 		c.join(p, run)
 	}
+	parent.children = append(parent.children, p)
 	c.threads[child] = p
 	c.procs = append(c.procs, p)
 	return p
+}
+
+// reparent gives the live children of an exited process to their
+// container's init, as the kernel (and Falco's thread table) does for a
+// container without a subreaper.
+func (c *Converter) reparent(p *process) {
+	var init *process
+	for k, ip := range c.inits {
+		if c.conts[k] == p.container {
+			init = ip
+		}
+	}
+	for _, ch := range p.children {
+		if !ch.alive {
+			continue
+		}
+		if init != nil && init.alive && init != p {
+			ch.parent, ch.ppid = init, init.pid
+			init.children = append(init.children, ch)
+		}
+	}
+	p.children = nil
 }
 
 func (c *Converter) join(p *process, r *runState) {
@@ -337,6 +365,7 @@ func (c *Converter) handle(p *process, x *call) {
 		c.emit(p, x, ruleProcess, "procexit", nil, nil)
 		p.alive = false
 		delete(c.threads, x.tid)
+		c.reparent(p)
 		return
 	}
 	switch x.name {
