@@ -277,3 +277,26 @@ func TestAdminAllowedHostsInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestExposedIngestRefused: the container image's built-in config listened
+// on 0.0.0.0:2801 without a token and the service started with a warning.
+// Now such a config is refused by validation (config check and start)
+// unless inputs.http.allow_unauthenticated says a network policy stands
+// in front.
+func TestExposedIngestRefused(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Inputs.HTTP.Listen = "0.0.0.0:0"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "inputs.http.listen") || !strings.Contains(err.Error(), "allow_unauthenticated") {
+		t.Errorf("Validate() = %v, want an inputs.http.listen error naming allow_unauthenticated", err)
+	}
+	if svc, err := newService(cfg, zerolog.Nop(), io.Discard); err == nil {
+		svc.db.Close()
+		t.Errorf("newService with ingest on 0.0.0.0 without token = nil error, want a refusal")
+	}
+
+	cfg.Inputs.HTTP.AllowUnauthenticated = true
+	r := startService(t, cfg, "info")
+	if !strings.Contains(r.logs.String(), "ingest listens beyond loopback without a token or mtls") {
+		t.Errorf("allowed exposure not logged:\n%s", r.logs.String())
+	}
+}

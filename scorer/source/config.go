@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -79,6 +80,37 @@ type HTTPConfig struct {
 	TokenEnv  string        `yaml:"token_env"`
 
 	TLS TLSConfig `yaml:"tls"`
+
+	// AllowUnauthenticated lets ingest listen beyond loopback with neither
+	// a token nor mTLS (tls.client_ca_file). Without it such a listener is
+	// refused at start: whoever reaches it can feed events into the
+	// baselines and teach them an attacker's behaviour. Set it only where
+	// the network admits nothing but Falco (a NetworkPolicy, a firewall, a
+	// container port published on the host's loopback), since Falco's
+	// http_output cannot send a bearer token.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+}
+
+// exposure reports a listener beyond loopback with neither a token
+// (tokenSet) nor mTLS, unless AllowUnauthenticated. Only an IP literal or
+// an empty host (all interfaces) is judged here; a host name is judged by
+// Run on the address it resolves to.
+func (c HTTPConfig) exposure(tokenSet bool) error {
+	if !c.Enabled || c.AllowUnauthenticated || tokenSet || c.TLS.ClientCAFile != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return nil // reported as a listen error
+	}
+	if host != "" {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || ip.IsLoopback() {
+			return nil
+		}
+	}
+	return fmt.Errorf("listen: %q is beyond loopback and neither token nor tls.client_ca_file (mTLS) is set: "+
+		"set one, listen on 127.0.0.1, or set allow_unauthenticated: true if only Falco can reach it", c.Listen)
 }
 
 // TLSConfig enables HTTPS (CertFile and KeyFile) and mTLS (ClientCAFile:
@@ -148,6 +180,9 @@ func (c HTTPConfig) Validate() error {
 	}
 	if !c.Token.IsZero() && c.TokenFile != "" {
 		add("token: set either token or token_file, not both")
+	}
+	if err := c.exposure(!c.Token.IsZero() || c.TokenFile != "" || c.TokenEnv != ""); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -75,6 +75,11 @@ func NewHTTP(cfg HTTPConfig, acc scorer.Acceptor, logger zerolog.Logger, reg pro
 		sum := sha256.Sum256([]byte(tok.Value()))
 		h.token = &sum
 	}
+	// Validate saw only that a token source is named; an empty file or
+	// variable leaves the listener as open as none.
+	if err := cfg.exposure(h.token != nil); err != nil {
+		return nil, fmt.Errorf("http input: %w", err)
+	}
 	h.mux.HandleFunc("/{$}", h.ingest)
 	h.mux.HandleFunc("/", h.notFound)
 	h.srv = &http.Server{
@@ -152,10 +157,14 @@ func (h *HTTP) Run(ctx context.Context) error {
 		return fmt.Errorf("http input: listen %s: %w", h.cfg.Listen, err)
 	}
 	addr := ln.Addr().String()
-	h.addr.Store(&addr)
 	if h.exposed(ln.Addr()) {
+		if !h.cfg.AllowUnauthenticated {
+			ln.Close()
+			return fmt.Errorf("http input: listen %s: %s is beyond loopback and neither token nor tls.client_ca_file (mTLS) is set: set one, or allow_unauthenticated: true if only Falco can reach it", h.cfg.Listen, addr)
+		}
 		h.log.Warn().Str("addr", addr).Msg("ingest listens beyond loopback without a token or mtls")
 	}
+	h.addr.Store(&addr)
 	useTLS := h.srv.TLSConfig != nil // read before Serve touches the server
 	errc := make(chan error, 1)
 	go func() {
