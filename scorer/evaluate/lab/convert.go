@@ -460,9 +460,12 @@ func (c *Converter) open(p *process, x *call) {
 			mode = strings.FieldsFunc(how[i+5:], func(r rune) bool { return r == ',' || r == '}' })[0]
 		}
 	}
+	// Falco names the file by the path the caller gave, made absolute with
+	// the cwd or dirfd, not symlink-resolved (strace's -yy annotation of the
+	// returned fd is resolved: /var/run/... would read /run/...).
 	raw, _ := unquote(name)
 	p2 := resolve(dir, raw)
-	if x.ret >= 0 {
+	if raw == "" && x.ret >= 0 {
 		if ap := annPath(x.retAnn); ap != "" {
 			p2 = ap
 		}

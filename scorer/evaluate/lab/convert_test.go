@@ -117,6 +117,8 @@ func TestConvertFollowsConditions(t *testing.T) {
 		"execve process observation",
 		// /dev/null (pseudo-fs, not created) is not observed
 		"openat file observation fd.name=/etc/shadow fs.path.name=/etc/shadow",
+		// the path as given, not strace's symlink-resolved /run/secrets/...
+		"openat file observation fd.name=/var/run/secrets/kubernetes.io/serviceaccount/token fs.path.name=/var/run/secrets/kubernetes.io/serviceaccount/token",
 		"openat file observation fd.name=/tmp/.u1 fs.path.name=/tmp/.u1",
 		"chmod file observation fd.name=<nil> fs.path.name=/tmp/.u1",
 		"openat file observation fd.name=/etc/passwd fs.path.name=/etc/passwd", // lab rootfs shown as /
