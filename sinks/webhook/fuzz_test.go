@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
@@ -10,10 +9,12 @@ import (
 )
 
 // FuzzFalcoJSON feeds arbitrary events: FalcoJSON must not panic, and what
-// it returns must be JSON that still decodes as a Falco event.
+// it returns must be strict JSON (UTF-8 included, whatever bytes the event
+// had) that still decodes as a Falco event.
 func FuzzFalcoJSON(f *testing.F) {
 	f.Add([]byte(sinkstest.FalcoAlert(1, "nginx:1.27", "r").Event.Raw))
 	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","priority":"Info","rule":"x","output_fields":null}`))
+	f.Add([]byte(sinkstest.DirtyAlert(1, "nginx:1.27", "r").Event.Raw))
 	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","priority":"Debug","rule":"x","output_fields":{"a":[1,{"b":null}]}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev, err := scorer.DecodeJSON(raw)
@@ -26,8 +27,8 @@ func FuzzFalcoJSON(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !json.Valid(out) {
-			t.Fatalf("FalcoJSON(%q) = invalid JSON %q", raw, out)
+		if err := sinkstest.StrictJSON(out); err != nil {
+			t.Fatalf("FalcoJSON(%q) = %q: %v", raw, out, err)
 		}
 		back, err := scorer.DecodeJSON(out)
 		if err != nil {
