@@ -344,7 +344,9 @@ func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]DeadLetterView, len(dls))
 	for i, dl := range dls {
-		p := json.RawMessage(dl.Payload)
+		// Invalid UTF-8 (an entry written before alerts were made strict
+		// JSON) becomes U+FFFD, as in what the sinks send.
+		p := json.RawMessage(scorer.ValidUTF8JSON(dl.Payload))
 		if !json.Valid(p) {
 			p, _ = json.Marshal(dl.Payload) // base64 string
 		}
