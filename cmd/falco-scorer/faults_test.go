@@ -135,6 +135,7 @@ func kafkaIDs(recs []*kgo.Record) map[string]int {
 // Slack recovers, that the gap between messages never falls below
 // min_interval, and that Retry-After is honoured.
 func TestSlackRateLimitAndErrors(t *testing.T) {
+	t.Parallel() // mostly waiting out Retry-After; its bounds are lower bounds, which load cannot break
 	fault := func(n int) (int, string) {
 		switch {
 		case n >= 3 && n < 6:
@@ -367,6 +368,7 @@ func (c countingListener) Accept() (net.Conn, error) {
 // sent is accepted, and that losses and reconnects are logged once each,
 // not per attempt.
 func TestGRPCFlapping(t *testing.T) {
+	t.Parallel() // mostly waiting while the server is broken; load only lowers the attempt rate it bounds
 	sockDir, err := os.MkdirTemp("", "fsg")
 	if err != nil {
 		t.Fatal(err)
