@@ -89,6 +89,7 @@ type recorder struct {
 	man  lab.Manifest
 	seq  map[string]int
 	svcs map[string]*service // by container key
+	cur  map[string]string   // image base ("redis") -> key of its running container
 	log  *os.File
 }
 
@@ -123,7 +124,7 @@ func record(ctx context.Context, cfg recordConfig) error {
 			return fmt.Errorf("record: %s not found (apt-get install -y strace nginx redis-server python3 curl)", bin)
 		}
 	}
-	r := &recorder{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 17)), seq: map[string]int{}, svcs: map[string]*service{}}
+	r := &recorder{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 17)), seq: map[string]int{}, svcs: map[string]*service{}, cur: map[string]string{}}
 	if err := r.prepare(); err != nil {
 		return err
 	}
@@ -379,6 +380,7 @@ func (r *recorder) startService(key string, env []string, argv ...string) (*serv
 	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
 	r.mu.Lock()
 	r.svcs[key] = s
+	r.cur[strings.SplitN(key, "-", 2)[0]] = key
 	r.mu.Unlock()
 	r.logf("started %s (%s) strace pid %d", key, file, cmd.Process.Pid)
 	return s, nil
@@ -496,6 +498,11 @@ func (r *recorder) stopAll() {
 // container" (kubectl exec) and returns the trace file name. Bounded by
 // timeout.
 func (r *recorder) execIn(ctx context.Context, container, script string, timeout time.Duration) (string, time.Time, time.Time, error) {
+	r.mu.Lock()
+	if k, ok := r.cur[container]; ok {
+		container = k // the running container of that image (after a restart or rollout)
+	}
+	r.mu.Unlock()
 	file := r.traceFile(container, true)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

