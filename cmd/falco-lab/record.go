@@ -37,18 +37,6 @@ var (
 	redisConf string
 )
 
-// straceCalls are the system calls the shipped rules observe, by their
-// strace names (umount2 is the only unmount call on x86_64), plus close:
-// strace prints a connected socket's address tuple only after connect has
-// returned, and close is where the converter learns a connect's source port.
-// The converter drops close itself.
-const straceCalls = "execve,execveat,clone,clone3,fork,vfork," +
-	"open,openat,openat2,creat," +
-	"chmod,fchmod,fchmodat,unlink,unlinkat,rename,renameat,renameat2,symlink,symlinkat,link,linkat,mkdir,mkdirat," +
-	"connect,accept,accept4,bind,listen," +
-	"setuid,setgid,setresuid,setresgid,capset,ptrace,mount,umount2,unshare,setns,chroot,init_module,finit_module,bpf,userfaultfd," +
-	"close"
-
 // Loopback addresses of the lab. Nothing binds outside 127.0.0.0/8.
 const (
 	webAddr      = "127.0.0.2:8080"
@@ -356,7 +344,7 @@ func (r *recorder) traceFile(container string, exec bool) string {
 }
 
 func straceArgs(out string, argv ...string) []string {
-	return append([]string{"-f", "-ttt", "-q", "-yy", "-s", "256", "-e", "signal=none", "-e", "trace=" + straceCalls, "-o", out, "--"}, argv...)
+	return append([]string{"-f", "-ttt", "-q", "-yy", "-s", "256", "-e", "signal=none", "-e", "trace=" + strings.Join(lab.StraceCalls(), ","), "-o", out, "--"}, argv...)
 }
 
 // startService runs argv under strace as the main process of container key.

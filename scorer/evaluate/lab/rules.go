@@ -127,3 +127,24 @@ func outputFields(tmpl string) []string {
 	}
 	return out
 }
+
+// StraceCalls returns the system calls a recording must trace, by strace's
+// names: every evt.type the rules observe (procexit comes from strace's exit
+// markers; "umount" is traced as umount2, the only unmount call on x86_64,
+// so that the recording shows what the rules miss), plus close, from which
+// the converter learns a connect's source port.
+func StraceCalls() []string {
+	var out []string
+	for _, r := range ruleSpecs {
+		for _, t := range r.EvtTypes {
+			switch t {
+			case "procexit":
+				continue
+			case "umount":
+				t = "umount2"
+			}
+			out = append(out, t)
+		}
+	}
+	return append(out, "close")
+}
