@@ -145,9 +145,12 @@ func TestEndToEnd(t *testing.T) {
 		accepted, len(gotKafka), len(gotSlack), len(gotHook), len(gotStdout))
 }
 
-// waitUntil polls cond every 20ms until it holds or d passes.
+// waitUntil polls cond every 20ms until it holds or d passes. d is at
+// least 30 s: the deadline only turns a hang into a failure, and a busy
+// machine must not reach it.
 func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	d = max(d, 30*time.Second)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
