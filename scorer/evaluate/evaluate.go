@@ -18,8 +18,12 @@ import (
 // as the service would use them, plus how calibration holds data out.
 type Config struct {
 	Model markov.Config `yaml:"model"`
+	// SequenceScore is the end-of-sequence score: SequenceMean (the mean
+	// per-event surprise, the service's) or SequenceExcessBand (the former
+	// score, kept to measure it).
+	SequenceScore string `yaml:"sequence_score"`
 	// BandLow and BandHigh bound the quantile band of per-event excess
-	// surprise whose mean is the sequence score.
+	// surprise whose mean is the SequenceExcessBand score.
 	BandLow      float64 `yaml:"band_low"`
 	BandHigh     float64 `yaml:"band_high"`
 	WindowLength int     `yaml:"window_length"`
@@ -34,16 +38,23 @@ type Config struct {
 	Folds int `yaml:"folds"`
 }
 
+// Sequence scores.
+const (
+	SequenceMean       = "mean-surprise"
+	SequenceExcessBand = "excess-band"
+)
+
 // DefaultConfig returns the measured defaults.
 func DefaultConfig() Config {
 	return Config{
-		Model:        markov.DefaultConfig(),
-		BandLow:      markov.DefaultBandLow,
-		BandHigh:     markov.DefaultBandHigh,
-		WindowLength: markov.DefaultWindowLength,
-		WindowWarmup: markov.DefaultWindowWarmup,
-		Hysteresis:   0.8,
-		Folds:        2,
+		Model:         markov.DefaultConfig(),
+		SequenceScore: SequenceMean,
+		BandLow:       markov.DefaultBandLow,
+		BandHigh:      markov.DefaultBandHigh,
+		WindowLength:  markov.DefaultWindowLength,
+		WindowWarmup:  markov.DefaultWindowWarmup,
+		Hysteresis:    0.8,
+		Folds:         2,
 	}
 }
 
@@ -52,6 +63,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := c.Model.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("model.%w", err))
+	}
+	if c.SequenceScore != SequenceMean && c.SequenceScore != SequenceExcessBand {
+		errs = append(errs, fmt.Errorf("sequence_score: %q not %q or %q", c.SequenceScore, SequenceMean, SequenceExcessBand))
 	}
 	if !(c.BandLow >= 0 && c.BandLow < c.BandHigh && c.BandHigh <= 1) {
 		errs = append(errs, fmt.Errorf("band_low, band_high: [%v,%v] not a band in [0,1]", c.BandLow, c.BandHigh))
@@ -141,13 +155,14 @@ type Counts struct {
 
 // ReportConfig echoes the settings measured.
 type ReportConfig struct {
-	Order        int     `json:"order"`
-	Smoothing    string  `json:"smoothing"`
-	BandLow      float64 `json:"band_low"`
-	BandHigh     float64 `json:"band_high"`
-	WindowLength int     `json:"window_length"`
-	WindowWarmup int     `json:"window_warmup"`
-	Folds        int     `json:"folds"`
+	Order         int     `json:"order"`
+	SequenceScore string  `json:"sequence_score"`
+	Smoothing     string  `json:"smoothing"`
+	BandLow       float64 `json:"band_low"`
+	BandHigh      float64 `json:"band_high"`
+	WindowLength  int     `json:"window_length"`
+	WindowWarmup  int     `json:"window_warmup"`
+	Folds         int     `json:"folds"`
 }
 
 // scored is one sequence seen through the model.
@@ -268,7 +283,10 @@ func trainModel(cfg markov.Config, traces []Trace) (*markov.Model, error) {
 // scorers, as the pipeline does.
 func scoreTrace(m *markov.Model, cfg Config, t Trace, keepWins bool) scored {
 	var h markov.History
-	seq := markov.NewSequence(cfg.BandLow, cfg.BandHigh)
+	seq := markov.NewMeanSequence()
+	if cfg.SequenceScore == SequenceExcessBand {
+		seq = markov.NewExcessBandSequence(cfg.BandLow, cfg.BandHigh)
+	}
 	w, _ := markov.NewWarmWindow(cfg.WindowLength, cfg.WindowWarmup) // validated by Config
 	out := scored{online: math.Inf(-1), events: len(t.Calls)}
 	if keepWins {
@@ -369,7 +387,7 @@ func report(cfg Config, m *markov.Model, train, normal, attack []Trace, held, ns
 	r.Counts.AttackSequences, r.Counts.AttackEvents = len(attack), events(attack)
 	r.Counts.Transitions, r.Counts.Symbols = st.Transitions, st.Symbols
 	r.Counts.NormalBits = bits / math.Max(1, float64(normalEvents))
-	r.Config = ReportConfig{Order: cfg.Model.Order, Smoothing: cfg.Model.Smoothing,
+	r.Config = ReportConfig{Order: cfg.Model.Order, SequenceScore: cfg.SequenceScore, Smoothing: cfg.Model.Smoothing,
 		BandLow: cfg.BandLow, BandHigh: cfg.BandHigh, WindowLength: cfg.WindowLength,
 		WindowWarmup: cfg.WindowWarmup, Folds: cfg.Folds}
 	return r

@@ -179,20 +179,28 @@ func (e *Quantile) BandMean(lo, hi float64) float64 {
 }
 
 // Aggregation settings chosen by measurement on ADFA-LD
-// (scorer/evaluate/RESULTS.md): the whole-sequence score is the mean of
-// per-event Excess between its DefaultBandLow and DefaultBandHigh quantiles
-// (a trimmed mean of the upper middle: neither a few rare calls, nor the
-// mass of routine ones, nor the trace's length dominates it), and the online
-// score is the mean surprise over the last DefaultWindowLength events, which
-// may alert from the DefaultWindowWarmup-th event of a sequence on (a
-// growing window until it is full). Longer memory raises the separation of
-// normal and attack sequences steadily (online AUC 0.74 at 60 events, 0.83
-// at 300); the warm-up keeps the detection delay of a short window (an
-// anomalous start alerts after 30 events, not 300). Its online threshold
-// is calibrated with a tail fit (TailThreshold); with the empirical
-// quantile, windows longer than 60 events miss the calibration tolerance.
+// (scorer/evaluate/RESULTS.md): the whole-sequence score is the mean
+// per-event surprise (NewSequence), and the online score is the mean
+// surprise over the last DefaultWindowLength events, which may alert from
+// the DefaultWindowWarmup-th event of a sequence on (a growing window until
+// it is full). Longer memory raises the separation of normal and attack
+// sequences steadily; the warm-up keeps the detection delay of a short
+// window. Its online threshold is calibrated with a tail fit
+// (TailThreshold).
+//
+// The mean surprise replaced a trimmed mean of per-event Excess (the band
+// between DefaultBandLow and DefaultBandHigh of surprise minus context
+// entropy), which ranked best on one split but got worse as the model
+// learned more normal data: with more data the contexts' entropy grows, the
+// excess of normal and attack events alike shrinks, and the band drops each
+// trace's most surprising events. A baseline that keeps learning must get
+// better with data; the mean surprise at order 8 does on every split
+// measured.
 const (
-	DefaultBandLow      = 0.5
+	// Deprecated: the excess band is no longer the sequence score; kept
+	// for NewExcessBandSequence and callers of NewSequence(lo, hi).
+	DefaultBandLow = 0.5
+	// Deprecated: see DefaultBandLow.
 	DefaultBandHigh     = 0.8
 	DefaultWindowLength = 300
 	DefaultWindowWarmup = 30
@@ -200,31 +208,85 @@ const (
 )
 
 // Sequence accumulates one sequence's end-of-sequence score in constant
-// space (a histogram, about 800 bytes). The zero value is not ready: use
-// NewSequence.
+// space: the mean per-event surprise (bits per event), and the share of
+// novel events (Step.Novel: events whose full-length n-gram the model never
+// counted, the covering rate). The legacy excess band, kept for
+// measurement, holds a histogram (about 800 bytes once dense). The zero
+// value is the mean-surprise accumulator.
 type Sequence struct {
+	sum    float64
+	n      int
+	novel  int
+	band   bool // legacy: band mean of Excess
 	q      Quantile
 	lo, hi float64
 }
 
-// NewSequence returns an accumulator of the mean per-event Excess between
-// the lo- and hi-quantiles, 0 ≤ lo < hi ≤ 1 (use DefaultBandLow and
-// DefaultBandHigh).
-func NewSequence(lo, hi float64) Sequence {
-	return Sequence{q: NewQuantile((lo + hi) / 2), lo: lo, hi: hi}
+// NewMeanSequence returns the default end-of-sequence accumulator: the mean
+// per-event surprise.
+func NewMeanSequence() Sequence { return Sequence{} }
+
+// NewSequence returns NewMeanSequence(); lo and hi are ignored.
+//
+// Deprecated: the end-of-sequence score is no longer a band of excess
+// surprise. Use NewMeanSequence (or NewExcessBandSequence to measure the
+// old score).
+func NewSequence(lo, hi float64) Sequence { return NewMeanSequence() }
+
+// NewExcessBandSequence returns the former end-of-sequence score, the mean
+// per-event Excess between the lo- and hi-quantiles, 0 ≤ lo < hi ≤ 1: for
+// evaluation only (it gets worse as the model learns more, see
+// RESULTS.md).
+func NewExcessBandSequence(lo, hi float64) Sequence {
+	return Sequence{band: true, q: NewQuantile((lo + hi) / 2), lo: lo, hi: hi}
 }
 
 // Add adds one scored event.
-func (s *Sequence) Add(st Step) { s.q.Add(st.Excess()) }
+// A surprise that is NaN or above windowMaxBits (a probability under
+// 2^-64, beyond any smoothed model's floor) counts as 0 or windowMaxBits,
+// as in Window, so no input can make the score NaN or infinite.
+func (s *Sequence) Add(st Step) {
+	s.n++
+	s.sum += windowClamp(st.Surprise)
+	if st.Novel() {
+		s.novel++
+	}
+	if s.band {
+		s.q.Add(st.Excess())
+	}
+}
 
 // Score returns the sequence score so far (0 for an empty sequence).
-func (s *Sequence) Score() float64 { return s.q.BandMean(s.lo, s.hi) }
+func (s *Sequence) Score() float64 {
+	if s.band {
+		return s.q.BandMean(s.lo, s.hi)
+	}
+	if s.n == 0 {
+		return 0
+	}
+	return s.sum / float64(s.n)
+}
+
+// CoverRate returns the share of the sequence's events that were novel
+// (their full-length n-gram never counted), 0 for an empty sequence.
+func (s *Sequence) CoverRate() float64 {
+	if s.n == 0 {
+		return 0
+	}
+	return float64(s.novel) / float64(s.n)
+}
 
 // Len returns the number of events added.
-func (s *Sequence) Len() int { return s.q.Count() }
+func (s *Sequence) Len() int { return s.n }
 
 // Reset empties the accumulator for a new sequence.
-func (s *Sequence) Reset() { *s = NewSequence(s.lo, s.hi) }
+func (s *Sequence) Reset() {
+	if s.band {
+		*s = NewExcessBandSequence(s.lo, s.hi)
+		return
+	}
+	*s = Sequence{}
+}
 
 // Window is the online state of one sequence: the per-event surprises of
 // the last Length events, their symbols, and the symbols just before them
@@ -250,6 +312,16 @@ const (
 	windowUnit    = 1.0 / 1024
 	windowMaxBits = 65535 * windowUnit
 )
+
+func windowClamp(bits float64) float64 {
+	switch {
+	case !(bits > 0):
+		return 0
+	case bits >= windowMaxBits:
+		return windowMaxBits
+	}
+	return bits
+}
 
 func windowQuantize(bits float64) uint16 {
 	switch {

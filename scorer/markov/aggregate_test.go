@@ -50,11 +50,38 @@ func TestBandMean(t *testing.T) {
 	if got := empty.BandMean(0.5, 0.8); got != 0 {
 		t.Errorf("BandMean of nothing = %v, want 0", got)
 	}
-	s := NewSequence(DefaultBandLow, DefaultBandHigh)
-	s.Add(Step{Surprise: math.NaN()})
-	s.Add(Step{Surprise: 1e300, Entropy: -1e300})
-	if got := s.Score(); math.IsNaN(got) || math.IsInf(got, 0) {
-		t.Errorf("Sequence.Score() with extreme values = %v, want finite", got)
+	for _, s := range []Sequence{NewMeanSequence(), NewExcessBandSequence(DefaultBandLow, DefaultBandHigh)} {
+		s.Add(Step{Surprise: math.NaN()})
+		s.Add(Step{Surprise: 1e300, Entropy: -1e300})
+		if got := s.Score(); math.IsNaN(got) || math.IsInf(got, 0) {
+			t.Errorf("Sequence.Score() with extreme values = %v, want finite", got)
+		}
+	}
+}
+
+func TestSequenceMeanAndCoverRate(t *testing.T) {
+	s := NewSequence(DefaultBandLow, DefaultBandHigh) // the deprecated name: the mean now
+	steps := []Step{
+		{Surprise: 1, Match: 8, Span: 8},
+		{Surprise: 2, Match: 3, Span: 8}, // novel: its 8-gram was never counted
+		{Surprise: 6, Match: 0, Span: 8}, // novel: a symbol never seen
+		{Surprise: 3, Match: 2, Span: 2}, // a sequence start, fully seen
+	}
+	for _, st := range steps {
+		s.Add(st)
+	}
+	if got := s.Score(); got != 3 {
+		t.Errorf("Score() = %v, want the mean surprise 3", got)
+	}
+	if got := s.CoverRate(); got != 0.5 {
+		t.Errorf("CoverRate() = %v, want 0.5", got)
+	}
+	if s.Len() != 4 {
+		t.Errorf("Len() = %d, want 4", s.Len())
+	}
+	s.Reset()
+	if s.Score() != 0 || s.CoverRate() != 0 || s.Len() != 0 {
+		t.Errorf("after Reset: Score %v, CoverRate %v, Len %d; want zeros", s.Score(), s.CoverRate(), s.Len())
 	}
 }
 
@@ -191,7 +218,9 @@ func TestConvergence(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	m := trained(t, DefaultConfig(), [][]string{{"a", "b", "c", "a", "b", "c", "a", "b", "c"}})
+	cfg := DefaultConfig()
+	cfg.Order = 4 // a history the 9-event corpus fills
+	m := trained(t, cfg, [][]string{{"a", "b", "c", "a", "b", "c", "a", "b", "c"}})
 	w, _ := NewWindow(4)
 	var h History
 	for _, n := range []string{"a", "b", "c", "a", "c", "b"} {
@@ -211,8 +240,8 @@ func TestExplain(t *testing.T) {
 	if got := m.Name(ex[0].Symbol); got != "c" || ex[0].Offset != 2 {
 		t.Errorf("Explain()[0] = symbol %q at %d, want \"c\" at 2", got, ex[0].Offset)
 	}
-	if len(ex[0].History) != DefaultConfig().Order-1 || ex[0].HistorySeen == 0 {
-		t.Errorf("Explain()[0] history %v seen %d, want %d symbols seen > 0", ex[0].History, ex[0].HistorySeen, DefaultConfig().Order-1)
+	if len(ex[0].History) != cfg.Order-1 || ex[0].HistorySeen == 0 {
+		t.Errorf("Explain()[0] history %v seen %d, want %d symbols seen > 0", ex[0].History, ex[0].HistorySeen, cfg.Order-1)
 	}
 }
 

@@ -1,6 +1,7 @@
 package markov
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -18,8 +19,8 @@ func benchModel(b *testing.B, order int) (*Model, []Symbol) {
 }
 
 func BenchmarkScore(b *testing.B) {
-	for _, order := range []int{4, 5} {
-		b.Run("order"+string(rune('0'+order)), func(b *testing.B) {
+	for _, order := range []int{4, 8, 10, 12} {
+		b.Run(fmt.Sprintf("order%d", order), func(b *testing.B) {
 			m, syms := benchModel(b, order)
 			var h History
 			b.ReportAllocs()
@@ -38,7 +39,7 @@ func BenchmarkScore(b *testing.B) {
 func BenchmarkStep(b *testing.B) {
 	m, syms := benchModel(b, DefaultConfig().Order)
 	var h History
-	seq := NewSequence(DefaultBandLow, DefaultBandHigh)
+	seq := NewMeanSequence()
 	w, _ := NewWindow(DefaultWindowLength)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -3,6 +3,7 @@ package markov
 import (
 	"math"
 	"slices"
+	"unsafe"
 )
 
 // Threshold returns the score a rate of the normal sample exceeds: with
@@ -146,10 +147,11 @@ func (m *Model) Stats() Stats {
 		Events: m.events, Symbols: len(m.vocab.names), VocabOverflow: m.vocab.overflow,
 		Transitions: m.topTrans + len(m.short), Contexts: m.topCtx,
 	}
-	// Index maps cost about key+index plus ~1 control byte per entry at a
-	// typical 7/8 load; the slabs hold the values.
-	entries := (len(m.short)+len(m.pending))*17 + (m.trans.len()+m.ctx.len())*13
-	st.Bytes = entries*8/7 + len(m.trans.vals)*8 + len(m.ctx.vals)*40 + len(m.vocab.names)*32
+	// Index maps cost about key+value plus ~1 control byte per entry at a
+	// typical 7/8 load; the slab and the node slice hold the values.
+	entries := (len(m.short)+len(m.pending))*(int(unsafe.Sizeof(eventKey{}))+9) + (m.trans.len()+len(m.child))*13
+	st.Bytes = entries*8/7 + len(m.trans.vals)*8 + cap(m.nodes)*int(unsafe.Sizeof(node{})) +
+		len(m.rootChild)*4 + len(m.vocab.names)*32
 	return st
 }
 

@@ -9,11 +9,16 @@ import (
 	"slices"
 )
 
-// Encoding magics and version. Bump the version on any incompatible change.
+// Encoding magics and versions. Bump the version on any incompatible
+// change. Version 1 packed each event into one uint64 (orders up to 6);
+// version 2 writes each event as its symbols, prefix-compressed against the
+// previous one (any order up to MaxOrder). Both decode; version 2 is
+// written.
 const (
 	deltaMagic    = "FSMD"
 	modelMagic    = "FSMM"
-	formatVersion = 1
+	formatVersion = 2
+	formatV1      = 1
 )
 
 // Delta is a signed multiset of learned events (history → symbol), carrying
@@ -27,7 +32,7 @@ type Delta struct {
 }
 
 type entry struct {
-	key   uint64
+	key   eventKey
 	count int64
 }
 
@@ -49,7 +54,7 @@ func (d Delta) Events() int64 {
 func (m *Model) TakeDelta() Delta {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	d := m.exportLocked(func(yield func(uint64, int64)) {
+	d := m.exportLocked(func(yield func(eventKey, int64)) {
 		for k, c := range m.pending {
 			if c != 0 {
 				yield(k, c)
@@ -62,7 +67,7 @@ func (m *Model) TakeDelta() Delta {
 
 // exportLocked renames model symbols to local ones (numbered in order of
 // their sorted names) and sorts the entries.
-func (m *Model) exportLocked(each func(yield func(uint64, int64))) Delta {
+func (m *Model) exportLocked(each func(yield func(eventKey, int64))) Delta {
 	return export(m.cfg.Order, m.vocab.name, each)
 }
 
@@ -70,10 +75,12 @@ func (m *Model) exportLocked(each func(yield func(uint64, int64))) Delta {
 // symbols that name resolves): only the names the entries use, numbered in
 // sorted order, and the entries sorted by key. Equal multisets of events
 // give equal Deltas, whatever their symbols' numbering.
-func export(order int, name func(Symbol) string, each func(yield func(uint64, int64))) Delta {
+func export(order int, name func(Symbol) string, each func(yield func(eventKey, int64))) Delta {
 	used := make(map[Symbol]bool)
-	each(func(k uint64, _ int64) {
-		forSymbols(k, func(s Symbol) { used[s] = true })
+	each(func(k eventKey, _ int64) {
+		for _, s := range k.syms[:k.n] {
+			used[s] = true
+		}
 	})
 	delete(used, OOV)
 	syms := make([]Symbol, 0, len(used))
@@ -88,10 +95,10 @@ func export(order int, name func(Symbol) string, each func(yield func(uint64, in
 		names[i] = name(s)
 	}
 	var es []entry
-	each(func(k uint64, c int64) {
+	each(func(k eventKey, c int64) {
 		es = append(es, entry{key: mapKey(k, func(s Symbol) Symbol { return local[s] }), count: c})
 	})
-	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
+	slices.SortFunc(es, func(a, b entry) int { return cmpKey(&a.key, &b.key) })
 	return Delta{order: order, names: names, entries: es}
 }
 
@@ -106,7 +113,7 @@ func MergeDeltas(blobs ...[]byte) ([]byte, error) {
 	}
 	ids := map[string]Symbol{}
 	var names []string
-	sum := map[uint64]int64{}
+	sum := map[eventKey]int64{}
 	order := 0
 	for i, b := range blobs {
 		var d Delta
@@ -141,7 +148,7 @@ func MergeDeltas(blobs ...[]byte) ([]byte, error) {
 		}
 		return names[s-1]
 	}
-	d := export(order, name, func(yield func(uint64, int64)) {
+	d := export(order, name, func(yield func(eventKey, int64)) {
 		for k, c := range sum {
 			if c != 0 {
 				yield(k, c)
@@ -151,29 +158,15 @@ func MergeDeltas(blobs ...[]byte) ([]byte, error) {
 	return d.MarshalBinary()
 }
 
-// forSymbols calls fn for each symbol of a transition key.
-func forSymbols(k uint64, fn func(Symbol)) {
-	l := int(k >> 60)
-	for i := 0; i <= l; i++ {
-		fn(Symbol(k >> (uint(i) * symbolBits) & symbolMask))
-	}
-}
-
-// mapKey renames every symbol of a transition key.
-func mapKey(k uint64, fn func(Symbol) Symbol) uint64 {
-	l := int(k >> 60)
-	out := uint64(l) << 60
-	for i := 0; i <= l; i++ {
-		sh := uint(i) * symbolBits
-		out |= uint64(fn(Symbol(k>>sh&symbolMask))) << sh
-	}
-	return out
-}
-
 // ErrUnderflow is returned (wrapped) by Apply when subtracting a delta would
 // make a count negative, that is, when the delta was not added before. The
 // counts concerned are clamped at zero.
 var ErrUnderflow = errors.New("count underflow")
+
+// ErrOrderMismatch is returned (wrapped) by Apply for a delta of another
+// order than the model's, for example one stored before the default order
+// changed: such counts cannot be converted and must be learned again.
+var ErrOrderMismatch = errors.New("order mismatch")
 
 // Apply adds (sign > 0) or subtracts (sign < 0) the delta's events. Names
 // unknown to the model are interned when adding (OOV when the vocabulary is
@@ -183,7 +176,9 @@ func (m *Model) Apply(d Delta, sign int) error {
 		return nil
 	}
 	if d.order != m.cfg.Order {
-		return fmt.Errorf("apply delta: order %d, model order %d", d.order, m.cfg.Order)
+		// Counts of shorter n-grams cannot be lengthened: a baseline
+		// learned at another order must be learned again.
+		return fmt.Errorf("apply delta: order %d, model order %d: %w", d.order, m.cfg.Order, ErrOrderMismatch)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -201,9 +196,8 @@ func (m *Model) applyLocked(names []string, es []entry, sign int) error {
 	}
 	under := 0
 	for _, e := range es {
-		l := int(e.key >> 60)
-		if l > m.cfg.Order-1 {
-			return fmt.Errorf("apply delta: history length %d exceeds order %d", l, m.cfg.Order)
+		if int(e.key.n) > m.cfg.Order {
+			return fmt.Errorf("apply delta: history length %d exceeds order %d", e.key.n-1, m.cfg.Order)
 		}
 		k := mapKey(e.key, func(s Symbol) Symbol {
 			if int(s) >= len(local) {
@@ -215,7 +209,8 @@ func (m *Model) applyLocked(names []string, es []entry, sign int) error {
 		if sign < 0 {
 			n = -n
 		}
-		if ok, _ := m.add(k>>symbolBits&histMask, l, Symbol(k&symbolMask), n); !ok {
+		hist, l, s := k.split()
+		if ok, _ := m.add(&hist, l, s, n); !ok {
 			under++
 		}
 	}
@@ -226,29 +221,114 @@ func (m *Model) applyLocked(names []string, es []entry, sign int) error {
 }
 
 // MarshalBinary encodes the delta: magic, version, order, names, then the
-// entries as key increments and signed counts (varints).
+// entries (see appendEntries) with signed counts.
 func (d Delta) MarshalBinary() ([]byte, error) {
 	b := []byte(deltaMagic)
 	b = append(b, formatVersion, byte(d.order))
 	b = appendNames(b, d.names)
-	b = binary.AppendUvarint(b, uint64(len(d.entries)))
-	var prev uint64
-	for _, e := range d.entries {
-		b = binary.AppendUvarint(b, e.key-prev)
-		b = binary.AppendVarint(b, e.count)
-		prev = e.key
-	}
-	return b, nil
+	return appendEntries(b, d.entries, true), nil
 }
 
-// UnmarshalBinary decodes a delta written by MarshalBinary.
+// UnmarshalBinary decodes a delta written by MarshalBinary (this version or
+// version 1).
 func (d *Delta) UnmarshalBinary(b []byte) error {
 	r := reader{b: b}
-	if err := r.header(deltaMagic); err != nil {
+	v, err := r.header(deltaMagic)
+	if err != nil {
 		return fmt.Errorf("decode delta: %w", err)
 	}
 	order := int(r.byte())
+	if r.err == nil && (order < 1 || order > MaxOrder) {
+		return fmt.Errorf("decode delta: order %d out of range", order)
+	}
 	names := r.names()
+	es := r.entries(v, order, len(names), true)
+	if err := r.done(); err != nil {
+		return fmt.Errorf("decode delta: %w", err)
+	}
+	*d = Delta{order: order, names: names, entries: es}
+	return nil
+}
+
+// appendEntries writes the number of entries, then each as its length n,
+// the number p of leading symbols it shares with the previous entry, its
+// n-p other symbols and its count (varints; entries in cmpKey order, so
+// neighbours share long prefixes).
+func appendEntries(b []byte, es []entry, signed bool) []byte {
+	b = binary.AppendUvarint(b, uint64(len(es)))
+	var prev eventKey
+	for i := range es {
+		k := &es[i].key
+		p := 0
+		for p < int(k.n) && p < int(prev.n) && k.syms[p] == prev.syms[p] {
+			p++
+		}
+		b = binary.AppendUvarint(b, uint64(k.n))
+		b = binary.AppendUvarint(b, uint64(p))
+		for _, s := range k.syms[p:k.n] {
+			b = binary.AppendUvarint(b, uint64(s))
+		}
+		if signed {
+			b = binary.AppendVarint(b, es[i].count)
+		} else {
+			b = binary.AppendUvarint(b, uint64(es[i].count))
+		}
+		prev = *k
+	}
+	return b
+}
+
+// entries reads the entries of an encoding of version v, checking that
+// every key fits the order, names a known symbol and follows the previous
+// one; unsigned counts must be positive.
+func (r *reader) entries(v byte, order, nnames int, signed bool) []entry {
+	if v == formatV1 {
+		return r.entriesV1(order, nnames, signed)
+	}
+	n := r.count(3)
+	es := make([]entry, 0, n)
+	var prev eventKey
+	for i := 0; i < n && r.err == nil; i++ {
+		var k eventKey
+		kn, p := r.uvarint(), r.uvarint()
+		if kn < 1 || kn > uint64(order) || p > kn || p > uint64(prev.n) {
+			r.fail("malformed key")
+			break
+		}
+		k.n = uint8(kn)
+		copy(k.syms[:p], prev.syms[:p])
+		for j := int(p); j < int(kn); j++ {
+			s := r.uvarint()
+			if s > uint64(nnames) {
+				r.fail("key names an unknown symbol")
+			}
+			k.syms[j] = Symbol(s)
+		}
+		if i > 0 && cmpKey(&prev, &k) >= 0 {
+			r.fail("keys not increasing")
+		}
+		es = append(es, entry{key: k, count: r.countValue(signed)})
+		prev = k
+	}
+	return es
+}
+
+// countValue reads one count: a varint, or a positive uvarint.
+func (r *reader) countValue(signed bool) int64 {
+	if signed {
+		return r.varint()
+	}
+	c := r.uvarint()
+	if r.err == nil && (c == 0 || c > math.MaxInt64) {
+		r.fail("bad count")
+	}
+	return int64(c)
+}
+
+// entriesV1 reads version-1 entries: each key packed into a uint64 (the
+// history length in the top 4 bits, then up to 5 history symbols, newest
+// lowest, then the symbol in the low 10 bits), written as increments.
+func (r *reader) entriesV1(order, nnames int, signed bool) []entry {
 	n := r.count(2)
 	es := make([]entry, 0, n)
 	var prev uint64
@@ -257,34 +337,24 @@ func (d *Delta) UnmarshalBinary(b []byte) error {
 		if i > 0 && key <= prev {
 			r.fail("keys not increasing")
 		}
-		es = append(es, entry{key: key, count: r.varint()})
+		l := int(key >> 60)
+		if l > order-1 || l > 5 || key>>(uint(l+1)*symbolBits) != uint64(l)<<60>>(uint(l+1)*symbolBits) {
+			r.fail("malformed key")
+			break
+		}
+		k := eventKey{n: uint8(l + 1)}
+		for j := 0; j <= l; j++ { // j-th symbol from the newest (the event's symbol)
+			s := Symbol(key >> (uint(j) * symbolBits) & symbolMask)
+			if int(s) > nnames {
+				r.fail("key names an unknown symbol")
+			}
+			k.syms[l-j] = s
+		}
+		es = append(es, entry{key: k, count: r.countValue(signed)})
 		prev = key
 	}
-	if err := r.done(); err != nil {
-		return fmt.Errorf("decode delta: %w", err)
-	}
-	if err := checkEntries(order, len(names), es); err != nil {
-		return fmt.Errorf("decode delta: %w", err)
-	}
-	*d = Delta{order: order, names: names, entries: es}
-	return nil
-}
-
-func checkEntries(order, nnames int, es []entry) error {
-	if order < 1 || order > MaxOrder {
-		return fmt.Errorf("order %d out of range", order)
-	}
-	for _, e := range es {
-		if l := int(e.key >> 60); l > order-1 || e.key>>(uint(l+1)*symbolBits) != uint64(l)<<60>>(uint(l+1)*symbolBits) {
-			return errors.New("malformed key")
-		}
-		bad := false
-		forSymbols(e.key, func(s Symbol) { bad = bad || int(s) > nnames })
-		if bad {
-			return errors.New("key names an unknown symbol")
-		}
-	}
-	return nil
+	slices.SortFunc(es, func(a, b entry) int { return cmpKey(&a.key, &b.key) })
+	return es
 }
 
 func appendNames(b []byte, names []string) []byte {
@@ -308,15 +378,18 @@ func (r *reader) fail(msg string) {
 	}
 }
 
-func (r *reader) header(magic string) error {
+// header reads the magic and returns the version (formatVersion or
+// formatV1).
+func (r *reader) header(magic string) (byte, error) {
 	if len(r.b) < len(magic)+1 || string(r.b[:len(magic)]) != magic {
-		return errors.New("bad magic")
+		return 0, errors.New("bad magic")
 	}
-	if v := r.b[len(magic)]; v != formatVersion {
-		return fmt.Errorf("unsupported version %d", v)
+	v := r.b[len(magic)]
+	if v != formatVersion && v != formatV1 {
+		return 0, fmt.Errorf("unsupported version %d", v)
 	}
 	r.b = r.b[len(magic)+1:]
-	return nil
+	return v, nil
 }
 
 func (r *reader) byte() byte {

@@ -17,10 +17,10 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	top := m.cfg.Order - 1
-	d := m.exportLocked(func(yield func(uint64, int64)) {
-		m.trans.all(func(k uint64, c *uint64) {
-			if int(k>>60) == top {
-				yield(k, int64(*c))
+	d := m.exportLocked(func(yield func(eventKey, int64)) {
+		m.trans.all(func(tk uint64, c *uint64) {
+			if id := int32(tk >> symbolBits); int(m.nodes[id].depth) == top {
+				yield(m.keyOf(id, Symbol(tk&symbolMask)), int64(*c))
 			}
 		})
 		for k, c := range m.short {
@@ -39,20 +39,15 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.cfg.Discount))
 	b = binary.AppendUvarint(b, uint64(m.cfg.VocabSize))
 	b = appendNames(b, d.names)
-	b = binary.AppendUvarint(b, uint64(len(d.entries)))
-	var prev uint64
-	for _, e := range d.entries {
-		b = binary.AppendUvarint(b, e.key-prev)
-		b = binary.AppendUvarint(b, uint64(e.count))
-		prev = e.key
-	}
-	return b, nil
+	return appendEntries(b, d.entries, false), nil
 }
 
-// Unmarshal decodes a model written by MarshalBinary.
+// Unmarshal decodes a model written by MarshalBinary (this version or
+// version 1, whose orders are at most 6).
 func Unmarshal(b []byte) (*Model, error) {
 	r := reader{b: b}
-	if err := r.header(modelMagic); err != nil {
+	v, err := r.header(modelMagic)
+	if err != nil {
 		return nil, fmt.Errorf("decode model: %w", err)
 	}
 	var cfg Config
@@ -70,25 +65,8 @@ func Unmarshal(b []byte) (*Model, error) {
 		return nil, fmt.Errorf("decode model: %w", err)
 	}
 	names := r.names()
-	n := r.count(2)
-	es := make([]entry, 0, n)
-	var prev uint64
-	for i := 0; i < n && r.err == nil; i++ {
-		key := prev + r.uvarint()
-		if i > 0 && key <= prev {
-			r.fail("keys not increasing")
-		}
-		c := r.uvarint()
-		if c == 0 || c > math.MaxInt64 {
-			r.fail("bad count")
-		}
-		es = append(es, entry{key: key, count: int64(c)})
-		prev = key
-	}
+	es := r.entries(v, cfg.Order, len(names), false)
 	if err := r.done(); err != nil {
-		return nil, fmt.Errorf("decode model: %w", err)
-	}
-	if err := checkEntries(cfg.Order, len(names), es); err != nil {
 		return nil, fmt.Errorf("decode model: %w", err)
 	}
 	if err := m.applyLocked(names, es, 1); err != nil {

@@ -30,15 +30,14 @@ func (m *Model) Explain(w *Window, k int) []Transition {
 	m.mu.RLock()
 	for i, s := range syms[lead:] {
 		l := m.histLen(&h)
-		p, _, seen, _ := m.prob(h.packed, l, s, false)
-		hist := h.Symbols(nil)
-		var count uint64
-		if tp := m.trans.get(transKey(h.packed, l, s)); tp != nil {
-			count = *tp
+		if int(s) >= m.cfg.VocabSize {
+			s = OOV
 		}
+		r := m.prob(&h.syms, l, s, false, 0)
+		hist := h.Symbols(nil)
 		out = append(out, Transition{
-			History: hist[len(hist)-l:], Symbol: s, Probability: p,
-			Surprise: -log2(p), HistorySeen: seen, Offset: i, Count: count,
+			History: hist[len(hist)-l:], Symbol: s, Probability: r.p,
+			Surprise: -log2(r.p), HistorySeen: r.seen, Offset: i, Count: r.count,
 		})
 		h.Push(s)
 	}
@@ -65,20 +64,23 @@ func (m *Model) TopTransitions(k int) []Transition {
 	if k <= 0 {
 		return nil
 	}
-	type kc struct{ key, count uint64 }
+	type kc struct {
+		key   eventKey
+		count uint64
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	top := m.cfg.Order - 1
 	var all []kc
-	m.trans.all(func(key uint64, c *uint64) {
-		if int(key>>60) == top {
-			all = append(all, kc{key, *c})
+	m.trans.all(func(tk uint64, c *uint64) {
+		if id := int32(tk >> symbolBits); int(m.nodes[id].depth) == top {
+			all = append(all, kc{m.keyOf(id, Symbol(tk&symbolMask)), *c})
 		}
 	})
-	names := func(key uint64) []string {
-		var out []string
-		for i := top; i >= 0; i-- {
-			out = append(out, m.vocab.name(Symbol(key>>(uint(i)*symbolBits)&symbolMask)))
+	names := func(key eventKey) []string {
+		out := make([]string, key.n)
+		for i := range out {
+			out[i] = m.vocab.name(key.syms[i])
 		}
 		return out
 	}
@@ -113,15 +115,23 @@ func (m *Model) TopTransitions(k int) []Transition {
 	all = all[:min(k, len(all))]
 	out := make([]Transition, len(all))
 	for i, e := range all {
-		packed := e.key >> symbolBits & histMask
-		s := Symbol(e.key & symbolMask)
-		p, _, seen, _ := m.prob(packed, top, s, false)
-		var h History
-		for j := top - 1; j >= 0; j-- {
-			h.Push(Symbol(packed >> (uint(j) * symbolBits) & symbolMask))
-		}
-		out[i] = Transition{History: h.Symbols(nil), Symbol: s, Probability: p, Surprise: -log2(p),
-			HistorySeen: seen, Count: e.count}
+		hist, l, s := e.key.split()
+		r := m.prob(&hist, l, s, false, 0)
+		out[i] = Transition{History: append([]Symbol(nil), e.key.syms[:l]...), Symbol: s, Probability: r.p,
+			Surprise: -log2(r.p), HistorySeen: r.seen, Count: e.count}
 	}
 	return out
+}
+
+// keyOf spells the event (context node id) → s as an eventKey: walking up
+// from a node gives its symbols oldest first.
+func (m *Model) keyOf(id int32, s Symbol) eventKey {
+	d := int(m.nodes[id].depth)
+	k := eventKey{n: uint8(d + 1)}
+	for i := 0; id != 0; i++ {
+		k.syms[i] = m.nodes[id].sym
+		id = m.nodes[id].parent
+	}
+	k.syms[d] = s
+	return k
 }

@@ -1,23 +1,20 @@
 package markov
 
 // History is the per-sequence state the model needs: the last MaxOrder-1
-// symbols, packed into one word. The zero value is the empty history (the
-// start of a sequence). It is a small value with no pointers: keep one per
-// sequence and call Push after scoring and learning each event.
+// symbols, newest first. The zero value is the empty history (the start of
+// a sequence). It is a small value with no pointers (32 bytes): keep one
+// per sequence and call Push after scoring and learning each event.
 type History struct {
-	packed uint64 // most recent symbol in the low symbolBits bits
-	n      uint8  // symbols held, at most MaxOrder-1
+	syms [MaxOrder - 1]Symbol // syms[0] is the most recent symbol
+	n    uint8                // symbols held, at most MaxOrder-1
 }
 
-const (
-	symbolMask = 1<<symbolBits - 1
-	histBits   = (MaxOrder - 1) * symbolBits
-	histMask   = 1<<histBits - 1
-)
+const symbolMask = 1<<symbolBits - 1
 
 // Push appends s, forgetting the oldest symbol when full.
 func (h *History) Push(s Symbol) {
-	h.packed = (h.packed<<symbolBits | uint64(s)&symbolMask) & histMask
+	copy(h.syms[1:], h.syms[:MaxOrder-2])
+	h.syms[0] = s & symbolMask
 	if h.n < MaxOrder-1 {
 		h.n++
 	}
@@ -32,17 +29,56 @@ func (h *History) Reset() { *h = History{} }
 // Symbols appends the held symbols, oldest first, to dst.
 func (h *History) Symbols(dst []Symbol) []Symbol {
 	for i := int(h.n) - 1; i >= 0; i-- {
-		dst = append(dst, Symbol(h.packed>>(uint(i)*symbolBits)&symbolMask))
+		dst = append(dst, h.syms[i])
 	}
 	return dst
 }
 
-// ctxKey is the key of the context made of the last k symbols of packed.
-func ctxKey(packed uint64, k int) uint64 {
-	return uint64(k)<<60 | packed&(1<<(uint(k)*symbolBits)-1)
+// eventKey names one learned event exactly: its history (oldest first) and
+// then its symbol, n symbols in all. Deltas, the encoding and the counts of
+// sequence starts use it; the hot path uses context-tree node ids instead.
+type eventKey struct {
+	n    uint8
+	syms [MaxOrder]Symbol
 }
 
-// transKey is the key of the transition (last k symbols of packed) → s.
-func transKey(packed uint64, k int, s Symbol) uint64 {
-	return uint64(k)<<60 | (packed&(1<<(uint(k)*symbolBits)-1))<<symbolBits | uint64(s)&symbolMask
+// makeKey is the key of the event (last l symbols of hist, newest first) → s.
+func makeKey(hist *[MaxOrder - 1]Symbol, l int, s Symbol) eventKey {
+	k := eventKey{n: uint8(l + 1)}
+	for i := 0; i < l; i++ {
+		k.syms[i] = hist[l-1-i]
+	}
+	k.syms[l] = s
+	return k
+}
+
+// split returns the key's history (newest first), its length and symbol.
+func (k *eventKey) split() (hist [MaxOrder - 1]Symbol, l int, s Symbol) {
+	l = int(k.n) - 1
+	for i := 0; i < l; i++ {
+		hist[i] = k.syms[l-1-i]
+	}
+	return hist, l, k.syms[l]
+}
+
+// cmpKey orders keys by length, then symbols: the canonical order of
+// encoded entries.
+func cmpKey(a, b *eventKey) int {
+	if a.n != b.n {
+		return int(a.n) - int(b.n)
+	}
+	for i := 0; i < int(a.n); i++ {
+		if a.syms[i] != b.syms[i] {
+			return int(a.syms[i]) - int(b.syms[i])
+		}
+	}
+	return 0
+}
+
+// mapKey renames every symbol of k.
+func mapKey(k eventKey, fn func(Symbol) Symbol) eventKey {
+	for i := 0; i < int(k.n); i++ {
+		k.syms[i] = fn(k.syms[i])
+	}
+	return k
 }

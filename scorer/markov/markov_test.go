@@ -269,8 +269,8 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"default", func(*Config) {}, ""},
-		{"order zero", func(c *Config) { c.Order = 0 }, "order: 0 not in [1,6]"},
-		{"order too high", func(c *Config) { c.Order = 7 }, "order: 7 not in [1,6]"},
+		{"order zero", func(c *Config) { c.Order = 0 }, "order: 0 not in [1,16]"},
+		{"order too high", func(c *Config) { c.Order = 17 }, "order: 17 not in [1,16]"},
 		{"smoothing", func(c *Config) { c.Smoothing = "laplace" }, `smoothing: "laplace"`},
 		{"discount", func(c *Config) { c.Smoothing, c.Discount = AbsoluteDiscount, 1 }, "discount: 1 not in (0,1)"},
 		{"vocab", func(c *Config) { c.VocabSize = 2000 }, "vocab_size: 2000 not in [2,1024]"},

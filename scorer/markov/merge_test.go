@@ -122,7 +122,7 @@ func TestMergeDeltasErrors(t *testing.T) {
 		want  string
 	}{
 		{"none", nil, "no deltas"},
-		{"mixed orders", [][]byte{da, db}, "order 2, want 4"},
+		{"mixed orders", [][]byte{da, db}, "order 2, want 8"},
 		{"garbage", [][]byte{da, []byte("FSMDxx")}, "delta 1"},
 	}
 	for _, tc := range tests {
@@ -177,18 +177,18 @@ func TestStatsCounters(t *testing.T) {
 			m := trained(t, tc.cfg, corpus(35, 8, 60, 15))
 			check := func(when string) {
 				t.Helper()
-				top := uint64(m.cfg.Order - 1)
+				top := m.cfg.Order - 1
 				var trans, ctxs int
 				m.trans.all(func(k uint64, _ *uint64) {
-					if k>>60 == top {
+					if int(m.nodes[k>>symbolBits].depth) == top {
 						trans++
 					}
 				})
-				m.ctx.all(func(k uint64, _ *ctxStat) {
-					if k>>60 == top {
+				for _, nd := range m.nodes {
+					if int(nd.depth) == top && nd.count > 0 {
 						ctxs++
 					}
-				})
+				}
 				st := m.Stats()
 				if st.Transitions != trans+len(m.short) || st.Contexts != ctxs {
 					t.Errorf("%s: Stats() = %d transitions, %d contexts; walk = %d, %d", when,
@@ -215,6 +215,12 @@ func TestStatsCounters(t *testing.T) {
 			check("emptied")
 			if st := m.Stats(); st.Events != 0 || st.Transitions != 0 || st.Contexts != 0 {
 				t.Errorf("Stats() of an emptied model = %+v, want zero counts", st)
+			}
+			// The context tree follows the counts: every node but the root
+			// is free again (the rolling horizon must not leak nodes).
+			if len(m.child) != 0 || len(m.free) != len(m.nodes)-1 || m.nodes[0].nchild != 0 {
+				t.Errorf("emptied model: %d child keys, %d of %d nodes free, root has %d children; want 0, all but the root, 0",
+					len(m.child), len(m.free), len(m.nodes), m.nodes[0].nchild)
 			}
 		})
 	}

@@ -6,8 +6,11 @@ import (
 	"sync"
 )
 
-// ctxStat is what the model knows about one context (history).
-type ctxStat struct {
+// node is one context (history) of the context tree: the last depth
+// symbols of a sequence. Its parent is the context without its oldest
+// symbol, sym that oldest symbol, so walking up from a node to the root
+// spells the context oldest first.
+type node struct {
 	count    uint64  // events seen after this context
 	distinct uint64  // distinct symbols seen after it
 	slog     float64 // Σ over followers of c·log2(c), for the context's entropy
@@ -16,6 +19,10 @@ type ctxStat struct {
 	// λ·H_ML + h2(λ), this order's share of the entropy estimate.
 	lambda float64
 	hterm  float64
+	parent int32
+	nchild int32 // child nodes: a node is freed only without counts and children
+	sym    Symbol
+	depth  uint8
 }
 
 // Model is a variable-order Markov chain over Symbols with interpolated
@@ -24,22 +31,33 @@ type ctxStat struct {
 // uniform distribution over VocabSize symbols, so every symbol, including
 // OOV and symbols never seen, has a positive probability.
 //
+// The contexts form a tree (a suffix trie of the learned histories, newest
+// symbol at the root's children): a context of k symbols is the child of
+// its (k-1)-symbol suffix, keyed by the parent's node id and the added
+// (older) symbol, so any order fits one uint64 key and a score walks one
+// child and one transition lookup per order. Node ids are reused once a
+// node has neither counts nor children, so the tree's size follows the
+// counts under the rolling horizon (subtracted deltas).
+//
 // Concurrency: a Model holds a sync.RWMutex. Scoring methods take the read
 // lock and learning methods the write lock, so a Model may be read by many
 // goroutines while one learns; uncontended, the lock costs about 10 ns per
 // call. A History belongs to one sequence and is not shared.
 type Model struct {
-	mu    sync.RWMutex
-	cfg   Config
-	vocab vocab
-	ctx   slab[ctxStat] // context key → stats, all orders
-	trans slab[uint64]  // transition key → count, all orders
+	mu        sync.RWMutex
+	cfg       Config
+	vocab     vocab
+	nodes     []node           // node 0 is the empty context
+	free      []int32          // freed node ids
+	child     map[uint64]int32 // parent id<<symbolBits | symbol → child id (parent ≠ 0)
+	rootChild []int32          // the root's children by symbol; 0 = none
+	trans     slab[uint64]     // node id<<symbolBits | symbol → count, all orders
 	// short counts events learned with a history shorter than Order-1
 	// (sequence starts). With the top-order transitions it is exactly the
 	// multiset of learned events, which is what deltas and the encoding carry.
-	short   map[uint64]uint64
-	pending map[uint64]int64 // event key → count since the last TakeDelta
-	events  uint64           // events learned (net of subtracted deltas)
+	short   map[eventKey]uint64
+	pending map[eventKey]int64 // event → count since the last TakeDelta
+	events  uint64             // events learned (net of subtracted deltas)
 	// Distinct full-length transitions and histories, kept as counts change
 	// so that Stats is O(1).
 	topTrans, topCtx int
@@ -55,10 +73,11 @@ func New(cfg Config) (*Model, error) {
 	return &Model{
 		cfg:     cfg,
 		vocab:   newVocab(cfg.VocabSize),
-		ctx:     newSlab[ctxStat](1),            // the empty context
-		trans:   newSlab[uint64](cfg.VocabSize), // unigram counts
-		short:   make(map[uint64]uint64),
-		pending: make(map[uint64]int64),
+		nodes:   make([]node, 1, 64), // the empty context
+		child:   make(map[uint64]int32),
+		trans:   newSlab[uint64](cfg.VocabSize), // the root's (unigram) counts are direct
+		short:   make(map[eventKey]uint64),
+		pending: make(map[eventKey]int64),
 		uniform: 1 / float64(cfg.VocabSize),
 		logK:    math.Log2(float64(cfg.VocabSize)),
 	}, nil
@@ -116,23 +135,80 @@ func (m *Model) Learn(h *History, s Symbol) (novel bool) {
 		s = OOV
 	}
 	l := m.histLen(h)
-	k := transKey(h.packed, l, s)
+	k := makeKey(&h.syms, l, s)
 	m.mu.Lock()
-	_, old := m.add(h.packed, l, s, 1)
+	_, old := m.add(&h.syms, l, s, 1)
 	novel = old == 0
 	m.pending[k]++
 	m.mu.Unlock()
 	return novel
 }
 
+// childOf returns the id of the context made of id's context preceded by
+// sym, or 0 if the tree has no such node.
+func (m *Model) childOf(id int32, sym Symbol) int32 {
+	if id == 0 {
+		if int(sym) < len(m.rootChild) {
+			return m.rootChild[sym]
+		}
+		return 0
+	}
+	return m.child[uint64(id)<<symbolBits|uint64(sym)]
+}
+
+// addChild creates the child of parent for sym (absent before).
+func (m *Model) addChild(parent int32, sym Symbol) int32 {
+	var id int32
+	if n := len(m.free); n > 0 {
+		id = m.free[n-1]
+		m.free = m.free[:n-1]
+	} else {
+		id = int32(len(m.nodes))
+		m.nodes = append(m.nodes, node{})
+	}
+	m.nodes[id] = node{parent: parent, sym: sym, depth: m.nodes[parent].depth + 1}
+	m.nodes[parent].nchild++
+	if parent == 0 {
+		if int(sym) >= len(m.rootChild) {
+			m.rootChild = append(m.rootChild, make([]int32, int(sym)+1-len(m.rootChild))...)
+		}
+		m.rootChild[sym] = id
+	} else {
+		m.child[uint64(parent)<<symbolBits|uint64(sym)] = id
+	}
+	return id
+}
+
+// release frees node id if it has neither counts nor children, and then
+// its ancestors in turn.
+func (m *Model) release(id int32) {
+	for id != 0 {
+		nd := &m.nodes[id]
+		if nd.count != 0 || nd.nchild != 0 {
+			return
+		}
+		parent, sym := nd.parent, nd.sym
+		if parent == 0 {
+			m.rootChild[sym] = 0
+		} else {
+			delete(m.child, uint64(parent)<<symbolBits|uint64(sym))
+		}
+		*nd = node{}
+		m.free = append(m.free, id)
+		m.nodes[parent].nchild--
+		id = parent
+	}
+}
+
 // add adds n occurrences (n < 0 subtracts) of the event (last l symbols of
-// packed) → s to all orders. A subtraction below zero is clamped at zero and
-// reported as ok = false. old is the event's count before.
-func (m *Model) add(packed uint64, l int, s Symbol, n int64) (ok bool, old uint64) {
+// hist, newest first) → s to all orders. A subtraction below zero is
+// clamped at zero and reported as ok = false. old is the event's count
+// before.
+func (m *Model) add(hist *[MaxOrder - 1]Symbol, l int, s Symbol, n int64) (ok bool, old uint64) {
 	ok = true
 	top := m.cfg.Order - 1
 	if l < top {
-		k := transKey(packed, l, s)
+		k := makeKey(hist, l, s)
 		v, fine := addCount(m.short[k], n)
 		ok = ok && fine
 		if v == 0 {
@@ -141,8 +217,20 @@ func (m *Model) add(packed uint64, l int, s Symbol, n int64) (ok bool, old uint6
 			m.short[k] = v
 		}
 	}
+	id := int32(0)
 	for k := 0; k <= l; k++ {
-		tk := transKey(packed, k, s)
+		if k > 0 {
+			c := m.childOf(id, hist[k-1])
+			if c == 0 {
+				if n <= 0 {
+					ok = false // nothing counted here or deeper
+					break
+				}
+				c = m.addChild(id, hist[k-1])
+			}
+			id = c
+		}
+		tk := uint64(id)<<symbolBits | uint64(s)
 		var tp *uint64
 		if n > 0 {
 			tp, _ = m.trans.getOrAdd(tk)
@@ -164,9 +252,8 @@ func (m *Model) add(packed uint64, l int, s Symbol, n int64) (ok bool, old uint6
 		if o == nw {
 			continue
 		}
-		ck := ctxKey(packed, k)
-		cs, added := m.ctx.getOrAdd(ck)
-		if added && k == top {
+		cs := &m.nodes[id]
+		if cs.count == 0 && k == top {
 			m.topCtx++
 		}
 		cs.count = cs.count - o + nw
@@ -184,9 +271,18 @@ func (m *Model) add(packed uint64, l int, s Symbol, n int64) (ok bool, old uint6
 			}
 		}
 		if cs.count == 0 {
-			m.ctx.remove(ck)
 			if k == top {
 				m.topCtx--
+			}
+			cs.slog, cs.lambda, cs.hterm = 0, 0, 0
+			if id != 0 && cs.nchild == 0 {
+				// Deeper nodes of this event have no counts either
+				// (their counts are part of this one's): they were
+				// released already or are about to be.
+				m.release(id)
+				if k < l {
+					break
+				}
 			}
 			continue
 		}
@@ -201,7 +297,7 @@ func (m *Model) add(packed uint64, l int, s Symbol, n int64) (ok bool, old uint6
 }
 
 // derive sets the interpolation weight and entropy term of a context.
-func (m *Model) derive(cs *ctxStat) {
+func (m *Model) derive(cs *node) {
 	n, t := float64(cs.count), float64(cs.distinct)
 	hml := log2u(cs.count) - cs.slog/n
 	var hl float64
@@ -235,7 +331,19 @@ type Step struct {
 	// Order is the length of the longest history the model has seen plus
 	// one (0 when even the empty history has no counts: an empty model).
 	Order int
+	// Match is the length of the longest n-gram ending with this event
+	// that the model has counted (its history's last Match-1 symbols, then
+	// the symbol); 0 when the symbol never followed any history.
+	Match int
+	// Span is the n-gram length the model could use for this event:
+	// min(history held, Order-1) + 1.
+	Span int
 }
+
+// Novel reports whether the event's full-length n-gram (Span symbols) was
+// never counted: the event starts a segment the model has not seen. The
+// covering rate is the share of such events.
+func (s Step) Novel() bool { return s.Match < s.Span }
 
 // Excess is the surprise beyond what the context usually costs
 // (Surprise - Entropy): the per-event value the sequence score aggregates.
@@ -248,10 +356,13 @@ func (m *Model) Surprise(h *History, s Symbol) float64 {
 
 // Probability returns P(s | h).
 func (m *Model) Probability(h *History, s Symbol) float64 {
+	if int(s) >= m.cfg.VocabSize {
+		s = OOV
+	}
 	m.mu.RLock()
-	p, _, _, _ := m.prob(h.packed, m.histLen(h), s, false)
+	r := m.prob(&h.syms, m.histLen(h), s, false, 0)
 	m.mu.RUnlock()
-	return p
+	return r.p
 }
 
 // Score returns the surprise of s after h and the features the aggregations
@@ -260,10 +371,11 @@ func (m *Model) Score(h *History, s Symbol) Step {
 	if int(s) >= m.cfg.VocabSize {
 		s = OOV
 	}
+	l := m.histLen(h)
 	m.mu.RLock()
-	p, ent, seen, order := m.prob(h.packed, m.histLen(h), s, true)
+	r := m.prob(&h.syms, l, s, true, scoreTolerance)
 	m.mu.RUnlock()
-	return Step{Surprise: -log2(p), Entropy: ent, Seen: seen, Order: order}
+	return Step{Surprise: -log2(r.p), Entropy: r.ent, Seen: r.seen, Order: r.order, Match: r.match, Span: l + 1}
 }
 
 // log2 is -log2-safe: p is always in (0,1] here, but clamp so that rounding
@@ -275,39 +387,89 @@ func log2(p float64) float64 {
 	return math.Log2(p)
 }
 
-// prob interpolates from the empty context up to the last l symbols. When
-// withEnt is set it also estimates the entropy of the interpolated
-// distribution recursively: H ≈ λ·H_ML + (1-λ)·H_lower + h2(λ).
-func (m *Model) prob(packed uint64, l int, s Symbol, withEnt bool) (p, ent float64, seen uint64, order int) {
-	p = m.uniform
-	ent = m.logK
-	wb := m.cfg.Smoothing == WittenBell
-	d := m.cfg.Discount
+// probResult is prob's answer.
+type probResult struct {
+	p, ent float64
+	seen   uint64 // count of the whole history
+	count  uint64 // count of the whole transition
+	order  int    // longest counted history + 1
+	match  int    // longest counted n-gram ending with the symbol
+}
+
+// scoreTolerance is the relative error of Score's probability: the walk
+// down the orders stops once what the lower orders could still add is below
+// this share of the probability so far (at most 1.5e-6 bits of surprise).
+// Normal events sit in deep contexts seen many times, whose lower orders
+// weigh almost nothing, so a score reads three or four orders instead of
+// all of them. Probability, Explain and TopTransitions are exact.
+const scoreTolerance = 1e-3
+
+// prob interpolates the orders from the longest context of the last l
+// symbols of hist (newest first) the model has counted down to the uniform
+// distribution: P = Σ_k W_k·λ_k·ML_k(s) + W·uniform, where W_k is the
+// product of (1-λ_j) over the orders above k. It walks the context tree
+// from the root to find that context, then the orders from the top down,
+// stopping when the weight left is below tol times the probability so far
+// (tol = 0: every order). When withEnt is set it also estimates the entropy
+// of the interpolated distribution, H ≈ Σ_k W_k·(λ_k·H_ML,k + h2(λ_k)) +
+// W·log2(VocabSize), the recursion λ·H_ML + (1-λ)·H_lower + h2(λ) unrolled.
+func (m *Model) prob(hist *[MaxOrder - 1]Symbol, l int, s Symbol, withEnt bool, tol float64) (r probResult) {
+	var ids [MaxOrder]int32
+	d := -1
+	id := int32(0)
 	for k := 0; k <= l; k++ {
-		cs := m.ctx.get(ctxKey(packed, k))
-		if cs == nil {
+		if k > 0 {
+			if id = m.childOf(id, hist[k-1]); id == 0 {
+				break
+			}
+		}
+		if m.nodes[id].count == 0 {
 			break
 		}
+		ids[k], d = id, k
+	}
+	if d < 0 {
+		r.p, r.ent = m.uniform, m.logK
+		return r
+	}
+	r.order = d + 1
+	if d == l {
+		r.seen = m.nodes[ids[d]].count
+	}
+	wb := m.cfg.Smoothing == WittenBell
+	disc := m.cfg.Discount
+	var p, ent float64
+	w := 1.0 // weight of the orders below the current one
+	for k := d; k >= 0; k-- {
+		cs := &m.nodes[ids[k]]
 		var c float64
-		if tp := m.trans.get(transKey(packed, k, s)); tp != nil {
+		if tp := m.trans.get(uint64(ids[k])<<symbolBits | uint64(s)); tp != nil {
 			c = float64(*tp)
-		}
-		n := float64(cs.count)
-		t := float64(cs.distinct)
-		if wb {
-			p = (c + t*p) / (n + t)
-		} else {
-			p = (max(c-d, 0) + d*t*p) / n
+			if r.match == 0 {
+				r.match = k + 1
+				if k == l {
+					r.count = *tp
+				}
+			}
 		}
 		if withEnt {
-			ent = cs.hterm + (1-cs.lambda)*ent
+			ent += w * cs.hterm
 		}
-		if k == l {
-			seen = cs.count
+		n, t := float64(cs.count), float64(cs.distinct)
+		if wb {
+			p += w * c / (n + t)
+			w *= t / (n + t)
+		} else {
+			p += w * max(c-disc, 0) / n
+			w *= disc * t / n
 		}
-		order = k + 1
+		if w < tol*p {
+			r.p, r.ent = p, ent
+			return r
+		}
 	}
-	return p, ent, seen, order
+	r.p, r.ent = p+w*m.uniform, ent+w*m.logK
+	return r
 }
 
 func h2(x float64) float64 {
