@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
@@ -73,22 +74,27 @@ func TestReadNDJSONCancelAcceptsNoUndecodedLine(t *testing.T) {
 // handed over without waiting for a full chunk, and returning does not wait
 // for the splitter's blocked read.
 func TestReadNDJSONStopOnErrorOnIdleStream(t *testing.T) {
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	go pw.Write([]byte("{oops\n")) // then the stream goes idle, like a quiet `tail -f`
-	done := make(chan error, 1)
-	go func() {
-		_, err := ReadNDJSON(context.Background(), pr, &recorder{}, NDJSONOptions{StopOnError: true, BatchSize: 1})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !strings.Contains(fmtErr(err), "line 1") {
-			t.Fatalf("err = %v", err)
+	// On synctest's fake clock: "within 2 s" whatever the machine is doing.
+	synctest.Test(t, func(t *testing.T) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go pw.Write([]byte("{oops\n")) // then the stream goes idle, like a quiet `tail -f`
+		done := make(chan error, 1)
+		go func() {
+			_, err := ReadNDJSON(context.Background(), pr, &recorder{}, NDJSONOptions{StopOnError: true, BatchSize: 1})
+			done <- err
+		}()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !strings.Contains(fmtErr(err), "line 1") {
+				t.Fatalf("err = %v", err)
+			}
+		default:
+			t.Fatal("ReadNDJSON did not return within 2s of a fatal bad line on a quiet stream")
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("ReadNDJSON did not return within 2s of a fatal bad line on a quiet stream")
-	}
+	})
 }
 
 func fmtErr(err error) string {
