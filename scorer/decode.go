@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -201,6 +202,9 @@ type decoder struct {
 	// jsonMaxDepth (invalid JSON beyond it, as encoding/json says), another
 	// value is a limit of ours (ReasonLimitExceeded beyond it).
 	maxDepth int
+	// fields counts the output_fields entries read, in every
+	// output_fields object of the event (a repeated key merges).
+	entries int
 }
 
 func (d *decoder) peek() byte {
@@ -337,9 +341,10 @@ func (d *decoder) tags() ([]string, string, error) {
 // strings unescaped, numbers and booleans as their literal, objects and
 // arrays as their JSON text; null and "<NA>" are appended as "<NA>", which
 // SortFields reads as "unset" (a later duplicate wins, as in encoding/json,
-// which merges a repeated output_fields object into the same map). Sorting
-// is left to the caller, once per event. Entries beyond MaxFields and
-// oversized keys or values stop the decoding with a limit error.
+// which merges a repeated output_fields object into the same map), or,
+// while there are few entries, unset at once. Sorting is left to the
+// caller, once per event. Entries beyond MaxFields (counted over the
+// event) and oversized keys or values stop the decoding with a limit error.
 func (d *decoder) fields(out *[]Field) (string, error) {
 	switch d.peek() {
 	case 'n':
@@ -373,7 +378,7 @@ func (d *decoder) fields(out *[]Field) (string, error) {
 			return "", err
 		}
 		d.ws()
-		if len(f) >= MaxFields {
+		if d.entries++; d.entries > MaxFields {
 			return "", tooManyFields()
 		}
 		var v string
@@ -397,7 +402,13 @@ func (d *decoder) fields(out *[]Field) (string, error) {
 		if err := checkField(k, v); err != nil {
 			return "", err
 		}
-		f = append(f, Field{k, v})
+		if v == NA && len(f) <= smallSort {
+			// Unset now: a search bounded by smallSort is cheaper than a
+			// tombstone for SortFields to sort and drop.
+			f = slices.DeleteFunc(f, func(x Field) bool { return x.Name == k })
+		} else {
+			f = append(f, Field{k, v})
+		}
 		d.ws()
 		c := d.peek()
 		d.i++

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +33,14 @@ func reverseKeys(n, keyLen int) string {
 	return sb.String()
 }
 
+// shuffledKeys is reverseKeys in a fixed pseudo-random order.
+func shuffledKeys(n, keyLen int) string {
+	pairs := strings.Split(reverseKeys(n, keyLen), ",")
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
+	return strings.Join(pairs, ",")
+}
+
 func nested(depth int) string {
 	return strings.Repeat("[", depth) + strings.Repeat("]", depth)
 }
@@ -48,9 +58,10 @@ func TestDecodeJSONLimits(t *testing.T) {
 		{"60k keys in reverse order", withFields(reverseKeys(60000, 8)), []string{`"output_fields"`, "1024"}},
 		{"1025 keys", withFields(reverseKeys(1025, 8)), []string{`"output_fields"`, "1024"}},
 		{"1024 keys", withFields(reverseKeys(1024, 8)), nil},
+		{"1024 keys shuffled", withFields(shuffledKeys(1024, 8)), nil},
 		{"1025 entries counting nulls", withFields(reverseKeys(1024, 8) + `,"z":null`), []string{`"output_fields"`, "1024"}},
-		{"key of 257 bytes", withFields(`"` + long(257) + `":"v"`), []string{`"output_fields"`, "key", "257", "256"}},
-		{"key of 256 bytes", withFields(`"` + long(256) + `":"v"`), nil},
+		{"key of 513 bytes", withFields(`"` + long(513) + `":"v"`), []string{`"output_fields"`, "key", "513", "512"}},
+		{"key of 512 bytes", withFields(`"` + long(512) + `":"v"`), nil},
 		{"string value of 64 KiB + 1", withFields(`"proc.cmdline":"` + long(64<<10+1) + `"`), []string{`"proc.cmdline"`, "65537", "65536"}},
 		{"escaped value of 64 KiB + 1", withFields(`"proc.cmdline":"` + strings.Repeat(`\n`, 64<<10+1) + `"`), []string{`"proc.cmdline"`, "65536"}},
 		{"number value of 64 KiB + 1", withFields(`"evt.arg.x":1` + strings.Repeat("0", 64<<10)), []string{`"evt.arg.x"`, "65536"}},
@@ -136,7 +147,7 @@ func TestDecodeJSONMaxKeysReverseOrder(t *testing.T) {
 // pass, a reversed one O(n log n), never the n²/2 of an insertion sort
 // (523,776 comparisons for 1024 names; 1.8 billion for 60,000).
 func TestSortFieldsWorkIsNLogN(t *testing.T) {
-	for _, n := range []int{2, 20, 1024, 60000} {
+	for _, n := range []int{2, smallSort, smallSort + 1, 1024, 60000} {
 		reversed := make([]Field, n)
 		for i := range reversed {
 			reversed[i] = Field{Name: fmt.Sprintf("k%08d", n-1-i), Value: "v"}
@@ -145,18 +156,21 @@ func TestSortFieldsWorkIsNLogN(t *testing.T) {
 		for i := range sorted {
 			sorted[i] = reversed[n-1-i]
 		}
+		shuffled := slices.Clone(sorted)
+		rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 		for _, tc := range []struct {
 			name  string
 			in    []Field
 			bound int
 		}{
 			{"sorted", sorted, n - 1},
-			{"reversed", reversed, int(4 * float64(n) * math.Log2(float64(n)))},
+			{"reversed", reversed, max(smallSort*(smallSort-1)/2, int(4*float64(n)*math.Log2(float64(n))))},
+			{"shuffled", shuffled, max(smallSort*(smallSort-1)/2, int(4*float64(n)*math.Log2(float64(n))))},
 		} {
 			calls := 0
-			got := sortFieldsWith(tc.in, func(a, b string) int { calls++; return strings.Compare(a, b) })
+			got := sortFieldsCounting(tc.in, &calls)
 			if len(got) != n || !isSortedStrictly(got) {
-				t.Errorf("n=%d %s: sortFieldsWith gave %d fields, sorted %v", n, tc.name, len(got), isSortedStrictly(got))
+				t.Errorf("n=%d %s: sortFieldsCounting gave %d fields, sorted %v", n, tc.name, len(got), isSortedStrictly(got))
 			}
 			if calls > tc.bound {
 				t.Errorf("n=%d %s: %d comparisons, want at most %d", n, tc.name, calls, tc.bound)
@@ -230,7 +244,8 @@ func BenchmarkDecodeOrdinary(b *testing.B) {
 
 // BenchmarkDecodeWorstShape: 1 MiB of events of the costliest shape the
 // limits let through: the most fields, in reverse order. "short" keys make
-// the most events per MiB, "long" keys (the longest allowed, sharing all
+// the most events per MiB ("shuffled": the same in a random order;
+// "small": the most fields sorted by insertion, reversed), "long" keys (the longest allowed, sharing all
 // but their last bytes) make every comparison as slow as it can be;
 // "rejected" is the issue's shape, a 1 MiB event of reversed keys (about
 // 75,000), which is refused.
@@ -239,8 +254,16 @@ func BenchmarkDecodeWorstShape(b *testing.B) {
 		one := withFields(reverseKeys(1024, 8))
 		benchLines(b, oneMiB(func(int) []byte { return one }))
 	})
+	b.Run("small", func(b *testing.B) { // the most fields sorted by insertion, reversed
+		one := withFields(reverseKeys(smallSort, 8))
+		benchLines(b, oneMiB(func(int) []byte { return one }))
+	})
+	b.Run("shuffled", func(b *testing.B) {
+		one := withFields(shuffledKeys(1024, 8))
+		benchLines(b, oneMiB(func(int) []byte { return one }))
+	})
 	b.Run("long", func(b *testing.B) {
-		one := withFields(reverseKeys(1024, 256))
+		one := withFields(reverseKeys(1024, 512))
 		benchLines(b, oneMiB(func(int) []byte { return one }))
 	})
 	b.Run("rejected", func(b *testing.B) {

@@ -62,13 +62,14 @@ const (
 	// counted as it is read, nulls and repeated names included, so that the
 	// decoder stops early instead of sorting an unbounded set.
 	MaxFields = 1024
-	// MaxFieldNameBytes bounds an output_fields key. Falco's longest field
-	// names (evt.arg[...], plugin fields with arguments) are under 64 bytes.
-	MaxFieldNameBytes = 256
+	// MaxFieldNameBytes bounds an output_fields key. The longest legitimate
+	// ones carry an argument: k8s.pod.label[<label key>] with a Kubernetes
+	// label key of up to 317 bytes (253 prefix, "/", 63 name) is 332.
+	MaxFieldNameBytes = 512
 	// MaxFieldValueBytes bounds an output_fields value (unescaped text of a
-	// string, JSON text of anything else). Command lines are the longest
-	// legitimate values: Falco itself truncates proc.cmdline and file
-	// names at a few KiB (snaplen and its argument buffers).
+	// string, JSON text of anything else). Command lines and file paths are
+	// the longest legitimate values (PATH_MAX is 4 KiB, and Falco's drivers
+	// capture a bounded part of execve's arguments); 64 KiB is far above.
 	MaxFieldValueBytes = 64 << 10
 	// MaxNesting bounds the nesting of the whole event: the event object is
 	// level 1, output_fields level 2. Falco writes at most three levels

@@ -69,49 +69,97 @@ func FieldsOf(m map[string]string) Fields {
 	return f
 }
 
-// SortFields sorts f by name in place and keeps, of a name given more than
-// once, the last value given, as a map assignment would; a name whose last
+// SortFields returns f sorted by name (reusing f when it was sorted, which
+// leaves f unusable), keeping, of a name given more than once, the last
+// value given, as a map assignment would; a name whose last
 // value is "<NA>" is dropped (the decoders record a JSON null or Falco's
 // "<NA>" that way, so that unsetting a name costs no search). Inputs
 // usually arrive sorted already (Falco writes output_fields in key order),
 // which one pass checks; anything else is sorted in O(n log n)
 // comparisons, whatever its order.
-func SortFields(f []Field) Fields { return sortFieldsWith(f, strings.Compare) }
+func SortFields(f []Field) Fields { return sortFieldsCounting(f, nil) }
 
-// sortFieldsWith is SortFields comparing names with compare, so that a test
-// can count the comparisons.
-func sortFieldsWith(f []Field, compare func(a, b string) int) Fields {
-	sorted, na := true, false
-	for i := range f {
-		if i > 0 && compare(f[i-1].Name, f[i].Name) >= 0 {
-			sorted = false
-			break
+// sortFieldsCounting is SortFields adding the number of name comparisons
+// to *calls when calls is not nil, so that a test can bound the work.
+func sortFieldsCounting(f []Field, calls *int) Fields {
+	compare := nameOrder{calls}.compare
+	if len(f) > smallSort {
+		for i := 1; i < len(f); i++ {
+			if compare(f[i-1].Name, f[i].Name) > 0 {
+				return sortUnsorted(f, compare)
+			}
 		}
-		na = na || f[i].Value == NA
-	}
-	if sorted && !na {
-		if len(f) == 0 {
-			return nil
+	} else {
+		// Few fields: in place, stably, without allocating; one pass
+		// when they are sorted.
+		for i := 1; i < len(f); i++ {
+			for j := i; j > 0 && compare(f[j].Name, f[j-1].Name) < 0; j-- {
+				f[j], f[j-1] = f[j-1], f[j]
+			}
 		}
-		return Fields(f)
 	}
-	if !sorted {
-		// Stable, so that a name's values stay in input order.
-		slices.SortStableFunc(f, func(a, b Field) int { return compare(a.Name, b.Name) })
-	}
-	// Duplicates are adjacent in input order: keep the last, unless it unsets.
-	out := f[:0]
+	// Duplicates are adjacent in input order: keep the last, unless it
+	// unsets. Nothing is written while nothing was dropped.
+	w := 0
 	for i := range f {
 		if i+1 < len(f) && f[i+1].Name == f[i].Name || f[i].Value == NA {
 			continue
 		}
+		if w != i {
+			f[w] = f[i]
+		}
+		w++
+	}
+	clear(f[w:])
+	if w == 0 {
+		return nil
+	}
+	return Fields(f[:w])
+}
+
+// nameOrder compares names, counting the comparisons when calls is set. A
+// method rather than a closure, so that the loops below inline it.
+type nameOrder struct{ calls *int }
+
+func (o nameOrder) compare(a, b string) int {
+	if o.calls != nil {
+		*o.calls++
+	}
+	return strings.Compare(a, b)
+}
+
+// smallSort is the most fields sorted by insertion: at most 120
+// comparisons, cheaper than sortUnsorted's two allocations.
+const smallSort = 16
+
+// sortUnsorted sorts positions rather than Fields: an int32 moves without
+// the write barriers that moving four pointers costs while the collector
+// runs, and the position breaks ties, so that pdqsort (which also turns a
+// reversed input around in one pass) keeps a name's values in input order.
+// The result is a new slice; f is left as it was.
+func sortUnsorted(f []Field, compare func(a, b string) int) Fields {
+	idx := make([]int32, len(f))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		if c := compare(f[a].Name, f[b].Name); c != 0 {
+			return c
+		}
+		return int(a - b)
+	})
+	// Duplicates are adjacent in input order: keep the last, unless it unsets.
+	out := make(Fields, 0, len(f))
+	for k, i := range idx {
+		if k+1 < len(idx) && f[idx[k+1]].Name == f[i].Name || f[i].Value == NA {
+			continue
+		}
 		out = append(out, f[i])
 	}
-	clear(f[len(out):])
 	if len(out) == 0 {
 		return nil
 	}
-	return Fields(out)
+	return out
 }
 
 // MarshalJSON writes f as a JSON object (keys sorted, as encoding/json

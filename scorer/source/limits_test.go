@@ -52,7 +52,7 @@ func TestHTTPRefusesEventsBeyondLimits(t *testing.T) {
 	}{
 		{"1 MB image name", "application/json", hugeImage, []string{`"container.image.repository"`, "1048576 bytes", "1024"}},
 		{"60k keys in reverse order", "application/json", fmt.Sprintf(limitsEvent, reversedKeys(60000)), []string{`"output_fields"`, "1024"}},
-		{"key of 300 bytes", "application/json", fmt.Sprintf(limitsEvent, `"`+strings.Repeat("k", 300)+`":"v"`), []string{"key", "300 bytes", "256"}},
+		{"key of 600 bytes", "application/json", fmt.Sprintf(limitsEvent, `"`+strings.Repeat("k", 600)+`":"v"`), []string{"key", "600 bytes", "512"}},
 		{"value of 100 KiB", "application/json", fmt.Sprintf(limitsEvent, `"proc.cmdline":"`+strings.Repeat("c", 100<<10)+`"`), []string{`"proc.cmdline"`, "65536"}},
 		{"nested 100 deep", "application/json", fmt.Sprintf(limitsEvent, `"x":`+strings.Repeat("[", 100)+strings.Repeat("]", 100)), []string{"nested", "32"}},
 		{"long rule", "application/json", `{"rule":"` + strings.Repeat("r", 2000) + `","priority":"Info","time":"2026-11-24T12:00:00Z"}`, []string{`"rule"`, "1024"}},
