@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,6 +554,11 @@ func (r *recorder) addRun(run lab.RunSpec) {
 func (r *recorder) writeManifest() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Drop the traces of execs that never started (the recorder was stopping).
+	r.man.Traces = slices.DeleteFunc(r.man.Traces, func(t lab.TraceSpec) bool {
+		_, err := os.Stat(filepath.Join(r.cfg.Raw, t.File))
+		return err != nil
+	})
 	b, err := json.MarshalIndent(r.man, "", "  ")
 	if err != nil {
 		return err

@@ -98,6 +98,7 @@ type Stats struct {
 	ConnectsByClose  int            `json:"connect_tuples_from_close"`
 	ConnectsByAccept int            `json:"connect_tuples_from_peer_accept"`
 	ConnectsUnknown  int            `json:"connect_tuples_unknown"`
+	MissingTraces    int            `json:"missing_traces"`
 }
 
 // NewConverter starts a conversion for a recording's manifest.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,8 +77,13 @@ func ConvertDir(raw, out string) (*Summary, error) {
 		return nil, err
 	}
 	c := NewConverter(m)
+	missing := 0
 	for _, t := range m.Traces {
 		f, err := os.Open(filepath.Join(raw, t.File))
+		if errors.Is(err, fs.ErrNotExist) {
+			missing++ // an exec the recorder could not start (it was stopping)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("convert: %w", err)
 		}
@@ -88,6 +95,7 @@ func ConvertDir(raw, out string) (*Summary, error) {
 		c.Add(t, calls, bad)
 	}
 	events := c.Finish()
+	c.Stats.MissingTraces = missing
 	if err := writeCapture(filepath.Join(out, CaptureFile), events); err != nil {
 		return nil, err
 	}
