@@ -297,7 +297,9 @@ func readUsers() map[int]string {
 // cleanupHost removes what the lab created outside its root and raw dir.
 func (r *recorder) cleanupHost() {
 	_ = os.RemoveAll("/run/secrets/kubernetes.io")
-	for _, p := range []string{"/tmp/.u1", "/tmp/.cache-x", "/tmp/.kworkerd", "/var/tmp/.cache", "/var/tmp/payload.sh", "/dev/shm/k", "/dev/shm/.m", "/tmp/.x", "/tmp/.ICE-unix-x", "/tmp/p.sh"} {
+	_ = os.Remove("/run/secrets") // only if empty: it may have been there before
+	for _, p := range []string{"/tmp/.u1", "/tmp/.cache-x", "/tmp/.kworkerd", "/var/tmp/.cache", "/var/tmp/payload.sh", "/dev/shm/k", "/dev/shm/.m",
+		"/tmp/.x", "/tmp/.t", "/tmp/.k.ko", "/tmp/.X11-unix-m", "/tmp/.bash_history"} {
 		_ = os.RemoveAll(p)
 	}
 }
