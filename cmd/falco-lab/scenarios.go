@@ -85,9 +85,9 @@ while time.time()-t<3: pass'; rm -rf /var/tmp/.cache`},
 	{"interpreter-oneliner", "cron", "python pty, awk system", `python3 -c 'import pty,os; os.system("id")'; awk 'BEGIN{system("uname -a")}'`},
 
 	{"defense-evasion", "api-debug", "truncate the access log, remove uploads", `: > $LAB/app/log/access.log; rm -f $LAB/app/uploads/*.bin 2>/dev/null; unset HISTFILE`},
-	{"defense-evasion", "web", "delete nginx logs, timestomp", `rm -f $LAB/nginx/log/access.log.*; touch -d '2020-01-01' $LAB/nginx/log/error.log; rm -f /root/.bash_history`},
+	{"defense-evasion", "web", "delete nginx logs, timestomp", `rm -f $LAB/nginx/log/access.log.*; touch -d '2020-01-01' $LAB/nginx/log/error.log; rm -f $R/root/.bash_history`},
 	{"defense-evasion", "cron", "wipe health logs and backups", `rm -rf $LAB/cron/log/*; find $LAB/cron/backups -type f -delete`},
-	{"defense-evasion", "redis", "clear redis log and shell history, kill logging", `: > $LAB/redis/redis.log; rm -f /root/.bash_history /root/.python_history; ln -sf /dev/null /tmp/.bash_history`},
+	{"defense-evasion", "redis", "clear redis log and shell history, kill logging", `: > $LAB/redis/redis.log; rm -f $R/root/.bash_history $R/root/.python_history; ln -sf /dev/null $R/root/.bash_history`},
 
 	// Kernel interfaces: module loading, bpf and userfaultfd, all rejected
 	// (a bogus module is not ELF; the bpf and userfaultfd calls are invalid
