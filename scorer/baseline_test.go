@@ -165,6 +165,7 @@ func TestBaselineOfOtherSymbolsLearnsAfresh(t *testing.T) {
 func TestThresholdsSurviveStoreRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	cfg := testConfig()
+	cfg.CusumThreshold = 0 // calibrated thresholds, which the store must keep
 	p := newIdlePipeline(t, cfg, now)
 	w := p.workers[0]
 	bucket := trainedBucket(t, w, int(cfg.graduationFloor())+100, now)

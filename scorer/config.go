@@ -3,6 +3,7 @@ package scorer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 
@@ -55,6 +56,17 @@ type Config struct {
 	ContainerCache int           `yaml:"container_cache"` // container id → image entries remembered
 	MaxVocabulary  int           `yaml:"max_vocabulary"`  // distinct symbols per image; more map to out-of-vocabulary
 
+	// Online is the online score: "cusum" (default: accumulated surprise
+	// above cusum_allowance bits per event, judged from a sequence's first
+	// event) or "window" (mean surprise over the last window events, after
+	// window_warmup of them; suited to dense traces of every system call).
+	Online         string  `yaml:"online"`
+	CusumAllowance float64 `yaml:"cusum_allowance"` // bits; an event rarer than 1 in 2^allowance raises the score
+	CusumCap       float64 `yaml:"cusum_cap"`       // bits; the most one event adds before the allowance
+	// CusumThreshold fixes the online threshold, in bits of accumulated
+	// surprise; 0 calibrates it per image for alert_budget_per_million.
+	CusumThreshold float64 `yaml:"cusum_threshold"`
+
 	// Symbols sets how an observation becomes the symbol the model counts.
 	Symbols symbol.Config `yaml:"symbols"`
 }
@@ -70,7 +82,7 @@ func DefaultConfig() Config {
 		Order:               markov.DefaultConfig().Order,
 		Window:              markov.DefaultWindowLength,
 		WindowWarmup:        markov.DefaultWindowWarmup,
-		LearningBlockEvents: 10000,
+		LearningBlockEvents: 500,
 		LearningBlocks:      3,
 		NewTransitionRate:   0.002,
 		AlertBudget:         50,
@@ -85,8 +97,39 @@ func DefaultConfig() Config {
 		CommitDelay:         2 * time.Millisecond,
 		ContainerCache:      100000,
 		MaxVocabulary:       512,
+		Online:              OnlineCusum,
+		CusumAllowance:      markov.DefaultCusumAllowance,
+		CusumCap:            markov.DefaultCusumCap,
+		CusumThreshold:      markov.DefaultCusumThreshold,
 		Symbols:             symbol.DefaultConfig(),
 	}
+}
+
+// Online scores.
+const (
+	OnlineCusum  = "cusum"
+	OnlineWindow = "window"
+)
+
+// cusumAllowance is the CUSUM allowance, or 0 when the online score is the
+// window mean.
+func (c Config) cusumAllowance() float64 {
+	if c.Online == OnlineCusum {
+		return c.CusumAllowance
+	}
+	return 0
+}
+
+// calibrationSamples is how many held-out online scores an image collects
+// before its threshold is placed: 1/budget of them, so that the threshold
+// is an empirical quantile, but at most the events of one convergence span
+// (learning_blocks × learning_block_events): a quiet image would otherwise
+// learn for days (20,000 events at the default budget). Below 1/budget the
+// threshold is extrapolated from the highest scores (a peaks-over-threshold
+// fit, see topK.threshold).
+func (c Config) calibrationSamples() uint64 {
+	need := uint64(math.Ceil(1e6 / c.AlertBudget))
+	return max(min(need, c.graduationFloor()), 1)
 }
 
 // graduationFloor is the fewest events an image learns before it may
@@ -120,12 +163,6 @@ func (c Config) Validate() error {
 	check(c.EndAlertRate > 0 && c.EndAlertRate < 1, "end_alert_rate: %g out of range (0,1)", c.EndAlertRate)
 	check(c.LearningBlockEvents >= 100, "learning_block_events: %d, want at least 100", c.LearningBlockEvents)
 	check(c.LearningBlocks >= 1 && c.LearningBlocks <= 100, "learning_blocks: %d out of range 1..100", c.LearningBlocks)
-	// The threshold is calibrated on the window scores of the latest span of
-	// learning_blocks blocks; a budget of b per million needs 1e6/b of them.
-	if c.AlertBudget > 0 && float64(uint64(max(c.LearningBlocks, 0))*c.LearningBlockEvents) < 1e6/c.AlertBudget {
-		errs = append(errs, fmt.Errorf("learning_block_events: %d×%d learning blocks hold too few window scores to calibrate alert_budget_per_million %g (need blocks·block_events ≥ %.0f)",
-			c.LearningBlockEvents, c.LearningBlocks, c.AlertBudget, 1e6/c.AlertBudget))
-	}
 	check(c.MaxSequences > 0, "max_sequences: must be positive")
 	check(c.SequenceIdle > 0, "sequence_idle: must be positive")
 	check(c.MaxImages > 0, "max_images: must be positive")
@@ -136,6 +173,12 @@ func (c Config) Validate() error {
 	check(c.CommitDelay >= 0 && c.CommitDelay <= time.Second, "commit_delay: %s out of range 0..1s", c.CommitDelay)
 	check(c.ContainerCache > 0, "container_cache: must be positive")
 	check(c.MaxVocabulary >= 16 && c.MaxVocabulary <= markov.MaxVocabSize, "max_vocabulary: %d out of range 16..%d", c.MaxVocabulary, markov.MaxVocabSize)
+	check(c.Online == OnlineCusum || c.Online == OnlineWindow, "online: %q, want %q or %q", c.Online, OnlineCusum, OnlineWindow)
+	check(c.Online != OnlineCusum || (c.CusumAllowance > 0 && c.CusumAllowance <= 32),
+		"cusum_allowance: %g out of range (0,32] bits", c.CusumAllowance)
+	check(c.CusumThreshold >= 0 && c.CusumThreshold <= 256, "cusum_threshold: %g out of range [0,256] bits", c.CusumThreshold)
+	check(c.Online != OnlineCusum || (c.CusumCap > c.CusumAllowance && c.CusumCap <= 64),
+		"cusum_cap: %g out of range (cusum_allowance,64] bits", c.CusumCap)
 	if err := c.Symbols.Validate(); err != nil {
 		errs = append(errs, prefixErrors("symbols.", err))
 	}

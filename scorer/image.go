@@ -42,11 +42,14 @@ type image struct {
 	dirty        bool      // learned since the last flush
 	windowLen    int
 	windowWarm   int
-	elem         *list.Element // in the worker's image LRU
-	removed      bool          // evicted or reset: learns nothing more (its counts would be lost)
-	flushed      time.Time     // bucket of the latest flush; an older one is closed and can be compacted
-	needWin      uint64        // window scores a threshold for the alert budget needs
-	needEnd      uint64        // finished processes an end-of-sequence threshold needs
+	cusumK       float64             // the CUSUM allowance when the online score is a CUSUM; 0: the window mean
+	cusumCap     float64             // the most one event adds to the CUSUM
+	pairs        map[uint32]struct{} // (previous, symbol) pairs learned, while learning (newPair)
+	elem         *list.Element       // in the worker's image LRU
+	removed      bool                // evicted or reset: learns nothing more (its counts would be lost)
+	flushed      time.Time           // bucket of the latest flush; an older one is closed and can be compacted
+	needWin      uint64              // window scores a threshold for the alert budget needs
+	needEnd      uint64              // finished processes an end-of-sequence threshold needs
 	// retryLoad is set on a stand-in for a stored baseline that could not be
 	// read: it learns meanwhile, but its flushes add counts without
 	// replacing the stored state, and its next event from retryLoad on
@@ -129,8 +132,9 @@ func (w *worker) newImage(key string, now time.Time) *image {
 		key: key, model: m, conv: newConvergence(w.p.cfg), state: StateLearning, since: now, lastSeen: now,
 		symbols:      w.p.symbolsID,
 		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window, windowWarm: w.p.cfg.WindowWarmup,
+		cusumK: w.p.cfg.cusumAllowance(), cusumCap: w.p.cfg.CusumCap,
 		threshold: math.Inf(1), endThreshold: math.Inf(1),
-		needWin: uint64(math.Ceil(1e6 / w.p.cfg.AlertBudget)), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
+		needWin: w.p.cfg.calibrationSamples(), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
 	}
 }
 
@@ -295,6 +299,8 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		if img.state != StateMonitoring {
 			img.state = StateLearning
 			img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
+		} else {
+			img.threshold = onlineThreshold(w.p.cfg, img.threshold)
 		}
 	}
 	for _, b := range buckets {
@@ -438,6 +444,7 @@ type sequence struct {
 	img       *image
 	hist      markov.History
 	win       *markov.Window
+	cusum     markov.Cusum // the online score when the image's is a CUSUM
 	acc       markov.Sequence
 	alarm     markov.Alarm
 	alerted   bool
@@ -470,7 +477,7 @@ func (img *image) newSequence(key seqKey, container string, now time.Time) *sequ
 		panic(fmt.Sprintf("window length validated at start: %v", err)) // unreachable
 	}
 	return &sequence{
-		key: key, container: container, img: img, win: win,
+		key: key, container: container, img: img, win: win, cusum: markov.Cusum{K: img.cusumK, Cap: img.cusumCap},
 		acc: markov.NewSequence(markov.DefaultBandLow, markov.DefaultBandHigh), lastSeen: now,
 		pendHist: markov.History{},
 	}
@@ -495,12 +502,33 @@ func (img *image) step(seq *sequence, name string) stepResult {
 	win := seq.win.Push(sym, st)
 	seq.acc.Add(st)
 	seq.events++
-	return stepResult{sym: sym, step: st, window: win, full: seq.win.Ready(), oov: sym == markov.OOV}
+	r := stepResult{sym: sym, step: st, window: win, full: seq.win.Ready(), oov: sym == markov.OOV}
+	if img.cusumK > 0 {
+		// Judged from the first event: the score starts at 0 (or at its
+		// parent's, see inherit) and only unlikely events raise it.
+		r.window, r.full = seq.cusum.Push(st.Surprise), true
+	}
+	return r
 }
 
 // learnDelay is how many newer events must follow an event, alarm down,
 // before it is learned; shorter sequences are judged whole at their end.
-const learnDelay = 1024
+// It must outlast the online score's reaction to an attack's first events:
+// the window mean needs many events to rise, a CUSUM a few, and a shorter
+// delay lets a long-lived process's steady behaviour reach the baseline
+// (and its graduation) that much sooner.
+const (
+	learnDelay      = 1024
+	learnDelayCusum = 128
+)
+
+// learnDelay returns the image's learning delay.
+func (img *image) learnDelay() int {
+	if img.cusumK > 0 {
+		return learnDelayCusum
+	}
+	return learnDelay
+}
 
 // deferLearn queues the event just scored (call it after the alarm was
 // updated for it and before advance); the event leaving the queue now is
@@ -515,12 +543,13 @@ func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
 	if seq.alarm.On() {
 		seq.held = len(seq.pend) - seq.phead // this event and all queued before it
 	}
-	if len(seq.pend)-seq.phead <= learnDelay {
+	delay := img.learnDelay()
+	if len(seq.pend)-seq.phead <= delay {
 		return false
 	}
 	out := seq.pend[seq.phead]
 	seq.phead++
-	if seq.phead > learnDelay { // reclaim the consumed half
+	if seq.phead > delay { // reclaim the consumed half
 		seq.pend = append(seq.pend[:0], seq.pend[seq.phead:]...)
 		seq.phead = 0
 	}
@@ -556,12 +585,45 @@ func (img *image) learn(hist *markov.History, sym markov.Symbol) {
 		return
 	}
 	novel := img.model.Learn(hist, sym)
+	if img.learning() {
+		novel = img.newPair(hist, sym)
+	}
 	img.conv.Observe(novel)
 	img.dirty = true
 	if img.conv.InBlock == 0 && img.learning() {
 		img.blockDone()
 	}
 }
+
+// newPair records the pair (previous symbol, sym) and reports whether it
+// is new. Learning converges on these pairs, not on transitions of the
+// model's full order: with argument-aware symbols a long history keeps
+// meeting new interleavings of familiar steps (a request's accept between
+// a worker's connects) long after the image's repertoire of steps and
+// their successions is known, and the calibrated threshold accounts for
+// that residual novelty. The set lives only while the image learns, and is
+// bounded.
+func (img *image) newPair(hist *markov.History, sym markov.Symbol) bool {
+	var buf [markov.MaxOrder]markov.Symbol
+	prev := uint32(0xffff) // the start of a sequence
+	if h := hist.Symbols(buf[:0]); len(h) > 0 {
+		prev = uint32(h[len(h)-1])
+	}
+	k := prev<<16 | uint32(sym)
+	if _, ok := img.pairs[k]; ok {
+		return false
+	}
+	if img.pairs == nil {
+		img.pairs = make(map[uint32]struct{})
+	}
+	if len(img.pairs) < maxPairs {
+		img.pairs[k] = struct{}{}
+	}
+	return true
+}
+
+// maxPairs bounds the learning-time pair set (16 bytes an entry or so).
+const maxPairs = 1 << 16
 
 // blockDone records a completed block of learned events: its novelty rate
 // for the plateau test, and a turn of the calibration samples, which cover
@@ -639,10 +701,20 @@ func (img *image) ready(cfg Config) bool {
 // calibrated on its own learning stream for the alert budget.
 func (img *image) graduate(now time.Time, cfg Config) {
 	img.state = StateMonitoring
+	img.pairs = nil
 	img.graduated = now
-	img.threshold = img.win.threshold(cfg.AlertBudget / 1e6)
+	img.threshold = onlineThreshold(cfg, img.win.threshold(cfg.AlertBudget/1e6))
 	img.calibrateEnd(cfg)
 	img.dirty = true
+}
+
+// onlineThreshold is the online threshold of a graduating image: the
+// calibrated one, or the fixed CUSUM threshold when one is configured.
+func onlineThreshold(cfg Config, calibrated float64) float64 {
+	if cfg.Online == OnlineCusum && cfg.CusumThreshold > 0 {
+		return cfg.CusumThreshold
+	}
+	return calibrated
 }
 
 // calibrateEnd sets the end-of-sequence threshold once enough finished

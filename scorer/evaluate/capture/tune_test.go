@@ -75,6 +75,9 @@ func TestTuneProcessScore(t *testing.T) {
 	if m := os.Getenv("SYMBOLS"); m != "" {
 		cfg.Symbols.Mode = m
 	}
+	if o := os.Getenv("ORDER"); o != "" {
+		fmt.Sscan(o, &cfg.Order)
+	}
 	evs := recordScored(t, cfg, dir+"/capture.ndjson.gz")
 	t.Logf("%d decisions", len(evs))
 
@@ -121,6 +124,7 @@ func TestTuneProcessScore(t *testing.T) {
 			runOf[p] = labels.Lookup(s.ContainerID, int(s.PID), s.Time)
 		}
 	}
+	runOfIsNormalParent := func(int) bool { return false }
 	// learned symbols per image (learning phase)
 	learned := map[string]map[string]bool{}
 	for _, s := range evs {
@@ -131,7 +135,7 @@ func TestTuneProcessScore(t *testing.T) {
 			learned[s.Image][s.Symbol] = true
 		}
 	}
-	cusum := func(k float64, inherit bool) func() map[int]float64 {
+	cusum := func(k, cap float64, inherit bool) func() map[int]float64 {
 		return func() map[int]float64 {
 			state := map[int]float64{}
 			best := map[int]float64{}
@@ -147,9 +151,86 @@ func TestTuneProcessScore(t *testing.T) {
 				if s.End {
 					continue
 				}
-				state[p] = math.Max(0, state[p]+s.Surprise-k)
-				if !s.Time.Before(labels.TestStart) {
+				inc := math.Min(s.Surprise, cap) - k
+				state[p] = math.Max(0, state[p]+inc)
+				if !s.Time.Before(labels.TestStart) && inc > 0 {
 					best[p] = math.Max(best[p], state[p])
+				}
+			}
+			return best
+		}
+	}
+	// Evidence: an event's surprise as a tail probability under the image's
+	// held-out (learning-time) surprise distribution, in bits.
+	hist := map[string][]float64{}
+	for _, s := range evs {
+		if s.Learning && !s.End {
+			hist[s.Image] = append(hist[s.Image], s.Surprise)
+		}
+	}
+	for _, h := range hist {
+		sort.Float64s(h)
+	}
+	evidence := func(img string, x float64) float64 {
+		h := hist[img]
+		i := sort.SearchFloat64s(h, x) // values < x
+		ge := len(h) - i
+		return -math.Log2(float64(ge+1) / float64(len(h)+1))
+	}
+	pcusum := func(k float64, inherit bool) func() map[int]float64 {
+		return func() map[int]float64 {
+			state := map[int]float64{}
+			best := map[int]float64{}
+			started := map[int]bool{}
+			for i, s := range evs {
+				p := procOf[i]
+				if !started[p] {
+					started[p] = true
+					if par, ok := parentOf[p]; ok && inherit {
+						state[p] = state[par]
+					}
+				}
+				if s.End {
+					continue
+				}
+				inc := evidence(s.Image, s.Surprise) - k
+				state[p] = math.Max(0, state[p]+inc)
+				if !s.Time.Before(labels.TestStart) && inc > 0 {
+					best[p] = math.Max(best[p], state[p])
+				}
+			}
+			return best
+		}
+	}
+	// session: a child starts from its parent's state, and its raising
+	// events also raise its parent's (one level up).
+	session := func(k, cap float64) func() map[int]float64 {
+		return func() map[int]float64 {
+			state := map[int]float64{}
+			best := map[int]float64{}
+			started := map[int]bool{}
+			for i, s := range evs {
+				p := procOf[i]
+				par, hasPar := parentOf[p]
+				if !started[p] {
+					started[p] = true
+					if hasPar {
+						state[p] = state[par]
+					}
+				}
+				if s.End {
+					continue
+				}
+				inc := math.Min(s.Surprise, cap) - k
+				state[p] = math.Max(0, state[p]+inc)
+				if inc > 0 && hasPar {
+					state[par] += inc
+				}
+				if !s.Time.Before(labels.TestStart) && inc > 0 {
+					best[p] = math.Max(best[p], state[p])
+					if hasPar && !runOfIsNormalParent(par) {
+						best[par] = math.Max(best[par], state[par])
+					}
 				}
 			}
 			return best
@@ -180,15 +261,31 @@ func TestTuneProcessScore(t *testing.T) {
 		{"set membership (novel symbols)", novel},
 		{"max surprise", maxSurprise},
 	}
-	for _, k := range []float64{2, 4, 6, 8, 10} {
-		cands = append(cands, struct {
-			name string
-			f    func() map[int]float64
-		}{fmt.Sprintf("cusum k=%g", k), cusum(k, false)})
-		cands = append(cands, struct {
-			name string
-			f    func() map[int]float64
-		}{fmt.Sprintf("cusum k=%g tree", k), cusum(k, true)})
+	for _, k := range []float64{4, 6, 8} {
+		for _, cp := range []float64{12, 16} {
+			cands = append(cands, struct {
+				name string
+				f    func() map[int]float64
+			}{fmt.Sprintf("session k=%g cap=%g", k, cp), session(k, cp)})
+		}
+	}
+	for _, k := range []float64{1, 2, 3, 4} {
+		for _, tree := range []bool{false, true} {
+			cands = append(cands, struct {
+				name string
+				f    func() map[int]float64
+			}{fmt.Sprintf("evidence cusum k=%g tree=%v", k, tree), pcusum(k, tree)})
+		}
+	}
+	for _, cp := range []float64{1000, 20, 16, 12} {
+		for _, k := range []float64{4, 6, 8} {
+			for _, tree := range []bool{false, true} {
+				cands = append(cands, struct {
+					name string
+					f    func() map[int]float64
+				}{fmt.Sprintf("cusum k=%g cap=%g tree=%v", k, cp, tree), cusum(k, cp, tree)})
+			}
+		}
 	}
 	for _, c := range cands {
 		sc := c.f()
