@@ -43,15 +43,15 @@ func TestPrintReport(t *testing.T) {
 }
 
 // Levels reached on the shared split (train=training, normal=validation,
-// attack=attack) with DefaultConfig (RESULTS.md): order 8, mean surprise.
-// The ranking floors are 0.01 below; the issue's targets (AUC ≥ 0.87,
-// FAR@90 ≤ 0.23) are checked separately where they hold (FAR@90) and
-// reported where they do not (AUC 0.8505: no score that improves with more
-// normal data reached 0.87 on this split, see RESULTS.md).
+// attack=attack) with DefaultConfig (RESULTS.md): order 10, mean surprise.
+// The ranking floors are 0.01 below; the issue's FAR@90 target (≤ 0.23)
+// holds and is checked as such. Its AUC target (≥ 0.87) does not: no score
+// that improves with more normal data reached it on this split (0.8515 here,
+// see RESULTS.md).
 const (
-	reachedAUC    = 0.8505
-	reachedFPR90  = 0.2306
-	reachedOnline = 0.3217
+	reachedAUC    = 0.8515
+	reachedFPR90  = 0.2200
+	reachedOnline = 0.3170
 	targetFPR90   = 0.23
 )
 
@@ -64,16 +64,16 @@ func TestRegressionSharedSplit(t *testing.T) {
 	if r.Sequence.AUC < reachedAUC-0.01 {
 		t.Errorf("sequence.auc = %.4f, want ≥ %.4f", r.Sequence.AUC, reachedAUC-0.01)
 	}
-	if r.Sequence.FPRAtTPR > targetFPR90+0.005 {
-		t.Errorf("sequence.fpr_at_tpr90 = %.4f, want ≤ %.4f", r.Sequence.FPRAtTPR, targetFPR90+0.005)
+	if r.Sequence.FPRAtTPR > targetFPR90 {
+		t.Errorf("sequence.fpr_at_tpr90 = %.4f, want ≤ %.4f", r.Sequence.FPRAtTPR, targetFPR90)
 	}
 	if got := r.Online.TPRAtFPR["0.05"]; got < reachedOnline-0.01 {
 		t.Errorf("online.tpr_at_fpr[0.05] = %.4f, want ≥ %.4f", got, reachedOnline-0.01)
 	}
 	// Calibration (thresholds from held-out training folds only) is
-	// reported apart from ranking. At order 8 the 1 % targets land at
-	// 0.0169 (sequence) and 0.0156 (online), the 5 % sequence target at
-	// 0.0897: outside the ±50 % tolerance of issue 4, inside ×2 (RESULTS.md).
+	// reported apart from ranking. At order 10 the 1 % targets land at
+	// 0.0174 (sequence) and 0.0160 (online), the 5 % sequence target at
+	// 0.0892: outside the ±50 % tolerance of issue 4, inside ×2 (RESULTS.md).
 	for _, target := range CalibrationTargets {
 		c := r.Calibrated[rateKey(target)]
 		if c.FPR < 0.5*target || c.FPR > 2*target {

@@ -194,7 +194,7 @@ func (e *Quantile) BandMean(lo, hi float64) float64 {
 // learned more normal data: with more data the contexts' entropy grows, the
 // excess of normal and attack events alike shrinks, and the band drops each
 // trace's most surprising events. A baseline that keeps learning must get
-// better with data; the mean surprise at order 8 does on every split
+// better with data; the mean surprise at order 10 does on every split
 // measured.
 const (
 	// Deprecated: the excess band is no longer the sequence score; kept

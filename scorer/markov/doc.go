@@ -6,16 +6,18 @@
 //
 // What it provides, for the pipeline and for eval alike:
 //   - Model: Intern/Lookup names, Learn one transition, Score one event
-//     (surprise, context entropy; O(order) map lookups, no allocation),
+//     (surprise, context entropy, longest counted match; a walk down a
+//     context tree, O(order) map lookups at most, no allocation),
 //     exact add/subtract of counts through Delta (TakeDelta, Apply,
 //     MergeDeltas for compaction), and a deterministic, versioned binary
 //     encoding of Model and Delta. Learn and Score do not allocate once the
 //     counts exist; Stats and Events are O(1); TopTransitions and Explain
 //     walk and allocate (reports and alerts only).
-//   - History: the per-sequence last Order-1 symbols, one word.
-//   - Sequence: the end-of-sequence score, a streaming P² quantile of
-//     per-event excess surprise; Window: the online score, mean surprise of
-//     the last events; Alarm: rising edge with hysteresis.
+//   - History: the per-sequence last MaxOrder-1 symbols (32 bytes).
+//   - Sequence: the end-of-sequence score, the mean per-event surprise,
+//     and the covering rate (share of events whose full-length n-gram was
+//     never counted, Step.Novel); Window: the online score, mean surprise
+//     of the last events; Alarm: rising edge with hysteresis.
 //   - Threshold and Convergence for calibration and graduation; Explain for
 //     the least likely transitions of a window; Stats for maturity.
 //

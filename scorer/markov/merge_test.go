@@ -122,7 +122,7 @@ func TestMergeDeltasErrors(t *testing.T) {
 		want  string
 	}{
 		{"none", nil, "no deltas"},
-		{"mixed orders", [][]byte{da, db}, "order 2, want 8"},
+		{"mixed orders", [][]byte{da, db}, "order 2, want 10"},
 		{"garbage", [][]byte{da, []byte("FSMDxx")}, "delta 1"},
 	}
 	for _, tc := range tests {
