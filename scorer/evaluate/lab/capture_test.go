@@ -30,10 +30,6 @@ func TestCommittedCapture(t *testing.T) {
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(nil, 1<<20)
 
-	type key struct {
-		cid string
-		pid int
-	}
 	attackEvents := map[string]int{}
 	learn := map[string]int{} // image -> learning events
 	var prev time.Time
