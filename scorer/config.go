@@ -71,6 +71,14 @@ type Config struct {
 	Symbols symbol.Config `yaml:"symbols"`
 }
 
+// DefaultOrder is the pipeline's Markov order, chosen on the recorded lab
+// of argument-aware Falco observations (scorer/evaluate/RESULTS.md): order 6
+// detected as many attack runs as 8 with fewer false alarms (a long history
+// makes a familiar context so rigid that benign drift in it costs tens of
+// bits), and more than 2 to 5. markov.DefaultConfig's order is the one
+// chosen on ADFA-LD's dense traces of every system call.
+const DefaultOrder = 6
+
 // DefaultConfig returns the configuration used when no file says otherwise.
 func DefaultConfig() Config {
 	return Config{
@@ -79,7 +87,7 @@ func DefaultConfig() Config {
 		SequenceKey:         SequenceByProcess,
 		ImageKey:            ImageKeyDigest,
 		ObservationTag:      "falco_scorer",
-		Order:               markov.DefaultConfig().Order,
+		Order:               DefaultOrder,
 		Window:              markov.DefaultWindowLength,
 		WindowWarmup:        markov.DefaultWindowWarmup,
 		LearningBlockEvents: 500,

@@ -1,0 +1,87 @@
+package capture
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
+)
+
+const labDir = "../lab/testdata"
+
+func runLab(t *testing.T, cfg scorer.Config) *Report {
+	t.Helper()
+	labels, err := lab.LoadLabels(labDir + "/labels.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(labDir + "/capture.ndjson.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	in, err := gunzip(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), cfg, in, labels, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestLabCaptureDetection replays the committed lab capture through the
+// pipeline with its defaults. Floors are what the defaults reached when
+// they were chosen (44 of 47 attack runs, 13 of 1,182 normal processes
+// alerted, 1.10 %; set membership 47 of 47 at 17, 1.44 %) less a margin.
+func TestLabCaptureDetection(t *testing.T) {
+	r := runLab(t, scorer.DefaultConfig())
+	s, m := r.Overall.Scorer, r.Overall.SetMembership
+	t.Logf("scorer: %d/%d runs, %d/%d normal alerted; set membership: %d/%d runs, %d normal alerted",
+		s.RunsDetected, s.AttackRuns, s.NormalAlerted, s.NormalProcesses, m.RunsDetected, m.AttackRuns, m.NormalAlerted)
+	if len(s.Learning) > 0 {
+		t.Errorf("images still learning when the test phase began: %v", s.Learning)
+	}
+	if s.AttackRuns < 30 || s.NormalProcesses < 1000 {
+		t.Fatalf("capture has %d attack runs and %d normal processes; want the committed lab", s.AttackRuns, s.NormalProcesses)
+	}
+	if s.RunDetection < 0.85 {
+		t.Errorf("scorer detected %.3f of attack runs, want ≥ 0.85", s.RunDetection)
+	}
+	if s.FalseAlarmRate > 0.014 {
+		t.Errorf("scorer alerted on %.4f of normal processes, want ≤ 0.014", s.FalseAlarmRate)
+	}
+	if s.NormalAlerted >= m.NormalAlerted {
+		t.Errorf("scorer alerted on %d normal processes, set membership on %d: want fewer", s.NormalAlerted, m.NormalAlerted)
+	}
+	if b := r.Overall.ScorerAtSetRate; b.RunDetection < 0.85 {
+		t.Errorf("at set membership's false-alarm rate the scorer detects %.3f of runs, want ≥ 0.85", b.RunDetection)
+	}
+	for _, sc := range r.Scenarios {
+		if sc.Scorer == 0 {
+			t.Errorf("scenario %s: no run detected", sc.Scenario)
+		}
+	}
+}
+
+// TestLabCaptureNeedsArguments: with evt.type alone as the symbol (what
+// the scorer did before), the same capture is barely detected: the
+// argument-aware symbols are what carries the signal.
+func TestLabCaptureNeedsArguments(t *testing.T) {
+	cfg := scorer.DefaultConfig()
+	cfg.Symbols.Mode = symbol.ModeType
+	r := runLab(t, cfg)
+	args := runLab(t, scorer.DefaultConfig())
+	if r.Overall.Scorer.RunsDetected >= args.Overall.Scorer.RunsDetected {
+		t.Errorf("evt.type symbols detect %d runs, argument symbols %d: want fewer without arguments",
+			r.Overall.Scorer.RunsDetected, args.Overall.Scorer.RunsDetected)
+	}
+	t.Logf("evt.type alone: %d/%d runs at %d normal alerted", r.Overall.Scorer.RunsDetected,
+		r.Overall.Scorer.AttackRuns, r.Overall.Scorer.NormalAlerted)
+}
