@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // requiredOutputFields are the Falco fields the scorer reads from
@@ -341,4 +342,23 @@ func TestFalcoRulesIsACopy(t *testing.T) {
 	if !bytes.Equal(b, disk) {
 		t.Errorf("FalcoRules() differs from %s on disk", FalcoRulesFile)
 	}
+}
+
+// TestSymbolizerSensitivePathsMatchRules: the symbolizer keeps the exact
+// path of the files whose reads the rules observe; the two lists must agree.
+func TestSymbolizerSensitivePathsMatchRules(t *testing.T) {
+	for _, it := range loadFalcoItems(t) {
+		if it.str("list") != "falco_scorer_sensitive_paths" {
+			continue
+		}
+		var got []string
+		for _, n := range it.keys["items"].Content {
+			got = append(got, n.Value)
+		}
+		if !slices.Equal(got, symbol.DefaultSensitivePaths) {
+			t.Errorf("rules list falco_scorer_sensitive_paths = %v, symbol.DefaultSensitivePaths = %v", got, symbol.DefaultSensitivePaths)
+		}
+		return
+	}
+	t.Fatal("list falco_scorer_sensitive_paths not found")
 }
