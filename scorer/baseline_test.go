@@ -81,7 +81,9 @@ func TestPoisoningGuardHoldsAlarmEventsAfterAlarmFalls(t *testing.T) {
 	if learned.Events() == 0 {
 		t.Fatal("nothing learned from the process: want its events before the alarm and those after it fell")
 	}
-	m, err := markov.New(markov.DefaultConfig())
+	mc := markov.DefaultConfig()
+	mc.Order, mc.VocabSize = testConfig().Order, testConfig().MaxVocabulary
+	m, err := markov.New(mc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -308,6 +309,13 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 			continue
 		}
 		if err := applyCounts(img.model, b.Counts, +1); err != nil {
+			if errors.Is(err, markov.ErrOrderMismatch) {
+				// Counted at another order (the order changed): of no use
+				// to this model, and gone once the horizon passes it.
+				w.p.log.Info().Str("image", TruncateForLog(key)).Str("bucket", b.Bucket.Format(time.RFC3339)).
+					Msg("skipping baseline bucket of another model order")
+				continue
+			}
 			return nil, fmt.Errorf("bucket %s: %w", b.Bucket.Format(time.RFC3339), err)
 		}
 	}
