@@ -425,7 +425,7 @@ func TestDockerignore(t *testing.T) {
 	// Needed by the build: module files, sources, embedded files, and the
 	// in-image config.
 	for _, keep := range []string{"go.mod", "go.sum", "cmd", "rules", "sinks", "scorer", "store",
-		"rules/falco-scorer_rules.yaml", "sinks/alert.schema.json", "cmd/falco-scorer/demodata",
+		"rules/falco-scorer_rules.yaml", "sinks/alert.schema.json", "scorer/evaluate/lab/testdata",
 		"deploy", "deploy/config", "deploy/config/container.yaml"} {
 		for _, p := range patterns {
 			if ok, _ := path.Match(p, keep); ok || p == keep {

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
 	"github.com/falco-scorer/falco-scorer/store"
 )
 
@@ -15,7 +16,7 @@ import (
 // exports them, imports them into a fresh store, and scores the same events
 // against both: the alerts (scores, thresholds, explanations) must be equal.
 func TestExportImportGivesIdenticalScores(t *testing.T) {
-	lines, err := decodeCapture(demoCapture)
+	lines, err := decodeCapture(lab.CommittedCapture())
 	if err != nil {
 		t.Fatal(err)
 	}

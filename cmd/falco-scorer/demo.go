@@ -23,26 +23,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/store"
 )
-
-//go:embed demodata/capture.ndjson.gz
-var demoCapture []byte
-
-// demoAttackPID is where the capture's attack processes start (cmd/mkcapture).
-const demoAttackPID = 66600
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
 	var dataDir string
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the whole pipeline on a bundled capture, no external services (a few seconds)",
+		Short: "Run the whole pipeline on the bundled lab capture, no external services (under a minute)",
 		Long: "demo starts falco-scorer in-process (HTTP ingest on a loopback port, Badger in a temporary\n" +
 			"directory, the scorer, and stdout, webhook and Slack sinks pointed at in-process receivers), posts\n" +
-			"a bundled Falco capture to it the way Falco's http_output does, and narrates what happens:\n" +
-			"baselines learning and graduating, Falco alerts re-prioritized, an attack flagged and explained.",
+			"the recorded lab capture to it the way Falco's http_output does (real nginx, redis, a Python API\n" +
+			"and a cron worker, as the shipped rules emit them; see scorer/evaluate/lab), and narrates what\n" +
+			"happens: baselines learning and graduating, attacks flagged and explained, Falco's own alerts\n" +
+			"re-prioritized, false alarms counted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), dataDir, verbose)
@@ -53,21 +50,13 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// demoConfig is the embedded configuration of the demo. Each image runs
-// only ~60 processes (~22,000 events) while learning, so the demo judges
-// convergence over shorter blocks than the service's defaults (ADFA-LD
-// traces keep meeting new transitions: their baselines graduate on a flat
-// learning curve), and whole-process verdicts are calibrated for 5 % of
-// normal processes instead of 1 %.
+// demoConfig is the embedded configuration of the demo: the service's
+// defaults, with sinks pointed at in-process receivers.
 func demoConfig(dataDir, slackURL, webhookURL string) Config {
 	cfg := DefaultConfig()
 	cfg.Store.Dir = dataDir
 	cfg.Store.MinFreeBytes = store.MinFreeFloor
 	cfg.Inputs.HTTP.Listen = "127.0.0.1:0"
-	cfg.Scorer.LearningBlockEvents = 5000
-	cfg.Scorer.LearningBlocks = 2
-	cfg.Scorer.AlertBudget = 500
-	cfg.Scorer.EndAlertRate = 0.05 // calibrable from the ~60 processes each image runs while learning
 	cfg.Scorer.FlushInterval = time.Second
 	cfg.Sinks.Stdout.Enabled = true
 	cfg.Sinks.Slack.Enabled = true
@@ -114,10 +103,13 @@ type demoNarrator struct {
 	mu      sync.Mutex
 	alerts  map[string]int // "kind priority" → count
 	byPrio  map[scorer.Priority]int
-	attack  int // anomaly alerts on the attack's processes
-	attackP map[int64]bool
-	falseA  int // anomaly alerts on normal processes (false alarms)
-	shown   int
+	labels  *lab.Labels
+	attack  int               // anomaly alerts on attack processes
+	runs    map[*lab.Run]bool // attack runs flagged
+	falseA  int               // anomaly alerts on normal processes (false alarms)
+	drift   int               // of them, on labelled drift (rollout, maintenance, restarts)
+	shownA  int               // attack alerts printed in full
+	shownF  int               // false alarms printed in full
 	partial []byte
 	grads   []string // images whose baseline graduated, in order
 }
@@ -159,33 +151,56 @@ func (n *demoNarrator) alert(line []byte) {
 		}
 		fmt.Fprintln(n.out)
 	default:
-		n.shown++
-		if strings.Contains(a.Subject.Image, "checkout-api") && a.Subject.PID >= demoAttackPID && a.Explain != nil {
-			n.attack++
-			if n.attackP == nil {
-				n.attackP = map[int64]bool{}
-			}
-			n.attackP[a.Subject.PID] = true
-		} else {
-			n.falseA++
-		}
+		run := n.labels.Lookup(a.Subject.ContainerID, int(a.Subject.PID), a.Time)
 		what := "behaviour anomaly"
 		if a.Kind == scorer.KindEnd {
 			what = "anomalous process (whole trace)"
 		}
+		full := false
+		switch {
+		case run != nil && run.Kind == lab.KindAttack:
+			n.attack++
+			n.runs[run] = true
+			full = n.shownA < demoShownInFull
+			n.shownA++
+			what += fmt.Sprintf(" — attack %s (%s)", run.Run, run.Note)
+		default:
+			n.falseA++
+			label := "normal process"
+			if run != nil {
+				n.drift++
+				label = fmt.Sprintf("drift: %s, %s", run.Scenario, run.Note)
+			}
+			full = n.shownF < demoShownInFull
+			n.shownF++
+			what += " — FALSE ALARM (" + label + ")"
+		}
+		if !full {
+			fmt.Fprintf(n.out, "  ✱ %s, %s in %s, process %s pid %d, score %.1f\n", a.Priority, what,
+				shortImage(a.Subject.Image), a.Subject.Process, a.Subject.PID, a.Score.Value)
+			return
+		}
 		fmt.Fprintf(n.out, "\n  ✱ %s, priority %s, in %s (%s/%s), process %s pid %d\n", what, a.Priority,
 			a.Subject.Image, a.Subject.Namespace, a.Subject.Pod, a.Subject.Process, a.Subject.PID)
-		fmt.Fprintf(n.out, "    score %.2f vs threshold %.2f (%.2f×, band %s); baseline %s, %d events, %d transitions\n",
+		fmt.Fprintf(n.out, "    score %.1f bits vs threshold %.1f (%.1f×, band %s); baseline %s, %d events, %d transitions\n",
 			a.Score.Value, a.Score.Threshold, a.Score.Ratio, a.Score.Band, a.Baseline.State, a.Baseline.Events, a.Baseline.Transitions)
 		if a.Explain != nil {
-			fmt.Fprintf(n.out, "    least likely transitions:\n")
+			fmt.Fprintf(n.out, "    least likely steps (readable symbols: what Falco sent, abstracted):\n")
 			for _, t := range a.Explain.Transitions {
-				fmt.Fprintf(n.out, "      %-40s → %-14s p=%-8.2g (history seen %d×)\n",
-					strings.Join(t.History, " "), t.Symbol, t.Probability, t.HistorySeen)
+				h := t.History
+				if len(h) > 2 {
+					h = append([]string{"…"}, h[len(h)-2:]...)
+				}
+				fmt.Fprintf(n.out, "      after %-60s → %-34s p=%.2g (history seen %d×)\n",
+					strings.Join(h, " · "), t.Symbol, t.Probability, t.HistorySeen)
 			}
 		}
 	}
 }
+
+// demoShownInFull: alerts of each kind (attack, false alarm) printed with
+// their explanation; the rest get one line.
+const demoShownInFull = 3
 
 func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) error {
 	start := time.Now()
@@ -202,7 +217,12 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 	defer recv.Close()
 	cfg := demoConfig(dataDir, recv.slack.URL, recv.webhook.URL)
 
-	narr := &demoNarrator{out: out, alerts: map[string]int{}, byPrio: map[scorer.Priority]int{}}
+	labels, err := lab.CommittedLabels()
+	if err != nil {
+		return err
+	}
+	narr := &demoNarrator{out: out, alerts: map[string]int{}, byPrio: map[scorer.Priority]int{},
+		labels: labels, runs: map[*lab.Run]bool{}}
 	logs := &demoLog{narr: narr}
 	if verbose {
 		logs.echo = os.Stderr
@@ -216,11 +236,20 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 		return err
 	}
 
-	events, err := decodeCapture(demoCapture)
+	events, err := decodeCapture(lab.CommittedCapture())
 	if err != nil {
 		return fmt.Errorf("demo capture: %w", err)
 	}
-	fmt.Fprintf(out, "falco-scorer demo: %d Falco events from 3 images (bundled capture, see cmd/falco-scorer/demodata)\n", len(events))
+	events = withFalcoAlerts(events, labels)
+	attackRuns := 0
+	for _, r := range labels.Runs {
+		if r.Kind == lab.KindAttack {
+			attackRuns++
+		}
+	}
+	fmt.Fprintf(out, "falco-scorer demo: %d Falco events from %d images, recorded in the lab (scorer/evaluate/lab):\n", len(events), len(labels.Images))
+	fmt.Fprintf(out, "  %s of learning (normal traffic only), then %s of normal traffic, drift and %d attack runs\n",
+		labels.TestStart.Sub(labels.LearnStart).Round(time.Second), labels.End.Sub(labels.TestStart).Round(time.Second), attackRuns)
 	fmt.Fprintf(out, "service: HTTP ingest on loopback, Badger in %s, sinks stdout + webhook + Slack (in-process receivers)\n", dataDir)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -254,13 +283,68 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 	}
 	fmt.Fprintf(out, "  alerts by priority: %s\n", strings.Join(prios, ", "))
 	fmt.Fprintf(out, "  delivered: Slack %d messages (Block Kit), webhook %d Falco-format posts\n", len(recv.slackMsgs), recv.webhookPosts)
-	fmt.Fprintf(out, "  anomaly alerts on normal processes (false alarms): %d\n", narr.falseA)
-	if narr.attack == 0 {
-		return errors.New("demo: the attack on checkout-api was not flagged")
+	fmt.Fprintf(out, "  anomaly alerts on normal processes (false alarms): %d, %d of them on labelled drift\n", narr.falseA, narr.drift)
+	fmt.Fprintf(out, "  attack runs flagged: %d of %d (%d anomaly alerts on attack processes)\n", len(narr.runs), attackRuns, narr.attack)
+	if len(narr.runs) == 0 {
+		return errors.New("demo: no attack run was flagged")
 	}
-	fmt.Fprintf(out, "  the attack on ghcr.io/acme/checkout-api:2.3.1 was flagged with its explanation: %d alerts on %d of its processes\n",
-		narr.attack, len(narr.attackP))
 	return nil
+}
+
+// withFalcoAlerts adds Falco's own alerts where Falco's default rules would
+// fire during the lab's attacks (a shell in a container for a reverse shell,
+// a sensitive file read for a credential read), right after the run's first
+// event, so that the demo shows them forwarded and re-prioritized by the
+// container's anomaly state.
+func withFalcoAlerts(events [][]byte, labels *lab.Labels) [][]byte {
+	rules := map[string]struct{ rule, prio, tag string }{
+		"reverse-shell":   {"Terminal shell in container", "Notice", "mitre_execution"},
+		"credential-read": {"Read sensitive file untrusted", "Warning", "mitre_credential_access"},
+	}
+	pending := map[*lab.Run]bool{}
+	for i := range labels.Runs {
+		if _, ok := rules[labels.Runs[i].Scenario]; ok && labels.Runs[i].Kind == lab.KindAttack {
+			pending[&labels.Runs[i]] = true
+		}
+	}
+	out := make([][]byte, 0, len(events)+len(pending))
+	for _, line := range events {
+		out = append(out, line)
+		if len(pending) == 0 {
+			continue
+		}
+		var ev struct {
+			Time   time.Time      `json:"time"`
+			Fields map[string]any `json:"output_fields"`
+		}
+		if json.Unmarshal(line, &ev) != nil {
+			continue
+		}
+		cid, _ := ev.Fields["container.id"].(string)
+		pid, _ := ev.Fields["proc.pid"].(float64)
+		run := labels.Lookup(cid, int(pid), ev.Time)
+		if run == nil || !pending[run] {
+			continue
+		}
+		delete(pending, run)
+		r := rules[run.Scenario]
+		fields := map[string]any{}
+		for _, k := range []string{"container.id", "container.name", "container.image.repository", "container.image.tag",
+			"container.image.digest", "k8s.ns.name", "k8s.pod.name", "proc.name", "proc.pid", "proc.ppid", "proc.pname",
+			"proc.exepath", "proc.cmdline", "user.name", "user.uid", "evt.type"} {
+			if v, ok := ev.Fields[k]; ok {
+				fields[k] = v
+			}
+		}
+		alert, _ := json.Marshal(map[string]any{
+			"time": ev.Time.Add(time.Millisecond).Format(time.RFC3339Nano), "rule": r.rule, "priority": r.prio,
+			"source": "syscall", "hostname": "lab-vm", "tags": []string{"container", r.tag},
+			"output":        fmt.Sprintf("%s (container_id=%s proc=%v)", r.rule, cid, fields["proc.name"]),
+			"output_fields": fields,
+		})
+		out = append(out, alert)
+	}
+	return out
 }
 
 // decodeCapture splits the gzip NDJSON capture into lines.
