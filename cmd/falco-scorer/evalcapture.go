@@ -58,6 +58,7 @@ func printCaptureEval(w io.Writer, r *capture.Report) error {
 	p("capture\t%d events (%d learning, %d test, %d bad lines)\ttest phase %.2f h", r.Events, r.LearnEvents, r.TestEvents, r.BadLines, r.TestHours)
 	o := r.Overall
 	p("processes\tnormal %d (drift %d)\tattack %d in %d runs", o.Scorer.NormalProcesses, o.Scorer.DriftProcesses, o.Scorer.AttackProcesses, o.Scorer.AttackRuns)
+	p("learning phase\t%d processes, %d alerted after their image graduated (false alarms, not in the figures below)", r.LearnProcesses, r.LearnAlerted)
 	if len(o.Scorer.Learning) > 0 {
 		p("still learning at test\t%s", strings.Join(o.Scorer.Learning, ", "))
 	}

@@ -26,14 +26,19 @@ var Budgets = []float64{0.001, 0.01}
 
 // Report is what eval prints for a capture.
 type Report struct {
-	Events      int           `json:"events"`
-	LearnEvents int           `json:"learn_events"`
-	TestEvents  int           `json:"test_events"`
-	BadLines    int           `json:"bad_lines"`
-	TestHours   float64       `json:"test_hours"` // length of the test phase, by event time
-	Overall     Comparison    `json:"overall"`
-	Images      []ImageReport `json:"images"`
-	Scenarios   []Scenario    `json:"scenarios"`
+	Events      int `json:"events"`
+	LearnEvents int `json:"learn_events"`
+	TestEvents  int `json:"test_events"`
+	BadLines    int `json:"bad_lines"`
+	// LearnAlerted counts learning-phase processes (all normal) that
+	// alerted once their image had graduated: false alarms the test-phase
+	// figures do not include.
+	LearnAlerted   int           `json:"learn_processes_alerted"`
+	LearnProcesses int           `json:"learn_processes"`
+	TestHours      float64       `json:"test_hours"` // length of the test phase, by event time
+	Overall        Comparison    `json:"overall"`
+	Images         []ImageReport `json:"images"`
+	Scenarios      []Scenario    `json:"scenarios"`
 }
 
 // Comparison holds the sequence scorer's figures and a set-membership
@@ -116,16 +121,18 @@ type procKey struct {
 
 // collector receives the pipeline's decisions (workers call it in parallel).
 type collector struct {
-	mu        sync.Mutex
-	labels    *lab.Labels
-	procs     map[procKey]*process
-	gen       map[[2]any]int             // (container, pid) → instance generation
-	learned   map[string]map[string]bool // image → symbols seen while learning
-	images    map[string]*imageState
-	runEvents map[*lab.Run][]time.Time // event times of each attack run
-	learnEv   int
-	testEv    int
-	imageOf   map[string]string // container id → image key
+	mu           sync.Mutex
+	labels       *lab.Labels
+	procs        map[procKey]*process
+	gen          map[[2]any]int             // (container, pid) → instance generation
+	learned      map[string]map[string]bool // image → symbols seen while learning
+	images       map[string]*imageState
+	runEvents    map[*lab.Run][]time.Time // event times of each attack run
+	learnEv      int
+	testEv       int
+	learnProc    map[procKey]bool  // learning-phase processes
+	learnAlerted map[procKey]bool  // of them, alerted
+	imageOf      map[string]string // container id → image key
 }
 
 type imageState struct {
@@ -152,6 +159,10 @@ func (c *collector) onScored(s scorer.Scored) {
 	test := !s.Time.Before(c.labels.TestStart)
 	if !test {
 		c.learnEv++
+		c.learnProc[key] = true
+		if s.Alerted {
+			c.learnAlerted[key] = true
+		}
 		if s.Symbol != "" {
 			set := c.learned[s.Image]
 			if set == nil {
@@ -206,6 +217,7 @@ func Run(ctx context.Context, cfg scorer.Config, capture io.Reader, labels *lab.
 		labels: labels, procs: map[procKey]*process{}, gen: map[[2]any]int{},
 		learned: map[string]map[string]bool{}, images: map[string]*imageState{},
 		runEvents: map[*lab.Run][]time.Time{}, imageOf: map[string]string{},
+		learnProc: map[procKey]bool{}, learnAlerted: map[procKey]bool{},
 	}
 	p, err := scorer.New(cfg, scorer.Deps{Journal: nopJournal{}, OnScored: c.onScored}, log, nil)
 	if err != nil {
@@ -285,6 +297,7 @@ func (nopJournal) Replay(func(uint64, []byte) error) error     { return nil }
 
 func (c *collector) report(r *Report) {
 	r.LearnEvents, r.TestEvents = c.learnEv, c.testEv
+	r.LearnProcesses, r.LearnAlerted = len(c.learnProc), len(c.learnAlerted)
 	r.TestHours = c.labels.End.Sub(c.labels.TestStart).Hours()
 	var imgs []string
 	for k := range c.images {

@@ -63,6 +63,9 @@ func TestLabCaptureDetection(t *testing.T) {
 	if b := r.Overall.ScorerAtSetRate; b.RunDetection < 0.85 {
 		t.Errorf("at set membership's false-alarm rate the scorer detects %.3f of runs, want ≥ 0.85", b.RunDetection)
 	}
+	if r.LearnAlerted > 10 {
+		t.Errorf("%d learning-phase processes alerted after graduation, want ≤ 10", r.LearnAlerted)
+	}
 	for _, sc := range r.Scenarios {
 		if sc.Scorer == 0 {
 			t.Errorf("scenario %s: no run detected", sc.Scenario)
