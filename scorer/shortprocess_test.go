@@ -1,0 +1,102 @@
+package scorer
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// obs builds one observation with the argument fields the symbolizer reads.
+func (h *harness) obs(pid, ppid int, proc, evtType string, extra map[string]any) Event {
+	h.seq++
+	h.tim = h.tim.Add(time.Microsecond)
+	f := map[string]any{"container.id": "c-api", "container.image.repository": "api", "container.image.tag": "1",
+		"proc.pid": pid, "proc.ppid": ppid, "proc.name": proc, "evt.type": evtType, "evt.res": "SUCCESS",
+		"k8s.ns.name": "shop", "k8s.pod.name": "api-1"}
+	for k, v := range extra {
+		f[k] = v
+	}
+	raw, _ := json.Marshal(map[string]any{"rule": "falco-scorer observation", "priority": "Debug",
+		"time": h.tim.Format(time.RFC3339Nano), "tags": []string{"falco_scorer"}, "output_fields": f,
+		"output": fmt.Sprintf("event %d", h.seq), "source": "syscall"})
+	ev, err := DecodeJSON(raw)
+	if err != nil {
+		h.t.Fatalf("DecodeJSON: %v", err)
+	}
+	return ev
+}
+
+// worker emits a worker process serving requests, now and then spawning a
+// log compressor child.
+func (h *harness) worker(pid int, requests int, rng *rand.Rand) []Event {
+	var evs []Event
+	evs = append(evs, h.obs(pid, 1, "python3", "execve", map[string]any{"proc.exepath": "/usr/bin/python3.11"}))
+	for r := 0; r < requests; r++ {
+		evs = append(evs,
+			h.obs(pid, 1, "python3", "accept4", map[string]any{"fd.name": fmt.Sprintf("10.0.0.9:%d->10.0.0.5:8000", 40000+rng.IntN(20000))}),
+			h.obs(pid, 1, "python3", "connect", map[string]any{"fd.name": fmt.Sprintf("10.0.0.5:%d->10.0.0.7:6379", 40000+rng.IntN(20000))}))
+		if rng.IntN(4) == 0 {
+			evs = append(evs, h.obs(pid, 1, "python3", "openat", map[string]any{"fd.name": "/var/log/app/access.log", "evt.arg.flags": "O_WRONLY|O_APPEND"}))
+		}
+		if rng.IntN(25) == 0 {
+			child := 50000 + h.seq
+			evs = append(evs,
+				h.obs(pid, 1, "python3", "clone", map[string]any{"evt.res": fmt.Sprint(child)}),
+				h.obs(child, pid, "gzip", "execve", map[string]any{"proc.exepath": "/usr/bin/gzip"}),
+				h.obs(child, pid, "gzip", "openat", map[string]any{"fd.name": "/var/log/app/access.log.1.gz", "evt.arg.flags": "O_WRONLY|O_CREAT|O_TRUNC", "evt.arg.mode": "0644"}),
+				h.obs(child, pid, "gzip", "procexit", nil))
+		}
+	}
+	return evs
+}
+
+// TestThreeEventChildIsJudged: a worker's child that runs a shell, execs a
+// downloader, connects out and exits (three scored events) is flagged, in
+// the context of its parent, while the worker's ordinary children are not.
+func TestThreeEventChildIsJudged(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 12; i++ {
+		h.accept(h.worker(2000+i, 250, rng))
+	}
+	h.settle()
+	if s, _ := h.state("api:1"); s != StateMonitoring {
+		t.Fatalf("after training state = %q, want monitoring", s)
+	}
+	n0 := len(st.alerts(t))
+
+	const w, child = 3000, 3001
+	evs := h.worker(w, 40, rng)
+	evs = append(evs,
+		h.obs(w, 1, "python3", "accept4", map[string]any{"fd.name": "10.0.0.9:41000->10.0.0.5:8000"}),
+		h.obs(w, 1, "python3", "clone", map[string]any{"evt.res": fmt.Sprint(child)}),
+		h.obs(child, w, "sh", "execve", map[string]any{"proc.exepath": "/bin/sh"}),
+		h.obs(child, w, "curl", "execve", map[string]any{"proc.exepath": "/usr/bin/curl"}),
+		h.obs(child, w, "curl", "connect", map[string]any{"fd.name": "10.0.0.5:51000->93.184.216.34:443"}),
+		h.obs(child, w, "curl", "procexit", nil))
+	evs = append(evs, h.worker(w, 40, rng)[1:]...)
+	h.accept(evs)
+	h.settle()
+
+	var onChild, other int
+	for _, a := range st.alerts(t)[n0:] {
+		if a["kind"] == KindFalco {
+			continue
+		}
+		pid := a["subject"].(map[string]any)["pid"].(float64)
+		if int(pid) == child {
+			onChild++
+		} else {
+			other++
+		}
+	}
+	if onChild != 1 {
+		t.Errorf("anomaly alerts on the three-event child = %d, want 1", onChild)
+	}
+	if other != 0 {
+		t.Errorf("anomaly alerts on the worker and its ordinary children = %d, want 0", other)
+	}
+}
