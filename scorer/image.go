@@ -497,6 +497,7 @@ type stepResult struct {
 	step   markov.Step
 	window float64
 	full   bool // the window is Ready: its score may alert and calibrates
+	rose   bool // the online score rose at this event (a window score always may)
 	oov    bool
 }
 
@@ -510,11 +511,13 @@ func (img *image) step(seq *sequence, name string) stepResult {
 	win := seq.win.Push(sym, st)
 	seq.acc.Add(st)
 	seq.events++
-	r := stepResult{sym: sym, step: st, window: win, full: seq.win.Ready(), oov: sym == markov.OOV}
+	r := stepResult{sym: sym, step: st, window: win, full: seq.win.Ready(), rose: true, oov: sym == markov.OOV}
 	if img.cusumK > 0 {
 		// Judged from the first event: the score starts at 0 (or at its
 		// parent's, see inherit) and only unlikely events raise it.
+		before := seq.cusum.S
 		r.window, r.full = seq.cusum.Push(st.Surprise), true
+		r.rose = r.window > before
 	}
 	return r
 }

@@ -206,7 +206,9 @@ func (w *worker) observe(it item, now time.Time) {
 		}
 	} else if r.full {
 		wasOn := seq.alarm.On()
-		if seq.alarm.Update(r.window, img.threshold, img.threshold*hysteresis) {
+		// An alarm rises only on an event that raised the score: a child
+		// starts from its parent's score, and must not alert for it alone.
+		if (r.rose || wasOn) && seq.alarm.Update(r.window, img.threshold, img.threshold*hysteresis) {
 			seq.peak = r.window
 			w.containerEnter(seq, img, r, now)
 			w.emit(w.anomalyAlert(&it, img, seq, r, KindAnomaly), now)
