@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -100,13 +102,52 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, the module version and the VCS revision it was built from",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "falco-scorer %s\n", version)
+			bi, _ := debug.ReadBuildInfo()
+			fmt.Fprint(cmd.OutOrStdout(), versionText(version, bi))
 			return nil
 		},
 	}
+}
+
+// versionText says what a binary is: the release tag set with -ldflags
+// (make build, make image, the release workflow), then what the Go
+// toolchain recorded, so that a binary built without the tag (go install
+// module@version, go build in a checkout) still names its module version and
+// commit, and a build from a modified tree says so ("dirty").
+func versionText(tag string, bi *debug.BuildInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "falco-scorer %s\n", tag)
+	if bi == nil {
+		b.WriteString("build info: not available\n")
+		return b.String()
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	mod := bi.Main.Version
+	if mod == "" {
+		mod = "(unknown)"
+	}
+	fmt.Fprintf(&b, "module:   %s %s\n", bi.Main.Path, mod)
+	rev := settings["vcs.revision"]
+	if rev == "" {
+		rev = "(unknown)"
+	}
+	fmt.Fprintf(&b, "revision: %s\n", rev)
+	if t := settings["vcs.time"]; t != "" {
+		fmt.Fprintf(&b, "time:     %s\n", t)
+	}
+	dirty := "unknown"
+	if m, ok := settings["vcs.modified"]; ok {
+		dirty = m
+	}
+	fmt.Fprintf(&b, "dirty:    %s\n", dirty)
+	fmt.Fprintf(&b, "go:       %s %s/%s\n", bi.GoVersion, settings["GOOS"], settings["GOARCH"])
+	return b.String()
 }
 
 // newLogger builds the root logger: JSON by default, console for people.
