@@ -43,8 +43,15 @@ type Config struct {
 	// Bands are the score/threshold ratios at which each band starts.
 	Bands Bands `yaml:"bands"`
 	// AnomalyPriority is the priority of an anomaly or sequence_end alert in
-	// each band.
+	// each band when its baseline is mature (see Maturity).
 	AnomalyPriority BandLevels `yaml:"anomaly_priority"`
+	// YoungAnomalyPriority is the priority of an anomaly or sequence_end
+	// alert in each band when its baseline is young: just graduated, its
+	// threshold placed on a short stretch of behaviour and its false-alarm
+	// rate not yet shown, the same score is weaker evidence.
+	YoungAnomalyPriority BandLevels `yaml:"young_anomaly_priority"`
+	// Maturity says when a baseline counts as mature.
+	Maturity MaturityConfig `yaml:"maturity"`
 	// FalcoRaise is how many levels a Falco alert's own priority is raised
 	// when its container is currently in each band. Never negative: the band
 	// never lowers Falco's priority.
@@ -77,6 +84,20 @@ type BandLevels struct {
 	Medium   Level `yaml:"medium"`
 	High     Level `yaml:"high"`
 	Critical Level `yaml:"critical"`
+}
+
+// MaturityConfig says when the baseline behind an anomaly is mature: it is
+// monitoring, holds at least MinEvents learned events, and graduated at
+// least MinMonitoring ago. Any other baseline is young.
+type MaturityConfig struct {
+	// MinEvents is the fewest learned events of a mature baseline (the
+	// baseline's events within its rolling horizon).
+	MinEvents uint64 `yaml:"min_events"`
+	// MinMonitoring is how long a mature baseline has been monitoring since
+	// it graduated; 0 does not look at time. Measured on the service's
+	// clock, so a replay of old events graduates and matures at replay speed
+	// only by events.
+	MinMonitoring time.Duration `yaml:"min_monitoring"`
 }
 
 // BandRaise maps each band to a number of priority levels.
@@ -156,7 +177,10 @@ type Suppress struct {
 }
 
 // DefaultConfig returns the built-in routing: bands at 1.0/1.5/2.5/4.0 times
-// the threshold, anomaly priorities Notice to Critical, Falco alerts raised
+// the threshold, anomaly priorities Warning to Critical on a mature baseline
+// (5,000 learned events, a little over three times what graduation needs at
+// the scorer's defaults) and one level lower, Notice to Critical, on a young
+// one (so only a mature baseline's anomalies reach Slack from band low), Falco alerts raised
 // by one level in band medium, two in high and three in critical, the four
 // built-in sinks with their usual floors, and a one-minute dedup of anomaly
 // alerts (Falco's own alerts are not deduplicated by default).
@@ -165,11 +189,19 @@ func DefaultConfig() Config {
 		Bands: Bands{Low: 1.0, Medium: 1.5, High: 2.5, Critical: 4.0},
 		AnomalyPriority: BandLevels{
 			None:     Level(scorer.PriorityInformational),
+			Low:      Level(scorer.PriorityWarning),
+			Medium:   Level(scorer.PriorityError),
+			High:     Level(scorer.PriorityCritical),
+			Critical: Level(scorer.PriorityCritical),
+		},
+		YoungAnomalyPriority: BandLevels{
+			None:     Level(scorer.PriorityInformational),
 			Low:      Level(scorer.PriorityNotice),
 			Medium:   Level(scorer.PriorityWarning),
 			High:     Level(scorer.PriorityError),
 			Critical: Level(scorer.PriorityCritical),
 		},
+		Maturity:   MaturityConfig{MinEvents: 5000},
 		FalcoRaise: BandRaise{Medium: 1, High: 2, Critical: 3},
 		Sinks: map[string]SinkConfig{
 			"stdout":  {MinPriority: Level(scorer.PriorityDebug)},
@@ -240,14 +272,21 @@ func (c *Config) validate() []*fieldError {
 			add(fmt.Sprintf("must be greater than %s (%v), got %v", ratios[i-1].name, ratios[i-1].v, r.v), "bands", r.name)
 		}
 	}
-	for _, l := range []struct {
-		name string
-		v    Level
-	}{{"none", c.AnomalyPriority.None}, {"low", c.AnomalyPriority.Low}, {"medium", c.AnomalyPriority.Medium},
-		{"high", c.AnomalyPriority.High}, {"critical", c.AnomalyPriority.Critical}} {
-		if !scorer.Priority(l.v).Valid() {
-			add("invalid priority", "anomaly_priority", l.name)
+	for _, t := range []struct {
+		key string
+		l   BandLevels
+	}{{"anomaly_priority", c.AnomalyPriority}, {"young_anomaly_priority", c.YoungAnomalyPriority}} {
+		for _, l := range []struct {
+			name string
+			v    Level
+		}{{"none", t.l.None}, {"low", t.l.Low}, {"medium", t.l.Medium}, {"high", t.l.High}, {"critical", t.l.Critical}} {
+			if !scorer.Priority(l.v).Valid() {
+				add("invalid priority", t.key, l.name)
+			}
 		}
+	}
+	if c.Maturity.MinMonitoring < 0 {
+		add(fmt.Sprintf("must not be negative, got %s", c.Maturity.MinMonitoring), "maturity", "min_monitoring")
 	}
 	for _, r := range []struct {
 		name string

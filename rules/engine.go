@@ -245,12 +245,23 @@ func (r BandRaise) of(band string) int {
 	return r.None
 }
 
+// mature reports whether the baseline m counts as mature at now
+// (Config.Maturity).
+func (e *Engine) mature(m *scorer.Maturity, now time.Time) bool {
+	c := e.cfg.Maturity
+	if m.State != scorer.StateMonitoring || m.Events < c.MinEvents {
+		return false
+	}
+	return c.MinMonitoring <= 0 || !m.Graduated.IsZero() && now.Sub(m.Graduated) >= c.MinMonitoring
+}
+
 // Decide computes the band, final priority, sinks and suppression of one
 // alert at time now. It reads a and does not modify it.
 //
 // Order: band from a.Score.Ratio; base priority (Falco alerts: the event's
 // own priority raised by falco_raise for the band, never lowered; anomaly
-// and sequence_end alerts: anomaly_priority for the band); rules in order;
+// and sequence_end alerts: anomaly_priority for the band on a mature
+// baseline, young_anomaly_priority on a young one); rules in order;
 // sinks (the rule's, else default_sinks, else all) filtered by each sink's
 // min_priority; then dedup of the kinds in dedup.kinds.
 func (e *Engine) Decide(a *scorer.Alert, now time.Time) Decision {
@@ -259,8 +270,13 @@ func (e *Engine) Decide(a *scorer.Alert, now time.Time) Decision {
 	var why strings.Builder
 	switch a.Kind {
 	case scorer.KindAnomaly, scorer.KindEnd:
-		base = e.cfg.AnomalyPriority.of(band)
-		fmt.Fprintf(&why, "%s band %s (score %.2fx threshold)", a.Kind, band, finite(a.Score.Ratio))
+		if e.mature(&a.Baseline, now) {
+			base = e.cfg.AnomalyPriority.of(band)
+			fmt.Fprintf(&why, "%s band %s (score %.2fx threshold) on a mature baseline", a.Kind, band, finite(a.Score.Ratio))
+		} else {
+			base = e.cfg.YoungAnomalyPriority.of(band)
+			fmt.Fprintf(&why, "%s band %s (score %.2fx threshold) on a young baseline", a.Kind, band, finite(a.Score.Ratio))
+		}
 	default: // Falco alerts, and kinds this version does not know
 		own := a.Event.Priority
 		if !own.Valid() {

@@ -457,3 +457,79 @@ func TestImagePatternsMatchDigestKeys(t *testing.T) {
 		}
 	}
 }
+
+func withBaseline(state string, events uint64, graduated time.Time) alertOpt {
+	return func(a *scorer.Alert) {
+		a.Baseline = scorer.Maturity{State: state, Events: events, Graduated: graduated}
+	}
+}
+
+// TestAnomalyPriorityByMaturity: an anomaly's priority depends on how far
+// above its threshold it is and on how mature its baseline is, so that a
+// confident anomaly on a mature baseline reaches Slack's default minimum
+// (Warning) and a marginal one on a young baseline does not.
+func TestAnomalyPriorityByMaturity(t *testing.T) {
+	old := t0.Add(-2 * time.Hour)
+	recent := t0.Add(-time.Minute)
+	tests := []struct {
+		name      string
+		cfg       string
+		alert     *scorer.Alert
+		wantPrio  scorer.Priority
+		wantSlack bool
+	}{
+		{"marginal on a young baseline", "",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateMonitoring, 1600, recent)),
+			scorer.PriorityNotice, false},
+		{"marginal on a mature baseline", "",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateMonitoring, 6000, old)),
+			scorer.PriorityWarning, true},
+		{"medium on a mature baseline", "",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 2, withBaseline(scorer.StateMonitoring, 6000, old)),
+			scorer.PriorityError, true},
+		{"high on a mature baseline", "",
+			newAlert(scorer.KindEnd, scorer.PriorityDebug, 3, withBaseline(scorer.StateMonitoring, 6000, old)),
+			scorer.PriorityCritical, true},
+		{"high on a young baseline", "",
+			newAlert(scorer.KindEnd, scorer.PriorityDebug, 3, withBaseline(scorer.StateMonitoring, 10, old)),
+			scorer.PriorityError, true},
+		{"no baseline is young", "",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1),
+			scorer.PriorityNotice, false},
+		{"learning baseline is young", "",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateLearning, 1e6, time.Time{})),
+			scorer.PriorityNotice, false},
+		{"min_monitoring: graduated a minute ago is young", "maturity: {min_monitoring: 1h}\n",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateMonitoring, 6000, recent)),
+			scorer.PriorityNotice, false},
+		{"min_monitoring: graduated two hours ago is mature", "maturity: {min_monitoring: 1h}\n",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateMonitoring, 6000, old)),
+			scorer.PriorityWarning, true},
+		{"min_monitoring: unknown graduation is young", "maturity: {min_monitoring: 1h}\n",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateMonitoring, 6000, time.Time{})),
+			scorer.PriorityNotice, false},
+		{"configured tables", "maturity: {min_events: 100}\nanomaly_priority: {low: Error}\nyoung_anomaly_priority: {low: Debug}\n",
+			newAlert(scorer.KindAnomaly, scorer.PriorityDebug, 1.1, withBaseline(scorer.StateMonitoring, 100, old)),
+			scorer.PriorityError, true},
+		{"falco alerts ignore maturity", "",
+			newAlert(scorer.KindFalco, scorer.PriorityNotice, 1.1, withBaseline(scorer.StateMonitoring, 6000, old)),
+			scorer.PriorityNotice, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := mustParse(t, tt.cfg)
+			d := e.Decide(tt.alert, t0)
+			if d.Priority != tt.wantPrio {
+				t.Errorf("Decide(ratio %v, baseline %+v).Priority = %s, want %s (reason %q)",
+					tt.alert.Score.Ratio, tt.alert.Baseline, d.Priority, tt.wantPrio, d.Reason)
+			}
+			slack := false
+			for _, s := range d.Sinks {
+				slack = slack || s == "slack"
+			}
+			if slack != tt.wantSlack {
+				t.Errorf("Decide(...).Sinks = %v, slack included %v, want %v", d.Sinks, slack, tt.wantSlack)
+			}
+		})
+	}
+}

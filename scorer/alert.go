@@ -67,12 +67,15 @@ type Score struct {
 	FalcoPriority Priority `json:"falco_priority"`
 }
 
-// Maturity describes how much the baseline behind a score has seen.
+// Maturity describes how much the baseline behind a score has seen. The
+// rules read it to rank an anomaly: the same score means more on a baseline
+// that has learned long and monitored a while than on one just graduated.
 type Maturity struct {
 	State       string    `json:"state"` // "learning" or "monitoring"
 	Events      uint64    `json:"events"`
 	Transitions uint64    `json:"distinct_transitions"`
 	Since       time.Time `json:"since"`
+	Graduated   time.Time `json:"graduated,omitzero"` // when it last went from learning to monitoring; zero while learning
 	Inherited   string    `json:"inherited_from,omitempty"`
 }
 

@@ -91,6 +91,12 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 	if b, err = appendJSONTime(b, m.Since, "baseline.since"); err != nil {
 		return nil, err
 	}
+	if !m.Graduated.IsZero() {
+		b = append(b, `,"graduated":`...)
+		if b, err = appendJSONTime(b, m.Graduated, "baseline.graduated"); err != nil {
+			return nil, err
+		}
+	}
 	b = appendOptString(b, `,"inherited_from":`, m.Inherited)
 	b = append(b, '}')
 

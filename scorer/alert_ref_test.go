@@ -166,7 +166,7 @@ func randAlert(r *rand.Rand) *Alert {
 		Score: Score{Value: randFloat(r), Threshold: randFloat(r), Ratio: randFloat(r), Band: randString(r),
 			Verdict: randString(r), FalcoPriority: randPriority(r)},
 		Baseline: Maturity{State: randString(r), Events: r.Uint64() >> r.IntN(64), Transitions: r.Uint64() >> r.IntN(64),
-			Since: randTime(r), Inherited: randString(r)},
+			Since: randTime(r), Graduated: randTime(r), Inherited: randString(r)},
 		Reason: randString(r),
 	}
 	if r.IntN(4) > 0 {

@@ -253,6 +253,7 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 	}
 	if img, ok := w.images[it.subj.Image]; ok {
 		a.Baseline = img.maturity()
+		a.Baseline.Graduated = img.graduated
 		if img.learning() {
 			a.Score.Verdict = VerdictLearning
 		} else {
@@ -532,6 +533,7 @@ func (w *worker) anomalyAlert(it *item, img *image, seq *sequence, r stepResult,
 		Baseline: img.maturity(),
 		Explain:  img.explain(seq, explainTop),
 	}
+	a.Baseline.Graduated = img.graduated // the rules rank an anomaly by its baseline's maturity
 	if kind == KindEnd {
 		a.Reason = "process " + strconv.Quote(it.subj.Process) + " ended with a system-call sequence unusual for this image"
 	} else {

@@ -282,7 +282,17 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 		prios = append(prios, fmt.Sprintf("%s %d", scorer.Priority(p), narr.byPrio[scorer.Priority(p)]))
 	}
 	fmt.Fprintf(out, "  alerts by priority: %s\n", strings.Join(prios, ", "))
-	fmt.Fprintf(out, "  delivered: Slack %d messages (Block Kit), webhook %d Falco-format posts\n", len(recv.slackMsgs), recv.webhookPosts)
+	slackAnomalies := 0
+	for _, m := range recv.slackMsgs {
+		var msg struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(m, &msg) == nil && strings.Contains(msg.Text, "behaviour anomaly") {
+			slackAnomalies++
+		}
+	}
+	fmt.Fprintf(out, "  delivered: Slack %d messages (Block Kit, %d of them on behaviour anomalies), webhook %d Falco-format posts\n",
+		len(recv.slackMsgs), slackAnomalies, recv.webhookPosts)
 	fmt.Fprintf(out, "  anomaly alerts on normal processes (false alarms): %d, %d of them on labelled drift\n", narr.falseA, narr.drift)
 	fmt.Fprintf(out, "  attack runs flagged: %d of %d (%d anomaly alerts on attack processes)\n", len(narr.runs), attackRuns, narr.attack)
 	if len(narr.runs) == 0 {

@@ -50,4 +50,13 @@ func TestDemo(t *testing.T) {
 	if got, _ := strconv.Atoi(m[1]); got < 40 {
 		t.Errorf("demo flagged %s of %s attack runs, want at least 40", m[1], m[2])
 	}
+	// With the default rules, anomalies on mature baselines reach Slack
+	// (its default minimum is Warning): the receiver got some.
+	sl := regexp.MustCompile(`Slack (\d+) messages \(Block Kit, (\d+) of them on behaviour anomalies\)`).FindStringSubmatch(s)
+	if sl == nil {
+		t.Fatalf("demo output has no Slack delivery count:\n%s", s)
+	}
+	if got, _ := strconv.Atoi(sl[2]); got == 0 {
+		t.Errorf("demo delivered %s Slack messages, %s of them on behaviour anomalies, want some anomalies in Slack", sl[1], sl[2])
+	}
 }
