@@ -71,6 +71,8 @@ type Scored struct {
 	EndJudged    bool    // the end verdict was taken (monitoring, calibrated, long enough)
 	EndThreshold float64 // +Inf until calibrated
 	Alerted      bool    // an anomaly alert was raised at this event
+	ModelBytes   int     // the image's model's approximate memory after this event
+	Transitions  int     // its distinct full-order transitions
 }
 
 // Pipeline scores accepted events and writes the resulting alerts to the

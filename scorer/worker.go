@@ -42,11 +42,24 @@ type worker struct {
 // to Falco alerts from that container.
 type containerState struct {
 	image      string
-	anomalous  int       // sequences of this container currently in an anomalous episode
-	lastScore  Score     // score of the latest anomaly
-	firstEvent time.Time // event time of the earliest anomaly this state remembers
-	lastEvent  time.Time // event time of the latest anomaly (replays keep their own clock)
-	touched    time.Time // processing time of the latest anomaly, for cleanup
+	anomalous  int        // sequences of this container currently in an anomalous episode
+	last       AnomalyRef // the latest anomaly (window alarm or end of process), named by the Falco alerts that follow it
+	firstEvent time.Time  // event time of the earliest anomaly this state remembers
+	lastEvent  time.Time  // event time of the latest anomaly (replays keep their own clock)
+	touched    time.Time  // processing time of the latest anomaly, for cleanup
+}
+
+// record remembers a, an anomaly or sequence_end alert of the container, for
+// the Falco alerts that follow it: whichever verdict found the anomaly, a
+// Falco alert soon after in the same container is raised by it.
+func (cs *containerState) record(a *Alert, now time.Time) {
+	cs.touched = now
+	if cs.firstEvent.IsZero() || a.Time.Before(cs.firstEvent) {
+		cs.firstEvent = a.Time
+	}
+	cs.lastEvent = a.Time
+	cs.last = AnomalyRef{ID: a.ID, Kind: a.Kind, Time: a.Time, Score: a.Score.Value, Threshold: a.Score.Threshold,
+		Ratio: a.Score.Ratio, Process: strings.Clone(a.Subject.Process), PID: a.Subject.PID}
 }
 
 func newWorker(p *Pipeline, id int) *worker {
@@ -193,7 +206,7 @@ func (w *worker) observe(it item, now time.Time) {
 		defer func() {
 			on(Scored{Image: img.key, ContainerID: it.subj.ContainerID, PID: it.subj.PID, PPID: ppid, Time: it.ev.Time,
 				Symbol: sym, Learning: learning, Surprise: r.step.Surprise, Window: r.window, Ready: r.full,
-				Threshold: img.threshold, Alerted: alerted})
+				Threshold: img.threshold, Alerted: alerted, ModelBytes: img.model.Stats().Bytes, Transitions: img.model.Stats().Transitions})
 		}()
 	}
 	if img.learning() {
@@ -262,13 +275,14 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 	}
 	if cs, ok := w.containers[it.subj.ContainerID]; ok && it.subj.ContainerID != "" {
 		// From the first anomaly the state remembers (less the skew) to
-		// recentAnomaly after the latest: an alert processed after a later
+		// recent_anomaly after the latest: an alert processed after a later
 		// episode began may still follow an earlier one.
-		if cs.anomalous > 0 || !it.ev.Time.Before(cs.firstEvent.Add(-anomalySkew)) && it.ev.Time.Sub(cs.lastEvent) < recentAnomaly {
-			a.Score = cs.lastScore
-			a.Score.FalcoPriority = it.ev.Priority
-			a.Score.Verdict = VerdictAnomalous
-			a.Reason += " in a container behaving anomalously"
+		if cs.anomalous > 0 || !it.ev.Time.Before(cs.firstEvent.Add(-anomalySkew)) && it.ev.Time.Sub(cs.lastEvent) < w.p.cfg.RecentAnomaly {
+			last := cs.last
+			a.Anomaly = &last
+			a.Score = Score{Value: last.Score, Threshold: last.Threshold, Ratio: last.Ratio,
+				Verdict: VerdictAnomalous, FalcoPriority: it.ev.Priority}
+			a.Reason += " in a container behaving anomalously (" + last.Kind + " alert " + last.ID + ")"
 		}
 	}
 	w.emit(a, now)
@@ -278,6 +292,16 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 func (w *worker) emit(a *Alert, now time.Time) {
 	if a.Priority == 0 && a.Kind == KindFalco {
 		a.Priority = a.Event.Priority
+	}
+	if a.Kind != KindFalco && a.Subject.ContainerID != "" {
+		// Remembered whatever the rules decide: a suppressed or unrouted
+		// anomaly still raises the Falco alerts that follow it.
+		cs, ok := w.containers[a.Subject.ContainerID]
+		if !ok {
+			cs = &containerState{image: strings.Clone(a.Subject.Image)}
+			w.containers[strings.Clone(a.Subject.ContainerID)] = cs
+		}
+		_ = cs
 	}
 	d := Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.p.deps.Sinks}
 	if w.p.deps.Decider != nil {
@@ -503,8 +527,9 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 	}
 }
 
-// recentAnomaly is how long a container stays "anomalous" for the Falco
-// alerts that follow an anomalous sequence in it.
+// recentAnomaly is the default of Config.RecentAnomaly: how long a
+// container stays "anomalous" for the Falco alerts that follow an anomalous
+// sequence in it.
 const recentAnomaly = 10 * time.Minute
 
 // anomalySkew is how much earlier than its container's latest anomaly a
@@ -566,7 +591,6 @@ func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now tim
 		cs.firstEvent = seq.lastEvent
 	}
 	cs.lastEvent = seq.lastEvent
-	cs.lastScore = Score{Value: r.window, Threshold: img.threshold, Ratio: ratio(r.window, img.threshold), Verdict: VerdictAnomalous}
 }
 
 // calmSequences ends the anomalous episodes of img's live sequences when
@@ -603,7 +627,7 @@ func (w *worker) maintain(now time.Time) {
 		el = prev
 	}
 	for id, cs := range w.containers {
-		if cs.anomalous == 0 && now.Sub(cs.touched) >= recentAnomaly {
+		if cs.anomalous == 0 && now.Sub(cs.touched) >= w.p.cfg.RecentAnomaly {
 			delete(w.containers, id)
 		}
 	}

@@ -75,10 +75,11 @@ func printCaptureEval(w io.Writer, r *capture.Report) error {
 	b := o.ScorerAtSetRate
 	p("scorer at set membership's rate\t\t%d/%d (%.1f%%)\t%.2f%%", b.RunsDetected, o.Scorer.AttackRuns, 100*b.RunDetection, 100*b.NormalRate)
 	p("")
-	p("image\tstate at test\tevents\tAUC scorer / set\truns scorer / set\tnormal alerted scorer / set")
+	p("image\tstate at test\tevents\tmodel\tAUC scorer / set\truns scorer / set\tnormal alerted scorer / set")
 	for _, im := range r.Images {
 		s, m := im.Comparison.Scorer, im.Comparison.SetMembership
-		p("%s\t%s\t%d\t%s / %s\t%d / %d of %d\t%d / %d of %d", im.Image, im.State, im.Events,
+		p("%s\t%s\t%d\t%d KiB, %d transitions\t%s / %s\t%d / %d of %d\t%d / %d of %d", im.Image, im.State, im.Events,
+			im.ModelBytes>>10, im.Transitions,
 			num(s.ProcessAUC, "%.3f"), num(m.ProcessAUC, "%.3f"), s.RunsDetected, m.RunsDetected, s.AttackRuns,
 			s.NormalAlerted, m.NormalAlerted, s.NormalProcesses)
 	}

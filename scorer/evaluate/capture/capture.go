@@ -86,10 +86,12 @@ type Budget struct {
 
 // ImageReport is one image's figures.
 type ImageReport struct {
-	Image      string     `json:"image"`
-	State      string     `json:"state_at_test"` // learning or monitoring when the test phase began
-	Events     int        `json:"events"`
-	Comparison Comparison `json:"figures"`
+	Image       string     `json:"image"`
+	State       string     `json:"state_at_test"` // learning or monitoring when the test phase began
+	Events      int        `json:"events"`
+	ModelBytes  int        `json:"model_bytes"` // approximate memory of the image's model at the end
+	Transitions int        `json:"transitions"`
+	Comparison  Comparison `json:"figures"`
 }
 
 // Scenario is detection per attack scenario (as deployed).
@@ -137,6 +139,8 @@ type collector struct {
 
 type imageState struct {
 	events      int
+	bytes       int // the model's approximate memory, at the latest event
+	transitions int
 	stateAtTest string
 	sawTest     bool
 }
@@ -150,6 +154,9 @@ func (c *collector) onScored(s scorer.Scored) {
 		c.images[s.Image] = im
 	}
 	im.events++
+	if !s.End {
+		im.bytes, im.transitions = s.ModelBytes, s.Transitions
+	}
 	c.imageOf[s.ContainerID] = s.Image
 	gk := [2]any{s.ContainerID, s.PID}
 	key := procKey{s.ContainerID, s.PID, c.gen[gk]}
@@ -309,6 +316,7 @@ func (c *collector) report(r *Report) {
 	for _, im := range imgs {
 		st := c.images[im]
 		r.Images = append(r.Images, ImageReport{Image: im, State: st.stateAtTest, Events: st.events,
+			ModelBytes: st.bytes, Transitions: st.transitions,
 			Comparison: c.compare(im, r.TestHours, 1)})
 	}
 	for im, st := range c.images {
