@@ -39,6 +39,7 @@ type Alert struct {
 	Score    Score
 	Baseline Maturity
 	Explain  *Explanation // nil when there is nothing to explain (unscored)
+	Anomaly  *AnomalyRef  // a Falco alert's: the latest anomaly of its container it follows; nil when none
 	Sinks    []string     // sinks chosen by the routing rules
 	Reason   string       // short human text: why this is an alert
 }
@@ -79,6 +80,20 @@ type Maturity struct {
 	Inherited   string    `json:"inherited_from,omitempty"`
 }
 
+// AnomalyRef names the anomaly a Falco alert follows: the latest anomalous
+// verdict (window alarm or end of process) in the alert's container within
+// the scorer's recent_anomaly interval, so a reader can find its alert.
+type AnomalyRef struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"` // KindAnomaly or KindEnd
+	Time      time.Time `json:"time"` // the anomalous event's time
+	Score     float64   `json:"score"`
+	Threshold float64   `json:"threshold"`
+	Ratio     float64   `json:"ratio"`
+	Process   string    `json:"process,omitempty"`
+	PID       int64     `json:"pid,omitempty"`
+}
+
 // Explanation lists the least likely transitions in the scored window.
 type Explanation struct {
 	Window      []string     `json:"window"` // the window's latest symbols (markov.ExplainEvents at most), oldest first
@@ -117,6 +132,7 @@ type alertJSON struct {
 	Subject  Subject         `json:"subject"`
 	Score    Score           `json:"score"`
 	Baseline Maturity        `json:"baseline"`
+	Anomaly  *AnomalyRef     `json:"anomaly,omitempty"`
 	Explain  *Explanation    `json:"explanation,omitempty"`
 	Falco    json.RawMessage `json:"falco,omitempty"`
 }
@@ -151,6 +167,6 @@ func (a *Alert) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*a = Alert{ID: w.ID, Kind: w.Kind, Time: w.Time, Priority: w.Priority, Event: ev,
-		Subject: w.Subject, Score: w.Score, Baseline: w.Baseline, Explain: w.Explain, Reason: w.Reason}
+		Subject: w.Subject, Score: w.Score, Baseline: w.Baseline, Explain: w.Explain, Anomaly: w.Anomaly, Reason: w.Reason}
 	return nil
 }

@@ -100,6 +100,35 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 	b = appendOptString(b, `,"inherited_from":`, m.Inherited)
 	b = append(b, '}')
 
+	if x := a.Anomaly; x != nil {
+		b = append(b, `,"anomaly":{"id":`...)
+		b = AppendJSONString(b, x.ID)
+		b = append(b, `,"kind":`...)
+		b = AppendJSONString(b, x.Kind)
+		b = append(b, `,"time":`...)
+		if b, err = appendJSONTime(b, x.Time, "anomaly.time"); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"score":`...)
+		if b, err = appendJSONFloat(b, x.Score, "anomaly.score"); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"threshold":`...)
+		if b, err = appendJSONFloat(b, x.Threshold, "anomaly.threshold"); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"ratio":`...)
+		if b, err = appendJSONFloat(b, x.Ratio, "anomaly.ratio"); err != nil {
+			return nil, err
+		}
+		b = appendOptString(b, `,"process":`, x.Process)
+		if x.PID != 0 {
+			b = append(b, `,"pid":`...)
+			b = strconv.AppendInt(b, x.PID, 10)
+		}
+		b = append(b, '}')
+	}
+
 	if x := a.Explain; x != nil {
 		b = append(b, `,"explanation":{"window":`...)
 		b = appendJSONStrings(b, x.Window)
@@ -146,6 +175,9 @@ func alertJSONSize(a *Alert, falco []byte) int {
 	n += len(s.Image) + len(s.ImageSource) + len(s.ContainerID) + len(s.Container) + len(s.Namespace) +
 		len(s.Pod) + len(s.Process) + len(s.Parent) + len(s.Hostname)
 	n += len(a.Score.Band) + len(a.Score.Verdict) + len(a.Baseline.State) + len(a.Baseline.Inherited)
+	if x := a.Anomaly; x != nil {
+		n += 180 + len(x.ID) + len(x.Kind) + len(x.Process)
+	}
 	if x := a.Explain; x != nil {
 		n += 40
 		for _, w := range x.Window {

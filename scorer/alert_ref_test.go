@@ -31,7 +31,7 @@ func marshalAlertReference(a *Alert) ([]byte, error) {
 	head, err := json.Marshal(alertJSON{
 		Schema: AlertSchema, ID: a.ID, Kind: a.Kind, Time: a.Time, Priority: a.Priority,
 		Rule: a.Event.Rule, Reason: a.Reason, Subject: a.Subject, Score: a.Score,
-		Baseline: a.Baseline, Explain: a.Explain,
+		Baseline: a.Baseline, Anomaly: a.Anomaly, Explain: a.Explain,
 	})
 	if err != nil {
 		return nil, err
@@ -168,6 +168,10 @@ func randAlert(r *rand.Rand) *Alert {
 		Baseline: Maturity{State: randString(r), Events: r.Uint64() >> r.IntN(64), Transitions: r.Uint64() >> r.IntN(64),
 			Since: randTime(r), Graduated: randTime(r), Inherited: randString(r)},
 		Reason: randString(r),
+	}
+	if r.IntN(3) == 0 {
+		a.Anomaly = &AnomalyRef{ID: randString(r), Kind: randString(r), Time: randTime(r), Score: randFloat(r),
+			Threshold: randFloat(r), Ratio: randFloat(r), Process: randString(r), PID: r.Int64N(1 << 22)}
 	}
 	if r.IntN(4) > 0 {
 		a.Explain = &Explanation{Window: randStrings(r)}

@@ -69,6 +69,11 @@ type Config struct {
 
 	// Symbols sets how an observation becomes the symbol the model counts.
 	Symbols symbol.Config `yaml:"symbols"`
+
+	// RecentAnomaly is how long after an anomalous verdict in a container
+	// (a window alarm or an anomalous end of process) a Falco alert from
+	// that container is raised as following it.
+	RecentAnomaly time.Duration `yaml:"recent_anomaly"`
 }
 
 // DefaultOrder is the pipeline's Markov order, chosen on the recorded lab
@@ -110,6 +115,7 @@ func DefaultConfig() Config {
 		CusumCap:            markov.DefaultCusumCap,
 		CusumThreshold:      markov.DefaultCusumThreshold,
 		Symbols:             symbol.DefaultConfig(),
+		RecentAnomaly:       recentAnomaly,
 	}
 }
 
@@ -187,6 +193,7 @@ func (c Config) Validate() error {
 	check(c.CusumThreshold >= 0 && c.CusumThreshold <= 256, "cusum_threshold: %g out of range [0,256] bits", c.CusumThreshold)
 	check(c.Online != OnlineCusum || (c.CusumCap > c.CusumAllowance && c.CusumCap <= 64),
 		"cusum_cap: %g out of range (cusum_allowance,64] bits", c.CusumCap)
+	check(c.RecentAnomaly > 0 && c.RecentAnomaly <= 24*time.Hour, "recent_anomaly: %s out of range (0,24h]", c.RecentAnomaly)
 	if err := c.Symbols.Validate(); err != nil {
 		errs = append(errs, prefixErrors("symbols.", err))
 	}

@@ -301,7 +301,7 @@ func (w *worker) emit(a *Alert, now time.Time) {
 			cs = &containerState{image: strings.Clone(a.Subject.Image)}
 			w.containers[strings.Clone(a.Subject.ContainerID)] = cs
 		}
-		_ = cs
+		cs.record(a, now)
 	}
 	d := Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.p.deps.Sinks}
 	if w.p.deps.Decider != nil {
