@@ -24,17 +24,22 @@ type Config struct {
 	// soon as the previous sync finished: batches still form while a sync
 	// runs.
 	GroupCommitMaxDelay time.Duration `yaml:"group_commit_max_delay"`
-	// JournalSyncInterval 0 (the default) syncs every group commit to disk
-	// before its events are acknowledged: an acknowledged event survives a
-	// power loss. Above 0, a group is acknowledged once written (in the
-	// kernel's page cache, which survives a crash or kill of this process)
-	// and the journal is synced in the background this often, so a power
-	// loss or kernel crash can lose about this much (the interval plus the
-	// sync's own time) of acknowledged events. It is for disks whose
-	// fdatasync is slow (network block storage): Falco's http_output sends
-	// one event at a time and waits for each answer, so one Falco's rate is
-	// bounded by 1 / (sync latency). After a background sync fails, every
-	// group is synced before its acknowledgement until restart.
+	// JournalSyncInterval sets the durability promise of an acknowledged
+	// event. Above 0 (the default, 100ms), a group is acknowledged once
+	// written to the journal segment, i.e. in the kernel's page cache, which
+	// survives any kill of this process (SIGKILL, OOM kill, panic), and the
+	// journal is synced in the background this often: a power loss or
+	// kernel crash can lose the events acknowledged since the last sync,
+	// about this interval plus the sync's own time. This is the default
+	// because one Falco's http_output sends one event at a time and waits
+	// for each answer, so syncing before every answer bounds one Falco's
+	// rate by 1 / (sync latency) (a few hundred events/s on network block
+	// storage), and costs a sync per event of the node's disk budget, while
+	// a power loss also loses whatever Falco itself had queued. 0 is the
+	// strict mode: every group is synced (fdatasync) before its events are
+	// acknowledged, so an acknowledged event survives a power loss too.
+	// After a background sync fails, every group is synced before its
+	// acknowledgement until restart.
 	JournalSyncInterval time.Duration `yaml:"journal_sync_interval"`
 	// GroupCommitMaxEvents bounds the events written and synced together.
 	GroupCommitMaxEvents int `yaml:"group_commit_max_events"`
@@ -105,6 +110,7 @@ func DefaultConfig() Config {
 	return Config{
 		Dir:                  "./data",
 		GroupCommitMaxDelay:  150 * time.Microsecond, // best of 0/150/300/600 µs in BenchmarkE2EProfile
+		JournalSyncInterval:  100 * time.Millisecond, // 10 syncs/s; see the field's comment
 		GroupCommitMaxEvents: 4096,
 		GroupCommitMaxBytes:  4 << 20,
 		JournalSegmentBytes:  8 << 20,

@@ -150,7 +150,7 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	go d.jc.run()
 	if d.wal != nil && cfg.JournalSyncInterval > 0 {
 		d.syncQuit, d.syncDone = make(chan struct{}), make(chan struct{})
-		go d.runSyncer()
+		go d.runSyncer(cfg.JournalSyncInterval)
 	}
 	go d.runRetirer()
 	d.wakeRetirer() // segments completed before a restart, and the first spare
@@ -174,6 +174,11 @@ func (d *DB) openJournal(next uint64) (uint64, error) {
 		return 0, fmt.Errorf("open journal: %w", err)
 	}
 	d.wal = w
+	journalSyncs := d.m.syncs.WithLabelValues("journal")
+	w.synced = journalSyncs.Inc
+	if delay := benchSyncDelay(); delay > 0 {
+		w.syncFile = func(f *os.File) error { time.Sleep(delay); return datasync(f) }
+	}
 	d.m.journalEntries.Set(float64(w.outstanding()))
 	// Above every done marker too: if the journal lost records (a damaged
 	// or deleted segment), reusing a sequence a marker still names would
@@ -187,9 +192,9 @@ func (d *DB) openJournal(next uint64) (uint64, error) {
 
 // runSyncer syncs the journal every journal_sync_interval, when groups
 // are acknowledged before they are synced.
-func (d *DB) runSyncer() {
+func (d *DB) runSyncer(interval time.Duration) {
 	defer close(d.syncDone)
-	t := time.NewTicker(d.cfg.JournalSyncInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {

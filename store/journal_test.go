@@ -754,3 +754,41 @@ func TestOpenKeepsUnknownSegmentFiles(t *testing.T) {
 		t.Errorf("the foreign file was removed: %v", err)
 	}
 }
+
+// TestDefaultDurability pins the promise the README states: by default an
+// append is acknowledged once written (no sync on the acknowledgement path
+// beyond a new segment's header) and the background syncer makes it
+// durable; journal_sync_interval 0 syncs every group before its
+// acknowledgement. The syncs are counted, never timed.
+func TestDefaultDurability(t *testing.T) {
+	if iv := DefaultConfig().JournalSyncInterval; iv != 100*time.Millisecond {
+		t.Fatalf("DefaultConfig().JournalSyncInterval = %s, want 100ms (the README's durability sentence)", iv)
+	}
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     int64 // syncs for 10 appends into a fresh journal
+	}{
+		{"default", DefaultConfig().JournalSyncInterval, 1}, // the new segment's header
+		{"strict", 0, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.JournalSyncInterval = tc.interval
+			d, reg := openWithRegistry(t, cfg)
+			var syncs atomic.Int64
+			d.wal.syncFile = func(*os.File) error { syncs.Add(1); return nil }
+			for range 10 {
+				if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := syncs.Load(); n != tc.want {
+				t.Errorf("10 sequential appends synced %d times before their acknowledgements, want %d", n, tc.want)
+			}
+			if got := counterValueOf(t, reg, "falco_scorer_store_journal_syncs_total"); got != float64(tc.want) {
+				t.Errorf("falco_scorer_store_journal_syncs_total = %v, want %d", got, tc.want)
+			}
+		})
+	}
+}

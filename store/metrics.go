@@ -12,6 +12,7 @@ type metrics struct {
 	batchEvents           prometheus.Histogram
 	syncSeconds           prometheus.Histogram
 	backgroundSyncSeconds prometheus.Histogram
+	syncs                 *prometheus.CounterVec // file: journal, badger
 	appendErrors          *prometheus.CounterVec // reason
 	unavailable           prometheus.Gauge
 	backlogged            prometheus.Gauge
@@ -43,6 +44,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		backgroundSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "journal_background_sync_seconds", Help: "Time of one background journal sync (journal_sync_interval > 0).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8)}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_syncs_total", Help: "Syncs (fdatasync) the journal issued, by file: journal segments (before acknowledgements, in the background, new segment headers) and badger (before a segment is recycled); the disk's sync budget."}, []string{"file"}),
 		appendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "journal_append_errors_total", Help: "Events refused by the journal, by reason."}, []string{"reason"}),
 		unavailable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -74,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.appendedEvents, m.batches, m.batchEvents, m.syncSeconds, m.backgroundSyncSeconds,
+	for _, c := range []prometheus.Collector{m.appendedEvents, m.batches, m.batchEvents, m.syncSeconds, m.backgroundSyncSeconds, m.syncs,
 		m.appendErrors, m.unavailable, m.backlogged, m.journalEntries, m.pending, m.dead, m.diskBytes, m.diskFree,
 		m.gcRuns, m.maintErrors, m.expiredBuckets, m.expiredImages, m.flushSeconds} {
 		if err := reg.Register(c); err != nil {

@@ -81,6 +81,13 @@ type wal struct {
 	buf []byte // the committer's encoding buffer
 
 	syncFile func(*os.File) error // datasync; tests inject failures
+	synced   func()               // counts every sync (metrics); never nil
+}
+
+// sync syncs f's data and counts the sync.
+func (w *wal) sync(f *os.File) error {
+	w.synced()
+	return w.syncFile(f)
 }
 
 func walRecordCRC(segID, seq uint64, payload []byte) uint32 {
@@ -97,7 +104,7 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
-	w = &wal{dir: dir, segBytes: segBytes, nextID: 1, syncFile: datasync}
+	w = &wal{dir: dir, segBytes: segBytes, nextID: 1, syncFile: datasync, synced: func() {}}
 	// A crash while a spare was being zero-filled leaves its temporary
 	// file behind; nothing else would ever remove it.
 	if tmps, err := filepath.Glob(filepath.Join(dir, "spare-*.tmp")); err == nil {
@@ -268,7 +275,7 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 		return rotated, err
 	}
 	if sync {
-		if err := w.syncFile(active.f); err != nil {
+		if err := w.sync(active.f); err != nil {
 			return rotated, err
 		}
 	}
@@ -302,7 +309,7 @@ func (w *wal) syncDirty() (int, error) {
 	var errs []error
 	var failed []*segment
 	for _, s := range dirty {
-		if err := w.syncFile(s.f); err != nil {
+		if err := w.sync(s.f); err != nil {
 			errs = append(errs, fmt.Errorf("sync journal segment %d: %w", s.id, err))
 			failed = append(failed, s)
 		}
@@ -369,7 +376,7 @@ func (w *wal) rotate(need int64, syncHeader bool) (*segment, error) {
 		return nil, fmt.Errorf("new journal segment: %w", err)
 	}
 	if syncHeader {
-		if err := w.syncFile(f); err != nil {
+		if err := w.sync(f); err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("new journal segment: %w", err)
 		}
