@@ -471,13 +471,14 @@ func fixJSONText(b []byte) []byte {
 	return append(out, b[start:]...)
 }
 
-// hexRuneAt reads the four hex digits at b[i:].
-func hexRuneAt(b []byte, i int) (rune, bool) {
+// hexRuneAt reads the four hex digits of a \u escape at b[i:].
+func hexRuneAt[T string | []byte](b T, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
 	var r rune
-	for _, c := range b[i : i+4] {
+	for j := i; j < i+4; j++ {
+		c := b[j]
 		switch {
 		case '0' <= c && c <= '9':
 			c -= '0'

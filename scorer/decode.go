@@ -550,25 +550,11 @@ func (d *decoder) strSlow() (string, error) {
 }
 
 func (d *decoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.s) {
-		return 0, false
+	r, ok := hexRuneAt(d.s, d.i)
+	if ok {
+		d.i += 4
 	}
-	var r rune
-	for _, c := range []byte(d.s[d.i : d.i+4]) {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r*16 + rune(c)
-	}
-	d.i += 4
-	return r, true
+	return r, ok
 }
 
 // skip checks and passes over one JSON value enclosed in depth open

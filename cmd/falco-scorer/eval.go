@@ -53,13 +53,10 @@ func newEvalCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("eval: %w", err)
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				return writeJSON(cmd.OutOrStdout(), r)
 			}
-			return printEval(out, r)
+			return printEval(cmd.OutOrStdout(), r)
 		},
 	}
 	f := cmd.Flags()
@@ -81,6 +78,13 @@ func newEvalCmd(g *globalFlags) *cobra.Command {
 	f.Float64Var(&cfg.Hysteresis, "hysteresis", cfg.Hysteresis, "online alarm re-arms below this fraction of the threshold")
 	f.IntVar(&cfg.Folds, "folds", cfg.Folds, "calibration folds (contiguous blocks of --train)")
 	return cmd
+}
+
+// writeJSON prints v as one indented JSON object (eval --json).
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func printEval(w io.Writer, r evaluate.Report) error {

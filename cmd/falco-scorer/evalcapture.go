@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -43,13 +42,10 @@ func runEvalCapture(cmd *cobra.Command, g *globalFlags, capturePath, labelsPath 
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	out := cmd.OutOrStdout()
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return writeJSON(cmd.OutOrStdout(), r)
 	}
-	return printCaptureEval(out, r)
+	return printCaptureEval(cmd.OutOrStdout(), r)
 }
 
 func printCaptureEval(w io.Writer, r *capture.Report) error {
