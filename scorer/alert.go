@@ -9,7 +9,12 @@ import (
 
 // AlertSchema names the version of the alert JSON (Kafka value, webhook body).
 // Bump it on any incompatible change and document the change in the README.
-const AlertSchema = "falco-scorer.alert.v1"
+//
+// v2: what is not known is absent, never a zero value: score.value,
+// threshold and ratio only for an anomalous verdict, baseline only when the
+// image has one (and baseline.since only when known), "anomaly" on a Falco
+// alert that follows one, baseline.graduated.
+const AlertSchema = "falco-scorer.alert.v2"
 
 // Alert kinds.
 const (
@@ -58,24 +63,64 @@ type Subject struct {
 	Hostname    string `json:"hostname,omitempty"`
 }
 
-// Score is the anomaly view of an alert.
+// Score is the anomaly view of an alert. Value, Threshold and Ratio mean
+// something only when HasValue: an alert that was not scored (a Falco
+// alert in a normal container) has none, and its JSON leaves them out.
 type Score struct {
-	Value         float64  `json:"value"`     // window (or sequence) score
-	Threshold     float64  `json:"threshold"` // the image's calibrated threshold; 0 while learning
-	Ratio         float64  `json:"ratio"`     // Value / Threshold; 0 while learning
-	Band          string   `json:"band"`      // "none", "low", "medium", "high", "critical"
+	Value         float64  // window (or sequence) score
+	Threshold     float64  // the image's calibrated threshold
+	Ratio         float64  // Value / Threshold
+	Band          string   // "none", "low", "medium", "high", "critical"
+	Verdict       string   // VerdictAnomalous, VerdictNormal, VerdictLearning or VerdictUnscored
+	FalcoPriority Priority // the Falco event's own priority
+}
+
+// HasValue reports whether the score carries a value, threshold and ratio:
+// only an anomalous verdict does (an anomaly, or a Falco alert following
+// one, which carries that anomaly's).
+func (s *Score) HasValue() bool { return s.Verdict == VerdictAnomalous }
+
+// scoreJSON is the wire form of Score: absent numbers, not zeros.
+type scoreJSON struct {
+	Value         *float64 `json:"value,omitempty"`
+	Threshold     *float64 `json:"threshold,omitempty"`
+	Ratio         *float64 `json:"ratio,omitempty"`
+	Band          string   `json:"band"`
 	Verdict       string   `json:"verdict"`
 	FalcoPriority Priority `json:"falco_priority"`
 }
 
-// Maturity describes how much the baseline behind a score has seen. The
+func (s *Score) wire() scoreJSON {
+	w := scoreJSON{Band: s.Band, Verdict: s.Verdict, FalcoPriority: s.FalcoPriority}
+	if s.HasValue() {
+		v, t, r := s.Value, s.Threshold, s.Ratio
+		w.Value, w.Threshold, w.Ratio = &v, &t, &r
+	}
+	return w
+}
+
+func (w *scoreJSON) score() Score {
+	s := Score{Band: w.Band, Verdict: w.Verdict, FalcoPriority: w.FalcoPriority}
+	for _, f := range []struct {
+		dst *float64
+		src *float64
+	}{{&s.Value, w.Value}, {&s.Threshold, w.Threshold}, {&s.Ratio, w.Ratio}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	return s
+}
+
+// Maturity describes how much the baseline behind a score has seen; its
+// zero value (State "") means the alert's image has no baseline. The
 // rules read it to rank an anomaly: the same score means more on a baseline
 // that has learned long and monitored a while than on one just graduated.
 type Maturity struct {
 	State       string    `json:"state"` // "learning" or "monitoring"
 	Events      uint64    `json:"events"`
 	Transitions uint64    `json:"distinct_transitions"`
-	Since       time.Time `json:"since"`
+	Since       time.Time `json:"since,omitzero"`
 	Graduated   time.Time `json:"graduated,omitzero"` // when it last went from learning to monitoring; zero while learning
 	Inherited   string    `json:"inherited_from,omitempty"`
 }
@@ -130,8 +175,8 @@ type alertJSON struct {
 	Rule     string          `json:"rule"`
 	Reason   string          `json:"reason,omitempty"`
 	Subject  Subject         `json:"subject"`
-	Score    Score           `json:"score"`
-	Baseline Maturity        `json:"baseline"`
+	Score    scoreJSON       `json:"score"`
+	Baseline *Maturity       `json:"baseline,omitempty"` // nil: the image has no baseline
 	Anomaly  *AnomalyRef     `json:"anomaly,omitempty"`
 	Explain  *Explanation    `json:"explanation,omitempty"`
 	Falco    json.RawMessage `json:"falco,omitempty"`
@@ -167,6 +212,9 @@ func (a *Alert) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*a = Alert{ID: w.ID, Kind: w.Kind, Time: w.Time, Priority: w.Priority, Event: ev,
-		Subject: w.Subject, Score: w.Score, Baseline: w.Baseline, Explain: w.Explain, Anomaly: w.Anomaly, Reason: w.Reason}
+		Subject: w.Subject, Score: w.Score.score(), Explain: w.Explain, Anomaly: w.Anomaly, Reason: w.Reason}
+	if w.Baseline != nil {
+		a.Baseline = *w.Baseline
+	}
 	return nil
 }

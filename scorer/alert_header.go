@@ -16,20 +16,26 @@ type AlertHeader struct {
 	Kind        string
 	Time        time.Time
 	Priority    Priority
-	Rule        string // "rule", which MarshalJSON writes from Event.Rule
-	Image       string // subject.image
-	ContainerID string // subject.container_id
-	Score       float64
-	Band        string // score.band
+	Rule        string  // "rule", which MarshalJSON writes from Event.Rule
+	Image       string  // subject.image
+	ContainerID string  // subject.container_id
+	Score       float64 // score.value; meaningful only when Scored
+	Scored      bool    // score.value is present: the alert has a score (Kafka writes the score header only then)
+	Band        string  // score.band
 }
 
 // Header returns the fields of a that DecodeAlertHeader reads back from
 // a's JSON.
 func (a *Alert) Header() AlertHeader {
-	return AlertHeader{
+	h := AlertHeader{
 		ID: a.ID, Kind: a.Kind, Time: a.Time, Priority: a.Priority, Rule: a.Event.Rule,
-		Image: a.Subject.Image, ContainerID: a.Subject.ContainerID, Score: a.Score.Value, Band: a.Score.Band,
+		Image: a.Subject.Image, ContainerID: a.Subject.ContainerID, Band: a.Score.Band,
+		Scored: a.Score.HasValue(),
 	}
+	if h.Scored {
+		h.Score = a.Score.Value
+	}
+	return h
 }
 
 // Detached returns h with its own copy of each string taken from the event
@@ -99,6 +105,10 @@ func DecodeAlertHeader(b []byte) (AlertHeader, error) {
 			return d.headerObject("score", 1, noteType, func(key string) error {
 				switch alertKey(key, "value", "band") {
 				case "value":
+					// null is no score (encoding/json sets a *float64 to nil).
+					if h.Scored = d.peek() != 'n'; !h.Scored {
+						h.Score = 0
+					}
 					return d.headerFloat(&h.Score, "score.value", 2, noteType)
 				case "band":
 					return d.headerString(&h.Band, "score.band", 2, noteType)

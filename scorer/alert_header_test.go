@@ -24,8 +24,8 @@ type headerJSON struct {
 		ContainerID string `json:"container_id"`
 	} `json:"subject"`
 	Score struct {
-		Value float64 `json:"value"`
-		Band  string  `json:"band"`
+		Value *float64 `json:"value"`
+		Band  string   `json:"band"`
 	} `json:"score"`
 	Falco json.RawMessage `json:"falco"`
 }
@@ -39,8 +39,12 @@ func decodeAlertHeaderReference(b []byte) (AlertHeader, error) {
 	if len(w.Falco) == 0 || w.Falco[0] != '{' {
 		return AlertHeader{}, errors.New("falco is not an object")
 	}
-	return AlertHeader{ID: w.ID, Kind: w.Kind, Time: w.Time, Priority: w.Priority, Rule: w.Rule,
-		Image: w.Subject.Image, ContainerID: w.Subject.ContainerID, Score: w.Score.Value, Band: w.Score.Band}, nil
+	h := AlertHeader{ID: w.ID, Kind: w.Kind, Time: w.Time, Priority: w.Priority, Rule: w.Rule,
+		Image: w.Subject.Image, ContainerID: w.Subject.ContainerID, Band: w.Score.Band}
+	if w.Score.Value != nil {
+		h.Score, h.Scored = *w.Score.Value, true
+	}
+	return h, nil
 }
 
 func headersEqual(a, b AlertHeader) bool {
@@ -48,7 +52,7 @@ func headersEqual(a, b AlertHeader) bool {
 	_, boff := b.Time.Zone()
 	return a.ID == b.ID && a.Kind == b.Kind && a.Time.Equal(b.Time) && aoff == boff && a.Priority == b.Priority &&
 		a.Rule == b.Rule && a.Image == b.Image && a.ContainerID == b.ContainerID &&
-		math.Float64bits(a.Score) == math.Float64bits(b.Score) && a.Band == b.Band
+		math.Float64bits(a.Score) == math.Float64bits(b.Score) && a.Scored == b.Scored && a.Band == b.Band
 }
 
 // checkHeaderMatchesReference fails t unless DecodeAlertHeader and the
@@ -181,6 +185,7 @@ func FuzzDecodeAlertHeader(f *testing.F) {
 		`{"falco":{}}`, `{"falco":{},"falco":null}`, `{"subject":{"image":"a"},"subject":{"container_id":"b"},"falco":{}}`,
 		`{"score":{"value":-0,"band":"\u2028"},"time":"2026-11-24T12:00:00-23:59","falco":{}}`,
 		`{"score":{"value":1e-400},"falco":{}}`, `{"time":"\u0032026-11-24T12:00:00Z","falco":{}}`,
+		`{"score":{"value":1,"value":null},"falco":{}}`, `{"score":{"value":null,"value":2},"falco":{}}`,
 		`{"priority":" info ","falco":{}}`, `{"priority":null,"falco":{}}`, "{\"\xffid\":1,\"falco\":{}}",
 		`{"ſcore":{"value":1},"falco":{}}`, `[]`, ``, `{`, `{"falco":{}} `, `{"falco":[]}`,
 	} {

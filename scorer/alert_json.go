@@ -59,19 +59,23 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 	b = appendOptString(b, `,"hostname":`, s.Hostname)
 
 	sc := &a.Score
-	b = append(b, `},"score":{"value":`...)
-	if b, err = appendJSONFloat(b, sc.Value, "score.value"); err != nil {
-		return nil, err
+	b = append(b, `},"score":{`...)
+	if sc.HasValue() {
+		b = append(b, `"value":`...)
+		if b, err = appendJSONFloat(b, sc.Value, "score.value"); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"threshold":`...)
+		if b, err = appendJSONFloat(b, sc.Threshold, "score.threshold"); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"ratio":`...)
+		if b, err = appendJSONFloat(b, sc.Ratio, "score.ratio"); err != nil {
+			return nil, err
+		}
+		b = append(b, ',')
 	}
-	b = append(b, `,"threshold":`...)
-	if b, err = appendJSONFloat(b, sc.Threshold, "score.threshold"); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"ratio":`...)
-	if b, err = appendJSONFloat(b, sc.Ratio, "score.ratio"); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"band":`...)
+	b = append(b, `"band":`...)
 	b = AppendJSONString(b, sc.Band)
 	b = append(b, `,"verdict":`...)
 	b = AppendJSONString(b, sc.Verdict)
@@ -80,25 +84,29 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 		return nil, err
 	}
 
-	m := &a.Baseline
-	b = append(b, `},"baseline":{"state":`...)
-	b = AppendJSONString(b, m.State)
-	b = append(b, `,"events":`...)
-	b = strconv.AppendUint(b, m.Events, 10)
-	b = append(b, `,"distinct_transitions":`...)
-	b = strconv.AppendUint(b, m.Transitions, 10)
-	b = append(b, `,"since":`...)
-	if b, err = appendJSONTime(b, m.Since, "baseline.since"); err != nil {
-		return nil, err
-	}
-	if !m.Graduated.IsZero() {
-		b = append(b, `,"graduated":`...)
-		if b, err = appendJSONTime(b, m.Graduated, "baseline.graduated"); err != nil {
-			return nil, err
-		}
-	}
-	b = appendOptString(b, `,"inherited_from":`, m.Inherited)
 	b = append(b, '}')
+	if m := &a.Baseline; m.State != "" {
+		b = append(b, `,"baseline":{"state":`...)
+		b = AppendJSONString(b, m.State)
+		b = append(b, `,"events":`...)
+		b = strconv.AppendUint(b, m.Events, 10)
+		b = append(b, `,"distinct_transitions":`...)
+		b = strconv.AppendUint(b, m.Transitions, 10)
+		if !m.Since.IsZero() {
+			b = append(b, `,"since":`...)
+			if b, err = appendJSONTime(b, m.Since, "baseline.since"); err != nil {
+				return nil, err
+			}
+		}
+		if !m.Graduated.IsZero() {
+			b = append(b, `,"graduated":`...)
+			if b, err = appendJSONTime(b, m.Graduated, "baseline.graduated"); err != nil {
+				return nil, err
+			}
+		}
+		b = appendOptString(b, `,"inherited_from":`, m.Inherited)
+		b = append(b, '}')
+	}
 
 	if x := a.Anomaly; x != nil {
 		b = append(b, `,"anomaly":{"id":`...)

@@ -28,10 +28,14 @@ func marshalAlertReference(a *Alert) ([]byte, error) {
 		}
 		raw = c.Bytes()
 	}
+	var baseline *Maturity
+	if a.Baseline.State != "" {
+		baseline = &a.Baseline
+	}
 	head, err := json.Marshal(alertJSON{
 		Schema: AlertSchema, ID: a.ID, Kind: a.Kind, Time: a.Time, Priority: a.Priority,
-		Rule: a.Event.Rule, Reason: a.Reason, Subject: a.Subject, Score: a.Score,
-		Baseline: a.Baseline, Anomaly: a.Anomaly, Explain: a.Explain,
+		Rule: a.Event.Rule, Reason: a.Reason, Subject: a.Subject, Score: a.Score.wire(),
+		Baseline: baseline, Anomaly: a.Anomaly, Explain: a.Explain,
 	})
 	if err != nil {
 		return nil, err
@@ -164,8 +168,9 @@ func randAlert(r *rand.Rand) *Alert {
 			Parent: randString(r), Hostname: randString(r),
 		},
 		Score: Score{Value: randFloat(r), Threshold: randFloat(r), Ratio: randFloat(r), Band: randString(r),
-			Verdict: randString(r), FalcoPriority: randPriority(r)},
-		Baseline: Maturity{State: randString(r), Events: r.Uint64() >> r.IntN(64), Transitions: r.Uint64() >> r.IntN(64),
+			Verdict:       []string{VerdictAnomalous, VerdictNormal, VerdictLearning, VerdictUnscored, randString(r)}[r.IntN(5)],
+			FalcoPriority: randPriority(r)},
+		Baseline: Maturity{State: []string{StateMonitoring, StateLearning, ""}[r.IntN(3)], Events: r.Uint64() >> r.IntN(64), Transitions: r.Uint64() >> r.IntN(64),
 			Since: randTime(r), Graduated: randTime(r), Inherited: randString(r)},
 		Reason: randString(r),
 	}

@@ -1,9 +1,15 @@
 package scorer
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 )
 
 // TestFalcoAlertAfterEndOfProcessAnomaly: a Falco alert from a container
@@ -77,4 +83,121 @@ func TestFalcoAlertAfterEndOfProcessAnomaly(t *testing.T) {
 	if _, ok := alerts[1]["anomaly"]; ok {
 		t.Errorf("Falco alert after recent_anomaly names an anomaly: %v", alerts[1]["anomaly"])
 	}
+}
+
+// TestPipelineAlertsHaveNoZeroValues: the alerts the pipeline emits, of
+// every kind (window anomaly, end of process, Falco alert following an
+// anomaly, in a normal container, from an image never observed), say
+// nothing they do not know: no zero score, threshold or time standing for
+// "none", no empty baseline state.
+func TestPipelineAlertsHaveNoZeroValues(t *testing.T) {
+	st := newMemStore()
+	// As the rules do: a band for every alert (from the ratio), its own
+	// priority for a Falco alert.
+	bands := DeciderFunc(func(a *Alert, now time.Time) Decision {
+		d := Decision{Priority: PriorityWarning, Band: "none", Sinks: []string{"stdout"}}
+		if a.Kind == KindFalco {
+			d.Priority = a.Event.Priority
+		}
+		if a.Score.HasValue() && a.Score.Ratio >= 1 {
+			d.Band = "low"
+		}
+		return d
+	})
+	h := newHarnessDecider(t, testConfig(), st, bands)
+	rng := rand.New(rand.NewPCG(1, 2))
+	h.trainMonitoring(rng)
+	n0 := len(st.alerts(t))
+	// A window anomaly, and a Falco alert in its container.
+	h.accept(h.observations("c-nginx", "nginx", 66666, attackTrace(60)))
+	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
+	// A Falco alert in another container of the image, and one from an
+	// image never observed.
+	h.accept([]Event{h.event("Read sensitive file untrusted", "Warning", "c-nginx-2", "nginx", 7001, "openat"),
+		h.event("Terminal shell in container", "Notice", "c-busybox", "busybox", 7002, "execve", "shell")})
+	h.settle()
+	// An end-of-process anomaly only.
+	h.onWorker("nginx:1", func(w *worker) {
+		img := w.images["nginx:1"]
+		img.threshold, img.endThreshold = 1e9, 1e-3
+	})
+	evs := h.observations("c-nginx-3", "nginx", 66668, attackTrace(20))
+	evs = append(evs, h.event("falco-scorer process observation", "Debug", "c-nginx-3", "nginx", 66668, "procexit", "falco_scorer"))
+	h.accept(evs)
+	h.settle()
+
+	seen := map[string]int{}
+	for _, a := range st.alerts(t)[n0:] {
+		name := a["kind"].(string) + "/" + a["score"].(map[string]any)["verdict"].(string)
+		seen[name]++
+		for _, z := range zeroValues(a) {
+			t.Errorf("%s alert %v has a zero value at %s", name, a["id"], z)
+		}
+		_, hasValue := a["score"].(map[string]any)["value"]
+		if anomalous := a["score"].(map[string]any)["verdict"] == VerdictAnomalous; hasValue != anomalous {
+			t.Errorf("%s alert: score.value present %v, want %v", name, hasValue, anomalous)
+		}
+	}
+	for _, want := range []string{"anomaly/anomalous", "sequence_end/anomalous", "falco/anomalous", "falco/normal", "falco/unscored"} {
+		if seen[want] == 0 {
+			t.Errorf("no %s alert among %v", want, seen)
+		}
+	}
+}
+
+// zeroValues lists the paths in a decoded alert holding a zero value that
+// would stand for "unknown": null, "", 0, false or the zero time. Falco's
+// own event ("falco") is forwarded as received and not checked; a
+// transition's history_seen may really be 0.
+func zeroValues(v any) []string {
+	var out []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case nil:
+			out = append(out, path+" = null")
+		case string:
+			if x == "" || strings.HasPrefix(x, "0001-01-01") {
+				out = append(out, fmt.Sprintf("%s = %q", path, x))
+			}
+		case float64:
+			if x == 0 && !strings.HasSuffix(path, ".history_seen") {
+				out = append(out, path+" = 0")
+			}
+		case bool:
+			if !x {
+				out = append(out, path+" = false")
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				if path == "" && k == "falco" {
+					continue
+				}
+				walk(strings.TrimPrefix(path+"."+k, "."), e)
+			}
+		}
+	}
+	walk("", v)
+	return out
+}
+
+// newHarnessDecider is newHarness with the rules played by d.
+func newHarnessDecider(t *testing.T, cfg Config, st *memStore, d Decider) *harness {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	p, err := New(cfg, Deps{Journal: st, Baselines: st, Sinks: []string{"stdout"}, Now: clk.Now, Decider: d},
+		zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	h := &harness{t: t, p: p, st: st, clk: clk, ctx: ctx, stop: stop, done: make(chan error, 1), tim: clk.Now()}
+	go func() { h.done <- p.Run(ctx) }()
+	<-p.Ready()
+	t.Cleanup(func() { h.shutdown() })
+	return h
 }

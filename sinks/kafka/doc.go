@@ -1,5 +1,5 @@
 // Package kafka is the Kafka sink: each alert becomes one record whose value
-// is the stored alert JSON (schema falco-scorer.alert.v1, see
+// is the stored alert JSON (schema falco-scorer.alert.v2, see
 // sinks.AlertSchemaJSON), keyed by image (or container, rule) so one
 // image's alerts stay ordered in one partition (chosen by murmur2 of the key,
 // as Java's default partitioner does), or without a key (none) and spread

@@ -28,7 +28,7 @@ const (
 	HeaderAlertID  = "alert_id" // stable id for deduplication
 	HeaderKind     = "kind"
 	HeaderPriority = "priority" // Falco spelling
-	HeaderScore    = "score"    // window score, decimal
+	HeaderScore    = "score"    // the alert's score (score.value), decimal; absent when the alert has none
 	HeaderBand     = "band"
 	HeaderRule     = "rule"
 	HeaderImage    = "image"
@@ -190,21 +190,20 @@ func (s *Sink) message(it sinks.Item) kafkago.Message {
 	if k := s.recordKey(h); k != "" {
 		key = []byte(k)
 	}
-	return kafkago.Message{
-		Key:   key,
-		Value: it.Payload,
-		Time:  h.Time,
-		Headers: []kafkago.Header{
-			{Key: HeaderSchema, Value: []byte(scorer.AlertSchema)},
-			{Key: HeaderAlertID, Value: []byte(h.ID)},
-			{Key: HeaderKind, Value: headerValue(h.Kind)},
-			{Key: HeaderPriority, Value: []byte(h.Priority.String())},
-			{Key: HeaderScore, Value: strconv.AppendFloat(nil, h.Score, 'g', -1, 64)},
-			{Key: HeaderBand, Value: headerValue(h.Band)},
-			{Key: HeaderRule, Value: headerValue(h.Rule)},
-			{Key: HeaderImage, Value: headerValue(h.Image)},
-		},
+	headers := []kafkago.Header{
+		{Key: HeaderSchema, Value: []byte(scorer.AlertSchema)},
+		{Key: HeaderAlertID, Value: []byte(h.ID)},
+		{Key: HeaderKind, Value: headerValue(h.Kind)},
+		{Key: HeaderPriority, Value: []byte(h.Priority.String())},
 	}
+	if h.Scored { // an alert without a score has no score header, not "0"
+		headers = append(headers, kafkago.Header{Key: HeaderScore, Value: strconv.AppendFloat(nil, h.Score, 'g', -1, 64)})
+	}
+	headers = append(headers,
+		kafkago.Header{Key: HeaderBand, Value: headerValue(h.Band)},
+		kafkago.Header{Key: HeaderRule, Value: headerValue(h.Rule)},
+		kafkago.Header{Key: HeaderImage, Value: headerValue(h.Image)})
+	return kafkago.Message{Key: key, Value: it.Payload, Time: h.Time, Headers: headers}
 }
 
 // headerValue returns s as a header value in UTF-8: each byte that is not

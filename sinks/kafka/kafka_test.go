@@ -147,10 +147,12 @@ func TestRecordsKeyHeadersSchemaCompression(t *testing.T) {
 			cfg := testConfig(addr, topic)
 			cfg.Key, cfg.Compression = tt.key, tt.compression
 			s := newSink(t, cfg, zerolog.Nop())
+			unscored := sinkstest.FalcoAlert(3, "nginx:1.27", "Read sensitive file untrusted")
+			unscored.Score = scorer.Score{Band: "none", Verdict: scorer.VerdictNormal, FalcoPriority: scorer.PriorityWarning}
 			batch := items(t,
 				sinkstest.FalcoAlert(1, "nginx:1.27", rule),
 				sinkstest.AnomalyAlert(2, "redis:7"),
-				sinkstest.FalcoAlert(3, "nginx:1.27", "Read sensitive file untrusted"))
+				unscored)
 			byID := map[string]sinks.Item{}
 			for i, it := range batch {
 				byID[it.Alert.ID] = it
@@ -175,8 +177,13 @@ func TestRecordsKeyHeadersSchemaCompression(t *testing.T) {
 				}
 				wantHeaders := map[string]string{
 					kafka.HeaderSchema: scorer.AlertSchema, kafka.HeaderAlertID: a.ID, kafka.HeaderKind: a.Kind,
-					kafka.HeaderPriority: a.Priority.String(), kafka.HeaderScore: strconv.FormatFloat(a.Score.Value, 'g', -1, 64),
+					kafka.HeaderPriority: a.Priority.String(),
 					kafka.HeaderBand: a.Score.Band, kafka.HeaderRule: a.Event.Rule, kafka.HeaderImage: a.Subject.Image,
+				}
+				if a.Score.HasValue() {
+					wantHeaders[kafka.HeaderScore] = strconv.FormatFloat(a.Score.Value, 'g', -1, 64)
+				} else if got, ok := header(r, kafka.HeaderScore); ok {
+					t.Errorf("header %s = %q on an alert without a score, want it absent", kafka.HeaderScore, got)
 				}
 				for k, want := range wantHeaders {
 					if got, ok := header(r, k); !ok || got != want {

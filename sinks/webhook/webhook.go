@@ -217,14 +217,18 @@ func FalcoJSON(a *scorer.Alert) ([]byte, error) {
 	}
 	fields[FieldVerdict] = str(a.Score.Verdict)
 	fields[FieldBand] = str(a.Score.Band)
-	fields[FieldScore] = num(a.Score.Value)
-	fields[FieldThreshold] = num(a.Score.Threshold)
-	fields[FieldRatio] = num(a.Score.Ratio)
+	if a.Score.HasValue() { // an alert without a score has no scorer.score, not 0
+		fields[FieldScore] = num(a.Score.Value)
+		fields[FieldThreshold] = num(a.Score.Threshold)
+		fields[FieldRatio] = num(a.Score.Ratio)
+	}
 	fields[FieldAlertID] = str(a.ID)
 	fields[FieldImage] = str(a.Subject.Image)
 	fields[FieldKind] = str(a.Kind)
 	fields[FieldFalcoPriority] = str(a.Event.Priority.String())
-	fields[FieldBaseline] = str(a.Baseline.State)
+	if a.Baseline.State != "" {
+		fields[FieldBaseline] = str(a.Baseline.State)
+	}
 	of, err := json.Marshal(fields)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,164 @@
+package sinks_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenAlerts returns one alert of each kind the scorer emits, as the
+// pipeline fills them.
+func goldenAlerts() map[string]*scorer.Alert {
+	graduated := time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
+	mature := scorer.Maturity{State: scorer.StateMonitoring, Events: 120000, Transitions: 812,
+		Since: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC), Graduated: graduated}
+
+	anomaly := sinkstest.AnomalyAlert(2, "nginx:1.27")
+	anomaly.Baseline = mature
+	anomaly.Score.Band = "low"
+	anomaly.Score.Value, anomaly.Score.Ratio = 20.5, 20.5/15
+	anomaly.Score.Threshold = 15
+
+	end := sinkstest.AnomalyAlert(3, "nginx:1.27")
+	end.Kind = scorer.KindEnd
+	end.ID = scorer.AlertID(end.Event.Raw, scorer.KindEnd)
+	end.Baseline = mature
+	end.Score.Value, end.Score.Threshold, end.Score.Ratio, end.Score.Band = 4.5, 2.25, 2, "medium"
+	end.Reason = `process "bash" ended with a system-call sequence unusual for this image`
+
+	// A Falco alert in a container with no recent anomaly: not scored.
+	normal := sinkstest.FalcoAlert(4, "nginx:1.27", "Read sensitive file untrusted")
+	normal.Priority = scorer.PriorityNotice
+	normal.Baseline = mature
+	normal.Explain = nil
+	normal.Score = scorer.Score{Band: "none", Verdict: scorer.VerdictNormal, FalcoPriority: scorer.PriorityNotice}
+	normal.Reason = `falco rule "Read sensitive file untrusted"`
+
+	// A Falco alert from an image the scorer never observed: no baseline.
+	unknown := sinkstest.FalcoAlert(5, "busybox:1.36", "Terminal shell in container")
+	unknown.Priority = scorer.PriorityNotice
+	unknown.Baseline = scorer.Maturity{}
+	unknown.Explain = nil
+	unknown.Score = scorer.Score{Band: "none", Verdict: scorer.VerdictUnscored, FalcoPriority: scorer.PriorityNotice}
+	unknown.Reason = `falco rule "Terminal shell in container"`
+
+	// A Falco alert following its container's end-of-process anomaly.
+	raised := sinkstest.FalcoAlert(6, "nginx:1.27", "Terminal shell in container")
+	raised.Priority = scorer.PriorityWarning
+	raised.Baseline = mature
+	raised.Explain = nil
+	raised.Anomaly = &scorer.AnomalyRef{ID: end.ID, Kind: scorer.KindEnd, Time: end.Time, Score: 4.5, Threshold: 2.25,
+		Ratio: 2, Process: "bash", PID: end.Subject.PID}
+	raised.Score = scorer.Score{Value: 4.5, Threshold: 2.25, Ratio: 2, Band: "medium", Verdict: scorer.VerdictAnomalous,
+		FalcoPriority: scorer.PriorityNotice}
+	raised.Reason = `falco rule "Terminal shell in container" in a container behaving anomalously (sequence_end alert ` + end.ID + `)`
+
+	return map[string]*scorer.Alert{
+		"anomaly": anomaly, "sequence_end": end, "falco_normal": normal, "falco_unknown_image": unknown,
+		"falco_after_anomaly": raised,
+	}
+}
+
+// TestAlertGolden: one golden alert JSON per kind; each is valid against
+// the schema and holds no zero value standing for "unknown" (a consumer
+// could not tell it from a real zero).
+func TestAlertGolden(t *testing.T) {
+	s := compileSchema(t)
+	for name, a := range goldenAlerts() {
+		t.Run(name, func(t *testing.T) {
+			got, err := a.MarshalJSON()
+			if err != nil {
+				t.Fatalf("MarshalJSON() = %v", err)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, got, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			path := filepath.Join("testdata", "alert_"+name+".golden.json")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (run with -update): %v", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("alert JSON =\n%s\nwant (%s)\n%s", pretty.Bytes(), path, want)
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(inst); err != nil {
+				t.Errorf("Validate() = %v, want valid", err)
+			}
+			var v any
+			if err := json.Unmarshal(got, &v); err != nil {
+				t.Fatal(err)
+			}
+			for _, z := range ZeroValues(v) {
+				t.Errorf("alert JSON has a zero value at %s", z)
+			}
+		})
+	}
+}
+
+// ZeroValues lists the paths in v (decoded JSON) that hold a zero value
+// standing for "unknown": null, "", 0, false, or the zero time. Under
+// "falco" (Falco's own event, forwarded as received) nothing is checked;
+// explanation.transitions[].history_seen may be 0 (a history the baseline
+// never saw).
+func ZeroValues(v any) []string {
+	var out []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case nil:
+			out = append(out, path+" = null")
+		case string:
+			if x == "" || strings.HasPrefix(x, "0001-01-01") {
+				out = append(out, fmt.Sprintf("%s = %q", path, x))
+			}
+		case float64:
+			if x == 0 && !strings.HasSuffix(path, ".history_seen") {
+				out = append(out, path+" = 0")
+			}
+		case bool:
+			if !x {
+				out = append(out, path+" = false")
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				if path == "" && k == "falco" {
+					continue
+				}
+				walk(strings.TrimPrefix(path+"."+k, "."), e)
+			}
+		}
+	}
+	walk("", v)
+	return out
+}
