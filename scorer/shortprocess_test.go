@@ -100,3 +100,18 @@ func TestThreeEventChildIsJudged(t *testing.T) {
 		t.Errorf("anomaly alerts on the worker and its ordinary children = %d, want 0", other)
 	}
 }
+
+// TestGraduationResetsOnlineScores: a live sequence's score built against
+// a learning model does not carry into monitoring; other images' do.
+func TestGraduationResetsOnlineScores(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	w := newIdlePipeline(t, testConfig(), now).workers[0]
+	img, other := w.newImage("a:1", now), w.newImage("b:1", now)
+	s1 := w.sequence(seqKey{container: "c1", pid: 1}, 0, img, "c1", now)
+	s2 := w.sequence(seqKey{container: "c2", pid: 1}, 0, other, "c2", now)
+	s1.cusum.S, s2.cusum.S = 42, 42
+	w.resetScores(img)
+	if s1.cusum.S != 0 || s2.cusum.S != 42 {
+		t.Errorf("after resetScores(a) scores = %v, %v; want 0, 42", s1.cusum.S, s2.cusum.S)
+	}
+}

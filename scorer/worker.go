@@ -239,6 +239,7 @@ func (w *worker) observe(it item, now time.Time) {
 	img.advance(seq, r)
 	if img.learning() && img.ready(w.p.cfg) {
 		img.graduate(now, w.p.cfg)
+		w.resetScores(img)
 		w.p.met.images.WithLabelValues(StateLearning).Dec()
 		w.p.met.images.WithLabelValues(StateMonitoring).Inc()
 		w.p.met.graduated.Inc()
@@ -598,6 +599,17 @@ func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now tim
 // on would stay on, and its container count as anomalous, for the
 // sequence's whole life. What the alarm held back stays held, and the
 // sequences stay alerted (they learn and calibrate nothing).
+// resetScores zeroes the online scores of img's live sequences when it
+// graduates: what a sequence accumulated against a young model (every step
+// new) says nothing about it against the baseline it is now judged by.
+func (w *worker) resetScores(img *image) {
+	for el := w.lru.Front(); el != nil; el = el.Next() {
+		if s := el.Value.(*sequence); s.img == img {
+			s.cusum.S = 0
+		}
+	}
+}
+
 func (w *worker) calmSequences(img *image) {
 	for el := w.lru.Front(); el != nil; el = el.Next() {
 		if s := el.Value.(*sequence); s.img == img && s.alarm.On() {
