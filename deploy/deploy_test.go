@@ -226,6 +226,9 @@ type containerWant struct {
 	// sidecar, which Falco (started after it passes) posts to at once;
 	// /healthz where readiness needs Falco itself (gRPC) or Falco is elsewhere.
 	startupPath string
+	// noReadiness: the container must have no readinessProbe (the Falco
+	// pod's sidecar: its readiness would become the Falco pod's).
+	noReadiness bool
 }
 
 func checkContainer(t *testing.T, where string, c obj, w containerWant) {
@@ -247,7 +250,14 @@ func checkContainer(t *testing.T, where string, c obj, w containerWant) {
 	if _, ok := ports[ingestPort]; ok != w.ingestPort {
 		t.Errorf("%s: containerPort %d present = %v, want %v", where, ingestPort, ok, w.ingestPort)
 	}
-	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": w.startupPath} {
+	probes := map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": w.startupPath}
+	if w.noReadiness {
+		delete(probes, "readinessProbe")
+		if get(c, "readinessProbe") != nil {
+			t.Errorf("%s: readinessProbe set: a scorer that is not ready would take the Falco pod out of its Services", where)
+		}
+	}
+	for probe, wantPath := range probes {
 		p := get(c, probe)
 		if p == nil {
 			t.Errorf("%s: no %s", where, probe)
@@ -702,11 +712,11 @@ func TestFalcoChartValues(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		file string
-		grpc bool
+		file, sidecar string
+		grpc          bool
 	}{
-		{"kubernetes/falco-values.yaml", false},
-		{"kubernetes/falco-values-grpc.yaml", true},
+		{"kubernetes/falco-values.yaml", "kubernetes/falco-scorer-sidecar.yaml", false},
+		{"kubernetes/falco-values-grpc.yaml", "kubernetes/falco-scorer-sidecar-grpc.yaml", true},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) {
@@ -775,23 +785,26 @@ func TestFalcoChartValues(t *testing.T) {
 			if tt.grpc {
 				volumes = append(volumes, "grpc-socket-dir") // created by the chart for a unix bind_address
 			}
+			// Never block Falco: no init container at all (every init
+			// container, native sidecar or not, gates Falco's start).
+			if ic := get(v, "extra", "initContainers"); ic != nil {
+				t.Errorf("extra.initContainers = %v, want none: an init container that cannot be pulled or exits keeps Falco from starting", ic)
+			}
+			sc := readDocs(t, tt.sidecar)
+			if len(sc) != 1 {
+				t.Fatalf("%s: %d documents, want 1", tt.sidecar, len(sc))
+			}
 			var sidecar obj
-			for _, c := range list(v, "extra", "initContainers") {
+			for _, c := range list(sc[0], "containers") {
 				if str(c, "name") == sidecarName {
 					sidecar, _ = c.(obj)
-				} else {
-					for _, m := range list(c, "volumeMounts") {
-						if !slices.Contains(volumes, str(m, "name")) {
-							t.Errorf("init container %s mounts unknown volume %q", str(c, "name"), str(m, "name"))
-						}
-					}
 				}
 			}
 			if sidecar == nil {
-				t.Fatalf("extra.initContainers has no %q container", sidecarName)
+				t.Fatalf("%s: containers has no %q container", tt.sidecar, sidecarName)
 			}
-			if got := str(sidecar, "restartPolicy"); got != "Always" {
-				t.Errorf("sidecar restartPolicy = %q, want Always (native sidecar)", got)
+			if rp := get(sidecar, "restartPolicy"); rp != nil {
+				t.Errorf("sidecar restartPolicy = %v, want none (an ordinary container, not a native sidecar)", rp)
 			}
 			cfgFile := "falco-scorer.yaml"
 			if tt.grpc {
@@ -800,9 +813,9 @@ func TestFalcoChartValues(t *testing.T) {
 			if !cmKeys[cfgFile] {
 				t.Errorf("sidecar reads %s, which the ConfigMap does not hold", cfgFile)
 			}
-			checkContainer(t, tt.file, sidecar, containerWant{
-				nonRoot: !tt.grpc, portName: "scorer-admin", volumes: volumes,
-				configFile: "/etc/falco-scorer/" + cfgFile, startupPath: map[bool]string{false: "/readyz", true: "/healthz"}[tt.grpc],
+			checkContainer(t, tt.sidecar, sidecar, containerWant{
+				portName: "scorer-admin", volumes: volumes, noReadiness: true,
+				configFile: "/etc/falco-scorer/" + cfgFile, startupPath: "/healthz",
 			})
 			if tt.grpc {
 				ok := false
