@@ -243,7 +243,8 @@ func (h *HTTP) serveIngest(w http.ResponseWriter, r *http.Request) int {
 		w.Header().Set("Retry-After", "1")
 		return h.fail(w, http.StatusTooManyRequests, reasonTooManyRequests, 1, "too many concurrent requests")
 	}
-	batch, err := isBatch(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	mode, err := bodyModeOf(ct)
 	if err != nil {
 		return h.fail(w, http.StatusUnsupportedMediaType, reasonUnsupportedMedia, 1, err.Error())
 	}
@@ -253,10 +254,14 @@ func (h *HTTP) serveIngest(w http.ResponseWriter, r *http.Request) int {
 		return h.fail(w, code, reason, 1, msg)
 	}
 	var events []scorer.Event
-	if batch {
+	if mode == bodyLines {
 		events, err = decodeLines(buf.Bytes())
 	} else {
 		events, err = decodeOne(buf.Bytes())
+	}
+	if err != nil && mode == bodySniff {
+		return h.fail(w, http.StatusUnsupportedMediaType, reasonUnsupportedMedia, 1, fmt.Sprintf(
+			"Content-Type %q and the body is not a Falco JSON event (%v): send application/json", ct, err))
 	}
 	if err != nil {
 		msg := err.Error()
@@ -295,28 +300,43 @@ func (h *HTTP) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], h.token[:]) == 1
 }
 
-// isBatch maps the Content-Type to single-event or NDJSON mode. Falco's
-// http_output sends application/json; curl -d sends
-// application/x-www-form-urlencoded, which is refused so that a mistake is
-// visible.
-func isBatch(ct string) (bool, error) {
+// bodyMode is how a request body is read.
+type bodyMode int
+
+const (
+	bodyOne   bodyMode = iota // one JSON event
+	bodyLines                 // NDJSON: one event per line
+	// bodySniff: one JSON event if the body parses as one, else 415. For
+	// types that senders use without meaning them: curl -d (falcosidekick's
+	// own examples) sends application/x-www-form-urlencoded, some HTTP
+	// clients application/octet-stream.
+	bodySniff
+)
+
+// bodyModeOf maps the Content-Type to a body mode. Falco's http_output
+// sends application/json; no Content-Type at all is read as JSON too. Types
+// that are clearly something else (XML, a multipart form) are refused, so
+// that a mistake is visible.
+func bodyModeOf(ct string) (bodyMode, error) {
 	if strings.TrimSpace(ct) == "" {
-		return false, nil
+		return bodyOne, nil
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return false, fmt.Errorf("invalid Content-Type %q", ct)
+		return 0, fmt.Errorf("invalid Content-Type %q", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
-		return false, fmt.Errorf("unsupported charset %q: want utf-8", cs)
+		return 0, fmt.Errorf("unsupported charset %q: want utf-8", cs)
 	}
 	switch mt {
 	case "application/json", "text/plain":
-		return false, nil
+		return bodyOne, nil
 	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines":
-		return true, nil
+		return bodyLines, nil
+	case "application/x-www-form-urlencoded", "application/octet-stream":
+		return bodySniff, nil
 	}
-	return false, fmt.Errorf("unsupported Content-Type %q: want application/json (one event) or application/x-ndjson (one event per line)", mt)
+	return 0, fmt.Errorf("unsupported Content-Type %q: want application/json (one event) or application/x-ndjson (one event per line)", mt)
 }
 
 // readBody reads the (possibly gzip-encoded) body into buf, bounded before

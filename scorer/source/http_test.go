@@ -83,6 +83,8 @@ func TestHTTPRejections(t *testing.T) {
 		{"empty body", "POST", "application/json", "", nil, 400, scorer.ReasonInvalidJSON, "empty body"},
 		{"oversized body", "POST", "application/json", "", bytes.Repeat([]byte("x"), 5000), 413, reasonTooLarge, "exceeds the limit of 4096"},
 		{"unknown content type", "POST", "application/xml", "", []byte(sampleJSON), 415, reasonUnsupportedMedia, "application/xml"},
+		{"multipart form", "POST", "multipart/form-data; boundary=x", "", []byte(sampleJSON), 415, reasonUnsupportedMedia, "multipart/form-data"},
+		{"form body that is no event", "POST", "application/x-www-form-urlencoded", "", []byte("rule=x&priority=Notice"), 415, reasonUnsupportedMedia, "not a Falco JSON event"},
 		{"unknown encoding", "POST", "application/json", "br", []byte(sampleJSON), 415, reasonUnsupportedCoding, `"br"`},
 		{"truncated gzip", "POST", "application/json", "gzip", zipped[:len(zipped)-10], 400, reasonInvalidGzip, "invalid gzip"},
 		{"not gzip", "POST", "application/json", "gzip", []byte(sampleJSON), 400, reasonInvalidGzip, "invalid gzip"},
@@ -125,6 +127,10 @@ func TestHTTPRejections(t *testing.T) {
 		events           int
 	}{
 		{"json", "application/json", "", []byte(sampleJSON), 1},
+		// falcosidekick's example: curl localhost:2801/ -d '{…}'.
+		{"curl -d (form content type)", "application/x-www-form-urlencoded", "", []byte(sampleJSON), 1},
+		{"no content type", "", "", []byte(sampleJSON), 1},
+		{"octet stream", "application/octet-stream", "", []byte(sampleJSON), 1},
 		{"gzip", "application/json; charset=utf-8", "gzip", zipped, 1},
 		{"ndjson", "application/x-ndjson", "", []byte(sampleJSON + "\r\n\n" + sampleJSON), 2},
 	} {
@@ -143,11 +149,11 @@ func TestHTTPRejections(t *testing.T) {
 			t.Errorf("POST %s = %d %s, want 200 %s", ok.name, resp.StatusCode, b, want)
 		}
 	}
-	if got := len(rec.got()); got != 4 {
-		t.Errorf("accepted events = %d, want 4", got)
+	if got := len(rec.got()); got != 7 {
+		t.Errorf("accepted events = %d, want 7", got)
 	}
-	if got := value(h.m.received.WithLabelValues(SourceHTTP)); got != 4 {
-		t.Errorf("events_received_total{source=http} = %v, want 4", got)
+	if got := value(h.m.received.WithLabelValues(SourceHTTP)); got != 7 {
+		t.Errorf("events_received_total{source=http} = %v, want 7", got)
 	}
 	if n := seriesCount(reg, "falco_scorer_http_ingest_duration_seconds"); n < 5 {
 		t.Errorf("duration histogram series = %d, want one per status code seen (>= 5)", n)
