@@ -486,7 +486,7 @@ func (img *image) newSequence(key seqKey, container string, now time.Time) *sequ
 	}
 	return &sequence{
 		key: key, container: container, img: img, win: win, cusum: markov.Cusum{K: img.cusumK, Cap: img.cusumCap},
-		acc: markov.NewSequence(markov.DefaultBandLow, markov.DefaultBandHigh), lastSeen: now,
+		acc: markov.NewMeanSequence(), lastSeen: now,
 		pendHist: markov.History{},
 	}
 }

@@ -269,7 +269,7 @@ func TestTuneOnline(t *testing.T) {
 	}
 	running := func(lo, hi float64, minN int) detector {
 		return detector{fmt.Sprintf("running band [%g,%g] min=%d", lo, hi, minN), func(steps []markov.Step, emit func(float64, bool)) {
-			sq := markov.NewSequence(lo, hi)
+			sq := markov.NewExcessBandSequence(lo, hi)
 			for i, st := range steps {
 				sq.Add(st)
 				emit(sq.Score(), i+1 >= minN)

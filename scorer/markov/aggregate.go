@@ -197,10 +197,9 @@ func (e *Quantile) BandMean(lo, hi float64) float64 {
 // better with data; the mean surprise at order 10 does on every split
 // measured.
 const (
-	// Deprecated: the excess band is no longer the sequence score; kept
-	// for NewExcessBandSequence and callers of NewSequence(lo, hi).
-	DefaultBandLow = 0.5
-	// Deprecated: see DefaultBandLow.
+	// DefaultBandLow and DefaultBandHigh are the former sequence score's
+	// band (NewExcessBandSequence), kept to measure it.
+	DefaultBandLow      = 0.5
 	DefaultBandHigh     = 0.8
 	DefaultWindowLength = 300
 	DefaultWindowWarmup = 30
@@ -225,13 +224,6 @@ type Sequence struct {
 // NewMeanSequence returns the default end-of-sequence accumulator: the mean
 // per-event surprise.
 func NewMeanSequence() Sequence { return Sequence{} }
-
-// NewSequence returns NewMeanSequence(); lo and hi are ignored.
-//
-// Deprecated: the end-of-sequence score is no longer a band of excess
-// surprise. Use NewMeanSequence (or NewExcessBandSequence to measure the
-// old score).
-func NewSequence(lo, hi float64) Sequence { return NewMeanSequence() }
 
 // NewExcessBandSequence returns the former end-of-sequence score, the mean
 // per-event Excess between the lo- and hi-quantiles, 0 ≤ lo < hi ≤ 1: for

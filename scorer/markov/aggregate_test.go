@@ -60,7 +60,7 @@ func TestBandMean(t *testing.T) {
 }
 
 func TestSequenceMeanAndCoverRate(t *testing.T) {
-	s := NewSequence(DefaultBandLow, DefaultBandHigh) // the deprecated name: the mean now
+	s := NewMeanSequence()
 	steps := []Step{
 		{Surprise: 1, Match: 8, Span: 8},
 		{Surprise: 2, Match: 3, Span: 8}, // novel: its 8-gram was never counted

@@ -54,11 +54,6 @@ func recordScored(t *testing.T, cfg scorer.Config, capturePath string) []scorer.
 	return out
 }
 
-type cand struct {
-	name  string
-	score func(events []scorer.Scored, parent map[int]int) []float64 // per event index: the process score so far
-}
-
 // TestTuneProcessScore prints, for candidate online scores computed from
 // the pipeline's per-event surprises, process AUC and run detection at
 // 1 % and 0.1 % of normal test processes. EVAL_TUNE=capture LAB_DIR=dir.
