@@ -31,8 +31,8 @@ const kubernetesModule = "k8s.io/kubernetes@v1.34.4"
 type schemaSet struct {
 	dir      string // api/openapi-spec/v3 in the module cache
 	compiler *jsonschema.Compiler
-	loaded   map[string]bool                // OpenAPI document URLs added
-	byGVK    map[string]string              // "apps/v1 DaemonSet" -> schema URL
+	loaded   map[string]bool               // OpenAPI document URLs added
+	byGVK    map[string]string             // "apps/v1 DaemonSet" -> schema URL
 	compiled map[string]*jsonschema.Schema // schema URL -> schema
 	mu       sync.Mutex
 }
