@@ -247,65 +247,6 @@ func rssTrace(xs []procStat) string {
 	return strings.Join(parts, " ")
 }
 
-// BenchmarkE2EConnections compares, in one run, the no-op receiver and the
-// service (Kafka sink, as in BenchmarkE2E) at 1 connection (what one Falco's
-// http_output does: one event per request, the next only after the answer)
-// and at 4 and 16, with the journal synced before every acknowledgement (the
-// default) and with store.journal_sync_interval: 100ms (acknowledged once
-// written, synced in the background).
-func BenchmarkE2EConnections(b *testing.B) {
-	scorerBin, loadgenBin := built.get(b)
-	ctx := context.Background()
-	conns := []int{1, 4, 16}
-	run := func(url string, c int) Result {
-		o := loadOpts(url)
-		o.Connections = c
-		res, err := Run(ctx, o)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return res
-	}
-	noop, noopURL := startNoop(b, loadgenBin)
-	warm(b, noopURL, time.Second)
-	base := map[int]Result{}
-	for _, c := range conns {
-		base[c] = run(noopURL, c)
-		b.Logf("no-op, %d connection(s): %.0f req/s, p50 %s p99 %s",
-			c, base[c].AcceptedPerSec(), base[c].Percentile(0.5), base[c].Percentile(0.99))
-	}
-	if err := noop.stop(10 * time.Second); err != nil {
-		b.Fatalf("noop server: %v", err)
-	}
-	const topic = "falco-scorer.alerts"
-	for _, mode := range []struct{ name, yaml string }{
-		{"sync-each", ""},
-		{"sync-100ms", "store:\n  journal_sync_interval: 100ms\n"},
-	} {
-		broker := newBroker(b, topic)
-		brokers := broker.ListenAddrs()
-		svc := startService(b, scorerBin, serviceConfig{brokers: brokers, topic: topic, extra: mode.yaml})
-		cons := consume(b, brokers, topic)
-		warm(b, svc.url, 2*time.Second)
-		for _, c := range conns {
-			res := run(svc.url, c)
-			ratio := res.AcceptedPerSec() / base[c].AcceptedPerSec()
-			b.Logf("service %s, %d connection(s): %.0f events/s (%.2f × no-op), status %v, p50 %s p99 %s",
-				mode.name, c, res.AcceptedPerSec(), ratio, res.Status, res.Percentile(0.5), res.Percentile(0.99))
-			b.ReportMetric(res.AcceptedPerSec(), fmt.Sprintf("%s-c%d-events/s", mode.name, c))
-			b.ReportMetric(ratio, fmt.Sprintf("%s-c%d-x-noop", mode.name, c))
-		}
-		cons.stop() // the cleanup waits for it
-		if err := svc.stop(60 * time.Second); err != nil {
-			b.Errorf("service stop: %v", err)
-		}
-	}
-	b.ReportMetric(0, "ns/op")
-	for _, c := range conns {
-		b.ReportMetric(base[c].AcceptedPerSec(), fmt.Sprintf("noop-c%d-req/s", c))
-	}
-}
-
 // BenchmarkReplay times `falco-scorer replay FILE` end to end (start, load
 // baselines, decode, journal, score, outbox, stdout sink to /dev/null,
 // drain, close) on a generated capture of -e2e.replay-events events.

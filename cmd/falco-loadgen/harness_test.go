@@ -45,11 +45,13 @@ func (b *bins) get(tb testing.TB) (scorer, loadgen string) {
 		}
 		b.scorer = filepath.Join(b.dir, "falco-scorer")
 		b.loadgen = filepath.Join(b.dir, "falco-loadgen")
+		// falcobench compiles in the store's benchmark-only sync delay
+		// (store/journal_benchsync.go), off unless its variable is set.
 		for _, x := range [][2]string{
 			{b.scorer, "github.com/falco-scorer/falco-scorer/cmd/falco-scorer"},
 			{b.loadgen, "github.com/falco-scorer/falco-scorer/cmd/falco-loadgen"},
 		} {
-			out, err := exec.Command("go", "build", "-o", x[0], x[1]).CombinedOutput()
+			out, err := exec.Command("go", "build", "-tags", "falcobench", "-o", x[0], x[1]).CombinedOutput()
 			if err != nil {
 				b.err = fmt.Errorf("go build %s: %w\n%s", x[1], err, out)
 				return
@@ -79,7 +81,16 @@ type child struct {
 
 func startChild(tb testing.TB, stdout *bytes.Buffer, name string, args ...string) *child {
 	tb.Helper()
+	return startChildEnv(tb, nil, stdout, name, args...)
+}
+
+// startChildEnv is startChild with env added to the benchmark's environment.
+func startChildEnv(tb testing.TB, env []string, stdout *bytes.Buffer, name string, args ...string) *child {
+	tb.Helper()
 	c := &child{cmd: exec.Command(name, args...), stderr: new(bytes.Buffer), done: make(chan struct{})}
+	if len(env) > 0 {
+		c.cmd.Env = append(os.Environ(), env...)
+	}
 	if stdout != nil {
 		c.cmd.Stdout = stdout
 	}
@@ -263,9 +274,11 @@ type serviceConfig struct {
 	topic      string
 	stdout     bool
 	cpuProfile string
-	logLevel   string // default warn
-	kafka      string // more YAML lines for sinks.kafka, indented by 4 spaces
-	extra      string // more YAML, appended (top-level sections other than sinks)
+	logLevel   string   // default warn
+	kafka      string   // more YAML lines for sinks.kafka, indented by 4 spaces
+	extra      string   // more YAML, appended (top-level sections other than sinks)
+	env        []string // added to the child's environment
+	dataRoot   string   // parent of the data directory (default: a temporary directory)
 }
 
 func (s serviceConfig) yaml(listen, dataDir string) string {
@@ -289,6 +302,13 @@ func (s serviceConfig) yaml(listen, dataDir string) string {
 func startService(tb testing.TB, bin string, sc serviceConfig) *service {
 	tb.Helper()
 	dir := tb.TempDir()
+	if sc.dataRoot != "" {
+		var err error
+		if dir, err = os.MkdirTemp(sc.dataRoot, "falco-bench-"); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { os.RemoveAll(dir) })
+	}
 	listen := freePort(tb)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	data := filepath.Join(dir, "data")
@@ -299,7 +319,7 @@ func startService(tb testing.TB, bin string, sc serviceConfig) *service {
 	if sc.cpuProfile != "" {
 		args = append(args, "--cpuprofile", sc.cpuProfile)
 	}
-	c := startChild(tb, nil, bin, args...)
+	c := startChildEnv(tb, sc.env, nil, bin, args...)
 	base := "http://" + listen
 	waitHTTP(tb, c, base+"/readyz", 60*time.Second)
 	return &service{child: c, url: base + "/", dataDir: data}

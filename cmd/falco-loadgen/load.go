@@ -57,6 +57,9 @@ type Result struct {
 	FirstErr  string        // first transport error, for the report
 	Latencies []time.Duration
 	Truncated bool // some latencies were not recorded (MaxSamples)
+	// AcceptedBytes is the body bytes of the requests answered 200: what
+	// the receiver took in, for the disk budget's write amplification.
+	AcceptedBytes int64
 }
 
 // AcceptedPerSec is the rate of events answered 200.
@@ -115,6 +118,7 @@ func (r Result) Print(w io.Writer) {
 // conn is one sender's tally, merged at the end.
 type conn struct {
 	requests, events, accepted, alerts, errors int64
+	acceptedBytes                              int64
 	status                                     map[int]int64
 	lat                                        []time.Duration
 	truncated                                  bool
@@ -180,6 +184,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		res.Requests += c.requests
 		res.Events += c.events
 		res.Accepted += c.accepted
+		res.AcceptedBytes += c.acceptedBytes
 		res.Alerts += c.alerts
 		res.Errors += c.errors
 		res.Truncated = res.Truncated || c.truncated
@@ -268,6 +273,7 @@ func (c *conn) send(ctx context.Context, client *http.Client, g *Generator, opts
 		c.status[resp.StatusCode]++
 		if resp.StatusCode == http.StatusOK {
 			c.accepted += int64(opts.Batch)
+			c.acceptedBytes += int64(len(body))
 			c.alerts += int64(alerts)
 		}
 		if len(c.lat) < opts.MaxSamples {
