@@ -178,7 +178,7 @@ func TestRecordsKeyHeadersSchemaCompression(t *testing.T) {
 				wantHeaders := map[string]string{
 					kafka.HeaderSchema: scorer.AlertSchema, kafka.HeaderAlertID: a.ID, kafka.HeaderKind: a.Kind,
 					kafka.HeaderPriority: a.Priority.String(),
-					kafka.HeaderBand: a.Score.Band, kafka.HeaderRule: a.Event.Rule, kafka.HeaderImage: a.Subject.Image,
+					kafka.HeaderBand:     a.Score.Band, kafka.HeaderRule: a.Event.Rule, kafka.HeaderImage: a.Subject.Image,
 				}
 				if a.Score.HasValue() {
 					wantHeaders[kafka.HeaderScore] = strconv.FormatFloat(a.Score.Value, 'g', -1, 64)

@@ -84,9 +84,10 @@ func title(a *scorer.Alert) string {
 	return a.Event.Rule
 }
 
-// fullMessage renders the first message of an incident: a, plus how many
-// more of its kind the same batch held (more) and over what span.
-func fullMessage(a *scorer.Alert, more int, span time.Duration, maxTransitions int) message {
+// fullMessage renders the first message of an incident: a, plus the other
+// alerts of the incident the same batch held (merged) and over what span.
+func fullMessage(a *scorer.Alert, merged []*scorer.Alert, span time.Duration, maxTransitions int) message {
+	more := len(merged)
 	blocks := []block{section(fmt.Sprintf("*%s* · %s", strings.ToUpper(a.Priority.String()), esc(title(a))))}
 	s := a.Subject
 	fields := []text{
@@ -94,24 +95,32 @@ func fullMessage(a *scorer.Alert, more int, span time.Duration, maxTransitions i
 		mrkdwn("*Container*\n"+esc(orDash(joinNonEmpty(" ", s.Container, paren(s.ContainerID)))), maxFieldText),
 		mrkdwn("*Namespace/Pod*\n"+esc(orDash(joinNonEmpty("/", s.Namespace, s.Pod))), maxFieldText),
 		mrkdwn("*Score*\n"+esc(scoreText(a.Score)), maxFieldText),
-		mrkdwn("*Process*\n"+esc(orDash(joinNonEmpty(" ", s.Process, pidText(s.PID)))), maxFieldText),
+		mrkdwn("*Process ← parent*\n"+esc(orDash(processText(s))), maxFieldText),
 		mrkdwn("*Host*\n"+esc(orDash(s.Hostname)), maxFieldText),
 		mrkdwn(fmt.Sprintf("*Priority*\n%s → %s", a.Score.FalcoPriority, a.Priority), maxFieldText),
+		mrkdwn("*Baseline*\n"+esc(baselineText(a.Baseline)), maxFieldText),
 	}
 	blocks = append(blocks, block{Type: "section", Fields: fields[:min(len(fields), maxFields)]})
 	if tr := transitionsText(a.Explain, maxTransitions); tr != "" {
 		blocks = append(blocks, section("*Least likely transitions*\n"+tr))
 	}
-	if a.Event.Output != "" {
+	// An anomaly's event is its last observation (a system call, often the
+	// exit): its output line would read as the cause. The explanation is.
+	if a.Event.Output != "" && a.Kind == scorer.KindFalco {
 		blocks = append(blocks, section("*Falco output*\n"+codeBlock(a.Event.Output, maxSectionText-len("*Falco output*\n"))))
 	}
-	ctx := fmt.Sprintf("alert `%s` · baseline %s, %d events", a.ID, orDash(a.Baseline.State), a.Baseline.Events)
+	if x := a.Anomaly; x != nil {
+		blocks = append(blocks, contextBlock(fmt.Sprintf("follows %s alert `%s` at %s: %s, score %.2f vs threshold %.2f (×%.1f)",
+			esc(x.Kind), esc(x.ID), x.Time.UTC().Format(time.RFC3339), esc(orDash(joinNonEmpty(" ", x.Process, pidText(x.PID)))),
+			x.Score, x.Threshold, x.Ratio)))
+	}
+	ctx := fmt.Sprintf("alert `%s`", a.ID)
 	if a.Reason != "" {
 		ctx += " · " + esc(a.Reason)
 	}
 	blocks = append(blocks, contextBlock(ctx))
 	if more > 0 {
-		blocks = append(blocks, contextBlock(fmt.Sprintf("*and %d more like this in %s*", more, human(span))))
+		blocks = append(blocks, contextBlock(fmt.Sprintf("*and %d more like this in %s*\n%s", more, human(span), mergedText(merged))))
 	}
 	return message{
 		Text:        fallback(a, more),
@@ -120,14 +129,20 @@ func fullMessage(a *scorer.Alert, more int, span time.Duration, maxTransitions i
 }
 
 // digestMessage renders a follow-up of an ongoing incident: n alerts like
-// the first since it, over since; latest is the most severe of this batch.
-func digestMessage(latest *scorer.Alert, n int, since time.Duration) message {
-	head := fmt.Sprintf("*and %d more like this in %s* · %s · `%s`", n, human(since), esc(title(latest)), esc(orDash(latest.Subject.Image)))
+// the first since it, over since; latest is the most severe of this batch
+// and merged the batch's others, listed.
+func digestMessage(latest *scorer.Alert, merged []*scorer.Alert, n int, since time.Duration) message {
+	head := fmt.Sprintf("*and %d more like this in %s* · %s · `%s` · container %s", n, human(since), esc(title(latest)),
+		esc(orDash(latest.Subject.Image)), esc(orDash(joinNonEmpty(" ", latest.Subject.Container, paren(latest.Subject.ContainerID)))))
 	blocks := []block{
 		section(head),
-		contextBlock(fmt.Sprintf("latest: *%s* · %s · alert `%s`", latest.Priority, esc(scoreText(latest.Score)), latest.ID)),
+		contextBlock(fmt.Sprintf("most severe: *%s* · %s · %s · alert `%s`", latest.Priority, esc(orDash(processText(latest.Subject))),
+			esc(scoreText(latest.Score)), latest.ID)),
 	}
-	if latest.Event.Output != "" {
+	if len(merged) > 0 {
+		blocks = append(blocks, contextBlock("also: "+mergedText(merged)))
+	}
+	if latest.Event.Output != "" && latest.Kind == scorer.KindFalco {
 		blocks = append(blocks, section(codeBlock(latest.Event.Output, maxSectionText)))
 	}
 	return message{
@@ -147,8 +162,52 @@ func fallback(a *scorer.Alert, more int) string {
 	return truncate(s, maxSectionText)
 }
 
+// maxMerged is how many merged alerts a message lists one by one.
+const maxMerged = 10
+
+// mergedText lists the alerts a message stands for: time, process, priority
+// and id, so that each can be found downstream.
+func mergedText(as []*scorer.Alert) string {
+	var b strings.Builder
+	for i, a := range as {
+		if i == maxMerged {
+			fmt.Fprintf(&b, "… %d more", len(as)-maxMerged)
+			break
+		}
+		if i > 0 {
+			b.WriteString(" · ")
+		}
+		fmt.Fprintf(&b, "%s %s %s `%s`", a.Time.UTC().Format("15:04:05"), esc(orDash(processText(a.Subject))), a.Priority, a.ID)
+	}
+	return b.String()
+}
+
+// processText is "proc (pid 42) ← parent".
+func processText(s scorer.Subject) string {
+	p := joinNonEmpty(" ", s.Process, pidText(s.PID))
+	if s.Parent != "" {
+		p += " ← " + s.Parent
+	}
+	return p
+}
+
+// baselineText is the baseline's state and maturity.
+func baselineText(m scorer.Maturity) string {
+	if m.State == "" {
+		return "none (image not observed)"
+	}
+	t := m.State
+	if !m.Since.IsZero() {
+		t += " since " + m.Since.UTC().Format("2006-01-02")
+	}
+	if !m.Graduated.IsZero() {
+		t += ", graduated " + m.Graduated.UTC().Format("2006-01-02 15:04")
+	}
+	return t + fmt.Sprintf(", %d events", m.Events)
+}
+
 func scoreText(s scorer.Score) string {
-	if s.Verdict == scorer.VerdictUnscored || (s.Value == 0 && s.Threshold == 0) {
+	if !s.HasValue() {
 		return orDash(s.Verdict)
 	}
 	if s.Threshold == 0 {
@@ -167,7 +226,8 @@ func transitionsText(e *scorer.Explanation, limit int) string {
 			fmt.Fprintf(&b, "… %d more\n", len(e.Transitions)-limit)
 			break
 		}
-		fmt.Fprintf(&b, "%s → %s  p=%.2g, history seen %d×\n", strings.Join(t.History, " "), t.Symbol, t.Probability, t.HistorySeen)
+		// Symbols hold spaces ("execve /usr/bin/curl"): steps are set apart by " · ".
+		fmt.Fprintf(&b, "%s → %s  p=%.2g, history seen %d×\n", strings.Join(t.History, " · "), t.Symbol, t.Probability, t.HistorySeen)
 	}
 	return codeBlock(strings.TrimSuffix(b.String(), "\n"), maxSectionText-len("*Least likely transitions*\n"))
 }

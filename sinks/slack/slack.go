@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks"
 )
@@ -119,7 +120,9 @@ func (s *Sink) slotInTime(ctx context.Context) bool {
 	return time.Until(dl)-max(wait, 0) > s.cfg.Timeout
 }
 
-// group is the alerts of one (image, rule) in a batch.
+// group is the alerts of one (kind, rule, image, container) in a batch:
+// only those are the same incident. Alerts of other containers of one
+// image, or Falco's own alerts beside the scorer's, are separate stories.
 type group struct {
 	key     string
 	indexes []int
@@ -142,7 +145,8 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		if !it.Alert.Priority.AtLeast(s.cfg.MinPriority) {
 			continue
 		}
-		k := it.Alert.Subject.Image + "\x00" + title(it.Alert)
+		a := it.Alert
+		k := a.Kind + "\x00" + a.Event.Rule + "\x00" + a.Subject.Image + "\x00" + a.Subject.ContainerID
 		g := byKey[k]
 		if g == nil {
 			g = &group{key: k}
@@ -264,6 +268,12 @@ func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) erro
 			worst = a
 		}
 	}
+	merged := make([]*scorer.Alert, 0, len(g.indexes)-1) // the group's other alerts, listed in the message
+	for _, i := range g.indexes {
+		if a := batch[i].Alert; a != worst {
+			merged = append(merged, a)
+		}
+	}
 	now := s.now()
 	s.mu.Lock()
 	inc := s.incidents[g.key]
@@ -273,11 +283,11 @@ func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) erro
 	var more int
 	if inc == nil {
 		more = len(g.indexes) - 1
-		msg = fullMessage(worst, more, last.Time.Sub(first.Time), s.cfg.MaxTransitions)
+		msg = fullMessage(worst, merged, last.Time.Sub(first.Time), s.cfg.MaxTransitions)
 	} else {
 		// Digests count every alert since the incident's first message.
 		more = inc.more + len(g.indexes)
-		msg = digestMessage(worst, more, last.Time.Sub(inc.first))
+		msg = digestMessage(worst, merged, more, last.Time.Sub(inc.first))
 		msg.ThreadTS = inc.threadTS
 	}
 	ts, err := s.post(ctx, msg)
