@@ -227,7 +227,11 @@ func transitionsText(e *scorer.Explanation, limit int) string {
 			break
 		}
 		// Symbols hold spaces ("execve /usr/bin/curl"): steps are set apart by " · ".
-		fmt.Fprintf(&b, "%s → %s  p=%.2g, history seen %d×\n", strings.Join(t.History, " · "), t.Symbol, t.Probability, t.HistorySeen)
+		h := strings.Join(t.History, " · ")
+		if h == "" {
+			h = "(process start)"
+		}
+		fmt.Fprintf(&b, "%s → %s  p=%.2g, history seen %d×\n", h, t.Symbol, t.Probability, t.HistorySeen)
 	}
 	return codeBlock(strings.TrimSuffix(b.String(), "\n"), maxSectionText-len("*Least likely transitions*\n"))
 }
