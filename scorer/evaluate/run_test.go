@@ -9,12 +9,24 @@ import (
 	"time"
 )
 
-const dataDir = "../../../shared/data/adfa-ld"
+// adfaDir is where the ADFA-LD data is: $FALCO_SCORER_ADFA_LD, else beside
+// the repository. With FALCO_SCORER_REQUIRE_ADFA_LD set (CI sets it when the
+// data is on the machine) a missing data set fails instead of skipping.
+func adfaDir() string {
+	if d := os.Getenv("FALCO_SCORER_ADFA_LD"); d != "" {
+		return d
+	}
+	return "../../../shared/data/adfa-ld"
+}
 
 func loadShared(t testing.TB) (train, normal, attack []Trace) {
 	t.Helper()
+	dataDir := adfaDir()
 	if _, err := os.Stat(filepath.Join(dataDir, "training")); err != nil {
-		t.Skipf("ADFA-LD data not found at %s (expected beside the repository): %v", dataDir, err)
+		if os.Getenv("FALCO_SCORER_REQUIRE_ADFA_LD") != "" {
+			t.Fatalf("ADFA-LD data not found at %s: %v", dataDir, err)
+		}
+		t.Skipf("ADFA-LD data not found at %s (expected beside the repository, or set FALCO_SCORER_ADFA_LD): %v", dataDir, err)
 	}
 	var err error
 	for _, d := range []struct {
