@@ -45,11 +45,16 @@ check-image: image
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-# check-deploy: lint and render the Helm chart with Helm itself (built from
-# the module proxy: a few minutes on a cold build cache, seconds after), and
-# check every rendered object. CI runs it; a Helm that cannot be built fails.
+# check-deploy: lint and render the Helm chart, and the vendored
+# falcosecurity/falco chart (../shared/vendor/falcosecurity-charts, or
+# FALCO_CHARTS) with our values and sidecar post-renderer, with Helm itself
+# (built from the module proxy: a few minutes on a cold build cache,
+# seconds after); check every rendered object, and validate it and every
+# shipped manifest against the Kubernetes OpenAPI schemas (k8s.io/kubernetes
+# module, offline once cached) and the vendored CRDs. CI runs it; a Helm
+# that cannot be built, or charts that are missing, fail.
 check-deploy:
-	$(GO) test -tags deploy -count=1 -timeout 30m -run '^TestHelmChartRender$$' -v ./deploy
+	$(GO) test -tags deploy -count=1 -timeout 30m -run '^(TestHelmChartRender|TestFalcoChartRender|TestShippedManifestsOpenAPI|TestOpenAPIValidatorRejects)$$' -v ./deploy
 
 # tidy-check: go.mod and go.sum are what `go mod tidy` makes of the code.
 tidy-check:

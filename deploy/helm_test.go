@@ -200,6 +200,7 @@ func TestHelmChartRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			docs := decodeDocs(t, "rendered "+tt.name, out)
+			checkOpenAPI(t, "rendered "+tt.name, docs)
 			byKind := map[string]obj{}
 			for _, d := range docs {
 				checkObjectBasics(t, "rendered", d)

@@ -210,8 +210,10 @@ func (s *schemaSet) validate(d obj) error {
 		}
 		s.compiled[url] = sch
 	}
-	// Through JSON: YAML gives int where JSON Schema expects numbers.
-	jb, err := json.Marshal(d)
+	// Through JSON: YAML gives int where JSON Schema expects numbers. Null
+	// fields are dropped first, as the API server's decoding does (charts
+	// render empty keys such as "securityContext:" as null).
+	jb, err := json.Marshal(dropNulls(d))
 	if err != nil {
 		return err
 	}
@@ -298,4 +300,25 @@ spec:
 			}
 		})
 	}
+}
+
+// dropNulls returns v without null map values (a copy).
+func dropNulls(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, c := range x {
+			if c != nil {
+				m[k] = dropNulls(c)
+			}
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, c := range x {
+			l[i] = dropNulls(c)
+		}
+		return l
+	}
+	return v
 }
