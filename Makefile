@@ -54,7 +54,7 @@ test:
 # module, offline once cached) and the vendored CRDs. CI runs it; a Helm
 # that cannot be built, or charts that are missing, fail.
 check-deploy:
-	$(GO) test -tags deploy -count=1 -timeout 30m -run '^(TestHelmChartRender|TestFalcoChartRender|TestShippedManifestsOpenAPI|TestOpenAPIValidatorRejects)$$' -v ./deploy
+	$(GO) test -tags deploy -count=1 -timeout 30m -run '^(TestHelmChartRender|TestHelmChartValuesSchema|TestFalcoChartRender|TestShippedManifestsOpenAPI|TestOpenAPIValidatorRejects)$$' -v ./deploy
 
 # tidy-check: go.mod and go.sum are what `go mod tidy` makes of the code.
 tidy-check:

@@ -313,3 +313,44 @@ func TestHelmChartRender(t *testing.T) {
 		}
 	}
 }
+
+// TestHelmChartValuesSchema: values.schema.json makes wrong values fail at
+// helm install (template, lint), naming the value, instead of at pod start.
+func TestHelmChartValuesSchema(t *testing.T) {
+	helm := helmBinary(t)
+	chart := filepath.Join("helm", "falco-scorer")
+	base := []string{"template", "fs", chart, "--kube-version", kubeVersion}
+	for _, bad := range []struct {
+		set, field string
+	}{
+		{"controller.kind=statefulset", "controller"},
+		{"controller.replicas=2", "replicas"},
+		{"image.pullPolicy=Sometimes", "pullPolicy"},
+		{"image.digest=latest", "digest"},
+		{"service.port=70000", "port"},
+		{"service.internalTrafficPolicy=local", "internalTrafficPolicy"},
+		{"persistence.type=nfs", "persistence"},
+		{"persistence.accessModes={ReadWriteMany}", "accessModes"},
+		{"networkPolicy.enabled=yes", "enabled"},
+		{"config.shutdown_timeout=soon", "shutdown_timeout"},
+		{"terminationGracePeriodSeconds=-1", "terminationGracePeriodSeconds"},
+		{"imagePullSecret=x", "imagePullSecret"}, // misspelt key
+	} {
+		_, err := runHelm(t, helm, append(slices.Clone(base), "--set", bad.set)...)
+		if err == nil {
+			t.Errorf("helm template --set %s succeeded, want the values schema to refuse it", bad.set)
+			continue
+		}
+		if !strings.Contains(err.Error(), "schema") || !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("helm template --set %s: %v\nwant a values schema error naming %s", bad.set, err, bad.field)
+		}
+	}
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	out, err := runHelm(t, helm, append(slices.Clone(base), "--set", "image.digest="+digest)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "image: ghcr.io/falco-scorer/falco-scorer@" + digest; !strings.Contains(string(out), want) {
+		t.Errorf("image.digest set: rendered chart lacks %q", want)
+	}
+}
