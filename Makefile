@@ -37,6 +37,17 @@ image:
 	  -revision $(REVISION) -created $(SOURCE_DATE_EPOCH) -config deploy/config/container.yaml \
 	  $(foreach a,$(IMAGE_PLATFORMS),-binary linux/$(a)=bin/linux_$(a)/falco-scorer)
 
+# check-workflows: actionlint on the GitHub Actions workflows (from the
+# module proxy; shellcheck is used when it is on PATH).
+ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+check-workflows:
+	$(GO) run $(ACTIONLINT) -no-color .github/workflows/*.yml
+	@# The linter must see a broken reference (not pass everything).
+	@if sed 's/steps\.push\.outputs/steps.pushh.outputs/' .github/workflows/release.yml | \
+	  $(GO) run $(ACTIONLINT) -no-color - >/dev/null 2>&1; then \
+	  echo "actionlint accepted a broken workflow"; exit 1; fi
+	@echo "actionlint: workflows ok"
+
 # check-image: build the image and inspect it (user, entrypoint, labels,
 # platforms, no shell, size budget, same contract as deploy/Dockerfile).
 check-image: image
