@@ -108,12 +108,34 @@ func DescribeMeta(meta []byte) map[string]any {
 		}
 		return nil
 	}
-	return map[string]any{
-		"state": m.State, "threshold": thr(m.Threshold), "end_threshold": thr(m.EndThreshold),
-		"since": m.Since, "graduated": m.Graduated, "last_seen": m.LastSeen,
-		"inherited_from": m.Inherited, "learned_events": m.Convergence.Events,
-		"new_transition_rate": m.Convergence.LastRate,
+	// Absent, not zero: a time or a name the baseline does not have.
+	opt := func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return t
 	}
+	c := m.Convergence
+	out := map[string]any{
+		"state": m.State, "threshold": thr(m.Threshold), "end_threshold": thr(m.EndThreshold),
+		"since": opt(m.Since), "graduated": opt(m.Graduated), "last_seen": opt(m.LastSeen),
+		"learned_events": c.Events, "new_transition_rate": c.LastRate,
+		"calibration_samples": m.Win.n(),
+	}
+	if m.Inherited != "" {
+		out["inherited_from"] = m.Inherited
+	}
+	if m.State != StateMonitoring {
+		// Progress towards graduation: learning_blocks consecutive blocks
+		// of learning_block_events events whose rate of new (previous,
+		// symbol) pairs is at most new_transition_rate (or a flat learning
+		// curve), and enough held-out scores to calibrate the threshold.
+		out["graduation"] = map[string]any{
+			"converged_blocks": c.Streak, "blocks_needed": c.Blocks, "block_events": c.Block,
+			"events_in_block": c.InBlock, "rate_bound": c.Bound,
+		}
+	}
+	return out
 }
 
 func (w *worker) modelConfig() markov.Config {

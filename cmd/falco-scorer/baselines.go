@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/store"
 	"github.com/falco-scorer/falco-scorer/store/admin"
 )
@@ -59,18 +61,17 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			if err != nil {
 				return err
 			}
+			views := admin.List(infos)
 			out := cmd.OutOrStdout()
 			if asJSON {
-				if infos == nil {
-					infos = []store.ImageInfo{}
-				}
-				return writeIndented(out, infos)
+				return writeIndented(out, views)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "IMAGE\tBUCKETS\tBLOBS\tBYTES\tFIRST BUCKET\tLAST BUCKET\tLAST FLUSH")
-			for _, in := range infos {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", in.Image, in.Buckets, in.Blobs, in.Bytes,
-					fmtTime(in.First), fmtTime(in.Last), fmtTime(in.LastSeen))
+			fmt.Fprintln(tw, "IMAGE\tSTATE\tEVENTS\tPROGRESS / THRESHOLD\tGRADUATED\tLAST SEEN")
+			for _, v := range views {
+				b := v.Baseline
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Image, orDashAny(b["state"]), orDashAny(b["learned_events"]),
+					progressText(b), fmtAnyTime(b["graduated"]), fmtTime(v.LastSeen))
 			}
 			return tw.Flush()
 		}),
@@ -150,6 +151,48 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 	}
 	root.AddCommand(list, show, export, imp, reset)
 	return root
+}
+
+// progressText is a learning baseline's progress towards graduation, or a
+// monitoring one's thresholds.
+func progressText(b map[string]any) string {
+	if b == nil {
+		return "-"
+	}
+	if b["state"] == scorer.StateMonitoring {
+		t := "threshold " + fmtNum(b["threshold"])
+		if e := b["end_threshold"]; e != nil {
+			t += ", end " + fmtNum(e)
+		}
+		return t
+	}
+	g, _ := b["graduation"].(map[string]any)
+	if g == nil {
+		return "-"
+	}
+	return fmt.Sprintf("learning: %v of %v converged blocks (%v/%v events in this one), %v calibration scores",
+		g["converged_blocks"], g["blocks_needed"], g["events_in_block"], g["block_events"], b["calibration_samples"])
+}
+
+func fmtNum(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', 2, 64)
+	}
+	return "-"
+}
+
+func orDashAny(v any) string {
+	if v == nil || v == "" {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}
+
+func fmtAnyTime(v any) string {
+	if t, ok := v.(time.Time); ok {
+		return fmtTime(t)
+	}
+	return "-"
 }
 
 func fmtTime(t time.Time) string {

@@ -81,10 +81,7 @@ func describeBaseline(order int) admin.DescribeFunc {
 }
 
 func describe(order int, meta []byte, buckets []scorer.BaselineBucket) any {
-	out := map[string]any{}
-	if m := scorer.DescribeMeta(meta); m != nil {
-		out["baseline"] = m
-	}
+	out := map[string]any{} // the baseline's meta is beside it (admin.ShowView.Baseline)
 	var model *markov.Model
 	for _, b := range buckets {
 		var d markov.Delta

@@ -21,7 +21,8 @@ func TestDemo(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	cmd := newRootCmd(&out, &out)
-	cmd.SetArgs([]string{"demo"})
+	dataDir := t.TempDir()
+	cmd.SetArgs([]string{"demo", "--data-dir", dataDir})
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -58,5 +59,29 @@ func TestDemo(t *testing.T) {
 	}
 	if got, _ := strconv.Atoi(sl[2]); got == 0 {
 		t.Errorf("demo delivered %s Slack messages, %s of them on behaviour anomalies, want some anomalies in Slack", sl[1], sl[2])
+	}
+
+	// The baselines the demo left behind read as what they are: learning or
+	// monitoring, with events, thresholds and graduation time.
+	list, err := runBaselines(t, dataDir, "list")
+	if err != nil {
+		t.Fatalf("baselines list after the demo: %v\n%s", err, list)
+	}
+	t.Logf("baselines list after the demo:\n%s", list)
+	if !strings.Contains(list, "STATE") || !strings.Contains(list, "PROGRESS / THRESHOLD") {
+		t.Errorf("baselines list has no state or progress column:\n%s", list)
+	}
+	row := regexp.MustCompile(`(?m)^\S*nginx@sha256:\S+\s+monitoring\s+\d{4,}\s+threshold 15\.00.*\s+\d{4}-\d\d-\d\dT\S+\s+\d{4}-\d\d-\d\dT\S+\s*$`)
+	if !row.MatchString(list) {
+		t.Errorf("baselines list has no monitoring nginx row with events, threshold, graduation and last seen:\n%s", list)
+	}
+	show, err := runBaselines(t, dataDir, "show", regexp.MustCompile(`\S*nginx@sha256:\S+`).FindString(list))
+	if err != nil {
+		t.Fatalf("baselines show: %v", err)
+	}
+	for _, want := range []string{`"state": "monitoring"`, `"threshold": 15`, `"graduated": "`} {
+		if !strings.Contains(show, want) {
+			t.Errorf("baselines show lacks %s:\n%s", want, show)
+		}
 	}
 }

@@ -197,10 +197,24 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "list baselines", err)
 		return
 	}
-	if infos == nil {
-		infos = []store.ImageInfo{}
+	writeJSON(w, http.StatusOK, map[string]any{"images": List(infos)})
+}
+
+// ListView is one image in the list output: its storage, and what its
+// baseline is doing (state, events, progress to graduation or threshold,
+// graduation time, last seen; scorer.DescribeMeta).
+type ListView struct {
+	store.ImageInfo
+	Baseline map[string]any `json:"baseline,omitempty"`
+}
+
+// List builds the list output; the CLI uses it too.
+func List(infos []store.ImageInfo) []ListView {
+	out := make([]ListView, len(infos))
+	for i, in := range infos {
+		out[i] = ListView{ImageInfo: in, Baseline: scorer.DescribeMeta(in.Meta)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"images": infos})
+	return out
 }
 
 // BucketView is one stored blob in the show output.
@@ -212,8 +226,11 @@ type BucketView struct {
 // ShowView is the show output.
 type ShowView struct {
 	store.ImageInfo
-	BucketBlobs []BucketView `json:"bucket_blobs"`
-	Model       any          `json:"model,omitempty"`
+	// Baseline is what the baseline is doing: state, thresholds, graduation
+	// time or progress towards it (scorer.DescribeMeta).
+	Baseline    map[string]any `json:"baseline,omitempty"`
+	BucketBlobs []BucketView   `json:"bucket_blobs"`
+	Model       any            `json:"model,omitempty"`
 }
 
 func (h *handler) show(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +249,7 @@ func (h *handler) show(w http.ResponseWriter, r *http.Request) {
 
 // Show builds the show output; the CLI uses it too.
 func Show(info store.ImageInfo, buckets []scorer.BaselineBucket, describe DescribeFunc) ShowView {
-	v := ShowView{ImageInfo: info, BucketBlobs: make([]BucketView, len(buckets))}
+	v := ShowView{ImageInfo: info, Baseline: scorer.DescribeMeta(info.Meta), BucketBlobs: make([]BucketView, len(buckets))}
 	for i, b := range buckets {
 		v.BucketBlobs[i] = BucketView{Bucket: b.Bucket, Bytes: len(b.Counts)}
 	}
