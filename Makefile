@@ -51,7 +51,7 @@ check-workflows:
 # check-image: build the image and inspect it (user, entrypoint, labels,
 # platforms, no shell, size budget, same contract as deploy/Dockerfile).
 check-image: image
-	IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(GO) test -tags image -count=1 -run '^TestImageLayout$$' -v ./cmd/mkimage
+	IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(GO) test -tags image -count=1 -run '^(TestImageLayout|TestImageAsFalcoSidecar)$$' -v ./cmd/mkimage
 
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -105,7 +105,7 @@ bench-e2e:
 DUR_ROUNDS ?= 3
 DUR_DIR    ?=
 bench-durability:
-	$(GO) test -run '^$$' -bench '^BenchmarkDurability$$' -benchtime 1x -count 1 -timeout 60m ./cmd/falco-loadgen \
+	$(GO) test -run '^$$' -bench '^BenchmarkDurability$$' -benchtime 1x -count 1 -timeout 60m -v ./cmd/falco-loadgen \
 	  -args -dur.rounds $(DUR_ROUNDS) $(if $(DUR_DIR),-dur.dir $(DUR_DIR)) | tee bench-durability.out
 
 demo: build
