@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -952,5 +953,46 @@ func TestAlertRulesPromtool(t *testing.T) {
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+}
+
+// TestReadmeSteps keeps deploy/README.md's install steps in line with what
+// make check-deploy renders: the same values, sidecar file and
+// post-renderer, the chart version that is vendored, and files that exist.
+func TestReadmeSteps(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, want := range []string{
+		"-f deploy/kubernetes/falco-values.yaml",
+		"--post-renderer ./bin/inject-sidecar --post-renderer-args deploy/kubernetes/falco-scorer-sidecar.yaml",
+		"go build -o bin/inject-sidecar ./cmd/inject-sidecar",
+		"--version 9.1.0",
+		"--data @deploy/testdata/test-event.json http://127.0.0.1:2801/",
+		"make image",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md lacks %q", want)
+		}
+	}
+	// Every repository path the README names exists.
+	paths := 0
+	// (cmd/crane in a module path is not one: only paths after a space,
+	// a parenthesis or a backquote.)
+	for _, m := range regexp.MustCompile("(?:^|[\\s(`@])((?:deploy|cmd)/[A-Za-z0-9_./-]+[A-Za-z0-9_])").FindAllStringSubmatch(readme, -1) {
+		f := m[1]
+		paths++
+		if _, err := os.Stat(filepath.Join("..", f)); err != nil {
+			t.Errorf("README.md names %s: %v", f, err)
+		}
+	}
+	if paths < 10 {
+		t.Errorf("README.md: found %d repository paths, want the install steps' files", paths)
+	}
+	ev := decodeOne(t, "test-event.json", func() string { b, _ := os.ReadFile("testdata/test-event.json"); return string(b) }())
+	if str(ev, "rule") == "" || get(ev, "output_fields") == nil {
+		t.Errorf("test-event.json = %v, want a Falco event with rule and output_fields", ev)
 	}
 }
