@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -41,6 +42,13 @@ func TestConfigCheck(t *testing.T) {
 		{"slack without url", "sinks:\n  slack: {enabled: true}\n", []string{"sinks.slack"}},
 		{"missing rules file", "rules_file: /nonexistent/rules.yaml\n", []string{"rules_file"}},
 		{"bad listen", "inputs:\n  http: {listen: \"nowhere\"}\n", []string{"inputs.http.listen"}},
+		// Issue 18: config check said "ok", then serve exited 1.
+		{"missing slack webhook_url_file", "sinks:\n  slack: {enabled: true, webhook_url_file: /nonexistent/slack-url}\n",
+			[]string{"sinks.slack.webhook_url_file", "/nonexistent/slack-url"}},
+		{"missing webhook url_file", "sinks:\n  webhook: {enabled: true, url_file: /nonexistent/hook}\n",
+			[]string{"sinks.webhook.url_file"}},
+		{"missing admin token_file", "admin: {listen: \"127.0.0.1:9090\", token_file: /nonexistent/admin-token}\n",
+			[]string{"admin.token_file"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +70,11 @@ func TestConfigCheck(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("config check error = %q, want it to name %q", err, w)
 				}
+			}
+			// One validation path: serve refuses it with the same error,
+			// before it listens or opens the store.
+			if _, serr := runCLI("serve", "-c", path); serr == nil || serr.Error() != err.Error() {
+				t.Errorf("serve error = %v, want config check's %q", serr, err)
 			}
 		})
 	}
@@ -137,8 +150,11 @@ func keys(m map[string][]byte) []string {
 // validation, as at start) in-process on every shipped configuration: a key
 // in a manifest that the service does not know (admin.listen before the
 // service has it, a typo) fails here. Paths to files that exist only in a
-// pod (rules_file) are pointed at a temporary file first, since Validate
-// checks that rules_file exists.
+// pod (rules_file, the mounted secrets) are pointed at temporary files
+// first, since Validate checks that rules_file exists and resolves secrets.
+// podSecret matches the secret files the shipped configs read in a pod.
+var podSecret = regexp.MustCompile(`/etc/falco-scorer/secrets/[A-Za-z0-9._-]+`)
+
 func TestShippedConfigsLoad(t *testing.T) {
 	configs := shippedConfigs(t)
 	for _, name := range keys(configs) {
@@ -149,6 +165,15 @@ func TestShippedConfigsLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			text := strings.ReplaceAll(string(configs[name]), "/etc/falco-scorer/rules.yaml", rules)
+			// Secrets mounted in the pod: config check resolves them as
+			// serve does, so each gets a stand-in file here.
+			text = podSecret.ReplaceAllStringFunc(text, func(p string) string {
+				f := filepath.Join(dir, filepath.Base(p))
+				if err := os.WriteFile(f, []byte("https://stand-in.invalid/"+filepath.Base(p)+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return f
+			})
 			path := filepath.Join(dir, "c.yaml")
 			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
