@@ -231,6 +231,39 @@ func TestTuneProcessScore(t *testing.T) {
 			return best
 		}
 	}
+	// session2: each process has its own CUSUM; a raising event also
+	// raises the scores of its short-lived ancestors (fewer than maxEv
+	// events: shells, interpreters), and the process is judged by the
+	// highest of its own and those.
+	session2 := func(k, cap float64, maxEv int) func() map[int]float64 {
+		return func() map[int]float64 {
+			state := map[int]float64{}
+			count := map[int]int{}
+			best := map[int]float64{}
+			for i, s := range evs {
+				p := procOf[i]
+				if s.End {
+					continue
+				}
+				count[p]++
+				inc := math.Min(s.Surprise, cap) - k
+				state[p] = math.Min(math.Max(0, state[p]+inc), 64)
+				score := state[p]
+				if inc > 0 {
+					a, ok := parentOf[p]
+					for depth := 0; ok && depth < 4 && count[a] < maxEv; depth++ {
+						state[a] = math.Min(state[a]+inc, 64)
+						score = math.Max(score, state[a])
+						a, ok = parentOf[a]
+					}
+				}
+				if !s.Time.Before(labels.TestStart) && inc > 0 {
+					best[p] = math.Max(best[p], score)
+				}
+			}
+			return best
+		}
+	}
 	maxSurprise := func() map[int]float64 {
 		best := map[int]float64{}
 		for i, s := range evs {
@@ -256,6 +289,16 @@ func TestTuneProcessScore(t *testing.T) {
 		{"set membership (novel symbols)", novel},
 		{"max surprise", maxSurprise},
 	}
+	for _, me := range []int{16, 32, 64} {
+		cands = append(cands, struct {
+			name string
+			f    func() map[int]float64
+		}{fmt.Sprintf("session2 k=6 cap=16 max=%d", me), session2(6, 16, me)})
+	}
+	cands = append(cands, struct {
+		name string
+		f    func() map[int]float64
+	}{"cusum k=6 cap=16 (clip 64)", session2(6, 16, 0)})
 	for _, k := range []float64{4, 6, 8} {
 		for _, cp := range []float64{12, 16} {
 			cands = append(cands, struct {
@@ -294,6 +337,20 @@ func TestTuneProcessScore(t *testing.T) {
 			}
 		}
 		line := fmt.Sprintf("%-32s AUC %.3f", c.name, evaluate.AUC(neg, pos))
+		{
+			runs, fa := map[*lab.Run]bool{}, 0
+			for p := range test {
+				r := runOf[p]
+				if sc[p] > 15 {
+					if r != nil && r.Kind == lab.KindAttack {
+						runs[r] = true
+					} else {
+						fa++
+					}
+				}
+			}
+			line += fmt.Sprintf("  @15: %d runs, %d normal", len(runs), fa)
+		}
 		for _, b := range []float64{0, 0.001, 0.01, 0.05} {
 			sn := slices.Clone(neg)
 			sort.Float64s(sn)
