@@ -12,6 +12,8 @@ all: build test
 # VERSION is the tag `version` reports (git describe: the tag, or the tag
 # plus commits and -dirty); SOURCE_DATE_EPOCH (the last commit's time) is
 # every timestamp in the image, so the same commit gives the same digests.
+# -buildvcs=auto (GOFLAGS may say false) records the commit and the dirty
+# flag that `falco-scorer version` prints.
 VERSION           ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION          ?= $(shell git rev-parse HEAD 2>/dev/null)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -21,7 +23,7 @@ IMAGE_PLATFORMS   ?= amd64 arm64
 LDFLAGS           := -s -w -buildid= -X main.version=$(VERSION)
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/falco-scorer
+	$(GO) build -buildvcs=auto -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/falco-scorer
 
 # image: the multi-arch OCI image (amd64, arm64) as an OCI layout in
 # bin/image, without Docker: static binaries cross-compiled here, packed by
@@ -30,7 +32,7 @@ build:
 image:
 	@for arch in $(IMAGE_PLATFORMS); do \
 	  echo "go build linux/$$arch"; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=auto -ldflags "$(LDFLAGS)" \
 	    -o bin/linux_$$arch/falco-scorer ./cmd/falco-scorer || exit 1; \
 	done
 	$(GO) run ./cmd/mkimage -out $(IMAGE_DIR) -ref $(IMAGE_REF) -version $(VERSION) \

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"crypto/x509"
 	"debug/elf"
 	"encoding/pem"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"gopkg.in/yaml.v3"
 	"os"
 	"os/exec"
@@ -345,4 +347,53 @@ func tailString(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// readFile returns one file of a platform's image in full.
+func readFile(t *testing.T, dir, platform, name string) []byte {
+	t.Helper()
+	top, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := top.IndexManifest()
+	idx, err := top.ImageIndex(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iim, _ := idx.IndexManifest()
+	for _, d := range iim.Manifests {
+		if d.Platform.OS+"/"+d.Platform.Architecture != platform {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			rc, err := l.Uncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := tar.NewReader(rc)
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					break
+				}
+				if "/"+h.Name == name {
+					b, err := io.ReadAll(tr)
+					rc.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					return b
+				}
+			}
+			rc.Close()
+		}
+	}
+	t.Fatalf("%s: no %s in the image", platform, name)
+	return nil
 }
