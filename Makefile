@@ -54,6 +54,11 @@ check-workflows:
 # platforms, no shell, size budget, same contract as deploy/Dockerfile).
 check-image: image
 	IMAGE_DIR=$(CURDIR)/$(IMAGE_DIR) $(GO) test -tags image -count=1 -run '^(TestImageLayout|TestImageAsFalcoSidecar)$$' -v ./cmd/mkimage
+	@# Reproducible: a second build of the same tree has the same index.
+	$(MAKE) --no-print-directory image IMAGE_DIR=bin/image-again >/dev/null
+	@cmp -s $(IMAGE_DIR)/index.json bin/image-again/index.json || \
+	  { echo "make image is not reproducible:"; cat $(IMAGE_DIR)/index.json bin/image-again/index.json; exit 1; }
+	@rm -rf bin/image-again; echo "image reproducible: $$(grep -o 'sha256:[0-9a-f]*' $(IMAGE_DIR)/index.json)"
 
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
