@@ -204,7 +204,6 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 func (c *conn) send(ctx context.Context, client *http.Client, g *Generator, opts Options, ctype string,
 	start, stop time.Time, interval time.Duration, i int) {
 	var body []byte
-	rd := bytes.NewReader(nil)
 	next := start
 	if interval > 0 {
 		// Spread the senders over one interval so they do not fire together.
@@ -231,7 +230,10 @@ func (c *conn) send(ctx context.Context, client *http.Client, g *Generator, opts
 			sched = next
 			next = next.Add(interval)
 		}
-		body = body[:0]
+		// A fresh buffer for every request: the transport may still be
+		// writing the previous body after Do returned (a server that answers
+		// before reading it all, as a 429 does), so reusing it races.
+		body = make([]byte, 0, cap(body))
 		alerts := 0
 		for k := 0; k < opts.Batch; k++ {
 			if k > 0 {
@@ -243,8 +245,7 @@ func (c *conn) send(ctx context.Context, client *http.Client, g *Generator, opts
 				alerts++
 			}
 		}
-		rd.Reset(body)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, opts.URL, rd)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, opts.URL, bytes.NewReader(body))
 		if err != nil {
 			c.note(err)
 			return
