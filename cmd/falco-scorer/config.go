@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,15 +158,301 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// decodeConfig decodes YAML strictly: an unknown key is an error that names
-// the key and its line.
+// decodeConfig decodes YAML strictly: an unknown key or a value of the
+// wrong kind is an error that names the key's YAML path and line.
 func decodeConfig(b []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("decode: %w", err)
+	err := dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	if e := explainDecodeError(b, err); e != nil {
+		return e
+	}
+	return fmt.Errorf("decode: %w", err)
+}
+
+// explainDecodeError restates yaml.v3's decoding errors in the file's own
+// terms. yaml.v3 names the Go type it decoded into ("cannot unmarshal !!seq
+// into main.KafkaConfig", "field brokerz not found in type kafka.Config")
+// and only the line; an operator knows the YAML path, not our types. The
+// file is parsed again into nodes, each node is paired with the type it
+// decodes into, and each message is matched to its node by line, tag and
+// value (several nodes share a line in flow style). It returns nil when
+// err is not a decoding error (a syntax error already reads well).
+func explainDecodeError(b []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(b, &root) != nil {
+		return nil
+	}
+	idx := &nodeIndex{used: map[*yaml.Node]bool{}}
+	idx.walk(&root, "", reflect.TypeFor[Config]())
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs []error
+		for _, msg := range te.Errors {
+			errs = append(errs, idx.explain(msg))
+		}
+		return errors.Join(errs...)
+	}
+	// A value refused by its own UnmarshalText (a priority): yaml.v3 passes
+	// the error on without a position, so find the value it refused.
+	return idx.textError()
+}
+
+// configNode is one node of the config file with its YAML path and the Go
+// type it decodes into (nil where the schema has no such key).
+type configNode struct {
+	path   string
+	node   *yaml.Node
+	typ    reflect.Type
+	key    bool         // node is a mapping key (path names its value)
+	parent reflect.Type // for a key: the type of the mapping holding it
+}
+
+type nodeIndex struct {
+	nodes []configNode
+	used  map[*yaml.Node]bool // nodes already matched to a message
+}
+
+func (x *nodeIndex) walk(n *yaml.Node, path string, t reflect.Type) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			x.walk(c, path, t)
+		}
+		return
+	case yaml.AliasNode:
+		// yaml.v3 reports errors inside an alias at the anchor's line, which
+		// the anchored node itself covers; following aliases could loop.
+		return
+	}
+	x.nodes = append(x.nodes, configNode{path: path, node: n, typ: t})
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			var ct reflect.Type
+			if t != nil {
+				switch t.Kind() {
+				case reflect.Struct:
+					for _, f := range yamlFields(t) {
+						if f.key == k.Value {
+							ct = f.typ
+						}
+					}
+				case reflect.Map:
+					ct = t.Elem()
+				}
+			}
+			x.nodes = append(x.nodes, configNode{path: p, node: k, key: true, parent: t})
+			x.walk(v, p, ct)
+		}
+	case yaml.SequenceNode:
+		var et reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			et = t.Elem()
+		}
+		for i, c := range n.Content {
+			x.walk(c, fmt.Sprintf("%s[%d]", path, i), et)
+		}
+	}
+}
+
+var (
+	errLine      = regexp.MustCompile("^line ([0-9]+): (.*)$")
+	errUnmarshal = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `(.*)`)? into (.*)$")
+	errUnknown   = regexp.MustCompile(`^field (\S+) not found in type .*$`)
+	errDuplicate = regexp.MustCompile(`^mapping key "(.*)" already defined at line ([0-9]+)$`)
+	errSetTwice  = regexp.MustCompile(`^field (\S+) already set in type .*$`)
+)
+
+// explain restates one of yaml.v3's TypeError messages.
+func (x *nodeIndex) explain(msg string) error {
+	m := errLine.FindStringSubmatch(msg)
+	if m == nil {
+		return errors.New(stripGoType(msg))
+	}
+	line, _ := strconv.Atoi(m[1])
+	rest := m[2]
+	at := func(n configNode) string {
+		if n.path == "" {
+			return fmt.Sprintf("line %d", line)
+		}
+		return fmt.Sprintf("%s: line %d", n.path, line)
+	}
+	if u := errUnmarshal.FindStringSubmatch(rest); u != nil {
+		// The Go type in the message tells nested nodes on one line apart
+		// (a block mapping and its first value both start on it).
+		if n, ok := x.find(line, false, func(n configNode) bool {
+			return n.node.ShortTag() == u[1] && (u[2] == "" || abbreviate(n.node.Value) == u[2]) &&
+				n.typ != nil && n.typ.String() == u[3]
+		}); ok {
+			return fmt.Errorf("%s: got %s, want %s", at(n), describeNode(n.node), describeType(n.typ))
+		}
+	}
+	if u := errUnknown.FindStringSubmatch(rest); u != nil {
+		if n, ok := x.find(line, true, func(n configNode) bool { return n.node.Value == u[1] }); ok {
+			var known []string
+			if n.parent != nil && n.parent.Kind() == reflect.Struct {
+				for _, f := range yamlFields(n.parent) {
+					known = append(known, f.key)
+				}
+			}
+			return fmt.Errorf("%s: unknown key (known here: %s)", at(n), strings.Join(known, ", "))
+		}
+	}
+	if u := errDuplicate.FindStringSubmatch(rest); u != nil {
+		if n, ok := x.find(line, true, func(n configNode) bool { return n.node.Value == u[1] }); ok {
+			return fmt.Errorf("%s: key already defined at line %s", at(n), u[2])
+		}
+	}
+	if u := errSetTwice.FindStringSubmatch(rest); u != nil {
+		if n, ok := x.find(line, true, func(n configNode) bool { return n.node.Value == u[1] }); ok {
+			return fmt.Errorf("%s: key set twice", at(n))
+		}
+	}
+	return fmt.Errorf("line %d: %s", line, stripGoType(rest))
+}
+
+// find returns the first node not yet matched on line that is a key (or a
+// value) and satisfies ok, and marks it matched: two identical messages on
+// one line are two nodes.
+func (x *nodeIndex) find(line int, key bool, ok func(configNode) bool) (configNode, bool) {
+	for _, n := range x.nodes {
+		if n.node.Line == line && n.key == key && !x.used[n.node] && ok(n) {
+			x.used[n.node] = true
+			return n, true
+		}
+	}
+	return configNode{}, false
+}
+
+// textError finds the scalar that its type's UnmarshalText refuses.
+func (x *nodeIndex) textError() error {
+	for _, n := range x.nodes {
+		if n.key || n.typ == nil || n.node.Kind != yaml.ScalarNode || n.node.ShortTag() == "!!null" {
+			continue
+		}
+		v, ok := reflect.New(n.typ).Interface().(encoding.TextUnmarshaler)
+		if !ok {
+			continue
+		}
+		if err := v.UnmarshalText([]byte(n.node.Value)); err != nil {
+			return fmt.Errorf("%s: line %d: %w", n.path, n.node.Line, err)
+		}
 	}
 	return nil
+}
+
+// stripGoType drops yaml.v3's " into <Go type>" from a message it could
+// not be matched to a node.
+func stripGoType(msg string) string {
+	if i := strings.LastIndex(msg, " into "); i >= 0 {
+		return msg[:i]
+	}
+	if i := strings.LastIndex(msg, " in type "); i >= 0 {
+		return msg[:i]
+	}
+	return msg
+}
+
+// abbreviate shortens a value as yaml.v3 does in its messages, which also
+// keeps a misplaced secret from being echoed whole.
+func abbreviate(v string) string {
+	if len(v) > 10 {
+		return v[:7] + "..."
+	}
+	return v
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return "an empty value"
+	case "!!str":
+		return strconv.Quote(abbreviate(n.Value))
+	case "!!binary":
+		return "binary data"
+	}
+	return abbreviate(n.Value)
+}
+
+// describeType names what a key takes, in YAML's words.
+func describeType(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	if t == reflect.TypeFor[time.Duration]() {
+		return "a duration (such as 30s or 5m)"
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return "a string"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping"
+	}
+	return "another value"
+}
+
+type yamlField struct {
+	key string
+	typ reflect.Type
+}
+
+// yamlFields lists a struct's YAML keys as yaml.v3 sees them: the tag's
+// name or the lowercased field name, ",inline" structs flattened, "-" and
+// unexported fields left out.
+func yamlFields(t reflect.Type) []yamlField {
+	var out []yamlField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if slices.Contains(strings.Split(opts, ","), "inline") {
+			if ft := f.Type; ft.Kind() == reflect.Struct {
+				out = append(out, yamlFields(ft)...)
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out = append(out, yamlField{name, f.Type})
+	}
+	return out
 }
 
 // Validate checks every section and names failing fields by their full path.

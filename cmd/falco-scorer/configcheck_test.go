@@ -186,8 +186,8 @@ func TestShippedConfigsLoad(t *testing.T) {
 }
 
 // FuzzConfig feeds arbitrary YAML to the strict config decoder and
-// validation: no input may panic, and a config that loads must survive
-// a marshal/decode round trip.
+// validation: no input may panic, a decoding error names no Go type, and
+// a config that loads must survive a marshal/decode round trip.
 func FuzzConfig(f *testing.F) {
 	seeds := []string{
 		"",
@@ -210,6 +210,10 @@ func FuzzConfig(f *testing.F) {
 		}
 		cfg := DefaultConfig()
 		if err := decodeConfig(b, &cfg); err != nil {
+			// Errors name YAML paths, never our Go types (issue 18).
+			if m := goTypeIn(err.Error(), b); m != "" {
+				t.Fatalf("decodeConfig(%q) = %q, names the Go type %q", b, err, m)
+			}
 			return
 		}
 		if cfg.Validate() != nil {
