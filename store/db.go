@@ -77,6 +77,8 @@ type DB struct {
 	flushNext uint64 // next baseline flush sequence
 
 	maintMu sync.Mutex // one maintenance pass at a time
+
+	readOnly bool // OpenReadOnly: Badger only, no journal, no goroutines
 }
 
 // Open opens (creating if needed) the store in cfg.Dir, checks the format
@@ -87,32 +89,7 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		return nil, fmt.Errorf("store config: %w", err)
 	}
 	log = log.With().Str("component", "store").Logger()
-	opts := badger.DefaultOptions(cfg.Dir).
-		WithInMemory(cfg.InMemory).
-		WithLogger(badgerLogger{log}).
-		WithSyncWrites(false). // Badger is synced only before a journal segment is recycled
-		WithDetectConflicts(false).
-		WithNumVersionsToKeep(1).
-		WithMetricsEnabled(false). // Badger's expvar metrics are process-global
-		// Sized for a sidecar, not a database server. Alert payloads (the
-		// outbox's values, ~1-2 KB, short-lived) go to the value log, so
-		// the LSM holds small pointers: memtables flush and compact far
-		// less often, and each flush grows one of Badger's pooled table
-		// builders (~4x a memtable) less. Under overload the anonymous
-		// memory stayed flat at ~250 MiB instead of ~1.2 GiB. The value
-		// log's space is reclaimed by GC once compactions have counted the
-		// deleted entries; small memtables make that happen soon: with
-		// 8 MiB ones the value log levelled off near 0.5 GB under a
-		// sustained put/delete stream, with 32 MiB ones it had not
-		// levelled off at 0.7 GB.
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithNumCompactors(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(8).
-		WithBlockCacheSize(16 << 20).
-		WithValueThreshold(256).
-		WithValueLogFileSize(32 << 20)
+	opts := badgerOptions(cfg, log)
 	if cfg.InMemory {
 		opts.Dir, opts.ValueDir = "", ""
 	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
@@ -155,6 +132,37 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	go d.runRetirer()
 	d.wakeRetirer() // segments completed before a restart, and the first spare
 	return d, nil
+}
+
+// badgerOptions are Badger's options for a store in cfg.Dir, shared by
+// Open and OpenReadOnly (which must read the files Open's options wrote).
+func badgerOptions(cfg Config, log zerolog.Logger) badger.Options {
+	return badger.DefaultOptions(cfg.Dir).
+		WithInMemory(cfg.InMemory).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(false). // Badger is synced only before a journal segment is recycled
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false). // Badger's expvar metrics are process-global
+		// Sized for a sidecar, not a database server. Alert payloads (the
+		// outbox's values, ~1-2 KB, short-lived) go to the value log, so
+		// the LSM holds small pointers: memtables flush and compact far
+		// less often, and each flush grows one of Badger's pooled table
+		// builders (~4x a memtable) less. Under overload the anonymous
+		// memory stayed flat at ~250 MiB instead of ~1.2 GiB. The value
+		// log's space is reclaimed by GC once compactions have counted the
+		// deleted entries; small memtables make that happen soon: with
+		// 8 MiB ones the value log levelled off near 0.5 GB under a
+		// sustained put/delete stream, with 32 MiB ones it had not
+		// levelled off at 0.7 GB.
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumCompactors(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(16 << 20).
+		WithValueThreshold(256).
+		WithValueLogFileSize(32 << 20)
 }
 
 // openJournal opens the journal's segment files (or the in-memory journal)
@@ -485,6 +493,9 @@ func (d *DB) acquire() error {
 // first, later ones fail with ErrClosed), waits for running operations and a
 // running maintenance pass, and closes Badger. It is safe to call twice.
 func (d *DB) Close() error {
+	if d.readOnly {
+		return d.closeReadOnly()
+	}
 	d.jc.stop()
 	var syncErr error
 	if d.syncQuit != nil {

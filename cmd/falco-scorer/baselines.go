@@ -29,20 +29,28 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 		Use:   "baselines",
 		Short: "Inspect, export, import and reset per-image baselines (service stopped)",
 		Long: "Works on the data directory of a stopped falco-scorer. While the service runs, Badger's\n" +
-			"directory lock refuses a second process: use the admin API (/api/v1/baselines) instead.",
+			"directory lock refuses a second process: use the admin API (/api/v1/baselines) instead.\n" +
+			"list, show and export open the store read-only and write nothing; import and reset write.",
 	}
-	open := func() (*store.DB, error) {
+	// open opens the store read-write for import and reset, and read-only
+	// for list, show and export, which then write nothing to the data
+	// directory (no journal segments, no Badger flush) and can run beside
+	// each other.
+	open := func(readOnly bool) (*store.DB, error) {
 		cfg := store.DefaultConfig()
 		cfg.Dir = *dataDir
 		if _, err := os.Stat(cfg.Dir); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
 		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+		if readOnly {
+			return store.OpenReadOnly(cfg.Dir, log)
+		}
 		return store.Open(cfg, log, nil)
 	}
-	withDB := func(fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
+	with := func(readOnly bool, fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) (err error) {
-			db, err := open()
+			db, err := open(readOnly)
 			if err != nil {
 				return err
 			}
@@ -50,13 +58,19 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			return fn(cmd, db, args)
 		}
 	}
+	reading := func(fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
+		return with(true, fn)
+	}
+	writing := func(fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
+		return with(false, fn)
+	}
 
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List stored images",
 		Args:  cobra.NoArgs,
-		RunE: withDB(func(cmd *cobra.Command, db *store.DB, _ []string) error {
+		RunE: reading(func(cmd *cobra.Command, db *store.DB, _ []string) error {
 			infos, err := db.Images()
 			if err != nil {
 				return err
@@ -82,7 +96,7 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 		Use:   "show IMAGE",
 		Short: "Show one image's baseline as JSON",
 		Args:  cobra.ExactArgs(1),
-		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: reading(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			info, buckets, err := db.Image(args[0])
 			if err != nil {
 				return err
@@ -95,7 +109,7 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 		Use:   "export [IMAGE...] FILE",
 		Short: "Export images (all when none named) to a versioned JSON-lines file (- for stdout)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: reading(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			file, images := args[len(args)-1], args[:len(args)-1]
 			if file == "-" {
 				_, err := db.Export(cmd.OutOrStdout(), images...)
@@ -114,7 +128,7 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 		Use:   "import FILE",
 		Short: "Import an export file (- for stdin); imported images replace stored ones",
 		Args:  cobra.ExactArgs(1),
-		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: writing(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			var r io.Reader = cmd.InOrStdin()
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
@@ -137,7 +151,7 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 		Use:   "reset IMAGE",
 		Short: "Delete one image's baseline",
 		Args:  cobra.ExactArgs(1),
-		RunE: withDB(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: writing(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			ok, err := db.ResetImage(args[0])
 			if err != nil {
 				return err

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +103,55 @@ func TestBaselinesCommandRefusesLockedDir(t *testing.T) {
 	defer db.Close()
 	if _, err := runBaselines(t, dir, "list"); err == nil || !strings.Contains(err.Error(), "admin API") {
 		t.Errorf("list on a directory in use = %v, want an error pointing to the admin API", err)
+	}
+}
+
+// dirState is every file under dir with a hash of its content.
+func dirState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = fmt.Sprintf("%x", sha256.Sum256(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBaselinesReadsLeaveStoreUntouched (issue 18): list, show and export
+// open the store read-only: the data directory is byte for byte what the
+// service left (no journal segments created, no memtable flushed, no
+// format record written), and two readers can run at once.
+func TestBaselinesReadsLeaveStoreUntouched(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir)
+	before := dirState(t, dir)
+	file := filepath.Join(t.TempDir(), "b.jsonl")
+	for _, args := range [][]string{{"list"}, {"list", "--json"}, {"show", "redis:7"}, {"export", file}} {
+		if out, err := runBaselines(t, dir, args...); err != nil {
+			t.Fatalf("baselines %v = %q, %v", args, out, err)
+		}
+		if after := dirState(t, dir); !maps.Equal(before, after) {
+			t.Fatalf("baselines %v changed the data directory:\nbefore %v\nafter  %v", args, before, after)
+		}
+	}
+	// A reader holding the store does not keep another reader out.
+	ro, err := store.OpenReadOnly(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if out, err := runBaselines(t, dir, "list"); err != nil || !strings.Contains(out, "redis:7") {
+		t.Errorf("list beside another reader = %q, %v", out, err)
 	}
 }
