@@ -312,6 +312,67 @@ func TestHelmChartRender(t *testing.T) {
 			t.Errorf("helm template %v succeeded, want a failure", bad)
 		}
 	}
+	checkChartSecrets(t, helm, chart)
+}
+
+// checkChartSecrets (issue 18): a sink enabled without its secret used to
+// render, and the pod never started (falco-scorer refuses a *_file it
+// cannot read). The chart refuses it at render, naming the config key and
+// the value to set; with the secret (or an existing Secret, whose keys
+// cannot be seen at render) it renders.
+func checkChartSecrets(t *testing.T, helm, chart string) {
+	t.Helper()
+	base := []string{"template", "fs", chart, "--kube-version", kubeVersion}
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want []string
+	}{
+		{"slack without its webhook", []string{"config.sinks.slack.enabled=true"},
+			[]string{"config.sinks.slack.webhook_url_file", "secrets.slackWebhookURL"}},
+		{"kafka without its password", []string{"config.sinks.kafka.enabled=true"},
+			[]string{"config.sinks.kafka.sasl.password_file", "secrets.kafkaPassword"}},
+		{"ingest token without its secret", []string{"config.inputs.http.token_file=/etc/falco-scorer/secrets/ingest-token"},
+			[]string{"config.inputs.http.token_file", "secrets.ingestToken"}},
+		{"webhook url from a key the chart does not create",
+			[]string{"config.sinks.webhook.enabled=true", "config.sinks.webhook.url_file=/etc/falco-scorer/secrets/webhook-url"},
+			[]string{"config.sinks.webhook.url_file", "secrets.existingSecret"}},
+		{"secret file outside the mount",
+			[]string{"config.sinks.slack.enabled=true", "config.sinks.slack.webhook_url_file=/var/run/slack", "secrets.existingSecret=mine"},
+			[]string{"config.sinks.slack.webhook_url_file", "/etc/falco-scorer/secrets/"}},
+		{"slack with no source at all",
+			[]string{"config.sinks.slack.enabled=true", "config.sinks.slack.webhook_url_file=null", "config.sinks.slack.webhook_url_env=SLACK_URL"},
+			[]string{"config.sinks.slack", "webhook_url_file"}},
+	} {
+		var args []string
+		for _, s := range tc.set {
+			args = append(args, "--set", s)
+		}
+		_, err := runHelm(t, helm, append(slices.Clone(base), args...)...)
+		if err == nil {
+			t.Errorf("%s: helm template --set %v succeeded, want a failure", tc.name, tc.set)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: helm template --set %v: %v\nwant the error to name %s", tc.name, tc.set, err, w)
+			}
+		}
+	}
+	for _, set := range [][]string{
+		{"config.sinks.slack.enabled=true", "secrets.slackWebhookURL=https://hooks.example/x"},
+		{"config.sinks.slack.enabled=true", "config.sinks.kafka.enabled=true", "secrets.existingSecret=mine"},
+		{"config.sinks.kafka.enabled=true", "secrets.kafkaPassword=pw", "config.sinks.webhook.enabled=true"},
+		{"config.inputs.http.token_file=/etc/falco-scorer/secrets/ingest-token", "secrets.ingestToken=tok"},
+	} {
+		var args []string
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		if _, err := runHelm(t, helm, append(slices.Clone(base), args...)...); err != nil {
+			t.Errorf("helm template --set %v: %v, want it to render", set, err)
+		}
+	}
 }
 
 // TestHelmChartValuesSchema: values.schema.json makes wrong values fail at
