@@ -109,3 +109,50 @@ func TestLoadConfigErrorsNameYAMLPath(t *testing.T) {
 		})
 	}
 }
+
+// readmeConfigs returns the fenced YAML blocks of a Markdown file that open
+// with the line "# falco-scorer.yaml": the configuration snippets the
+// READMEs offer to copy.
+func readmeConfigs(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	rest := string(b)
+	for {
+		i := strings.Index(rest, "```yaml\n# falco-scorer.yaml")
+		if i < 0 {
+			return out
+		}
+		rest = rest[i+len("```yaml\n"):]
+		j := strings.Index(rest, "\n```")
+		if j < 0 {
+			t.Fatalf("%s: unterminated yaml block", path)
+		}
+		out = append(out, rest[:j+1])
+		rest = rest[j:]
+	}
+}
+
+// TestReadmeConfigSnippetsLoad (issue 18): the falco-scorer configurations
+// the READMEs show for chaining falcosidekick and falco-talon pass
+// `config check` as printed.
+func TestReadmeConfigSnippetsLoad(t *testing.T) {
+	for _, readme := range []string{"../../README.md", "../../deploy/README.md"} {
+		snippets := readmeConfigs(t, readme)
+		if len(snippets) == 0 {
+			t.Errorf("%s: no falco-scorer.yaml snippet (a yaml block opening with \"# falco-scorer.yaml\")", readme)
+		}
+		for i, s := range snippets {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := runCLI("config", "check", path); err != nil || !strings.Contains(out, "ok") {
+				t.Errorf("%s snippet %d: config check = %q, %v\n%s", readme, i+1, out, err, s)
+			}
+		}
+	}
+}

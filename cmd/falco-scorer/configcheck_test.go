@@ -96,7 +96,7 @@ func shippedConfigs(t *testing.T) map[string][]byte {
 		return b
 	}
 	out := map[string][]byte{}
-	for _, f := range []string{"config/falco-scorer.example.yaml", "config/container.yaml"} {
+	for _, f := range []string{"config/falco-scorer.example.yaml", "config/container.yaml", "config/falco-scorer.chain.yaml"} {
 		out[f] = read(f)
 	}
 	cm := "kubernetes/falco-scorer-config.yaml"
@@ -131,8 +131,8 @@ func shippedConfigs(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	out["helm/falco-scorer/values.yaml:config"] = chartCfg
-	if n := len(out); n < 5 {
-		t.Fatalf("found %d shipped configurations, want the example, container.yaml, two sidecar configs and the chart's: %v", n, keys(out))
+	if n := len(out); n < 6 {
+		t.Fatalf("found %d shipped configurations, want the example, container.yaml, the falcosidekick chain, two sidecar configs and the chart's: %v", n, keys(out))
 	}
 	return out
 }
