@@ -43,10 +43,25 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
 		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-		if readOnly {
-			return store.OpenReadOnly(cfg.Dir, log)
+		if !readOnly {
+			return store.Open(cfg, log, nil)
 		}
-		return store.Open(cfg, log, nil)
+		db, err := store.OpenReadOnly(cfg.Dir, log)
+		if !errors.Is(err, store.ErrNeedsRecovery) {
+			return db, err
+		}
+		// A killed service left the store to recover: do what its next
+		// start would do (Badger truncates its unfinished log; journal
+		// entries stay for the service to replay), then read.
+		fmt.Fprintln(os.Stderr, "falco-scorer: the store was not closed cleanly (a killed service): recovering it, as the service's next start would, before reading")
+		rw, err := store.Open(cfg, log, nil)
+		if err != nil {
+			return nil, fmt.Errorf("recover store: %w", err)
+		}
+		if err := rw.Close(); err != nil {
+			return nil, fmt.Errorf("recover store: %w", err)
+		}
+		return store.OpenReadOnly(cfg.Dir, log)
 	}
 	with := func(readOnly bool, fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) (err error) {

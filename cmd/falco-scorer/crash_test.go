@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -298,9 +299,13 @@ func TestSIGKILLRounds(t *testing.T) {
 // service's data directory and returns the baseline's learned_events.
 func learnedEvents(t testing.TB, data, image string) int {
 	t.Helper()
-	out, err := childCommand(t, "baselines", "show", image, "--data-dir", data).CombinedOutput()
+	// stdout only: after a kill, show says on stderr that it recovers the store.
+	cmd := childCommand(t, "baselines", "show", image, "--data-dir", data)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("baselines show: %v\n%s", err, out)
+		t.Fatalf("baselines show: %v\n%s%s", err, out, stderr.String())
 	}
 	var v any
 	if err := json.Unmarshal(out, &v); err != nil {
