@@ -112,6 +112,12 @@ func (w *scoreJSON) score() Score {
 	return s
 }
 
+// Baseline states.
+const (
+	StateLearning   = "learning"
+	StateMonitoring = "monitoring"
+)
+
 // Maturity describes how much the baseline behind a score has seen; its
 // zero value (State "") means the alert's image has no baseline. The
 // rules read it to rank an anomaly: the same score means more on a baseline

@@ -5,13 +5,6 @@ import (
 	"sync"
 )
 
-// Image-key modes: what identifies "the same image" for a baseline.
-const (
-	ImageKeyDigest     = "digest"     // digest when Falco gives one, else repository:tag (default)
-	ImageKeyTag        = "tag"        // repository:tag, ignoring digests
-	ImageKeyRepository = "repository" // repository only: all versions share a baseline
-)
-
 // imageCache remembers container id → image so events whose rule output
 // lacks image fields still land in the right baseline. Bounded: when full it
 // is cleared, which only costs a few events keyed by container id.
@@ -60,7 +53,7 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 		Hostname:    ev.Hostname,
 	}
 	s.PID, _ = ev.IntField(FieldProcPID...)
-	s.Image, s.ImageSource = imageKey(ev, mode)
+	s.Image, s.ImageSource = ImageKey(ev, mode)
 	if s.Image == "" && s.ContainerID != "" && cache != nil {
 		if c, ok := cache.get(s.ContainerID); ok {
 			s.Image, s.ImageSource = c.Image, "cache"
@@ -99,62 +92,4 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 // key (repo:tag) name the same repository.
 func sameRepository(digestKey, tagKey string) bool {
 	return ImageRepository(digestKey) == ImageRepository(tagKey)
-}
-
-// ImageRepository strips the tag or digest from an image key ("repo:tag",
-// "repo@sha256:…"; a registry port is not a tag). It is "" for keys that
-// are not images: "host" and container fallbacks.
-func ImageRepository(key string) string {
-	if key == "host" || strings.HasPrefix(key, "container:") {
-		return ""
-	}
-	repo, _, _ := splitImageRef(key)
-	return repo
-}
-
-// imageKey picks the baseline identity from the event's image fields.
-func imageKey(ev *Event, mode string) (key, source string) {
-	repo := ev.Field(FieldImageRepository...)
-	tag := ev.Field(FieldImageTag...)
-	digest := ev.Field(FieldImageDigest...)
-	if repo == "" {
-		// Older rules may only print container.image ("repo:tag", or
-		// "repo@sha256:…" for an image pulled by digest).
-		if full := ev.Field(FieldImage...); full != "" {
-			var d string
-			repo, tag, d = splitImageRef(full)
-			if digest == "" {
-				digest = d
-			}
-		}
-	}
-	if repo == "" {
-		return "", ""
-	}
-	switch mode {
-	case ImageKeyRepository:
-		return repo, "repository"
-	case ImageKeyTag:
-	default:
-		if digest != "" {
-			return repo + "@" + digest, "digest"
-		}
-	}
-	if tag == "" {
-		tag = "latest"
-	}
-	return repo + ":" + tag, "tag"
-}
-
-// splitImageRef splits an image reference "repo[:tag][@digest]" without
-// mistaking a registry port for a tag.
-func splitImageRef(full string) (repo, tag, digest string) {
-	if i := strings.Index(full, "@"); i >= 0 {
-		full, digest = full[:i], full[i+1:]
-	}
-	slash := strings.LastIndex(full, "/")
-	if i := strings.LastIndex(full, ":"); i > slash {
-		return full[:i], full[i+1:], digest
-	}
-	return full, "", digest
 }

@@ -125,32 +125,11 @@ func TestImageKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, src := imageKey(mk(c.fields), c.mode)
+			got, src := ImageKey(mk(c.fields), c.mode)
 			if got != c.want || src != c.src {
 				t.Errorf("imageKey() = %q, %q, want %q, %q", got, src, c.want, c.src)
 			}
 		})
-	}
-}
-
-func TestEnrichFallsBackToCacheThenContainer(t *testing.T) {
-	cache := newImageCache(10)
-	full := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "nginx", "container.image.tag": "1", "k8s.ns.name": "shop"})}
-	if s := enrich(full, ImageKeyDigest, cache); s.Image != "nginx:1" {
-		t.Fatalf("enrich(full).Image = %q, want nginx:1", s.Image)
-	}
-	bare := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "proc.pid": "7"})}
-	s := enrich(bare, ImageKeyDigest, cache)
-	if s.Image != "nginx:1" || s.ImageSource != "cache" || s.Namespace != "shop" || s.PID != 7 {
-		t.Errorf("enrich(bare) = %+v, want image from cache", s)
-	}
-	unknown := &Event{Fields: FieldsOf(map[string]string{"container.id": "c2"})}
-	if s := enrich(unknown, ImageKeyDigest, cache); s.Image != "container:c2" || s.ImageSource != "container" {
-		t.Errorf("enrich(unknown) = %+v, want container fallback", s)
-	}
-	host := &Event{Fields: FieldsOf(map[string]string{"container.id": "host"})}
-	if s := enrich(host, ImageKeyDigest, cache); s.Image != "host" {
-		t.Errorf("enrich(host) = %+v, want host", s)
 	}
 }
 
@@ -240,36 +219,6 @@ func TestDecodeJSONNestingLimit(t *testing.T) {
 	}
 }
 
-// TestEnrichKeepsContainerOnItsDigestKey: a container's Falco alerts from
-// stock rules (repository and tag, no digest) land in the baseline of its
-// observations (digest key), whichever came first once the digest is known;
-// a digest is never downgraded to a tag key.
-func TestEnrichKeepsContainerOnItsDigestKey(t *testing.T) {
-	cache := newImageCache(10)
-	obs := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "nginx",
-		"container.image.tag": "1", "container.image.digest": "sha256:feed"})}
-	alert := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "nginx",
-		"container.image.tag": "1"})}
-	if s := enrich(obs, ImageKeyDigest, cache); s.Image != "nginx@sha256:feed" {
-		t.Fatalf("observation key = %q, want nginx@sha256:feed", s.Image)
-	}
-	if s := enrich(alert, ImageKeyDigest, cache); s.Image != "nginx@sha256:feed" || s.ImageSource != "digest" {
-		t.Errorf("Falco alert without digest = %q (%s), want the container's digest key", s.Image, s.ImageSource)
-	}
-	if s := enrich(obs, ImageKeyDigest, cache); s.Image != "nginx@sha256:feed" {
-		t.Errorf("observation after the alert = %q, want the digest key", s.Image)
-	}
-	// Another repository in the same container id (not expected) keeps its own key.
-	other := &Event{Fields: FieldsOf(map[string]string{"container.id": "c1", "container.image.repository": "redis", "container.image.tag": "7"})}
-	if s := enrich(other, ImageKeyDigest, cache); s.Image != "redis:7" {
-		t.Errorf("other repository = %q, want redis:7", s.Image)
-	}
-	// Tag mode ignores digests altogether.
-	if s := enrich(alert, ImageKeyTag, newImageCache(10)); s.Image != "nginx:1" {
-		t.Errorf("tag mode = %q, want nginx:1", s.Image)
-	}
-}
-
 // TestImageKeyFromReference: container.image alone, with a registry port, a
 // tag and/or a digest.
 func TestImageKeyFromReference(t *testing.T) {
@@ -280,7 +229,7 @@ func TestImageKeyFromReference(t *testing.T) {
 		{"reg:5000/app:1.2@sha256:abc", "reg:5000/app@sha256:abc", "digest"},
 	} {
 		ev := &Event{Fields: FieldsOf(map[string]string{"container.image": tc.ref})}
-		if key, source := imageKey(ev, ImageKeyDigest); key != tc.want || source != tc.source {
+		if key, source := ImageKey(ev, ImageKeyDigest); key != tc.want || source != tc.source {
 			t.Errorf("imageKey(container.image=%q) = %q, %q; want %q, %q", tc.ref, key, source, tc.want, tc.source)
 		}
 	}

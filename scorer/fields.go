@@ -24,6 +24,17 @@ var (
 	FieldUser        = []string{"user.name", "user.uid"}
 )
 
+// Falco fields the symbolizer reads besides the subject's (see
+// rules/falco-scorer_rules.yaml: the observation rules print them).
+var (
+	FieldEvtRes   = []string{"evt.res"}
+	FieldUserUID  = []string{"user.uid"}
+	FieldFDName   = []string{"fd.name"}
+	FieldFSPath   = []string{"fs.path.name"}
+	FieldArgFlags = []string{"evt.arg.flags"}
+	FieldArgMode  = []string{"evt.arg.mode"}
+)
+
 // IdentityFields name the container, image, Kubernetes object and process
 // of an event: the fields that become image and sequence keys, Subjects and
 // log fields. Their values are held to MaxIdentityBytes.

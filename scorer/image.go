@@ -15,12 +15,6 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
-// Baseline states.
-const (
-	StateLearning   = "learning"
-	StateMonitoring = "monitoring"
-)
-
 // image is one image's baseline as a worker holds it: the model, its
 // maturity and its calibrated thresholds.
 type image struct {

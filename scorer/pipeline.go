@@ -15,26 +15,6 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
-// Decision is what the routing rules decide for one alert.
-type Decision struct {
-	Priority   Priority
-	Band       string
-	Sinks      []string
-	Suppressed bool
-	Reason     string
-}
-
-// Decider applies the priority, routing and suppression rules (package rules).
-type Decider interface {
-	Decide(a *Alert, now time.Time) Decision
-}
-
-// DeciderFunc adapts a function to Decider.
-type DeciderFunc func(a *Alert, now time.Time) Decision
-
-// Decide calls f.
-func (f DeciderFunc) Decide(a *Alert, now time.Time) Decision { return f(a, now) }
-
 // Deps are the pipeline's collaborators.
 type Deps struct {
 	Journal   Journal   // required

@@ -2,17 +2,6 @@ package scorer
 
 import "github.com/falco-scorer/falco-scorer/scorer/symbol"
 
-// Falco fields the symbolizer reads besides the subject's (see
-// rules/falco-scorer_rules.yaml: the observation rules print them).
-var (
-	FieldEvtRes   = []string{"evt.res"}
-	FieldUserUID  = []string{"user.uid"}
-	FieldFDName   = []string{"fd.name"}
-	FieldFSPath   = []string{"fs.path.name"}
-	FieldArgFlags = []string{"evt.arg.flags"}
-	FieldArgMode  = []string{"evt.arg.mode"}
-)
-
 // observationOf reads the fields of ev that its symbol is made of.
 func observationOf(ev *Event, evtType string) symbol.Observation {
 	return symbol.Observation{
