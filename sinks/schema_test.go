@@ -41,7 +41,7 @@ func TestAlertSchema(t *testing.T) {
 	fromGRPC := sinkstest.FalcoAlert(5, "nginx:1.27", "Terminal shell in container")
 	fromGRPC.Event.Raw = nil // gRPC events are re-encoded as Falco JSON
 	// An event outside any container: the scorer names its subject "host"
-	// (scorer/enrich.go), with no container, namespace or pod.
+	// (scorer/pipeline/enrich.go), with no container, namespace or pod.
 	host := sinkstest.FalcoAlert(6, "host", "Write below etc")
 	host.Subject = scorer.Subject{Image: "host", ImageSource: "host", ContainerID: "host",
 		Process: "vi", PID: 812, Hostname: "node-1"}

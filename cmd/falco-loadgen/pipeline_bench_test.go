@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 )
 
 // memJournal is a Journal without I/O: it numbers events and counts what
@@ -63,7 +64,7 @@ func decodedPool(tb testing.TB, m Mix, n int) []scorer.Event {
 
 // pipe is a running pipeline over a memJournal.
 type pipe struct {
-	p      *scorer.Pipeline
+	p      *pipeline.Pipeline
 	j      *memJournal
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
@@ -71,13 +72,13 @@ type pipe struct {
 	fed    int64
 }
 
-func startPipeline(tb testing.TB, cfg scorer.Config) *pipe {
+func startPipeline(tb testing.TB, cfg pipeline.Config) *pipe {
 	tb.Helper()
 	j := &memJournal{}
 	reg := prometheus.NewRegistry()
-	p, err := scorer.New(cfg, scorer.Deps{Journal: j, Sinks: []string{"kafka"}}, zerolog.Nop(), reg)
+	p, err := pipeline.New(cfg, pipeline.Deps{Journal: j, Sinks: []string{"kafka"}}, zerolog.Nop(), reg)
 	if err != nil {
-		tb.Fatalf("scorer.New() = %v", err)
+		tb.Fatalf("pipeline.New() = %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pp := &pipe{p: p, j: j, reg: reg, cancel: cancel, done: make(chan error, 1)}
@@ -148,7 +149,7 @@ func heapAlloc() uint64 {
 // ns/op is per event, on the default 2 workers.
 func BenchmarkPipeline(b *testing.B) {
 	pool := decodedPool(b, DefaultMix(), 50_000)
-	pp := startPipeline(b, scorer.DefaultConfig())
+	pp := startPipeline(b, pipeline.DefaultConfig())
 	defer pp.stop()
 	pp.feed(b, pool, 64) // warm: images and sequences exist
 	pp.drain()
@@ -172,8 +173,8 @@ func BenchmarkPipeline(b *testing.B) {
 func BenchmarkPipelineScale(b *testing.B) {
 	m := Mix{Images: *scaleImages, ContainersPerImage: 1, ProcsPerContainer: *scaleProcs, AlertRatio: 0.01, Seed: 11}
 	seqs := m.Images * m.ProcsPerContainer
-	pool := decodedPool(b, m, seqs)                // timed traffic: about one event per sequence
-	pp := startPipeline(b, scorer.DefaultConfig()) // stopped below: a deferred stop would keep it reachable
+	pool := decodedPool(b, m, seqs)                  // timed traffic: about one event per sequence
+	pp := startPipeline(b, pipeline.DefaultConfig()) // stopped below: a deferred stop would keep it reachable
 	// Warm: stream 6 events per sequence through, decoded on the fly, so
 	// that (nearly) every sequence is live and every image has a model.
 	g, err := NewGenerator(m)

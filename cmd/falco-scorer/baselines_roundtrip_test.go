@@ -9,6 +9,7 @@ import (
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/store"
 )
 
@@ -36,7 +37,7 @@ func TestExportImportGivesIdenticalScores(t *testing.T) {
 	}
 	run := func(db *store.DB, lines [][]byte) {
 		t.Helper()
-		p, err := scorer.New(cfg.Scorer, scorer.Deps{Journal: db, Baselines: baselineStore{db}, Sinks: []string{"stdout"}},
+		p, err := pipeline.New(cfg.Scorer, pipeline.Deps{Journal: db, Baselines: baselineStore{db}, Sinks: []string{"stdout"}},
 			zerolog.Nop(), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/store/admin"
 )
 
@@ -48,7 +49,7 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 // addBaselinesCmd adds `baselines` working on the configured data dir.
 func addBaselinesCmd(root *cobra.Command, g *globalFlags) {
 	dir := ""
-	order := scorer.DefaultConfig().Order
+	order := pipeline.DefaultConfig().Order
 	cmd := newBaselinesCmdWith(&dir, func(image string, meta []byte, buckets []scorer.BaselineBucket) any {
 		return describeBaseline(order)(image, meta, buckets)
 	})

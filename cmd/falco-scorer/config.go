@@ -17,7 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/scorer/source"
 	"github.com/falco-scorer/falco-scorer/sinks"
@@ -31,15 +31,15 @@ import (
 // over DefaultConfig. Each section is owned by the package that uses it;
 // this file only assembles them and prefixes their field names in errors.
 type Config struct {
-	Log       LogConfig     `yaml:"log"`
-	DataDir   string        `yaml:"data_dir"` // shorthand for store.dir
-	Inputs    source.Config `yaml:"inputs"`
-	Scorer    scorer.Config `yaml:"scorer"`
-	RulesFile string        `yaml:"rules_file"` // priority/routing/suppression rules; built-in defaults when empty
-	Store     store.Config  `yaml:"store"`
-	Delivery  sinks.Config  `yaml:"delivery"` // retry, batching and dead-letter policy shared by every sink
-	Sinks     SinksConfig   `yaml:"sinks"`
-	Admin     AdminConfig   `yaml:"admin"`
+	Log       LogConfig       `yaml:"log"`
+	DataDir   string          `yaml:"data_dir"` // shorthand for store.dir
+	Inputs    source.Config   `yaml:"inputs"`
+	Scorer    pipeline.Config `yaml:"scorer"`
+	RulesFile string          `yaml:"rules_file"` // priority/routing/suppression rules; built-in defaults when empty
+	Store     store.Config    `yaml:"store"`
+	Delivery  sinks.Config    `yaml:"delivery"` // retry, batching and dead-letter policy shared by every sink
+	Sinks     SinksConfig     `yaml:"sinks"`
+	Admin     AdminConfig     `yaml:"admin"`
 	// ShutdownTimeout bounds the ordered shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MemoryLimitMiB is the Go runtime's soft memory limit (the garbage
@@ -120,7 +120,7 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "json"},
 		DataDir:         "",
 		Inputs:          source.DefaultConfig(),
-		Scorer:          scorer.DefaultConfig(),
+		Scorer:          pipeline.DefaultConfig(),
 		Store:           store.DefaultConfig(),
 		Delivery:        sinks.DefaultConfig(),
 		ShutdownTimeout: 20 * time.Second,

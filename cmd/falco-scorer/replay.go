@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/source"
 )
 
@@ -120,7 +121,7 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 // unjournaled feeds the pipeline without the journal: the file being
 // replayed is itself the durable record (after a crash, replay it again;
 // alert ids are stable, so consumers can drop the duplicates).
-type unjournaled struct{ p *scorer.Pipeline }
+type unjournaled struct{ p *pipeline.Pipeline }
 
 func (u unjournaled) Accept(ctx context.Context, source string, events []scorer.Event) error {
 	return u.p.AcceptUnjournaled(ctx, source, events)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/falco-scorer/falco-scorer/rules"
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/source"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
@@ -114,7 +115,7 @@ type service struct {
 	log         zerolog.Logger
 	reg         *prometheus.Registry
 	db          *store.DB
-	pipe        *scorer.Pipeline
+	pipe        *pipeline.Pipeline
 	engine      *rules.Engine
 	sinks       []sinks.Sink
 	dispatchers []*sinks.Dispatcher
@@ -169,7 +170,7 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer) (_ *service, err 
 	}
 
 	enabled := cfg.enabledSinks()
-	s.pipe, err = scorer.New(cfg.Scorer, scorer.Deps{
+	s.pipe, err = pipeline.New(cfg.Scorer, pipeline.Deps{
 		Journal:    s.db,
 		Baselines:  baselineStore{s.db},
 		Decider:    decider(s.engine, enabled),

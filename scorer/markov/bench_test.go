@@ -19,7 +19,7 @@ func benchModel(b *testing.B, order int) (*Model, []Symbol) {
 }
 
 func BenchmarkScore(b *testing.B) {
-	for _, order := range []int{4, 6, 8, 10, 12} { // 6: the pipeline's default (scorer.DefaultOrder)
+	for _, order := range []int{4, 6, 8, 10, 12} { // 6: the pipeline's default (pipeline.DefaultOrder)
 		b.Run(fmt.Sprintf("order%d", order), func(b *testing.B) {
 			m, syms := benchModel(b, order)
 			var h History

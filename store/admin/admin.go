@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/store"
 )
@@ -202,7 +203,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 
 // ListView is one image in the list output: its storage, and what its
 // baseline is doing (state, events, progress to graduation or threshold,
-// graduation time, last seen; scorer.DescribeMeta).
+// graduation time, last seen; pipeline.DescribeMeta).
 type ListView struct {
 	store.ImageInfo
 	Baseline map[string]any `json:"baseline,omitempty"`
@@ -212,7 +213,7 @@ type ListView struct {
 func List(infos []store.ImageInfo) []ListView {
 	out := make([]ListView, len(infos))
 	for i, in := range infos {
-		out[i] = ListView{ImageInfo: in, Baseline: scorer.DescribeMeta(in.Meta)}
+		out[i] = ListView{ImageInfo: in, Baseline: pipeline.DescribeMeta(in.Meta)}
 	}
 	return out
 }
@@ -227,7 +228,7 @@ type BucketView struct {
 type ShowView struct {
 	store.ImageInfo
 	// Baseline is what the baseline is doing: state, thresholds, graduation
-	// time or progress towards it (scorer.DescribeMeta).
+	// time or progress towards it (pipeline.DescribeMeta).
 	Baseline    map[string]any `json:"baseline,omitempty"`
 	BucketBlobs []BucketView   `json:"bucket_blobs"`
 	Model       any            `json:"model,omitempty"`
@@ -249,7 +250,7 @@ func (h *handler) show(w http.ResponseWriter, r *http.Request) {
 
 // Show builds the show output; the CLI uses it too.
 func Show(info store.ImageInfo, buckets []scorer.BaselineBucket, describe DescribeFunc) ShowView {
-	v := ShowView{ImageInfo: info, Baseline: scorer.DescribeMeta(info.Meta), BucketBlobs: make([]BucketView, len(buckets))}
+	v := ShowView{ImageInfo: info, Baseline: pipeline.DescribeMeta(info.Meta), BucketBlobs: make([]BucketView, len(buckets))}
 	for i, b := range buckets {
 		v.BucketBlobs[i] = BucketView{Bucket: b.Bucket, Bytes: len(b.Counts)}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 )
 
 // Budgets are the false-alarm budgets reported: the share of normal test
@@ -145,7 +146,7 @@ type imageState struct {
 	sawTest     bool
 }
 
-func (c *collector) onScored(s scorer.Scored) {
+func (c *collector) onScored(s pipeline.Scored) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	im := c.images[s.Image]
@@ -219,14 +220,14 @@ func (c *collector) onScored(s scorer.Scored) {
 // phase) through the service's own pipeline with cfg and reports detection
 // against labels, beside a set-membership profile learned from the same
 // learning phase.
-func Run(ctx context.Context, cfg scorer.Config, capture io.Reader, labels *lab.Labels, log zerolog.Logger) (*Report, error) {
+func Run(ctx context.Context, cfg pipeline.Config, capture io.Reader, labels *lab.Labels, log zerolog.Logger) (*Report, error) {
 	c := &collector{
 		labels: labels, procs: map[procKey]*process{}, gen: map[[2]any]int{},
 		learned: map[string]map[string]bool{}, images: map[string]*imageState{},
 		runEvents: map[*lab.Run][]time.Time{}, imageOf: map[string]string{},
 		learnProc: map[procKey]bool{}, learnAlerted: map[procKey]bool{},
 	}
-	p, err := scorer.New(cfg, scorer.Deps{Journal: nopJournal{}, OnScored: c.onScored}, log, nil)
+	p, err := pipeline.New(cfg, pipeline.Deps{Journal: nopJournal{}, OnScored: c.onScored}, log, nil)
 	if err != nil {
 		return nil, fmt.Errorf("capture eval: %w", err)
 	}
@@ -253,7 +254,7 @@ func Run(ctx context.Context, cfg scorer.Config, capture io.Reader, labels *lab.
 }
 
 // feed decodes the capture line by line and hands batches to the pipeline.
-func feed(ctx context.Context, in io.Reader, p *scorer.Pipeline, r *Report) error {
+func feed(ctx context.Context, in io.Reader, p *pipeline.Pipeline, r *Report) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 1<<20), 8<<20)
 	batch := make([]scorer.Event, 0, 256)

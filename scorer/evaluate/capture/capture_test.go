@@ -7,14 +7,14 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 const labDir = "../lab/testdata"
 
-func runLab(t *testing.T, cfg scorer.Config) *Report {
+func runLab(t *testing.T, cfg pipeline.Config) *Report {
 	t.Helper()
 	labels, err := lab.LoadLabels(labDir + "/labels.json")
 	if err != nil {
@@ -41,7 +41,7 @@ func runLab(t *testing.T, cfg scorer.Config) *Report {
 // they were chosen (44 of 47 attack runs, 13 of 1,182 normal processes
 // alerted, 1.10 %; set membership 47 of 47 at 17, 1.44 %) less a margin.
 func TestLabCaptureDetection(t *testing.T) {
-	r := runLab(t, scorer.DefaultConfig())
+	r := runLab(t, pipeline.DefaultConfig())
 	s, m := r.Overall.Scorer, r.Overall.SetMembership
 	t.Logf("scorer: %d/%d runs, %d/%d normal alerted; set membership: %d/%d runs, %d normal alerted",
 		s.RunsDetected, s.AttackRuns, s.NormalAlerted, s.NormalProcesses, m.RunsDetected, m.AttackRuns, m.NormalAlerted)
@@ -77,10 +77,10 @@ func TestLabCaptureDetection(t *testing.T) {
 // the scorer did before), the same capture is barely detected: the
 // argument-aware symbols are what carries the signal.
 func TestLabCaptureNeedsArguments(t *testing.T) {
-	cfg := scorer.DefaultConfig()
+	cfg := pipeline.DefaultConfig()
 	cfg.Symbols.Mode = symbol.ModeType
 	r := runLab(t, cfg)
-	args := runLab(t, scorer.DefaultConfig())
+	args := runLab(t, pipeline.DefaultConfig())
 	if r.Overall.Scorer.RunsDetected >= args.Overall.Scorer.RunsDetected {
 		t.Errorf("evt.type symbols detect %d runs, argument symbols %d: want fewer without arguments",
 			r.Overall.Scorer.RunsDetected, args.Overall.Scorer.RunsDetected)

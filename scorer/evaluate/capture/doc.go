@@ -2,7 +2,7 @@
 // replays a recorded capture of Falco JSON observations (a learning phase,
 // then a test phase of normal traffic and attacks, see scorer/evaluate/lab)
 // through the service's own pipeline, observes every scoring decision
-// (scorer.Deps.OnScored), and reports per-process ranking (AUC), detection as
+// (pipeline.Deps.OnScored), and reports per-process ranking (AUC), detection as
 // deployed (the pipeline's own alerts and calibrated thresholds) and at fixed
 // false-alarm budgets, incident-level (attack run) detection, per-scenario
 // detection and events to first alert, per image and overall.

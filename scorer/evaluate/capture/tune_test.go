@@ -13,19 +13,19 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 )
 
 // recordScored runs the pipeline over a capture and returns every decision
 // in the order one worker took them.
-func recordScored(t *testing.T, cfg scorer.Config, capturePath string) []scorer.Scored {
+func recordScored(t *testing.T, cfg pipeline.Config, capturePath string) []pipeline.Scored {
 	t.Helper()
 	cfg.Workers = 1
 	var mu sync.Mutex
-	var out []scorer.Scored
-	p, err := scorer.New(cfg, scorer.Deps{Journal: nopJournal{}, OnScored: func(s scorer.Scored) {
+	var out []pipeline.Scored
+	p, err := pipeline.New(cfg, pipeline.Deps{Journal: nopJournal{}, OnScored: func(s pipeline.Scored) {
 		mu.Lock()
 		out = append(out, s)
 		mu.Unlock()
@@ -66,7 +66,7 @@ func TestTuneProcessScore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := scorer.DefaultConfig()
+	cfg := pipeline.DefaultConfig()
 	if m := os.Getenv("SYMBOLS"); m != "" {
 		cfg.Symbols.Mode = m
 	}
@@ -379,7 +379,7 @@ func TestTuneNovelSymbols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := recordScored(t, scorer.DefaultConfig(), dir+"/capture.ndjson.gz")
+	evs := recordScored(t, pipeline.DefaultConfig(), dir+"/capture.ndjson.gz")
 	learned := map[string]bool{}
 	for _, s := range evs {
 		if s.Time.Before(labels.TestStart) && s.Symbol != "" {

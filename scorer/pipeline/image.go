@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"cmp"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
@@ -119,7 +120,7 @@ func DescribeMeta(meta []byte) map[string]any {
 	if m.Inherited != "" {
 		out["inherited_from"] = m.Inherited
 	}
-	if m.State != StateMonitoring {
+	if m.State != scorer.StateMonitoring {
 		// Progress towards graduation: learning_blocks consecutive blocks
 		// of learning_block_events events whose rate of new (previous,
 		// symbol) pairs is at most new_transition_rate (or a flat learning
@@ -146,7 +147,7 @@ func (w *worker) newImage(key string, now time.Time) *image {
 		panic(fmt.Sprintf("markov config validated at start: %v", err)) // unreachable: Config.Validate checked it
 	}
 	return &image{
-		key: key, model: m, conv: newConvergence(w.p.cfg), state: StateLearning, since: now, lastSeen: now,
+		key: key, model: m, conv: newConvergence(w.p.cfg), state: scorer.StateLearning, since: now, lastSeen: now,
 		symbols:      w.p.symbolsID,
 		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window, windowWarm: w.p.cfg.WindowWarmup,
 		cusumK: w.p.cfg.cusumAllowance(), cusumCap: w.p.cfg.CusumCap,
@@ -234,26 +235,26 @@ func (w *worker) stashUnflushed(img *image) {
 
 // takeDelta takes the counts img learned since its last flush as a delta
 // for bucket, with the meta a flush may write (storedMeta).
-func (img *image) takeDelta(bucket time.Time) (BaselineDelta, error) {
+func (img *image) takeDelta(bucket time.Time) (scorer.BaselineDelta, error) {
 	blob, err := img.model.TakeDelta().MarshalBinary()
 	if err != nil {
-		return BaselineDelta{}, err
+		return scorer.BaselineDelta{}, err
 	}
 	img.dirty = false
-	return BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.storedMeta()}, nil
+	return scorer.BaselineDelta{Image: img.key, Bucket: bucket, Counts: blob, Meta: img.storedMeta()}, nil
 }
 
 // loadImage reads one stored image when the store can do that; nil when it
 // cannot or has none. An error means the store has it but could not read it.
 func (w *worker) loadImage(key string, now time.Time) (*image, error) {
-	loader, ok := w.p.deps.Baselines.(ImageLoader)
+	loader, ok := w.p.deps.Baselines.(scorer.ImageLoader)
 	if !ok {
 		return nil, nil
 	}
 	since := w.p.horizonStart(now)
 	meta, buckets, found, err := loader.LoadImage(key, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", TruncateForLog(key)).Dur("retry_in", loadRetryInterval).
+		w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(key)).Dur("retry_in", loadRetryInterval).
 			Msg("load baseline; learning in a stand-in that leaves the stored baseline's state alone until it loads")
 		return nil, err
 	}
@@ -267,7 +268,7 @@ func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 		}
 		found = true
 		if !d.Bucket.Before(since) {
-			buckets = append(buckets, BaselineBucket{Bucket: d.Bucket, Counts: d.Counts})
+			buckets = append(buckets, scorer.BaselineBucket{Bucket: d.Bucket, Counts: d.Counts})
 		}
 		if d.Meta != nil {
 			meta = d.Meta
@@ -278,14 +279,14 @@ func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 	}
 	img, err := w.restoreImage(key, meta, buckets, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", TruncateForLog(key)).Msg("discarding unreadable baseline")
+		w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(key)).Msg("discarding unreadable baseline")
 		return nil, nil
 	}
 	return img, nil
 }
 
 // restoreImage rebuilds an image from its stored meta and count buckets.
-func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket, since time.Time) (*image, error) {
+func (w *worker) restoreImage(key string, meta []byte, buckets []scorer.BaselineBucket, since time.Time) (*image, error) {
 	img := w.newImage(key, w.p.deps.Now())
 	if len(meta) > 0 {
 		var m imageMeta
@@ -302,7 +303,7 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 			// Counts of another symbol language (an upgrade, or a changed
 			// symbols config) would make every event look new: learn
 			// afresh, and never load the old buckets again.
-			w.p.log.Info().Str("image", TruncateForLog(key)).Str("stored", m.Symbols).Str("current", img.symbols).
+			w.p.log.Info().Str("image", scorer.TruncateForLog(key)).Str("stored", m.Symbols).Str("current", img.symbols).
 				Msg("baseline learned with other symbols, learning afresh")
 			img.symbolsSince, img.dirty = img.since, true
 			w.p.met.expired.WithLabelValues("symbols_changed").Inc()
@@ -313,8 +314,8 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 		img.threshold, img.endThreshold = storedThreshold(m.Threshold), storedThreshold(m.EndThreshold)
 		img.since, img.graduated, img.lastSeen, img.inherited = m.Since, m.Graduated, m.LastSeen, m.Inherited
 		img.conv, img.win, img.end, img.blockRates = m.Convergence, m.Win, m.End, m.BlockRates
-		if img.state != StateMonitoring {
-			img.state = StateLearning
+		if img.state != scorer.StateMonitoring {
+			img.state = scorer.StateLearning
 			img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
 		} else {
 			img.threshold = onlineThreshold(w.p.cfg, img.threshold)
@@ -328,7 +329,7 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []BaselineBucket,
 			if errors.Is(err, markov.ErrOrderMismatch) {
 				// Counted at another order (the order changed): of no use
 				// to this model, and gone once the horizon passes it.
-				w.p.log.Info().Str("image", TruncateForLog(key)).Str("bucket", b.Bucket.Format(time.RFC3339)).
+				w.p.log.Info().Str("image", scorer.TruncateForLog(key)).Str("bucket", b.Bucket.Format(time.RFC3339)).
 					Msg("skipping baseline bucket of another model order")
 				continue
 			}
@@ -363,7 +364,7 @@ func (w *worker) expireThin(img *image, reason string) bool {
 	}
 	img.relearn(w.p.deps.Now(), w.p.cfg)
 	w.p.met.expired.WithLabelValues(reason).Inc()
-	w.p.log.Info().Str("image", TruncateForLog(img.key)).Str("reason", reason).Uint64("events", events).
+	w.p.log.Info().Str("image", scorer.TruncateForLog(img.key)).Str("reason", reason).Uint64("events", events).
 		Uint64("floor", floor).Msg("baseline expired, back to learning")
 	return true
 }
@@ -372,7 +373,7 @@ func (w *worker) expireThin(img *image, reason string) bool {
 // convergence, new calibration samples, no thresholds. It is marked dirty
 // so that the store learns the new state at the next flush.
 func (img *image) relearn(now time.Time, cfg Config) {
-	img.state = StateLearning
+	img.state = scorer.StateLearning
 	img.conv = newConvergence(cfg)
 	img.win, img.end, img.blockRates = calib{}, calib{}, nil
 	img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
@@ -393,7 +394,7 @@ func applyCounts(m *markov.Model, blob []byte, sign int) error {
 // learns until its own stream has converged, which is quick when the new
 // version behaves like the old one.
 func (w *worker) inherit(img *image, now time.Time) {
-	repo := ImageRepository(img.key)
+	repo := scorer.ImageRepository(img.key)
 	if repo == "" || w.p.deps.Baselines == nil {
 		return
 	}
@@ -406,22 +407,22 @@ func (w *worker) inherit(img *image, now time.Time) {
 	if err != nil || len(buckets) == 0 {
 		return
 	}
-	var copies []BaselineDelta
+	var copies []scorer.BaselineDelta
 	for _, b := range buckets {
 		if err := applyCounts(img.model, b.Counts, +1); err != nil {
-			w.p.log.Warn().Err(err).Str("image", TruncateForLog(img.key)).Str("from", TruncateForLog(pred)).Msg("inherit baseline")
+			w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Str("from", scorer.TruncateForLog(pred)).Msg("inherit baseline")
 			return
 		}
-		copies = append(copies, BaselineDelta{Image: img.key, Bucket: b.Bucket, Counts: b.Counts})
+		copies = append(copies, scorer.BaselineDelta{Image: img.key, Bucket: b.Bucket, Counts: b.Counts})
 	}
 	img.inherited = pred
 	copies[len(copies)-1].Meta = img.meta()
 	if err := w.p.deps.Baselines.PutDeltas(copies); err != nil {
-		w.p.log.Warn().Err(err).Str("image", TruncateForLog(img.key)).Msg("store inherited baseline")
+		w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("store inherited baseline")
 	}
 }
 
-func (img *image) learning() bool { return img.state != StateMonitoring }
+func (img *image) learning() bool { return img.state != scorer.StateMonitoring }
 
 // storedMeta is the meta a flush writes: none for a stand-in (retryLoad),
 // whose state must not replace the stored baseline's.
@@ -453,9 +454,9 @@ func calibrated(f float64) *float64 {
 	return &f
 }
 
-func (img *image) maturity() Maturity {
+func (img *image) maturity() scorer.Maturity {
 	st := img.model.Stats()
-	return Maturity{
+	return scorer.Maturity{
 		State: img.state, Events: st.Events, Transitions: uint64(st.Transitions),
 		Since: img.since, Inherited: img.inherited,
 	}
@@ -727,7 +728,7 @@ func (img *image) ready(cfg Config) bool {
 // graduate moves the image to monitoring with its window threshold
 // calibrated on its own learning stream for the alert budget.
 func (img *image) graduate(now time.Time, cfg Config) {
-	img.state = StateMonitoring
+	img.state = scorer.StateMonitoring
 	img.pairs = nil
 	img.graduated = now
 	img.threshold = onlineThreshold(cfg, img.win.threshold(cfg.AlertBudget/1e6))
@@ -759,9 +760,9 @@ func (img *image) endCalibrated() bool { return !math.IsInf(img.endThreshold, 1)
 func (img *image) endScore(seq *sequence) float64 { return seq.acc.Score() }
 
 // explain lists the least likely transitions of seq's window.
-func (img *image) explain(seq *sequence, k int) *Explanation {
+func (img *image) explain(seq *sequence, k int) *scorer.Explanation {
 	syms := seq.win.WindowSymbols()
-	e := &Explanation{Window: make([]string, len(syms))}
+	e := &scorer.Explanation{Window: make([]string, len(syms))}
 	for i, s := range syms {
 		e.Window[i] = img.model.Name(s)
 	}
@@ -772,7 +773,7 @@ func (img *image) explain(seq *sequence, k int) *Explanation {
 		for j, s := range t.History {
 			h[j] = img.model.Name(s)
 		}
-		tr := Transition{History: h, Symbol: img.model.Name(t.Symbol),
+		tr := scorer.Transition{History: h, Symbol: img.model.Name(t.Symbol),
 			Probability: t.Probability, Surprise: t.Surprise, HistorySeen: t.HistorySeen}
 		key := strings.Join(h, " ") + " → " + tr.Symbol
 		if seen[key] {

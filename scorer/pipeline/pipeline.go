@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"context"
@@ -12,16 +12,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // Deps are the pipeline's collaborators.
 type Deps struct {
-	Journal   Journal   // required
-	Baselines Baselines // nil: baselines live in memory only
-	Decider   Decider   // nil: keep priority, send to every sink
-	Sinks     []string  // names of the configured sinks (the default route)
-	Wake      func()    // called after alerts reach the outbox; may be nil
+	Journal   scorer.Journal   // required
+	Baselines scorer.Baselines // nil: baselines live in memory only
+	Decider   scorer.Decider   // nil: keep priority, send to every sink
+	Sinks     []string         // names of the configured sinks (the default route)
+	Wake      func()           // called after alerts reach the outbox; may be nil
 	// Backlogged reports that the outbox is full (sinks are behind); Accept
 	// then refuses events with ErrBacklogged. nil: never.
 	Backlogged func() bool
@@ -81,8 +82,8 @@ type Pipeline struct {
 type item struct {
 	seq       uint64
 	journaled bool // seq names a journal entry to complete
-	ev        Event
-	subj      Subject
+	ev        scorer.Event
+	subj      scorer.Subject
 }
 
 // New builds a pipeline. Call Run to start it, and feed it only after Ready
@@ -128,19 +129,19 @@ func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 // Accept journals events durably and queues them for scoring. It returns
 // ErrOverloaded, without journaling anything, when the queue is full, and
 // ErrTooLarge when an event is larger than the journal takes.
-func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) error {
+func (p *Pipeline) Accept(ctx context.Context, source string, events []scorer.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	n := int64(len(events))
 	if p.deps.Backlogged != nil && p.deps.Backlogged() {
 		p.met.overloaded.WithLabelValues(source).Add(float64(n))
-		return ErrBacklogged
+		return scorer.ErrBacklogged
 	}
 	if p.inflight.Add(n) > int64(p.cfg.QueueSize) {
 		p.inflight.Add(-n)
 		p.met.overloaded.WithLabelValues(source).Add(float64(n))
-		return ErrOverloaded
+		return scorer.ErrOverloaded
 	}
 	raws := make([][]byte, len(events))
 	for i := range events {
@@ -157,8 +158,8 @@ func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) er
 	seqs, err := p.deps.Journal.Append(ctx, raws)
 	if err != nil {
 		p.inflight.Add(-n)
-		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTooLarge) {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		if !errors.Is(err, scorer.ErrUnavailable) && !errors.Is(err, scorer.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", scorer.ErrUnavailable, err)
 		}
 		return err
 	}
@@ -174,7 +175,7 @@ func (p *Pipeline) Accept(ctx context.Context, source string, events []Event) er
 // replayed again, and the alerts' stable ids let consumers drop
 // duplicates). Their alerts still go through the durable outbox. It waits
 // for room instead of answering ErrOverloaded.
-func (p *Pipeline) AcceptUnjournaled(ctx context.Context, source string, events []Event) error {
+func (p *Pipeline) AcceptUnjournaled(ctx context.Context, source string, events []scorer.Event) error {
 	if half := max(p.cfg.QueueSize/2, 1); len(events) > half {
 		for len(events) > 0 {
 			k := min(half, len(events))
@@ -262,7 +263,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 func (p *Pipeline) replay(ctx context.Context) (int, error) {
 	n := 0
 	err := p.deps.Journal.Replay(func(seq uint64, raw []byte) error {
-		ev, err := DecodeJSON(raw)
+		ev, err := scorer.DecodeJSON(raw)
 		if err != nil {
 			// Journal entries were validated when accepted; a bad one is
 			// completed without alerts so it cannot block the journal.
@@ -323,12 +324,12 @@ func (p *Pipeline) loadBaselines() error {
 	}
 	now := p.deps.Now()
 	since := p.horizonStart(now)
-	return p.deps.Baselines.LoadBaselines(since, func(image string, meta []byte, buckets []BaselineBucket) error {
+	return p.deps.Baselines.LoadBaselines(since, func(image string, meta []byte, buckets []scorer.BaselineBucket) error {
 		w := p.workers[maphash.String(p.seed, image)%uint64(len(p.workers))]
 		img, err := w.restoreImage(image, meta, buckets, since)
 		if err != nil {
 			// One corrupt baseline must not stop the service: it relearns.
-			p.log.Error().Err(err).Str("image", TruncateForLog(image)).Msg("discarding unreadable baseline")
+			p.log.Error().Err(err).Str("image", scorer.TruncateForLog(image)).Msg("discarding unreadable baseline")
 			return nil
 		}
 		w.addImage(img)

@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
 // TestFalcoAlertAfterEndOfProcessAnomaly: a Falco alert from a container
@@ -26,7 +28,7 @@ func TestFalcoAlertAfterEndOfProcessAnomaly(t *testing.T) {
 	// trace of eight events or more is anomalous.
 	h.onWorker("nginx:1", func(w *worker) {
 		img := w.images["nginx:1"]
-		if img.state != StateMonitoring {
+		if img.state != scorer.StateMonitoring {
 			t.Fatalf("after training state = %q, want monitoring", img.state)
 		}
 		img.threshold, img.endThreshold = 1e9, -1e9
@@ -38,10 +40,10 @@ func TestFalcoAlertAfterEndOfProcessAnomaly(t *testing.T) {
 	h.settle()
 	var end map[string]any
 	for _, a := range st.alerts(t)[n0:] {
-		if a["kind"] == KindEnd {
+		if a["kind"] == scorer.KindEnd {
 			end = a
 		}
-		if a["kind"] == KindAnomaly {
+		if a["kind"] == scorer.KindAnomaly {
 			t.Fatalf("window anomaly alert %v, want only the end-of-process one", a["id"])
 		}
 	}
@@ -54,22 +56,22 @@ func TestFalcoAlertAfterEndOfProcessAnomaly(t *testing.T) {
 	shell := h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")
 	h.tim = endTime.Add(4 * time.Minute)
 	late := h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66668, "execve", "shell")
-	h.accept([]Event{shell, late})
+	h.accept([]scorer.Event{shell, late})
 	h.settle()
 	alerts := st.alerts(t)[n1:]
 	if len(alerts) != 2 {
 		t.Fatalf("alerts after the Falco events = %d, want 2", len(alerts))
 	}
 	raised := alerts[0]
-	if v := raised["score"].(map[string]any)["verdict"]; v != VerdictAnomalous {
-		t.Errorf("Falco alert a minute after the end-of-process anomaly: verdict %v, want %s", v, VerdictAnomalous)
+	if v := raised["score"].(map[string]any)["verdict"]; v != scorer.VerdictAnomalous {
+		t.Errorf("Falco alert a minute after the end-of-process anomaly: verdict %v, want %s", v, scorer.VerdictAnomalous)
 	}
 	ref, ok := raised["anomaly"].(map[string]any)
 	if !ok {
 		t.Fatalf("Falco alert after the anomaly does not name it: %v", raised)
 	}
-	if ref["id"] != end["id"] || ref["kind"] != KindEnd {
-		t.Errorf("anomaly named = id %v kind %v, want id %v kind %s", ref["id"], ref["kind"], end["id"], KindEnd)
+	if ref["id"] != end["id"] || ref["kind"] != scorer.KindEnd {
+		t.Errorf("anomaly named = id %v kind %v, want id %v kind %s", ref["id"], ref["kind"], end["id"], scorer.KindEnd)
 	}
 	if ref["score"] != end["score"].(map[string]any)["value"] {
 		t.Errorf("anomaly score named = %v, want %v", ref["score"], end["score"].(map[string]any)["value"])
@@ -77,7 +79,7 @@ func TestFalcoAlertAfterEndOfProcessAnomaly(t *testing.T) {
 	if ref["time"] != end["time"] {
 		t.Errorf("anomaly time named = %v, want %v", ref["time"], end["time"])
 	}
-	if v := alerts[1]["score"].(map[string]any)["verdict"]; v == VerdictAnomalous {
+	if v := alerts[1]["score"].(map[string]any)["verdict"]; v == scorer.VerdictAnomalous {
 		t.Errorf("Falco alert 4 minutes after the anomaly (recent_anomaly 3m): verdict %v, want not anomalous", v)
 	}
 	if _, ok := alerts[1]["anomaly"]; ok {
@@ -94,9 +96,9 @@ func TestPipelineAlertsHaveNoZeroValues(t *testing.T) {
 	st := newMemStore()
 	// As the rules do: a band for every alert (from the ratio), its own
 	// priority for a Falco alert.
-	bands := DeciderFunc(func(a *Alert, now time.Time) Decision {
-		d := Decision{Priority: PriorityWarning, Band: "none", Sinks: []string{"stdout"}}
-		if a.Kind == KindFalco {
+	bands := scorer.DeciderFunc(func(a *scorer.Alert, now time.Time) scorer.Decision {
+		d := scorer.Decision{Priority: scorer.PriorityWarning, Band: "none", Sinks: []string{"stdout"}}
+		if a.Kind == scorer.KindFalco {
 			d.Priority = a.Event.Priority
 		}
 		if a.Score.HasValue() && a.Score.Ratio >= 1 {
@@ -110,10 +112,10 @@ func TestPipelineAlertsHaveNoZeroValues(t *testing.T) {
 	n0 := len(st.alerts(t))
 	// A window anomaly, and a Falco alert in its container.
 	h.accept(h.observations("c-nginx", "nginx", 66666, attackTrace(60)))
-	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
+	h.accept([]scorer.Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
 	// A Falco alert in another container of the image, and one from an
 	// image never observed.
-	h.accept([]Event{h.event("Read sensitive file untrusted", "Warning", "c-nginx-2", "nginx", 7001, "openat"),
+	h.accept([]scorer.Event{h.event("Read sensitive file untrusted", "Warning", "c-nginx-2", "nginx", 7001, "openat"),
 		h.event("Terminal shell in container", "Notice", "c-busybox", "busybox", 7002, "execve", "shell")})
 	h.settle()
 	// An end-of-process anomaly only.
@@ -134,7 +136,7 @@ func TestPipelineAlertsHaveNoZeroValues(t *testing.T) {
 			t.Errorf("%s alert %v has a zero value at %s", name, a["id"], z)
 		}
 		_, hasValue := a["score"].(map[string]any)["value"]
-		if anomalous := a["score"].(map[string]any)["verdict"] == VerdictAnomalous; hasValue != anomalous {
+		if anomalous := a["score"].(map[string]any)["verdict"] == scorer.VerdictAnomalous; hasValue != anomalous {
 			t.Errorf("%s alert: score.value present %v, want %v", name, hasValue, anomalous)
 		}
 	}
@@ -186,7 +188,7 @@ func zeroValues(v any) []string {
 }
 
 // newHarnessDecider is newHarness with the rules played by d.
-func newHarnessDecider(t *testing.T, cfg Config, st *memStore, d Decider) *harness {
+func newHarnessDecider(t *testing.T, cfg Config, st *memStore, d scorer.Decider) *harness {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	p, err := New(cfg, Deps{Journal: st, Baselines: st, Sinks: []string{"stdout"}, Now: clk.Now, Decider: d},

@@ -1,9 +1,11 @@
-package scorer
+package pipeline
 
 import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
 // TestPipelineFalcoAlertWithoutDigestJoinsItsContainer: the shipped
@@ -17,14 +19,14 @@ func TestPipelineFalcoAlertWithoutDigestJoinsItsContainer(t *testing.T) {
 	cfg := testConfig()
 	cfg.Workers = 8
 	h := newHarness(t, cfg, st)
-	withDigest := func(ev Event) Event {
+	withDigest := func(ev scorer.Event) scorer.Event {
 		var m map[string]any
 		if err := json.Unmarshal(ev.Raw, &m); err != nil {
 			t.Fatal(err)
 		}
 		m["output_fields"].(map[string]any)["container.image.digest"] = "sha256:feed"
 		raw, _ := json.Marshal(m)
-		e, err := DecodeJSON(raw)
+		e, err := scorer.DecodeJSON(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +35,7 @@ func TestPipelineFalcoAlertWithoutDigestJoinsItsContainer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 12 {
 		pid := 1000 + h.seq
-		var evs []Event
+		var evs []scorer.Event
 		for _, e := range h.observations("c-nginx", "nginx", pid, normalTrace(rng, 400)) {
 			evs = append(evs, withDigest(e))
 		}
@@ -41,25 +43,25 @@ func TestPipelineFalcoAlertWithoutDigestJoinsItsContainer(t *testing.T) {
 		h.accept(evs)
 	}
 	h.settle()
-	if s, _ := h.state("nginx@sha256:feed"); s != StateMonitoring {
+	if s, _ := h.state("nginx@sha256:feed"); s != scorer.StateMonitoring {
 		t.Fatalf("image state %q, want monitoring before the attack", s)
 	}
-	var attack []Event
+	var attack []scorer.Event
 	for _, e := range h.observations("c-nginx", "nginx", 66666, attackTrace(60)) {
 		attack = append(attack, withDigest(e))
 	}
 	h.accept(attack)
 	h.settle()
-	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
+	h.accept([]scorer.Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
 	h.settle()
 	found := false
 	for _, a := range st.alerts(t) {
-		if a["kind"] != KindFalco {
+		if a["kind"] != scorer.KindFalco {
 			continue
 		}
 		found = true
 		subj, score := a["subject"].(map[string]any), a["score"].(map[string]any)
-		if subj["image"] != "nginx@sha256:feed" || score["verdict"] != VerdictAnomalous {
+		if subj["image"] != "nginx@sha256:feed" || score["verdict"] != scorer.VerdictAnomalous {
 			t.Errorf("Falco alert: image %v verdict %v, want nginx@sha256:feed anomalous", subj["image"], score["verdict"])
 		}
 	}

@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
@@ -65,8 +66,8 @@ func TestPoisoningGuardHoldsAlarmEventsAfterAlarmFalls(t *testing.T) {
 	calls = append(calls, normalTrace(rng, 1500)...)
 	h.accept(h.observations("c-nginx", "nginx", 4242, calls))
 	h.settle()
-	if k := kinds(st.alerts(t)[n0:]); k[KindAnomaly] != 1 {
-		t.Fatalf("anomaly alerts for the hijacked process = %d, want 1 (%v)", k[KindAnomaly], k)
+	if k := kinds(st.alerts(t)[n0:]); k[scorer.KindAnomaly] != 1 {
+		t.Fatalf("anomaly alerts for the hijacked process = %d, want 1 (%v)", k[scorer.KindAnomaly], k)
 	}
 
 	var learned markov.Delta
@@ -99,7 +100,7 @@ func TestPoisoningGuardHoldsAlarmEventsAfterAlarmFalls(t *testing.T) {
 
 // trainedBucket is one stored bucket holding n learned events of a normal
 // web-server process.
-func trainedBucket(t *testing.T, w *worker, n int, at time.Time) BaselineBucket {
+func trainedBucket(t *testing.T, w *worker, n int, at time.Time) scorer.BaselineBucket {
 	t.Helper()
 	img := w.newImage("scratch", at)
 	var hist markov.History
@@ -112,7 +113,7 @@ func trainedBucket(t *testing.T, w *worker, n int, at time.Time) BaselineBucket 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return BaselineBucket{Bucket: at.Truncate(time.Hour), Counts: blob}
+	return scorer.BaselineBucket{Bucket: at.Truncate(time.Hour), Counts: blob}
 }
 
 func newIdlePipeline(t *testing.T, cfg Config, now time.Time) *Pipeline {
@@ -142,15 +143,15 @@ func TestBaselineOfOtherSymbolsLearnsAfresh(t *testing.T) {
 		"other symbols": `{"v":2,"state":"monitoring","threshold":9,"end_threshold":1.5,"symbols":` + strconv.Quote(other.Fingerprint()) + `}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := w.restoreImage("nginx:1", []byte(meta), []BaselineBucket{old}, since)
+			got, err := w.restoreImage("nginx:1", []byte(meta), []scorer.BaselineBucket{old}, since)
 			if err != nil {
 				t.Fatalf("restoreImage() error = %v", err)
 			}
-			if got.state != StateLearning || got.model.Events() != 0 || !math.IsInf(got.threshold, 1) {
+			if got.state != scorer.StateLearning || got.model.Events() != 0 || !math.IsInf(got.threshold, 1) {
 				t.Errorf("restored state %s, %d events, threshold %v; want learning afresh", got.state, got.model.Events(), got.threshold)
 			}
 			// Its next flush stores the new language; the old bucket stays unloaded.
-			again, err := w.restoreImage("nginx:1", got.meta(), []BaselineBucket{old}, since)
+			again, err := w.restoreImage("nginx:1", got.meta(), []scorer.BaselineBucket{old}, since)
 			if err != nil {
 				t.Fatalf("second restoreImage() error = %v", err)
 			}
@@ -180,16 +181,16 @@ func TestThresholdsSurviveStoreRoundTrip(t *testing.T) {
 		thr, endThr   float64
 		wantThr, wEnd float64
 	}{
-		{"monitoring, end not calibrated", StateMonitoring, 9, inf, 9, inf},
-		{"monitoring, both calibrated", StateMonitoring, 9, 2.5, 9, 2.5},
-		{"monitoring, negative end threshold", StateMonitoring, 9, -0.25, 9, -0.25},
-		{"learning", StateLearning, inf, inf, inf, inf},
+		{"monitoring, end not calibrated", scorer.StateMonitoring, 9, inf, 9, inf},
+		{"monitoring, both calibrated", scorer.StateMonitoring, 9, 2.5, 9, 2.5},
+		{"monitoring, negative end threshold", scorer.StateMonitoring, 9, -0.25, 9, -0.25},
+		{"learning", scorer.StateLearning, inf, inf, inf, inf},
 	}
 	for _, tc := range roundTrip {
 		t.Run(tc.name, func(t *testing.T) {
 			img := w.newImage("nginx:1", now)
 			img.state, img.threshold, img.endThreshold = tc.state, tc.thr, tc.endThr
-			got, err := w.restoreImage("nginx:1", img.meta(), []BaselineBucket{bucket}, since)
+			got, err := w.restoreImage("nginx:1", img.meta(), []scorer.BaselineBucket{bucket}, since)
 			if err != nil {
 				t.Fatalf("restoreImage() error = %v", err)
 			}
@@ -217,7 +218,7 @@ func TestThresholdsSurviveStoreRoundTrip(t *testing.T) {
 	legacyW := newIdlePipeline(t, typeCfg, now).workers[0]
 	for _, tc := range legacy {
 		t.Run("stored "+tc.name, func(t *testing.T) {
-			got, err := legacyW.restoreImage("nginx:1", []byte(tc.meta), []BaselineBucket{bucket}, since)
+			got, err := legacyW.restoreImage("nginx:1", []byte(tc.meta), []scorer.BaselineBucket{bucket}, since)
 			if err != nil {
 				t.Fatalf("restoreImage() error = %v", err)
 			}
@@ -231,7 +232,7 @@ func TestThresholdsSurviveStoreRoundTrip(t *testing.T) {
 	}
 
 	img := w.newImage("nginx:1", now)
-	img.state, img.threshold = StateMonitoring, 9
+	img.state, img.threshold = scorer.StateMonitoring, 9
 	var stored map[string]any
 	if err := json.Unmarshal(img.meta(), &stored); err != nil {
 		t.Fatal(err)
@@ -271,7 +272,7 @@ func TestPipelineUncalibratedEndThresholdSurvivesRestart(t *testing.T) {
 		img := w.images["nginx:1"]
 		state, after = img.state, img.endThreshold
 	})
-	if state != StateMonitoring || !math.IsInf(after, 1) {
+	if state != scorer.StateMonitoring || !math.IsInf(after, 1) {
 		t.Fatalf("after the restart state %q end threshold %v, want monitoring +Inf", state, after)
 	}
 	// Normal processes whose loops are cut short now and then (a client
@@ -296,8 +297,8 @@ func TestPipelineUncalibratedEndThresholdSurvivesRestart(t *testing.T) {
 		h2.accept(evs)
 	}
 	h2.settle()
-	if k := kinds(st.alerts(t)[n0:]); k[KindEnd] != 0 {
-		t.Errorf("sequence_end alerts on 10 normal processes after the restart = %d, want 0 (end threshold not calibrated)", k[KindEnd])
+	if k := kinds(st.alerts(t)[n0:]); k[scorer.KindEnd] != 0 {
+		t.Errorf("sequence_end alerts on 10 normal processes after the restart = %d, want 0 (end threshold not calibrated)", k[scorer.KindEnd])
 	}
 }
 
@@ -319,7 +320,7 @@ func TestPipelineExpiredBaselineRelearnsOnLoad(t *testing.T) {
 	h2.seq, h2.tim = h.seq+10, h.tim.Add(3*time.Hour)
 	var img image
 	h2.onWorker("nginx:1", func(w *worker) { img = *w.images["nginx:1"] })
-	if img.state != StateLearning || !math.IsInf(img.threshold, 1) || !math.IsInf(img.endThreshold, 1) ||
+	if img.state != scorer.StateLearning || !math.IsInf(img.threshold, 1) || !math.IsInf(img.endThreshold, 1) ||
 		img.conv.Events != 0 || img.win.n() != 0 || img.end.n() != 0 || len(img.blockRates) != 0 {
 		t.Errorf("expired baseline after load: state %s thresholds %v/%v convergence events %d calib %d/%d block rates %d; want learning from scratch",
 			img.state, img.threshold, img.endThreshold, img.conv.Events, img.win.n(), img.end.n(), len(img.blockRates))
@@ -328,7 +329,7 @@ func TestPipelineExpiredBaselineRelearnsOnLoad(t *testing.T) {
 		t.Errorf("baselines_expired_total{reason=load} = %v, want 1", n)
 	}
 	h2.train("nginx", 5, 400, rng) // the same normal behaviour as before
-	if k := kinds(st.alerts(t)[n0:]); k[KindAnomaly]+k[KindEnd] > 0 {
+	if k := kinds(st.alerts(t)[n0:]); k[scorer.KindAnomaly]+k[scorer.KindEnd] > 0 {
 		t.Errorf("alerts on normal processes after the horizon = %v, want none", k)
 	}
 }
@@ -369,7 +370,7 @@ func TestRollHorizonExpiresThinBaseline(t *testing.T) {
 	if ev := img.model.Events(); ev != 0 {
 		t.Fatalf("events after the horizon passed = %d, want 0", ev)
 	}
-	if img.state != StateLearning || !math.IsInf(img.threshold, 1) || !math.IsInf(img.endThreshold, 1) || img.conv.Events != 0 || img.win.n() != 0 {
+	if img.state != scorer.StateLearning || !math.IsInf(img.threshold, 1) || !math.IsInf(img.endThreshold, 1) || img.conv.Events != 0 || img.win.n() != 0 {
 		t.Errorf("after the horizon: state %s thresholds %v/%v convergence events %d window sample %d; want learning from scratch",
 			img.state, img.threshold, img.endThreshold, img.conv.Events, img.win.n())
 	}
@@ -377,7 +378,7 @@ func TestRollHorizonExpiresThinBaseline(t *testing.T) {
 		t.Errorf("baselines_expired_total{reason=horizon} = %v, want 1", n)
 	}
 	var m dto.Metric
-	if err := h.p.met.images.WithLabelValues(StateMonitoring).Write(&m); err != nil || m.GetGauge().GetValue() != 0 {
+	if err := h.p.met.images.WithLabelValues(scorer.StateMonitoring).Write(&m); err != nil || m.GetGauge().GetValue() != 0 {
 		t.Errorf("images{state=monitoring} = %v, want 0", m.GetGauge().GetValue())
 	}
 }
@@ -446,8 +447,8 @@ func TestFalcoAlertTimedBeforeAnomalyIsNotRecent(t *testing.T) {
 	h.accept(evs) // the episode ends with the process: only the time window counts now
 	h.settle()
 	n0 := len(st.alerts(t))
-	if k := kinds(st.alerts(t)); k[KindAnomaly] != 1 {
-		t.Fatalf("anomaly alerts for the attack = %d, want 1", k[KindAnomaly])
+	if k := kinds(st.alerts(t)); k[scorer.KindAnomaly] != 1 {
+		t.Fatalf("anomaly alerts for the attack = %d, want 1", k[scorer.KindAnomaly])
 	}
 	tests := []struct {
 		name      string
@@ -459,7 +460,7 @@ func TestFalcoAlertTimedBeforeAnomalyIsNotRecent(t *testing.T) {
 		{"a minute after", start.Add(time.Minute), true},
 		{"after recentAnomaly", start.Add(recentAnomaly + time.Minute), false},
 	}
-	var falco []Event
+	var falco []scorer.Event
 	for _, tc := range tests {
 		h.tim = tc.at
 		falco = append(falco, h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell"))
@@ -471,7 +472,7 @@ func TestFalcoAlertTimedBeforeAnomalyIsNotRecent(t *testing.T) {
 		t.Fatalf("alerts = %d, want %d", len(alerts), len(tests))
 	}
 	for i, tc := range tests {
-		got := alerts[i]["score"].(map[string]any)["verdict"] == VerdictAnomalous
+		got := alerts[i]["score"].(map[string]any)["verdict"] == scorer.VerdictAnomalous
 		if got != tc.anomalous {
 			t.Errorf("Falco alert %s the anomaly: anomalous = %v, want %v", tc.name, got, tc.anomalous)
 		}
@@ -480,7 +481,7 @@ func TestFalcoAlertTimedBeforeAnomalyIsNotRecent(t *testing.T) {
 
 // LoadImage makes memStore an ImageLoader, as the service's store is, so
 // that an evicted image is reloaded from it.
-func (m *memStore) LoadImage(image string, since time.Time) ([]byte, []BaselineBucket, bool, error) {
+func (m *memStore) LoadImage(image string, since time.Time) ([]byte, []scorer.BaselineBucket, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failLoads > 0 {
@@ -491,7 +492,7 @@ func (m *memStore) LoadImage(image string, since time.Time) ([]byte, []BaselineB
 	if !ok && m.meta[image] == nil {
 		return nil, nil, false, nil
 	}
-	var keep []BaselineBucket
+	var keep []scorer.BaselineBucket
 	for _, b := range bs {
 		if !b.Bucket.Before(since) {
 			keep = append(keep, b)
@@ -515,9 +516,9 @@ func TestLearningImageNeedsItsEventsToGraduate(t *testing.T) {
 	var events uint64
 	h.onWorker("nginx:1", func(w *worker) {
 		img := w.images["nginx:1"]
-		img.state = StateLearning // as if it had not graduated yet
-		w.p.met.images.WithLabelValues(StateMonitoring).Dec()
-		w.p.met.images.WithLabelValues(StateLearning).Inc()
+		img.state = scorer.StateLearning // as if it had not graduated yet
+		w.p.met.images.WithLabelValues(scorer.StateMonitoring).Dec()
+		w.p.met.images.WithLabelValues(scorer.StateLearning).Inc()
 		before = img.ready(w.p.cfg)
 		w.rollHorizon(later)
 		w.rollHorizon(later.Add(time.Hour))
@@ -557,7 +558,7 @@ func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
 		}
 		return m.State
 	}
-	if s := storedState(); s != StateMonitoring {
+	if s := storedState(); s != scorer.StateMonitoring {
 		t.Fatalf("stored state after eviction = %q, want monitoring", s)
 	}
 
@@ -565,20 +566,20 @@ func TestLoadFailureKeepsStoredBaseline(t *testing.T) {
 	st.failLoads = 1
 	st.mu.Unlock()
 	h.train("nginx", 1, 100, rng)
-	if s, _ := h.state("nginx:1"); s != StateLearning {
+	if s, _ := h.state("nginx:1"); s != scorer.StateLearning {
 		t.Fatalf("state while the baseline cannot be read = %q, want learning (a stand-in)", s)
 	}
 	var standIn uint64
 	h.onWorker("nginx:1", func(w *worker) { standIn = w.images["nginx:1"].model.Events() })
 	h.flushAll()
-	if s := storedState(); s != StateMonitoring {
+	if s := storedState(); s != scorer.StateMonitoring {
 		t.Errorf("stored state after the stand-in's flush = %q, want monitoring (unchanged)", s)
 	}
 
 	h.clk.Add(2 * loadRetryInterval)
 	h.tim = h.tim.Add(2 * loadRetryInterval)
 	h.train("nginx", 1, 100, rng)
-	if s, _ := h.state("nginx:1"); s != StateMonitoring {
+	if s, _ := h.state("nginx:1"); s != scorer.StateMonitoring {
 		t.Errorf("state once the baseline can be read again = %q, want monitoring", s)
 	}
 	var reloaded uint64

@@ -1,9 +1,11 @@
-package scorer
+package pipeline
 
 import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
 // TestRelearnCalmsLiveAlarms: a sequence whose alarm is on when the horizon
@@ -28,7 +30,7 @@ func TestRelearnCalmsLiveAlarms(t *testing.T) {
 		w.rollHorizon(later.Add(time.Hour))
 		state = w.images["nginx:1"].state
 	})
-	if state != StateLearning {
+	if state != scorer.StateLearning {
 		t.Fatalf("state %s, want learning after the horizon emptied the model", state)
 	}
 	// The process goes on behaving normally for a long while.
@@ -47,14 +49,14 @@ func TestRelearnCalmsLiveAlarms(t *testing.T) {
 	// An hour later (event time), a stock Falco rule fires in the container.
 	h.tim = h.tim.Add(time.Hour)
 	n0 := len(st.alerts(t))
-	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 777, "execve", "shell")})
+	h.accept([]scorer.Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 777, "execve", "shell")})
 	h.settle()
 	a := st.alerts(t)[n0]
 	verdict := a["score"].(map[string]any)["verdict"]
 	if held < 60 {
 		t.Errorf("events held back = %v, want the 60 attack events to stay held", held)
 	}
-	if on || anomalous != 0 || verdict == VerdictAnomalous || events == 0 {
+	if on || anomalous != 0 || verdict == scorer.VerdictAnomalous || events == 0 {
 		t.Errorf("after the image went back to learning: alarm on %v, container anomalous count %d, model events %d (3,000 normal events of the process learned: want > 0), Falco alert an hour later verdict %v (want learning)", on, anomalous, events, verdict)
 	}
 }
@@ -76,14 +78,14 @@ func TestFalcoAlertAfterEarlierAnomalyEpisode(t *testing.T) {
 	attack(66666)
 	h.tim = t0.Add(5 * time.Minute)
 	attack(66668)
-	if k := kinds(st.alerts(t)); k[KindAnomaly] != 2 {
+	if k := kinds(st.alerts(t)); k[scorer.KindAnomaly] != 2 {
 		t.Fatalf("anomalies %v, want 2", k)
 	}
 	n0 := len(st.alerts(t))
 	h.tim = t0.Add(2 * time.Minute) // 2 min after the first anomaly, 3 min before the second
-	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 777, "execve", "shell")})
+	h.accept([]scorer.Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 777, "execve", "shell")})
 	h.settle()
-	if v := st.alerts(t)[n0]["score"].(map[string]any)["verdict"]; v != VerdictAnomalous {
+	if v := st.alerts(t)[n0]["score"].(map[string]any)["verdict"]; v != scorer.VerdictAnomalous {
 		t.Errorf("Falco alert 2 minutes after the container's first anomaly: verdict %v, want anomalous", v)
 	}
 }

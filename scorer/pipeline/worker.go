@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"container/list"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
 )
 
@@ -29,12 +30,12 @@ type worker struct {
 
 	// pending commit: journal entries done and alerts to write with them.
 	done     []uint64
-	puts     []OutboxPut
+	puts     []scorer.OutboxPut
 	volatile int // events processed that were never journaled (AcceptUnjournaled)
 
-	unflushed   []BaselineDelta // deltas a failed flush could not write, and those of evicted images
-	compactions []compaction    // closed buckets whose flush blobs can be merged
-	imageLRU    *list.List      // images, most recently seen at the front (values *image)
+	unflushed   []scorer.BaselineDelta // deltas a failed flush could not write, and those of evicted images
+	compactions []compaction           // closed buckets whose flush blobs can be merged
+	imageLRU    *list.List             // images, most recently seen at the front (values *image)
 	maxImages   int
 }
 
@@ -42,23 +43,23 @@ type worker struct {
 // to Falco alerts from that container.
 type containerState struct {
 	image      string
-	anomalous  int        // sequences of this container currently in an anomalous episode
-	last       AnomalyRef // the latest anomaly (window alarm or end of process), named by the Falco alerts that follow it
-	firstEvent time.Time  // event time of the earliest anomaly this state remembers
-	lastEvent  time.Time  // event time of the latest anomaly (replays keep their own clock)
-	touched    time.Time  // processing time of the latest anomaly, for cleanup
+	anomalous  int               // sequences of this container currently in an anomalous episode
+	last       scorer.AnomalyRef // the latest anomaly (window alarm or end of process), named by the Falco alerts that follow it
+	firstEvent time.Time         // event time of the earliest anomaly this state remembers
+	lastEvent  time.Time         // event time of the latest anomaly (replays keep their own clock)
+	touched    time.Time         // processing time of the latest anomaly, for cleanup
 }
 
 // record remembers a, an anomaly or sequence_end alert of the container, for
 // the Falco alerts that follow it: whichever verdict found the anomaly, a
 // Falco alert soon after in the same container is raised by it.
-func (cs *containerState) record(a *Alert, now time.Time) {
+func (cs *containerState) record(a *scorer.Alert, now time.Time) {
 	cs.touched = now
 	if cs.firstEvent.IsZero() || a.Time.Before(cs.firstEvent) {
 		cs.firstEvent = a.Time
 	}
 	cs.lastEvent = a.Time
-	cs.last = AnomalyRef{ID: a.ID, Kind: a.Kind, Time: a.Time, Score: a.Score.Value, Threshold: a.Score.Threshold,
+	cs.last = scorer.AnomalyRef{ID: a.ID, Kind: a.Kind, Time: a.Time, Score: a.Score.Value, Threshold: a.Score.Threshold,
 		Ratio: a.Score.Ratio, Process: strings.Clone(a.Subject.Process), PID: a.Subject.PID}
 }
 
@@ -150,7 +151,7 @@ const shippedRulePrefix = "falco-scorer "
 // tags only with json_include_tags_property: true; without any, the
 // shipped rules are still known by name, so that a Falco configured
 // without tags does not forward every observation as an alert.
-func (w *worker) isObservation(ev *Event) bool {
+func (w *worker) isObservation(ev *scorer.Event) bool {
 	if ev.HasTag(w.p.cfg.ObservationTag) {
 		return true
 	}
@@ -180,14 +181,14 @@ func (w *worker) process(it item) {
 // observe runs one observation event through its sequence: score, verdict,
 // learn. It alerts only on an anomaly (rising edge) or an anomalous end.
 func (w *worker) observe(it item, now time.Time) {
-	evtType := it.ev.Field(FieldEvtType...)
+	evtType := it.ev.Field(scorer.FieldEvtType...)
 	if evtType == "" {
 		return // nothing to score; counted as scored, no alert
 	}
 	img := w.image(it.subj.Image, now)
 	img.lastSeen = now
 	key := w.sequenceKey(&it)
-	ppid, _ := it.ev.IntField(FieldProcPPID...)
+	ppid, _ := it.ev.IntField(scorer.FieldProcPPID...)
 	seq := w.sequence(key, ppid, img, it.subj.ContainerID, now)
 	seq.lastEvent = it.ev.Time
 
@@ -224,7 +225,7 @@ func (w *worker) observe(it item, now time.Time) {
 		if (r.rose || wasOn) && seq.alarm.Update(r.window, img.threshold, img.threshold*hysteresis) {
 			seq.peak = r.window
 			w.containerEnter(seq, img, r, now)
-			w.emit(w.anomalyAlert(&it, img, seq, r, KindAnomaly), now)
+			w.emit(w.anomalyAlert(&it, img, seq, r, scorer.KindAnomaly), now)
 			alerted = true
 		} else if seq.alarm.On() {
 			seq.peak = max(seq.peak, r.window)
@@ -240,10 +241,10 @@ func (w *worker) observe(it item, now time.Time) {
 	if img.learning() && img.ready(w.p.cfg) {
 		img.graduate(now, w.p.cfg)
 		w.resetScores(img)
-		w.p.met.images.WithLabelValues(StateLearning).Dec()
-		w.p.met.images.WithLabelValues(StateMonitoring).Inc()
+		w.p.met.images.WithLabelValues(scorer.StateLearning).Dec()
+		w.p.met.images.WithLabelValues(scorer.StateMonitoring).Inc()
 		w.p.met.graduated.Inc()
-		w.p.log.Info().Str("image", TruncateForLog(img.key)).Uint64("events", img.conv.Events).
+		w.p.log.Info().Str("image", scorer.TruncateForLog(img.key)).Uint64("events", img.conv.Events).
 			Float64("threshold", img.threshold).Float64("end_threshold", img.endThreshold).
 			Msg("baseline graduated to monitoring")
 	}
@@ -256,22 +257,22 @@ const hysteresis = 0.8
 // falcoAlert forwards a Falco rule's event, annotated with its container's
 // anomaly state; the rules re-prioritize it.
 func (w *worker) falcoAlert(it item, now time.Time) {
-	a := &Alert{
-		ID:      AlertID(it.ev.Raw, KindFalco),
-		Kind:    KindFalco,
+	a := &scorer.Alert{
+		ID:      scorer.AlertID(it.ev.Raw, scorer.KindFalco),
+		Kind:    scorer.KindFalco,
 		Time:    it.ev.Time,
 		Event:   it.ev,
 		Subject: it.subj,
-		Score:   Score{Verdict: VerdictUnscored, FalcoPriority: it.ev.Priority, Band: "none"},
+		Score:   scorer.Score{Verdict: scorer.VerdictUnscored, FalcoPriority: it.ev.Priority, Band: "none"},
 		Reason:  "falco rule " + strconv.Quote(it.ev.Rule),
 	}
 	if img, ok := w.images[it.subj.Image]; ok {
 		a.Baseline = img.maturity()
 		a.Baseline.Graduated = img.graduated
 		if img.learning() {
-			a.Score.Verdict = VerdictLearning
+			a.Score.Verdict = scorer.VerdictLearning
 		} else {
-			a.Score.Verdict = VerdictNormal
+			a.Score.Verdict = scorer.VerdictNormal
 		}
 	}
 	if cs, ok := w.containers[it.subj.ContainerID]; ok && it.subj.ContainerID != "" {
@@ -281,8 +282,8 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 		if cs.anomalous > 0 || !it.ev.Time.Before(cs.firstEvent.Add(-anomalySkew)) && it.ev.Time.Sub(cs.lastEvent) < w.p.cfg.RecentAnomaly {
 			last := cs.last
 			a.Anomaly = &last
-			a.Score = Score{Value: last.Score, Threshold: last.Threshold, Ratio: last.Ratio,
-				Verdict: VerdictAnomalous, FalcoPriority: it.ev.Priority}
+			a.Score = scorer.Score{Value: last.Score, Threshold: last.Threshold, Ratio: last.Ratio,
+				Verdict: scorer.VerdictAnomalous, FalcoPriority: it.ev.Priority}
 			a.Reason += " in a container behaving anomalously (" + last.Kind + " alert " + last.ID + ")"
 		}
 	}
@@ -290,11 +291,11 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 }
 
 // emit applies the rules and queues the alert for each chosen sink.
-func (w *worker) emit(a *Alert, now time.Time) {
-	if a.Priority == 0 && a.Kind == KindFalco {
+func (w *worker) emit(a *scorer.Alert, now time.Time) {
+	if a.Priority == 0 && a.Kind == scorer.KindFalco {
 		a.Priority = a.Event.Priority
 	}
-	if a.Kind != KindFalco && a.Subject.ContainerID != "" {
+	if a.Kind != scorer.KindFalco && a.Subject.ContainerID != "" {
 		// Remembered whatever the rules decide: a suppressed or unrouted
 		// anomaly still raises the Falco alerts that follow it.
 		cs, ok := w.containers[a.Subject.ContainerID]
@@ -304,7 +305,7 @@ func (w *worker) emit(a *Alert, now time.Time) {
 		}
 		cs.record(a, now)
 	}
-	d := Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.p.deps.Sinks}
+	d := scorer.Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.p.deps.Sinks}
 	if w.p.deps.Decider != nil {
 		d = w.p.deps.Decider.Decide(a, now)
 	}
@@ -328,7 +329,7 @@ func (w *worker) emit(a *Alert, now time.Time) {
 	}
 	h := a.Header().Detached() // the outbox may keep it after the event is gone
 	for _, s := range d.Sinks {
-		w.puts = append(w.puts, OutboxPut{Sink: s, AlertID: a.ID, Payload: payload, Header: &h})
+		w.puts = append(w.puts, scorer.OutboxPut{Sink: s, AlertID: a.ID, Payload: payload, Header: &h})
 	}
 	w.p.met.alerts.WithLabelValues(a.Kind, a.Priority.String()).Inc()
 }
@@ -404,7 +405,7 @@ func (w *worker) forget(key string) {
 // eviction left for the next flush: the image's stored baseline is being
 // replaced, and they would be written over it.
 func (w *worker) dropUnflushed(image string) {
-	w.unflushed = slices.DeleteFunc(w.unflushed, func(d BaselineDelta) bool { return d.Image == image })
+	w.unflushed = slices.DeleteFunc(w.unflushed, func(d scorer.BaselineDelta) bool { return d.Image == image })
 }
 
 // learnLiveSequences learns, at shutdown, the events still queued in live
@@ -517,7 +518,7 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 		score := img.endScore(seq)
 		if score > img.endThreshold && !seq.alerted {
 			r := stepResult{window: score}
-			a := w.anomalyAlert(it, img, seq, r, KindEnd)
+			a := w.anomalyAlert(it, img, seq, r, scorer.KindEnd)
 			a.Score.Value, a.Score.Threshold = score, img.endThreshold
 			a.Score.Ratio = ratio(score, img.endThreshold)
 			w.emit(a, now)
@@ -543,24 +544,24 @@ const anomalySkew = 5 * time.Second
 const minEndEvents = 8
 
 // anomalyAlert builds the alert for an anomalous window or sequence.
-func (w *worker) anomalyAlert(it *item, img *image, seq *sequence, r stepResult, kind string) *Alert {
+func (w *worker) anomalyAlert(it *item, img *image, seq *sequence, r stepResult, kind string) *scorer.Alert {
 	seq.alerted = true
-	a := &Alert{
-		ID:       AlertID(it.ev.Raw, kind),
+	a := &scorer.Alert{
+		ID:       scorer.AlertID(it.ev.Raw, kind),
 		Kind:     kind,
 		Time:     it.ev.Time,
-		Priority: PriorityWarning,
+		Priority: scorer.PriorityWarning,
 		Event:    it.ev,
 		Subject:  it.subj,
-		Score: Score{
+		Score: scorer.Score{
 			Value: r.window, Threshold: img.threshold, Ratio: ratio(r.window, img.threshold),
-			Verdict: VerdictAnomalous, FalcoPriority: it.ev.Priority,
+			Verdict: scorer.VerdictAnomalous, FalcoPriority: it.ev.Priority,
 		},
 		Baseline: img.maturity(),
 		Explain:  img.explain(seq, explainTop),
 	}
 	a.Baseline.Graduated = img.graduated // the rules rank an anomaly by its baseline's maturity
-	if kind == KindEnd {
+	if kind == scorer.KindEnd {
 		a.Reason = "process " + strconv.Quote(it.subj.Process) + " ended with a system-call sequence unusual for this image"
 	} else {
 		a.Reason = "system-call sequence unusual for this image"
@@ -661,7 +662,7 @@ const maxCompactionsPerTick = 64
 // compact merges the flush blobs of closed buckets into one blob each, so
 // that the store holds one blob per image and hour instead of one per flush.
 func (w *worker) compact() {
-	c, ok := w.p.deps.Baselines.(BucketCompactor)
+	c, ok := w.p.deps.Baselines.(scorer.BucketCompactor)
 	if !ok {
 		w.compactions = nil
 		return
@@ -669,13 +670,13 @@ func (w *worker) compact() {
 	n := min(len(w.compactions), maxCompactionsPerTick)
 	for _, job := range w.compactions[:n] {
 		if err := w.compactBucket(c, job); err != nil {
-			w.p.log.Warn().Err(err).Str("image", TruncateForLog(job.image)).Time("bucket", job.bucket).Msg("compact baseline bucket")
+			w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(job.image)).Time("bucket", job.bucket).Msg("compact baseline bucket")
 		}
 	}
 	w.compactions = append(w.compactions[:0], w.compactions[n:]...)
 }
 
-func (w *worker) compactBucket(c BucketCompactor, job compaction) error {
+func (w *worker) compactBucket(c scorer.BucketCompactor, job compaction) error {
 	buckets, err := w.p.deps.Baselines.ImageBuckets(job.image, job.bucket, job.bucket.Add(w.p.cfg.BucketSize))
 	if err != nil || len(buckets) < 2 {
 		return err
@@ -696,7 +697,7 @@ func (w *worker) compactBucket(c BucketCompactor, job compaction) error {
 // for later: the counts stay in the model, only the stored copy lags, and
 // the pending delta of the failed flush is re-applied to the next one.
 func (w *worker) flushBaselines(now time.Time) {
-	var deltas []BaselineDelta
+	var deltas []scorer.BaselineDelta
 	bucket := now.Truncate(w.p.cfg.BucketSize)
 	for _, img := range w.images {
 		if !img.dirty || w.p.deps.Baselines == nil {
@@ -704,7 +705,7 @@ func (w *worker) flushBaselines(now time.Time) {
 		}
 		d, err := img.takeDelta(bucket)
 		if err != nil {
-			w.p.log.Error().Err(err).Str("image", TruncateForLog(img.key)).Msg("encode baseline delta")
+			w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("encode baseline delta")
 			continue
 		}
 		deltas = append(deltas, d)
@@ -723,7 +724,7 @@ func (w *worker) flushBaselines(now time.Time) {
 	if err := w.p.deps.Baselines.PutDeltas(all); err != nil {
 		w.p.met.flushErrors.Inc()
 		w.p.log.Error().Err(err).Int("images", len(all)).Msg("baseline flush failed, keeping deltas for the next one")
-		var partial PartialFlush
+		var partial scorer.PartialFlush
 		if errors.As(err, &partial) {
 			all = withoutImages(all, partial.StoredImages())
 		}
@@ -735,7 +736,7 @@ func (w *worker) flushBaselines(now time.Time) {
 }
 
 // withoutImages drops the deltas of the given images.
-func withoutImages(deltas []BaselineDelta, images []string) []BaselineDelta {
+func withoutImages(deltas []scorer.BaselineDelta, images []string) []scorer.BaselineDelta {
 	drop := make(map[string]bool, len(images))
 	for _, im := range images {
 		drop[im] = true
@@ -771,18 +772,18 @@ func (w *worker) rollHorizon(now time.Time) {
 		}
 		old, err := w.p.deps.Baselines.ImageBuckets(img.key, img.oldestBucket, start)
 		if err != nil {
-			w.p.log.Error().Err(err).Str("image", TruncateForLog(img.key)).Msg("read expired buckets")
+			w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("read expired buckets")
 			continue
 		}
 		for _, b := range old {
 			if err := applyCounts(img.model, b.Counts, -1); err != nil {
-				w.p.log.Warn().Err(err).Str("image", TruncateForLog(img.key)).Msg("subtract expired bucket")
+				w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("subtract expired bucket")
 			}
 		}
 		img.oldestBucket = start
 		if w.expireThin(img, "horizon") {
-			w.p.met.images.WithLabelValues(StateMonitoring).Dec()
-			w.p.met.images.WithLabelValues(StateLearning).Inc()
+			w.p.met.images.WithLabelValues(scorer.StateMonitoring).Dec()
+			w.p.met.images.WithLabelValues(scorer.StateLearning).Inc()
 			w.calmSequences(img)
 		}
 	}

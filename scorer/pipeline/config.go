@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
@@ -90,7 +91,7 @@ func DefaultConfig() Config {
 		Workers:             runtime.GOMAXPROCS(0),
 		QueueSize:           16384,
 		SequenceKey:         SequenceByProcess,
-		ImageKey:            ImageKeyDigest,
+		ImageKey:            scorer.ImageKeyDigest,
 		ObservationTag:      "falco_scorer",
 		Order:               DefaultOrder,
 		Window:              markov.DefaultWindowLength,
@@ -166,7 +167,7 @@ func (c Config) Validate() error {
 	check(c.QueueSize > 0, "queue_size: must be positive")
 	check(c.SequenceKey == SequenceByProcess || c.SequenceKey == SequenceByContainer,
 		"sequence_key: %q, want %q or %q", c.SequenceKey, SequenceByProcess, SequenceByContainer)
-	check(c.ImageKey == ImageKeyDigest || c.ImageKey == ImageKeyTag || c.ImageKey == ImageKeyRepository,
+	check(c.ImageKey == scorer.ImageKeyDigest || c.ImageKey == scorer.ImageKeyTag || c.ImageKey == scorer.ImageKeyRepository,
 		"image_key: %q, want digest, tag or repository", c.ImageKey)
 	check(c.ObservationTag != "", "observation_tag: empty")
 	check(c.Order >= 1 && c.Order <= markov.MaxOrder, "order: %d out of range 1..%d", c.Order, markov.MaxOrder)

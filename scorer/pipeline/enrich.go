@@ -1,8 +1,10 @@
-package scorer
+package pipeline
 
 import (
 	"strings"
 	"sync"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
 // imageCache remembers container id → image so events whose rule output
@@ -10,26 +12,26 @@ import (
 // is cleared, which only costs a few events keyed by container id.
 type imageCache struct {
 	mu  sync.RWMutex
-	m   map[string]Subject
+	m   map[string]scorer.Subject
 	max int
 }
 
 func newImageCache(max int) *imageCache {
-	return &imageCache{m: make(map[string]Subject), max: max}
+	return &imageCache{m: make(map[string]scorer.Subject), max: max}
 }
 
-func (c *imageCache) get(id string) (Subject, bool) {
+func (c *imageCache) get(id string) (scorer.Subject, bool) {
 	c.mu.RLock()
 	s, ok := c.m[id]
 	c.mu.RUnlock()
 	return s, ok
 }
 
-func (c *imageCache) put(id string, s Subject) {
+func (c *imageCache) put(id string, s scorer.Subject) {
 	// Copies: the strings of a decoded event point into its raw JSON,
 	// which the cache must not keep alive.
 	id = strings.Clone(id)
-	s = Subject{Image: strings.Clone(s.Image), ImageSource: s.ImageSource, Namespace: strings.Clone(s.Namespace), Pod: strings.Clone(s.Pod)}
+	s = scorer.Subject{Image: strings.Clone(s.Image), ImageSource: s.ImageSource, Namespace: strings.Clone(s.Namespace), Pod: strings.Clone(s.Pod)}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
 		clear(c.m)
@@ -42,18 +44,18 @@ func (c *imageCache) put(id string, s Subject) {
 // Kubernetes context and process. A missing image falls back to the
 // container-id cache, then to the container id itself (ImageSource
 // "container"), so every event has a usable key.
-func enrich(ev *Event, mode string, cache *imageCache) Subject {
-	s := Subject{
-		ContainerID: ev.Field(FieldContainerID...),
-		Container:   ev.Field(FieldContainerName...),
-		Namespace:   ev.Field(FieldNamespace...),
-		Pod:         ev.Field(FieldPod...),
-		Process:     ev.Field(FieldProcName...),
-		Parent:      ev.Field(FieldParentName...),
+func enrich(ev *scorer.Event, mode string, cache *imageCache) scorer.Subject {
+	s := scorer.Subject{
+		ContainerID: ev.Field(scorer.FieldContainerID...),
+		Container:   ev.Field(scorer.FieldContainerName...),
+		Namespace:   ev.Field(scorer.FieldNamespace...),
+		Pod:         ev.Field(scorer.FieldPod...),
+		Process:     ev.Field(scorer.FieldProcName...),
+		Parent:      ev.Field(scorer.FieldParentName...),
 		Hostname:    ev.Hostname,
 	}
-	s.PID, _ = ev.IntField(FieldProcPID...)
-	s.Image, s.ImageSource = ImageKey(ev, mode)
+	s.PID, _ = ev.IntField(scorer.FieldProcPID...)
+	s.Image, s.ImageSource = scorer.ImageKey(ev, mode)
 	if s.Image == "" && s.ContainerID != "" && cache != nil {
 		if c, ok := cache.get(s.ContainerID); ok {
 			s.Image, s.ImageSource = c.Image, "cache"
@@ -74,7 +76,7 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 			// land in the baseline (and the worker) of its observations.
 			s.Image, s.ImageSource = c.Image, "digest"
 		case !ok || c.Image != s.Image || (c.Pod == "" && s.Pod != ""):
-			cache.put(s.ContainerID, Subject{Image: s.Image, ImageSource: s.ImageSource, Namespace: s.Namespace, Pod: s.Pod})
+			cache.put(s.ContainerID, scorer.Subject{Image: s.Image, ImageSource: s.ImageSource, Namespace: s.Namespace, Pod: s.Pod})
 		}
 	}
 	if s.Image == "" {
@@ -91,5 +93,5 @@ func enrich(ev *Event, mode string, cache *imageCache) Subject {
 // sameRepository reports whether a digest key (repo@sha256:…) and a tag
 // key (repo:tag) name the same repository.
 func sameRepository(digestKey, tagKey string) bool {
-	return ImageRepository(digestKey) == ImageRepository(tagKey)
+	return scorer.ImageRepository(digestKey) == scorer.ImageRepository(tagKey)
 }

@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
 // memStore is an in-memory Journal and Baselines for pipeline tests.
@@ -21,15 +23,15 @@ type memStore struct {
 	mu        sync.Mutex
 	next      uint64
 	journal   map[uint64][]byte
-	outbox    []OutboxPut
-	buckets   map[string][]BaselineBucket
+	outbox    []scorer.OutboxPut
+	buckets   map[string][]scorer.BaselineBucket
 	meta      map[string][]byte
 	failNext  int // Complete fails this many times
 	failLoads int // LoadImage fails this many times
 }
 
 func newMemStore() *memStore {
-	return &memStore{journal: map[uint64][]byte{}, buckets: map[string][]BaselineBucket{}, meta: map[string][]byte{}}
+	return &memStore{journal: map[uint64][]byte{}, buckets: map[string][]scorer.BaselineBucket{}, meta: map[string][]byte{}}
 }
 
 func (m *memStore) Append(_ context.Context, raws [][]byte) ([]uint64, error) {
@@ -44,7 +46,7 @@ func (m *memStore) Append(_ context.Context, raws [][]byte) ([]uint64, error) {
 	return seqs, nil
 }
 
-func (m *memStore) Complete(done []uint64, alerts []OutboxPut) error {
+func (m *memStore) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failNext > 0 {
@@ -77,11 +79,11 @@ func (m *memStore) Replay(fn func(uint64, []byte) error) error {
 	return nil
 }
 
-func (m *memStore) PutDeltas(ds []BaselineDelta) error {
+func (m *memStore) PutDeltas(ds []scorer.BaselineDelta) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, d := range ds {
-		m.buckets[d.Image] = append(m.buckets[d.Image], BaselineBucket{Bucket: d.Bucket, Counts: d.Counts})
+		m.buckets[d.Image] = append(m.buckets[d.Image], scorer.BaselineBucket{Bucket: d.Bucket, Counts: d.Counts})
 		if d.Meta != nil {
 			m.meta[d.Image] = d.Meta
 		}
@@ -89,11 +91,11 @@ func (m *memStore) PutDeltas(ds []BaselineDelta) error {
 	return nil
 }
 
-func (m *memStore) LoadBaselines(since time.Time, fn func(string, []byte, []BaselineBucket) error) error {
+func (m *memStore) LoadBaselines(since time.Time, fn func(string, []byte, []scorer.BaselineBucket) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for img, bs := range m.buckets {
-		var keep []BaselineBucket
+		var keep []scorer.BaselineBucket
 		for _, b := range bs {
 			if !b.Bucket.Before(since) {
 				keep = append(keep, b)
@@ -106,10 +108,10 @@ func (m *memStore) LoadBaselines(since time.Time, fn func(string, []byte, []Base
 	return nil
 }
 
-func (m *memStore) ImageBuckets(image string, from, to time.Time) ([]BaselineBucket, error) {
+func (m *memStore) ImageBuckets(image string, from, to time.Time) ([]scorer.BaselineBucket, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []BaselineBucket
+	var out []scorer.BaselineBucket
 	for _, b := range m.buckets[image] {
 		if !b.Bucket.Before(from) && b.Bucket.Before(to) {
 			out = append(out, b)
@@ -229,29 +231,29 @@ func (h *harness) shutdown() {
 	}
 }
 
-func (h *harness) event(rule, prio, container, image string, pid int, evtType string, tags ...string) Event {
+func (h *harness) event(rule, prio, container, image string, pid int, evtType string, tags ...string) scorer.Event {
 	h.seq++
 	h.tim = h.tim.Add(time.Microsecond)
 	f := map[string]any{"container.id": container, "container.image.repository": image, "container.image.tag": "1",
 		"proc.pid": pid, "proc.name": "web", "evt.type": evtType, "k8s.ns.name": "shop", "k8s.pod.name": "web-1"}
 	raw, _ := json.Marshal(map[string]any{"rule": rule, "priority": prio, "time": h.tim.Format(time.RFC3339Nano),
 		"tags": tags, "output_fields": f, "output": fmt.Sprintf("event %d", h.seq), "source": "syscall"})
-	ev, err := DecodeJSON(raw)
+	ev, err := scorer.DecodeJSON(raw)
 	if err != nil {
 		h.t.Fatalf("DecodeJSON: %v", err)
 	}
 	return ev
 }
 
-func (h *harness) observations(container, image string, pid int, calls []string) []Event {
-	var evs []Event
+func (h *harness) observations(container, image string, pid int, calls []string) []scorer.Event {
+	var evs []scorer.Event
 	for _, c := range calls {
 		evs = append(evs, h.event("falco-scorer process observation", "Debug", container, image, pid, c, "falco_scorer"))
 	}
 	return evs
 }
 
-func (h *harness) accept(evs []Event) {
+func (h *harness) accept(evs []scorer.Event) {
 	h.t.Helper()
 	for len(evs) > 0 {
 		n := min(len(evs), 256)
@@ -288,7 +290,7 @@ func (h *harness) train(image string, processes, length int, rng *rand.Rand) {
 func (h *harness) trainMonitoring(rng *rand.Rand) {
 	h.t.Helper()
 	h.train("nginx", 12, 400, rng)
-	if s, _ := h.state("nginx:1"); s != StateMonitoring {
+	if s, _ := h.state("nginx:1"); s != scorer.StateMonitoring {
 		h.t.Fatalf("after training state = %q, want monitoring", s)
 	}
 }
@@ -325,19 +327,19 @@ func TestPipelineLearnsGraduatesAndFlagsAttack(t *testing.T) {
 	}
 	// The attack: a process of the same image doing something else.
 	h.accept(h.observations("c-nginx", "nginx", 66666, attackTrace(60)))
-	h.accept([]Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
+	h.accept([]scorer.Event{h.event("Terminal shell in container", "Notice", "c-nginx", "nginx", 66667, "execve", "shell")})
 	h.settle()
 	alerts := st.alerts(t)[normalAlerts:]
 	k := kinds(alerts)
-	if k[KindAnomaly] != 1 {
-		t.Fatalf("anomaly alerts for the attack = %d, want exactly 1 (one episode, one alert); got %v", k[KindAnomaly], k)
+	if k[scorer.KindAnomaly] != 1 {
+		t.Fatalf("anomaly alerts for the attack = %d, want exactly 1 (one episode, one alert); got %v", k[scorer.KindAnomaly], k)
 	}
-	if k[KindFalco] != 1 {
-		t.Fatalf("falco alerts = %d, want 1", k[KindFalco])
+	if k[scorer.KindFalco] != 1 {
+		t.Fatalf("falco alerts = %d, want 1", k[scorer.KindFalco])
 	}
 	for _, a := range alerts {
 		switch a["kind"] {
-		case KindAnomaly:
+		case scorer.KindAnomaly:
 			ex, ok := a["explanation"].(map[string]any)
 			if !ok || len(ex["transitions"].([]any)) == 0 {
 				t.Errorf("anomaly alert without explanation: %v", a)
@@ -349,9 +351,9 @@ func TestPipelineLearnsGraduatesAndFlagsAttack(t *testing.T) {
 			if a["falco"].(map[string]any)["rule"] != "falco-scorer process observation" {
 				t.Errorf("original event not kept under falco: %v", a["falco"])
 			}
-		case KindFalco:
+		case scorer.KindFalco:
 			sc := a["score"].(map[string]any)
-			if sc["verdict"] != VerdictAnomalous {
+			if sc["verdict"] != scorer.VerdictAnomalous {
 				t.Errorf("falco alert from the attacked container has verdict %v, want anomalous", sc["verdict"])
 			}
 		}
@@ -398,14 +400,14 @@ func TestPipelineOverloadAndReplay(t *testing.T) {
 	}
 	h := &harness{t: t, clk: clk, tim: clk.Now()}
 	// Not running: events journal, then the queue fills.
-	var evs []Event
+	var evs []scorer.Event
 	for i := 0; i < 11; i++ {
 		evs = append(evs, h.event("Some rule", "Warning", "c1", "nginx", 1, "execve"))
 	}
 	if err := p.Accept(context.Background(), "test", evs[:10]); err != nil {
 		t.Fatalf("Accept(10) error = %v", err)
 	}
-	if err := p.Accept(context.Background(), "test", evs[10:]); err != ErrOverloaded {
+	if err := p.Accept(context.Background(), "test", evs[10:]); err != scorer.ErrOverloaded {
 		t.Fatalf("Accept(11th) error = %v, want ErrOverloaded", err)
 	}
 	if st.journalLen() != 10 {
@@ -435,7 +437,7 @@ func TestPipelineShutdownDrainsAndRetriesCommit(t *testing.T) {
 	st := newMemStore()
 	st.failNext = 3
 	h := newHarness(t, testConfig(), st)
-	var evs []Event
+	var evs []scorer.Event
 	for i := 0; i < 2000; i++ {
 		evs = append(evs, h.event("Some rule", "Warning", fmt.Sprintf("c%d", i%7), "nginx", i, "execve"))
 	}
@@ -466,7 +468,7 @@ func TestPipelineBaselinesSurviveRestartAndRoll(t *testing.T) {
 	h2.clk = h.clk
 	state, thr := h2.state("nginx:1")
 	_, thr1 := h.state("nginx:1")
-	if state != StateMonitoring || thr != thr1 {
+	if state != scorer.StateMonitoring || thr != thr1 {
 		t.Fatalf("after restart state = %q threshold %v, want monitoring %v", state, thr, thr1)
 	}
 	var img *image
@@ -491,7 +493,7 @@ func TestPipelineBaselinesSurviveRestartAndRoll(t *testing.T) {
 func (m *memStore) CompactBucket(image string, bucket time.Time, expect int, merged []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var kept []BaselineBucket
+	var kept []scorer.BaselineBucket
 	n := 0
 	for _, b := range m.buckets[image] {
 		if b.Bucket.Equal(bucket) {
@@ -503,7 +505,7 @@ func (m *memStore) CompactBucket(image string, bucket time.Time, expect int, mer
 	if n != expect {
 		return fmt.Errorf("conflict: %d blobs, expected %d", n, expect)
 	}
-	m.buckets[image] = append(kept, BaselineBucket{Bucket: bucket, Counts: merged})
+	m.buckets[image] = append(kept, scorer.BaselineBucket{Bucket: bucket, Counts: merged})
 	return nil
 }
 
@@ -570,12 +572,12 @@ func TestPipelineNewVersionInheritsBaseline(t *testing.T) {
 		w.flushBaselines(h.clk.Now())
 	}
 	// Version 2 of the same repository appears.
-	var evs []Event
+	var evs []scorer.Event
 	for _, c := range normalTrace(rng, 50) {
 		ev := h.event("falco-scorer process observation", "Debug", "c-v2", "nginx", 4242, c, "falco_scorer")
 		m := ev.Fields.Map()
 		m["container.image.tag"] = "2"
-		ev.Fields = FieldsOf(m)
+		ev.Fields = scorer.FieldsOf(m)
 		evs = append(evs, ev)
 	}
 	h.accept(evs)
@@ -612,7 +614,7 @@ func TestPipelineAcceptUnjournaled(t *testing.T) {
 	cfg := testConfig()
 	cfg.QueueSize = 64
 	h := newHarness(t, cfg, st)
-	var evs []Event
+	var evs []scorer.Event
 	for i := 0; i < 500; i++ {
 		evs = append(evs, h.event("Some rule", "Warning", "c1", "nginx", 1, "execve"))
 	}
@@ -645,8 +647,8 @@ func TestPipelineRefusesWhileBacklogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, clk: clk, tim: clk.Now()}
-	ev := []Event{h.event("Some rule", "Warning", "c1", "nginx", 1, "execve")}
-	if err := p.Accept(context.Background(), "test", ev); !errors.Is(err, ErrBacklogged) || !errors.Is(err, ErrOverloaded) {
+	ev := []scorer.Event{h.event("Some rule", "Warning", "c1", "nginx", 1, "execve")}
+	if err := p.Accept(context.Background(), "test", ev); !errors.Is(err, scorer.ErrBacklogged) || !errors.Is(err, scorer.ErrOverloaded) {
 		t.Fatalf("Accept while backlogged = %v, want ErrBacklogged (an ErrOverloaded)", err)
 	}
 	if st.journalLen() != 0 {
@@ -676,7 +678,7 @@ func TestPipelineCommitWaitsCommitDelay(t *testing.T) {
 	cfg.CommitDelay = 300 * time.Millisecond
 	h := newHarness(t, cfg, st)
 	start := time.Now()
-	h.accept([]Event{h.event("Some rule", "Warning", "c1", "nginx", 1, "execve")})
+	h.accept([]scorer.Event{h.event("Some rule", "Warning", "c1", "nginx", 1, "execve")})
 	for len(st.alerts(t)) == 0 {
 		if time.Since(start) > 10*time.Second {
 			t.Fatal("the event was never committed")
@@ -698,7 +700,7 @@ func TestPipelineCommitWaitsCommitDelay(t *testing.T) {
 func TestPipelineObservationsWithoutTags(t *testing.T) {
 	st := newMemStore()
 	h := newHarness(t, testConfig(), st)
-	evs := []Event{
+	evs := []scorer.Event{
 		h.event("falco-scorer process observation", "Debug", "c1", "nginx", 1, "execve"),
 		h.event("falco-scorer file observation", "Debug", "c1", "nginx", 1, "openat"),
 		h.event("Terminal shell in container", "Notice", "c1", "nginx", 1, "execve"),

@@ -1,4 +1,4 @@
-package scorer
+package pipeline
 
 import (
 	"encoding/json"
@@ -6,10 +6,12 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
 // obs builds one observation with the argument fields the symbolizer reads.
-func (h *harness) obs(pid, ppid int, proc, evtType string, extra map[string]any) Event {
+func (h *harness) obs(pid, ppid int, proc, evtType string, extra map[string]any) scorer.Event {
 	h.seq++
 	h.tim = h.tim.Add(time.Microsecond)
 	f := map[string]any{"container.id": "c-api", "container.image.repository": "api", "container.image.tag": "1",
@@ -21,7 +23,7 @@ func (h *harness) obs(pid, ppid int, proc, evtType string, extra map[string]any)
 	raw, _ := json.Marshal(map[string]any{"rule": "falco-scorer observation", "priority": "Debug",
 		"time": h.tim.Format(time.RFC3339Nano), "tags": []string{"falco_scorer"}, "output_fields": f,
 		"output": fmt.Sprintf("event %d", h.seq), "source": "syscall"})
-	ev, err := DecodeJSON(raw)
+	ev, err := scorer.DecodeJSON(raw)
 	if err != nil {
 		h.t.Fatalf("DecodeJSON: %v", err)
 	}
@@ -30,8 +32,8 @@ func (h *harness) obs(pid, ppid int, proc, evtType string, extra map[string]any)
 
 // worker emits a worker process serving requests, now and then spawning a
 // log compressor child.
-func (h *harness) worker(pid int, requests int, rng *rand.Rand) []Event {
-	var evs []Event
+func (h *harness) worker(pid int, requests int, rng *rand.Rand) []scorer.Event {
+	var evs []scorer.Event
 	evs = append(evs, h.obs(pid, 1, "python3", "execve", map[string]any{"proc.exepath": "/usr/bin/python3.11"}))
 	for r := 0; r < requests; r++ {
 		evs = append(evs,
@@ -63,7 +65,7 @@ func TestThreeEventChildIsJudged(t *testing.T) {
 		h.accept(h.worker(2000+i, 250, rng))
 	}
 	h.settle()
-	if s, _ := h.state("api:1"); s != StateMonitoring {
+	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
 		t.Fatalf("after training state = %q, want monitoring", s)
 	}
 	n0 := len(st.alerts(t))
@@ -83,7 +85,7 @@ func TestThreeEventChildIsJudged(t *testing.T) {
 
 	var onChild, other int
 	for _, a := range st.alerts(t)[n0:] {
-		if a["kind"] == KindFalco {
+		if a["kind"] == scorer.KindFalco {
 			continue
 		}
 		pid := a["subject"].(map[string]any)["pid"].(float64)
