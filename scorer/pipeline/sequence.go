@@ -1,0 +1,156 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/markov"
+)
+
+// sequence is one live syscall trace (a process, or a container).
+type sequence struct {
+	key       seqKey
+	container string
+	img       *image
+	hist      markov.History
+	win       *markov.Window
+	cusum     markov.Cusum // the online score when the image's is a CUSUM
+	acc       markov.Sequence
+	alarm     markov.Alarm
+	alerted   bool
+	events    int
+	lastSeen  time.Time // processing time, for idle eviction
+	lastEvent time.Time // event time of the latest event
+	peak      float64   // highest window score of the current episode
+
+	// Learning lags the sequence (poisoning guard): an event is learned
+	// only once learnDelay newer events followed it, or when the sequence
+	// ends without an anomalous verdict. So neither the events that raise
+	// an alarm nor a short process judged anomalous at its end ever teach
+	// the baseline. The queue is stored as the history before its first
+	// symbol plus the symbols (2 bytes an event), growing only as long as
+	// the sequence is.
+	pendHist markov.History
+	pend     []markov.Symbol
+	phead    int
+	// held counts the queued events, from phead on, that are never
+	// learned: every event queued while the alarm was on, and every
+	// older one still queued then (among them the events that raised
+	// it). They are dropped as they leave the queue, even once the alarm
+	// has fallen; the sequence has alerted, so its end learns nothing either.
+	held int
+}
+
+func (img *image) newSequence(key seqKey, container string, now time.Time) *sequence {
+	win, err := markov.NewWarmWindow(img.windowLen, img.windowWarm)
+	if err != nil {
+		panic(fmt.Sprintf("window length validated at start: %v", err)) // unreachable
+	}
+	return &sequence{
+		key: key, container: container, img: img, win: win, cusum: markov.Cusum{K: img.cusumK, Cap: img.cusumCap},
+		acc: markov.NewMeanSequence(), lastSeen: now,
+		pendHist: markov.History{},
+	}
+}
+
+// stepResult is one scored event.
+type stepResult struct {
+	sym    markov.Symbol
+	step   markov.Step
+	window float64
+	full   bool // the window is Ready: its score may alert and calibrates
+	rose   bool // the online score rose at this event (a window score always may)
+	oov    bool
+}
+
+// step scores the event name as the next of seq. The model is not changed.
+func (img *image) step(seq *sequence, name string) stepResult {
+	sym := img.model.Lookup(name)
+	if sym == markov.OOV {
+		sym = img.model.Intern(name) // room left: a new symbol; else stays OOV
+	}
+	st := img.model.Score(&seq.hist, sym)
+	win := seq.win.Push(sym, st)
+	seq.acc.Add(st)
+	seq.events++
+	r := stepResult{sym: sym, step: st, window: win, full: seq.win.Ready(), rose: true, oov: sym == markov.OOV}
+	if img.cusumK > 0 {
+		// Judged from the first event: the score starts at 0 (or at its
+		// parent's, see inherit) and only unlikely events raise it.
+		before := seq.cusum.S
+		r.window, r.full = seq.cusum.Push(st.Surprise), true
+		r.rose = r.window > before
+	}
+	return r
+}
+
+// learnDelay is how many newer events must follow an event, alarm down,
+// before it is learned; shorter sequences are judged whole at their end.
+// It must outlast the online score's reaction to an attack's first events:
+// the window mean needs many events to rise, a CUSUM a few, and a shorter
+// delay lets a long-lived process's steady behaviour reach the baseline
+// (and its graduation) that much sooner.
+const (
+	learnDelay      = 1024
+	learnDelayCusum = 128
+)
+
+// learnDelay returns the image's learning delay.
+func (img *image) learnDelay() int {
+	if img.cusumK > 0 {
+		return learnDelayCusum
+	}
+	return learnDelay
+}
+
+// deferLearn queues the event just scored (call it after the alarm was
+// updated for it and before advance); the event leaving the queue now is
+// learned unless it was queued while, or before, the alarm was on (held).
+// It returns whether an event was held back.
+func (img *image) deferLearn(seq *sequence, r stepResult) (heldBack bool) {
+	if len(seq.pend)-seq.phead == 0 {
+		seq.pend, seq.phead = seq.pend[:0], 0
+		seq.pendHist = seq.hist
+	}
+	seq.pend = append(seq.pend, r.sym)
+	if seq.alarm.On() {
+		seq.held = len(seq.pend) - seq.phead // this event and all queued before it
+	}
+	delay := img.learnDelay()
+	if len(seq.pend)-seq.phead <= delay {
+		return false
+	}
+	out := seq.pend[seq.phead]
+	seq.phead++
+	if seq.phead > delay { // reclaim the consumed half
+		seq.pend = append(seq.pend[:0], seq.pend[seq.phead:]...)
+		seq.phead = 0
+	}
+	if seq.held > 0 {
+		seq.held--
+		heldBack = true
+	} else {
+		img.learn(&seq.pendHist, out)
+	}
+	seq.pendHist.Push(out)
+	return heldBack
+}
+
+// flushPending learns the queued events when a sequence ends normally;
+// after an alarm or an anomalous end they are dropped, and held events are
+// dropped in any case.
+func (img *image) flushPending(seq *sequence, learn bool) (heldBack int) {
+	for i, sym := range seq.pend[seq.phead:] {
+		if learn && i >= seq.held {
+			img.learn(&seq.pendHist, sym)
+		} else {
+			heldBack++
+		}
+		seq.pendHist.Push(sym)
+	}
+	seq.pend, seq.phead, seq.held = nil, 0, 0
+	return heldBack
+}
+
+// advance moves seq's history past the event just scored.
+func (img *image) advance(seq *sequence, r stepResult) { seq.hist.Push(r.sym) }
