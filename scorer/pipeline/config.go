@@ -147,6 +147,15 @@ func (c Config) calibrationSamples() uint64 {
 	return max(min(need, c.graduationFloor()), 1)
 }
 
+// bucketStart is the start of the bucket holding t.
+func (c Config) bucketStart(t time.Time) time.Time { return t.Truncate(c.BucketSize) }
+
+// horizonStart is the start of the oldest bucket that the rolling horizon
+// still holds at now.
+func (c Config) horizonStart(now time.Time) time.Time {
+	return now.Add(-c.Horizon).Truncate(c.BucketSize)
+}
+
 // graduationFloor is the fewest events an image learns before it may
 // graduate (its convergence streak spans learning_blocks blocks). A
 // monitoring baseline whose rolling horizon holds fewer goes back to

@@ -54,8 +54,8 @@ const loadRetryInterval = 30 * time.Second
 
 func (w *worker) modelConfig() markov.Config {
 	mc := markov.DefaultConfig()
-	mc.Order = w.p.cfg.Order
-	mc.VocabSize = w.p.cfg.MaxVocabulary
+	mc.Order = w.cfg.Order
+	mc.VocabSize = w.cfg.MaxVocabulary
 	return mc
 }
 
@@ -66,12 +66,12 @@ func (w *worker) newImage(key string, now time.Time) *image {
 		panic(fmt.Sprintf("markov config validated at start: %v", err)) // unreachable: Config.Validate checked it
 	}
 	return &image{
-		key: key, model: m, conv: newConvergence(w.p.cfg), state: scorer.StateLearning, since: now, lastSeen: now,
-		symbols:      w.p.symbolsID,
-		oldestBucket: w.p.horizonStart(now), windowLen: w.p.cfg.Window, windowWarm: w.p.cfg.WindowWarmup,
-		cusumK: w.p.cfg.cusumAllowance(), cusumCap: w.p.cfg.CusumCap,
+		key: key, model: m, conv: newConvergence(w.cfg), state: scorer.StateLearning, since: now, lastSeen: now,
+		symbols:      w.symbolsID,
+		oldestBucket: w.cfg.horizonStart(now), windowLen: w.cfg.Window, windowWarm: w.cfg.WindowWarmup,
+		cusumK: w.cfg.cusumAllowance(), cusumCap: w.cfg.CusumCap,
 		threshold: math.Inf(1), endThreshold: math.Inf(1),
-		needWin: w.p.cfg.calibrationSamples(), needEnd: uint64(math.Ceil(1 / w.p.cfg.EndAlertRate)),
+		needWin: w.cfg.calibrationSamples(), needEnd: uint64(math.Ceil(1 / w.cfg.EndAlertRate)),
 	}
 }
 
@@ -90,14 +90,14 @@ func newConvergence(cfg Config) markov.Convergence {
 // thresholds mean anything any more. It reports whether it did. The caller
 // keeps the state gauge right.
 func (w *worker) expireThin(img *image, reason string) bool {
-	floor := w.p.cfg.graduationFloor()
+	floor := w.cfg.graduationFloor()
 	events := img.model.Events()
 	if img.learning() || events >= floor {
 		return false
 	}
-	img.relearn(w.p.deps.Now(), w.p.cfg)
-	w.p.met.expired.WithLabelValues(reason).Inc()
-	w.p.log.Info().Str("image", scorer.TruncateForLog(img.key)).Str("reason", reason).Uint64("events", events).
+	img.relearn(w.deps.Now(), w.cfg)
+	w.met.expired.WithLabelValues(reason).Inc()
+	w.log.Info().Str("image", scorer.TruncateForLog(img.key)).Str("reason", reason).Uint64("events", events).
 		Uint64("floor", floor).Msg("baseline expired, back to learning")
 	return true
 }

@@ -46,7 +46,7 @@ func (w *worker) addImage(img *image) {
 	}
 	w.images[img.key] = img
 	img.elem = w.imageLRU.PushFront(img)
-	w.p.met.images.WithLabelValues(img.state).Inc()
+	w.met.images.WithLabelValues(img.state).Inc()
 	for len(w.images) > w.maxImages {
 		w.evictImage(w.imageLRU.Back().Value.(*image))
 	}
@@ -58,7 +58,7 @@ func (w *worker) removeImage(img *image) {
 	img.removed = true
 	w.imageLRU.Remove(img.elem)
 	delete(w.images, img.key)
-	w.p.met.images.WithLabelValues(img.state).Dec()
+	w.met.images.WithLabelValues(img.state).Dec()
 	w.imageCount.Store(int64(len(w.images)))
 }
 
@@ -69,13 +69,13 @@ func (w *worker) removeImage(img *image) {
 func (w *worker) evictImage(img *image) {
 	w.stashUnflushed(img)
 	w.removeImage(img)
-	w.p.met.imagesEvicted.Inc()
+	w.met.imagesEvicted.Inc()
 }
 
 // stashUnflushed moves img's counts not yet flushed to the next flush.
 func (w *worker) stashUnflushed(img *image) {
-	if img.dirty && w.p.deps.Baselines != nil {
-		if d, err := img.takeDelta(w.p.deps.Now().Truncate(w.p.cfg.BucketSize)); err == nil {
+	if img.dirty && w.deps.Baselines != nil {
+		if d, err := img.takeDelta(w.deps.Now().Truncate(w.cfg.BucketSize)); err == nil {
 			w.unflushed = append(w.unflushed, d)
 		}
 	}
@@ -84,14 +84,14 @@ func (w *worker) stashUnflushed(img *image) {
 // loadImage reads one stored image when the store can do that; nil when it
 // cannot or has none. An error means the store has it but could not read it.
 func (w *worker) loadImage(key string, now time.Time) (*image, error) {
-	loader, ok := w.p.deps.Baselines.(scorer.ImageLoader)
+	loader, ok := w.deps.Baselines.(scorer.ImageLoader)
 	if !ok {
 		return nil, nil
 	}
-	since := w.p.horizonStart(now)
+	since := w.cfg.horizonStart(now)
 	meta, buckets, found, err := loader.LoadImage(key, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(key)).Dur("retry_in", loadRetryInterval).
+		w.log.Error().Err(err).Str("image", scorer.TruncateForLog(key)).Dur("retry_in", loadRetryInterval).
 			Msg("load baseline; learning in a stand-in that leaves the stored baseline's state alone until it loads")
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 	}
 	img, err := w.restoreImage(key, meta, buckets, since)
 	if err != nil {
-		w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(key)).Msg("discarding unreadable baseline")
+		w.log.Error().Err(err).Str("image", scorer.TruncateForLog(key)).Msg("discarding unreadable baseline")
 		return nil, nil
 	}
 	return img, nil
@@ -124,7 +124,7 @@ func (w *worker) loadImage(key string, now time.Time) (*image, error) {
 
 // restoreImage rebuilds an image from its stored meta and count buckets.
 func (w *worker) restoreImage(key string, meta []byte, buckets []scorer.BaselineBucket, since time.Time) (*image, error) {
-	img := w.newImage(key, w.p.deps.Now())
+	img := w.newImage(key, w.deps.Now())
 	if len(meta) > 0 {
 		var m imageMeta
 		if err := json.Unmarshal(meta, &m); err != nil {
@@ -140,10 +140,10 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []scorer.Baseline
 			// Counts of another symbol language (an upgrade, or a changed
 			// symbols config) would make every event look new: learn
 			// afresh, and never load the old buckets again.
-			w.p.log.Info().Str("image", scorer.TruncateForLog(key)).Str("stored", m.Symbols).Str("current", img.symbols).
+			w.log.Info().Str("image", scorer.TruncateForLog(key)).Str("stored", m.Symbols).Str("current", img.symbols).
 				Msg("baseline learned with other symbols, learning afresh")
 			img.symbolsSince, img.dirty = img.since, true
-			w.p.met.expired.WithLabelValues("symbols_changed").Inc()
+			w.met.expired.WithLabelValues("symbols_changed").Inc()
 			return img, nil
 		}
 		img.symbolsSince = m.SymbolsSince
@@ -155,18 +155,18 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []scorer.Baseline
 			img.state = scorer.StateLearning
 			img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
 		} else {
-			img.threshold = onlineThreshold(w.p.cfg, img.threshold)
+			img.threshold = onlineThreshold(w.cfg, img.threshold)
 		}
 	}
 	for _, b := range buckets {
-		if b.Bucket.Before(w.p.bucketStart(img.symbolsSince)) {
+		if b.Bucket.Before(w.cfg.bucketStart(img.symbolsSince)) {
 			continue
 		}
 		if err := applyCounts(img.model, b.Counts, +1); err != nil {
 			if errors.Is(err, markov.ErrOrderMismatch) {
 				// Counted at another order (the order changed): of no use
 				// to this model, and gone once the horizon passes it.
-				w.p.log.Info().Str("image", scorer.TruncateForLog(key)).Str("bucket", b.Bucket.Format(time.RFC3339)).
+				w.log.Info().Str("image", scorer.TruncateForLog(key)).Str("bucket", b.Bucket.Format(time.RFC3339)).
 					Msg("skipping baseline bucket of another model order")
 				continue
 			}
@@ -184,7 +184,7 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []scorer.Baseline
 // version behaves like the old one.
 func (w *worker) inherit(img *image, now time.Time) {
 	repo := scorer.ImageRepository(img.key)
-	if repo == "" || w.p.deps.Baselines == nil {
+	if repo == "" || w.deps.Baselines == nil {
 		return
 	}
 	prev, ok := w.p.repos.Swap(repo, img.key)
@@ -192,21 +192,21 @@ func (w *worker) inherit(img *image, now time.Time) {
 		return
 	}
 	pred := prev.(string)
-	buckets, err := w.p.deps.Baselines.ImageBuckets(pred, w.p.horizonStart(now), now.Add(w.p.cfg.BucketSize))
+	buckets, err := w.deps.Baselines.ImageBuckets(pred, w.cfg.horizonStart(now), now.Add(w.cfg.BucketSize))
 	if err != nil || len(buckets) == 0 {
 		return
 	}
 	var copies []scorer.BaselineDelta
 	for _, b := range buckets {
 		if err := applyCounts(img.model, b.Counts, +1); err != nil {
-			w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Str("from", scorer.TruncateForLog(pred)).Msg("inherit baseline")
+			w.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Str("from", scorer.TruncateForLog(pred)).Msg("inherit baseline")
 			return
 		}
 		copies = append(copies, scorer.BaselineDelta{Image: img.key, Bucket: b.Bucket, Counts: b.Counts})
 	}
 	img.inherited = pred
 	copies[len(copies)-1].Meta = img.meta()
-	if err := w.p.deps.Baselines.PutDeltas(copies); err != nil {
-		w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("store inherited baseline")
+	if err := w.deps.Baselines.PutDeltas(copies); err != nil {
+		w.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("store inherited baseline")
 	}
 }

@@ -337,12 +337,7 @@ func (p *Pipeline) loadBaselines() error {
 	})
 }
 
-// bucketStart is the start of the bucket holding t.
-func (p *Pipeline) bucketStart(t time.Time) time.Time { return t.Truncate(p.cfg.BucketSize) }
-
-func (p *Pipeline) horizonStart(now time.Time) time.Time {
-	return now.Add(-p.cfg.Horizon).Truncate(p.cfg.BucketSize)
-}
+func (p *Pipeline) horizonStart(now time.Time) time.Time { return p.cfg.horizonStart(now) }
 
 // metrics of the pipeline; labels stay bounded (source, kind, reason).
 type metrics struct {

@@ -10,14 +10,29 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
+	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
 
 // worker owns a shard of images: their models, their sequences and the
 // anomaly state of their containers. Only its goroutine touches them.
 type worker struct {
-	p          *Pipeline
+	// What the pipeline hands each worker at its start and never changes:
+	// the worker reads its own copies instead of reaching into the
+	// pipeline.
+	cfg       Config
+	deps      Deps
+	log       zerolog.Logger
+	met       *metrics
+	symbols   *symbol.Symbolizer
+	symbolsID string
+	// p is the pipeline, for the state its workers share: the in-flight
+	// count and the repository → latest image map.
+	p *Pipeline
+
 	id         int
 	ch         chan item
 	ctl        chan func() // runs on the worker goroutine (admin operations)
@@ -66,6 +81,12 @@ func (cs *containerState) record(a *scorer.Alert, now time.Time) {
 func newWorker(p *Pipeline, id int) *worker {
 	maxSeqs := max(p.cfg.MaxSequences/p.cfg.Workers, 1)
 	return &worker{
+		cfg:        p.cfg,
+		deps:       p.deps,
+		log:        p.log,
+		met:        p.met,
+		symbols:    p.symbols,
+		symbolsID:  p.symbolsID,
 		p:          p,
 		id:         id,
 		ch:         make(chan item, p.cfg.QueueSize),
@@ -81,13 +102,13 @@ func newWorker(p *Pipeline, id int) *worker {
 }
 
 func (w *worker) run(ctx context.Context) {
-	tick := time.NewTicker(w.p.cfg.FlushInterval)
+	tick := time.NewTicker(w.cfg.FlushInterval)
 	defer tick.Stop()
 	// A commit is one store transaction. Committing whenever the queue
 	// emptied meant one per few events at moderate rates (3,200 a second at
 	// 12k events/s); waiting CommitDelay for more makes them larger and
 	// fewer, for that much more alert latency.
-	delay := w.p.cfg.CommitDelay
+	delay := w.cfg.CommitDelay
 	commitTimer := time.NewTimer(time.Hour)
 	commitTimer.Stop()
 	defer commitTimer.Stop()
@@ -103,11 +124,11 @@ func (w *worker) run(ctx context.Context) {
 			w.process(it)
 			// Take what is already queued without a select per event
 			// (selectgo was 9 % of the pipeline's CPU under load).
-			for n := len(w.ch); n > 0 && w.uncommitted() < w.p.cfg.CommitBatch; n-- {
+			for n := len(w.ch); n > 0 && w.uncommitted() < w.cfg.CommitBatch; n-- {
 				w.process(<-w.ch)
 			}
 			switch {
-			case w.uncommitted() >= w.p.cfg.CommitBatch || (len(w.ch) == 0 && delay == 0):
+			case w.uncommitted() >= w.cfg.CommitBatch || (len(w.ch) == 0 && delay == 0):
 				commitNow()
 			case len(w.ch) == 0 && commitDue == nil && w.uncommitted() > 0:
 				commitTimer.Reset(delay)
@@ -116,7 +137,7 @@ func (w *worker) run(ctx context.Context) {
 		case <-commitDue:
 			commitNow()
 		case <-tick.C:
-			w.maintain(w.p.deps.Now())
+			w.maintain(w.deps.Now())
 		case fn := <-w.ctl:
 			fn()
 		case <-ctx.Done():
@@ -126,7 +147,7 @@ func (w *worker) run(ctx context.Context) {
 				select {
 				case it := <-w.ch:
 					w.process(it)
-					if w.uncommitted() >= w.p.cfg.CommitBatch {
+					if w.uncommitted() >= w.cfg.CommitBatch {
 						w.commit(context.Background())
 					}
 					continue
@@ -136,7 +157,7 @@ func (w *worker) run(ctx context.Context) {
 			}
 			w.commit(context.Background())
 			w.learnLiveSequences()
-			w.flushBaselines(w.p.deps.Now())
+			w.flushBaselines(w.deps.Now())
 			return
 		}
 	}
@@ -152,7 +173,7 @@ const shippedRulePrefix = "falco-scorer "
 // shipped rules are still known by name, so that a Falco configured
 // without tags does not forward every observation as an alert.
 func (w *worker) isObservation(ev *scorer.Event) bool {
-	if ev.HasTag(w.p.cfg.ObservationTag) {
+	if ev.HasTag(w.cfg.ObservationTag) {
 		return true
 	}
 	return len(ev.Tags) == 0 && strings.HasPrefix(ev.Rule, shippedRulePrefix)
@@ -160,16 +181,16 @@ func (w *worker) isObservation(ev *scorer.Event) bool {
 
 // process scores one event and queues its alerts for the next commit.
 func (w *worker) process(it item) {
-	now := w.p.deps.Now()
+	now := w.deps.Now()
 	ev := &it.ev
 	// Counted once processed, so that a reader of the metrics who sees an
 	// event scored also sees the alerts it raised.
 	if w.isObservation(ev) {
 		w.observe(it, now)
-		w.p.met.scored.WithLabelValues("observation").Inc()
+		w.met.scored.WithLabelValues("observation").Inc()
 	} else {
 		w.falcoAlert(it, now)
-		w.p.met.scored.WithLabelValues("falco").Inc()
+		w.met.scored.WithLabelValues("falco").Inc()
 	}
 	if it.journaled {
 		w.done = append(w.done, it.seq)
@@ -192,18 +213,18 @@ func (w *worker) observe(it item, now time.Time) {
 	seq := w.sequence(key, ppid, img, it.subj.ContainerID, now)
 	seq.lastEvent = it.ev.Time
 
-	if evtType == "procexit" && w.p.cfg.SequenceKey == SequenceByProcess {
+	if evtType == "procexit" && w.cfg.SequenceKey == SequenceByProcess {
 		w.endSequence(seq, &it, now, "exit")
 		return
 	}
 	obs := observationOf(&it.ev, evtType)
-	sym := w.p.symbols.Symbol(&obs)
+	sym := w.symbols.Symbol(&obs)
 	r := img.step(seq, sym)
 	if r.oov {
-		w.p.met.oov.Inc()
+		w.met.oov.Inc()
 	}
 	alerted, learning := false, img.learning()
-	if on := w.p.deps.OnScored; on != nil {
+	if on := w.deps.OnScored; on != nil {
 		defer func() {
 			on(Scored{Image: img.key, ContainerID: it.subj.ContainerID, PID: it.subj.PID, PPID: ppid, Time: it.ev.Time,
 				Symbol: sym, Learning: learning, Surprise: r.step.Surprise, Window: r.window, Ready: r.full,
@@ -235,16 +256,16 @@ func (w *worker) observe(it item, now time.Time) {
 	}
 	// Poisoning guard: an anomalous sequence teaches the baseline nothing.
 	if img.deferLearn(seq, r) {
-		w.p.met.heldBack.Inc()
+		w.met.heldBack.Inc()
 	}
 	img.advance(seq, r)
-	if img.learning() && img.ready(w.p.cfg) {
-		img.graduate(now, w.p.cfg)
+	if img.learning() && img.ready(w.cfg) {
+		img.graduate(now, w.cfg)
 		w.resetScores(img)
-		w.p.met.images.WithLabelValues(scorer.StateLearning).Dec()
-		w.p.met.images.WithLabelValues(scorer.StateMonitoring).Inc()
-		w.p.met.graduated.Inc()
-		w.p.log.Info().Str("image", scorer.TruncateForLog(img.key)).Uint64("events", img.conv.Events).
+		w.met.images.WithLabelValues(scorer.StateLearning).Dec()
+		w.met.images.WithLabelValues(scorer.StateMonitoring).Inc()
+		w.met.graduated.Inc()
+		w.log.Info().Str("image", scorer.TruncateForLog(img.key)).Uint64("events", img.conv.Events).
 			Float64("threshold", img.threshold).Float64("end_threshold", img.endThreshold).
 			Msg("baseline graduated to monitoring")
 	}
@@ -279,7 +300,7 @@ func (w *worker) falcoAlert(it item, now time.Time) {
 		// From the first anomaly the state remembers (less the skew) to
 		// recent_anomaly after the latest: an alert processed after a later
 		// episode began may still follow an earlier one.
-		if cs.anomalous > 0 || !it.ev.Time.Before(cs.firstEvent.Add(-anomalySkew)) && it.ev.Time.Sub(cs.lastEvent) < w.p.cfg.RecentAnomaly {
+		if cs.anomalous > 0 || !it.ev.Time.Before(cs.firstEvent.Add(-anomalySkew)) && it.ev.Time.Sub(cs.lastEvent) < w.cfg.RecentAnomaly {
 			last := cs.last
 			a.Anomaly = &last
 			a.Score = scorer.Score{Value: last.Score, Threshold: last.Threshold, Ratio: last.Ratio,
@@ -305,12 +326,12 @@ func (w *worker) emit(a *scorer.Alert, now time.Time) {
 		}
 		cs.record(a, now)
 	}
-	d := scorer.Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.p.deps.Sinks}
-	if w.p.deps.Decider != nil {
-		d = w.p.deps.Decider.Decide(a, now)
+	d := scorer.Decision{Priority: a.Priority, Band: a.Score.Band, Sinks: w.deps.Sinks}
+	if w.deps.Decider != nil {
+		d = w.deps.Decider.Decide(a, now)
 	}
 	if d.Suppressed {
-		w.p.met.suppressed.WithLabelValues(a.Kind).Inc()
+		w.met.suppressed.WithLabelValues(a.Kind).Inc()
 		return
 	}
 	a.Priority = d.Priority
@@ -319,19 +340,19 @@ func (w *worker) emit(a *scorer.Alert, now time.Time) {
 	}
 	a.Sinks = d.Sinks
 	if len(d.Sinks) == 0 {
-		w.p.met.suppressed.WithLabelValues(a.Kind).Inc()
+		w.met.suppressed.WithLabelValues(a.Kind).Inc()
 		return
 	}
 	payload, err := a.MarshalJSON()
 	if err != nil {
-		w.p.log.Error().Err(err).Str("kind", a.Kind).Msg("encode alert")
+		w.log.Error().Err(err).Str("kind", a.Kind).Msg("encode alert")
 		return
 	}
 	h := a.Header().Detached() // the outbox may keep it after the event is gone
 	for _, s := range d.Sinks {
 		w.puts = append(w.puts, scorer.OutboxPut{Sink: s, AlertID: a.ID, Payload: payload, Header: &h})
 	}
-	w.p.met.alerts.WithLabelValues(a.Kind, a.Priority.String()).Inc()
+	w.met.alerts.WithLabelValues(a.Kind, a.Priority.String()).Inc()
 }
 
 // uncommitted counts the events processed since the last commit.
@@ -348,13 +369,13 @@ func (w *worker) commit(ctx context.Context) {
 	backoff := 10 * time.Millisecond
 	logged := false
 	for {
-		err := w.p.deps.Journal.Complete(w.done, w.puts)
+		err := w.deps.Journal.Complete(w.done, w.puts)
 		if err == nil {
 			break
 		}
-		w.p.met.commitErrors.Inc()
+		w.met.commitErrors.Inc()
 		if !logged {
-			w.p.log.Error().Err(err).Int("events", len(w.done)).Msg("outbox commit failed, retrying")
+			w.log.Error().Err(err).Int("events", len(w.done)).Msg("outbox commit failed, retrying")
 			logged = true
 		}
 		select {
@@ -371,14 +392,14 @@ func (w *worker) commit(ctx context.Context) {
 		backoff = min(backoff*2, 2*time.Second)
 	}
 	if logged {
-		w.p.log.Info().Msg("outbox commit recovered")
+		w.log.Info().Msg("outbox commit recovered")
 	}
-	w.p.met.scoreSeconds.Observe(time.Since(start).Seconds())
+	w.met.scoreSeconds.Observe(time.Since(start).Seconds())
 	hadAlerts := len(w.puts) > 0
 	w.p.inflight.Add(-int64(w.uncommitted()))
 	w.done, w.puts, w.volatile = w.done[:0], w.puts[:0], 0
 	if hadAlerts {
-		w.p.deps.Wake()
+		w.deps.Wake()
 	}
 }
 
@@ -416,7 +437,7 @@ func (w *worker) learnLiveSequences() {
 	for el := w.lru.Front(); el != nil; el = el.Next() {
 		s := el.Value.(*sequence)
 		if n := s.img.flushPending(s, !s.alerted && !s.alarm.On()); n > 0 {
-			w.p.met.heldBack.Add(float64(n))
+			w.met.heldBack.Add(float64(n))
 		}
 	}
 }
@@ -427,7 +448,7 @@ func (w *worker) sequenceKey(it *item) seqKey {
 	if c == "" {
 		c = it.subj.Hostname
 	}
-	if w.p.cfg.SequenceKey == SequenceByContainer {
+	if w.cfg.SequenceKey == SequenceByContainer {
 		return seqKey{container: c}
 	}
 	return seqKey{container: c, pid: it.subj.PID}
@@ -475,7 +496,7 @@ func (w *worker) sequence(key seqKey, ppid int64, img *image, container string, 
 		}
 	}
 	w.seqs[key] = w.lru.PushFront(s)
-	w.p.met.sequences.Add(1)
+	w.met.sequences.Add(1)
 	return s
 }
 
@@ -485,19 +506,19 @@ func (w *worker) closeSequence(el *list.Element, reason string) {
 		w.containerLeave(s)
 	}
 	if n := s.img.flushPending(s, !s.alerted); n > 0 {
-		w.p.met.heldBack.Add(float64(n))
+		w.met.heldBack.Add(float64(n))
 	}
 	w.lru.Remove(el)
 	delete(w.seqs, s.key)
-	w.p.met.sequences.Add(-1)
-	w.p.met.evicted.WithLabelValues(reason).Inc()
+	w.met.sequences.Add(-1)
+	w.met.evicted.WithLabelValues(reason).Inc()
 }
 
 // endSequence closes a sequence on process exit, with an end-of-sequence
 // verdict over the whole trace.
 func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason string) {
 	img := seq.img
-	if on := w.p.deps.OnScored; on != nil {
+	if on := w.deps.OnScored; on != nil {
 		sc := Scored{Image: img.key, ContainerID: it.subj.ContainerID, PID: it.subj.PID, Time: it.ev.Time,
 			Learning: img.learning(), End: true, EndScore: img.endScore(seq), EndThreshold: img.endThreshold,
 			EndJudged: !img.learning() && img.endCalibrated() && seq.events >= minEndEvents, Threshold: img.threshold}
@@ -512,7 +533,7 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 	case !img.endCalibrated():
 		if !seq.alerted {
 			img.sampleEnd(seq)
-			img.calibrateEnd(w.p.cfg)
+			img.calibrateEnd(w.cfg)
 		}
 	case seq.events >= minEndEvents:
 		score := img.endScore(seq)
@@ -629,7 +650,7 @@ func (w *worker) containerLeave(seq *sequence) {
 // maintain runs on the flush tick: close idle sequences, persist learned
 // counts, roll the horizon, update gauges.
 func (w *worker) maintain(now time.Time) {
-	idle := now.Add(-w.p.cfg.SequenceIdle)
+	idle := now.Add(-w.cfg.SequenceIdle)
 	for el := w.lru.Back(); el != nil; {
 		s := el.Value.(*sequence)
 		if s.lastSeen.After(idle) {
@@ -640,7 +661,7 @@ func (w *worker) maintain(now time.Time) {
 		el = prev
 	}
 	for id, cs := range w.containers {
-		if cs.anomalous == 0 && now.Sub(cs.touched) >= w.p.cfg.RecentAnomaly {
+		if cs.anomalous == 0 && now.Sub(cs.touched) >= w.cfg.RecentAnomaly {
 			delete(w.containers, id)
 		}
 	}
@@ -662,7 +683,7 @@ const maxCompactionsPerTick = 64
 // compact merges the flush blobs of closed buckets into one blob each, so
 // that the store holds one blob per image and hour instead of one per flush.
 func (w *worker) compact() {
-	c, ok := w.p.deps.Baselines.(scorer.BucketCompactor)
+	c, ok := w.deps.Baselines.(scorer.BucketCompactor)
 	if !ok {
 		w.compactions = nil
 		return
@@ -670,14 +691,14 @@ func (w *worker) compact() {
 	n := min(len(w.compactions), maxCompactionsPerTick)
 	for _, job := range w.compactions[:n] {
 		if err := w.compactBucket(c, job); err != nil {
-			w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(job.image)).Time("bucket", job.bucket).Msg("compact baseline bucket")
+			w.log.Warn().Err(err).Str("image", scorer.TruncateForLog(job.image)).Time("bucket", job.bucket).Msg("compact baseline bucket")
 		}
 	}
 	w.compactions = append(w.compactions[:0], w.compactions[n:]...)
 }
 
 func (w *worker) compactBucket(c scorer.BucketCompactor, job compaction) error {
-	buckets, err := w.p.deps.Baselines.ImageBuckets(job.image, job.bucket, job.bucket.Add(w.p.cfg.BucketSize))
+	buckets, err := w.deps.Baselines.ImageBuckets(job.image, job.bucket, job.bucket.Add(w.cfg.BucketSize))
 	if err != nil || len(buckets) < 2 {
 		return err
 	}
@@ -698,14 +719,14 @@ func (w *worker) compactBucket(c scorer.BucketCompactor, job compaction) error {
 // the pending delta of the failed flush is re-applied to the next one.
 func (w *worker) flushBaselines(now time.Time) {
 	var deltas []scorer.BaselineDelta
-	bucket := now.Truncate(w.p.cfg.BucketSize)
+	bucket := now.Truncate(w.cfg.BucketSize)
 	for _, img := range w.images {
-		if !img.dirty || w.p.deps.Baselines == nil {
+		if !img.dirty || w.deps.Baselines == nil {
 			continue
 		}
 		d, err := img.takeDelta(bucket)
 		if err != nil {
-			w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("encode baseline delta")
+			w.log.Error().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("encode baseline delta")
 			continue
 		}
 		deltas = append(deltas, d)
@@ -721,9 +742,9 @@ func (w *worker) flushBaselines(now time.Time) {
 	if len(all) == 0 {
 		return
 	}
-	if err := w.p.deps.Baselines.PutDeltas(all); err != nil {
-		w.p.met.flushErrors.Inc()
-		w.p.log.Error().Err(err).Int("images", len(all)).Msg("baseline flush failed, keeping deltas for the next one")
+	if err := w.deps.Baselines.PutDeltas(all); err != nil {
+		w.met.flushErrors.Inc()
+		w.log.Error().Err(err).Int("images", len(all)).Msg("baseline flush failed, keeping deltas for the next one")
 		var partial scorer.PartialFlush
 		if errors.As(err, &partial) {
 			all = withoutImages(all, partial.StoredImages())
@@ -757,10 +778,10 @@ const maxUnflushed = 4096
 // rollHorizon subtracts the counts of buckets that left the rolling horizon,
 // so behaviour seen only long ago stops counting as normal.
 func (w *worker) rollHorizon(now time.Time) {
-	if w.p.deps.Baselines == nil {
+	if w.deps.Baselines == nil {
 		return
 	}
-	start := w.p.horizonStart(now)
+	start := w.cfg.horizonStart(now)
 	for _, img := range w.images {
 		if !img.oldestBucket.Before(start) {
 			continue
@@ -770,20 +791,20 @@ func (w *worker) rollHorizon(now time.Time) {
 			img.oldestBucket = start
 			continue
 		}
-		old, err := w.p.deps.Baselines.ImageBuckets(img.key, img.oldestBucket, start)
+		old, err := w.deps.Baselines.ImageBuckets(img.key, img.oldestBucket, start)
 		if err != nil {
-			w.p.log.Error().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("read expired buckets")
+			w.log.Error().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("read expired buckets")
 			continue
 		}
 		for _, b := range old {
 			if err := applyCounts(img.model, b.Counts, -1); err != nil {
-				w.p.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("subtract expired bucket")
+				w.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("subtract expired bucket")
 			}
 		}
 		img.oldestBucket = start
 		if w.expireThin(img, "horizon") {
-			w.p.met.images.WithLabelValues(scorer.StateMonitoring).Dec()
-			w.p.met.images.WithLabelValues(scorer.StateLearning).Inc()
+			w.met.images.WithLabelValues(scorer.StateMonitoring).Dec()
+			w.met.images.WithLabelValues(scorer.StateLearning).Inc()
 			w.calmSequences(img)
 		}
 	}
