@@ -19,8 +19,9 @@
 // Where things are: pipeline.go (Accept, Run, journal replay, Replace),
 // worker.go (one shard's loop: process, alert, commit, maintain, flush),
 // enrich.go (the Subject of an event), image.go (one image's baseline and
-// its learning), imagetable.go (a worker's images: lookup, load, eviction,
-// inheritance), sequence.go (one syscall trace: step, delayed learning),
-// calibrate.go (thresholds from held-out scores), stored.go (what the store
-// keeps of an image: meta and count deltas), config.go, symbolize.go.
+// its learning), imagetable.go (a worker's images: creation, lookup, load,
+// eviction, inheritance, expiry), sequence.go (one syscall trace: step,
+// delayed learning), calibrate.go (thresholds from held-out scores),
+// stored.go (what the store keeps of an image: meta and count deltas),
+// config.go, symbolize.go.
 package pipeline

@@ -5,12 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
 	"github.com/falco-scorer/falco-scorer/scorer/symbol"
 )
+
+// loadRetryInterval is how long a stand-in waits before the stored
+// baseline is read again.
+const loadRetryInterval = 30 * time.Second
+
+func (w *worker) modelConfig() markov.Config {
+	mc := markov.DefaultConfig()
+	mc.Order = w.cfg.Order
+	mc.VocabSize = w.cfg.MaxVocabulary
+	return mc
+}
+
+func (w *worker) newImage(key string, now time.Time) *image {
+	key = strings.Clone(key) // long-lived: must not pin the event's raw JSON
+	m, err := markov.New(w.modelConfig())
+	if err != nil {
+		panic(fmt.Sprintf("markov config validated at start: %v", err)) // unreachable: Config.Validate checked it
+	}
+	return &image{
+		key: key, model: m, conv: newConvergence(w.cfg), state: scorer.StateLearning, since: now, lastSeen: now,
+		symbols:      w.symbolsID,
+		oldestBucket: w.cfg.horizonStart(now), windowLen: w.cfg.Window, windowWarm: w.cfg.WindowWarmup,
+		cusumK: w.cfg.cusumAllowance(), cusumCap: w.cfg.CusumCap,
+		threshold: math.Inf(1), endThreshold: math.Inf(1),
+		needWin: w.cfg.calibrationSamples(), needEnd: uint64(math.Ceil(1 / w.cfg.EndAlertRate)),
+	}
+}
 
 // image returns the worker's image for key, creating it (from a stored
 // predecessor of the same repository when there is one) on first sight.
@@ -209,4 +237,23 @@ func (w *worker) inherit(img *image, now time.Time) {
 	if err := w.deps.Baselines.PutDeltas(copies); err != nil {
 		w.log.Warn().Err(err).Str("image", scorer.TruncateForLog(img.key)).Msg("store inherited baseline")
 	}
+}
+
+// expireThin puts a monitoring image back to learning when the rolling
+// horizon left its model fewer events than an image learns before it may
+// graduate (Config.graduationFloor): such a model scores everything as
+// rare (or, with a high threshold, nothing), so neither its state nor its
+// thresholds mean anything any more. It reports whether it did. The caller
+// keeps the state gauge right.
+func (w *worker) expireThin(img *image, reason string) bool {
+	floor := w.cfg.graduationFloor()
+	events := img.model.Events()
+	if img.learning() || events >= floor {
+		return false
+	}
+	img.relearn(w.deps.Now(), w.cfg)
+	w.met.expired.WithLabelValues(reason).Inc()
+	w.log.Info().Str("image", scorer.TruncateForLog(img.key)).Str("reason", reason).Uint64("events", events).
+		Uint64("floor", floor).Msg("baseline expired, back to learning")
+	return true
 }
