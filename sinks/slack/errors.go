@@ -3,19 +3,17 @@ package slack
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/falco-scorer/falco-scorer/sinks"
 )
 
-// Failure reasons (the reason label of the failure metrics).
+// Failure reasons (the reason label of the failure metrics); an HTTP
+// status alone gives the reason of its sinks.HTTPClass.
 const (
 	reasonPayload = "payload"       // Slack rejected this message: permanent
 	reasonAuth    = "auth"          // the webhook URL or bot token is refused
 	reasonConfig  = "config"        // channel or webhook gone, archived, not joined
-	reasonTimeout = "timeout"       // 408 from Slack or a proxy
-	reasonHTTP4xx = "http_4xx"      // another 4xx that says nothing about the payload
 	reasonAPI     = "api_error"     // an unknown chat.postMessage error
 	reasonServer  = "api_transient" // Slack says the error is on its side
 )
@@ -113,12 +111,14 @@ func lookupBlocked(code string) (reason, hint string, ok bool) {
 	return b.reason, b.hint, ok
 }
 
-// httpError classifies a 4xx answer (429 is handled before). body is
-// Slack's short error string, already scrubbed of secrets; bot tells
+// httpError words a 4xx answer (429 is handled before); class, from
+// sinks.ClassifyHTTP, decides whether it is permanent. body is Slack's
+// short error string, already scrubbed of secrets; bot tells
 // chat.postMessage from an incoming webhook. Only answers caused by the
-// message are permanent; auth, config and "gone" answers concern every
-// message and stay retryable, so fixing the cause delivers the alerts.
-func httpError(code int, body string, bot bool) error {
+// message are permanent (Slack's 400s are about the payload unless listed in
+// blocked); auth, config and "gone" answers concern every message and stay
+// retryable, so fixing the cause delivers the alerts.
+func httpError(code int, class sinks.HTTPClass, body string, bot bool) error {
 	who, fix := "slack webhook", "the webhook URL was revoked or is wrong"
 	if bot {
 		who, fix = "slack API", "check sinks.slack.api_url"
@@ -130,19 +130,15 @@ func httpError(code int, body string, bot bool) error {
 	if reason, hint, ok := lookupBlocked(body); ok {
 		return sinks.WithReason(reason, fmt.Errorf("%s: %s", what, hint))
 	}
-	switch code {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
-		// Slack's 400s are about the payload unless listed in blocked.
-		return sinks.Permanent(sinks.WithReason(reasonPayload, fmt.Errorf("%s: Slack rejected this message", what)))
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return sinks.WithReason(reasonAuth, fmt.Errorf("%s: check the credentials and any proxy in between", what))
-	case http.StatusNotFound, http.StatusGone, http.StatusMethodNotAllowed:
-		return sinks.WithReason(reasonConfig, fmt.Errorf("%s: %s", what, fix))
-	case http.StatusRequestTimeout:
-		return sinks.WithReason(reasonTimeout, errors.New(what))
-	default: // 425 and the rest say nothing about this message
-		return sinks.WithReason(reasonHTTP4xx, errors.New(what))
+	switch class {
+	case sinks.HTTPPayload:
+		what += ": Slack rejected this message"
+	case sinks.HTTPAuth:
+		what += ": check the credentials and any proxy in between"
+	case sinks.HTTPConfig:
+		what += ": " + fix
 	}
+	return class.Mark(errors.New(what))
 }
 
 // apiError classifies the error of a chat.postMessage answer with ok

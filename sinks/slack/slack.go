@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -352,17 +351,18 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		d := retryAfter(resp.Header.Get("Retry-After"), s.now(), s.cfg.MinInterval)
+	switch class := sinks.ClassifyHTTP(resp.StatusCode); {
+	case class == sinks.HTTPRateLimited:
+		d, _ := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+		d = max(d, s.cfg.MinInterval)
 		s.mu.Lock()
 		s.next = s.now().Add(d)
 		s.mu.Unlock()
-		return "", sinks.WithReason("http_429", sinks.RetryAfter(fmt.Errorf("slack rate limited: retry after %s", d), d))
-	case resp.StatusCode >= 500:
-		return "", sinks.WithReason("http_5xx", fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb))))
+		return "", class.Mark(sinks.RetryAfter(fmt.Errorf("slack rate limited: retry after %s", d), d))
+	case class == sinks.HTTPServer:
+		return "", class.Mark(fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb))))
 	case resp.StatusCode >= 400:
-		return "", httpError(resp.StatusCode, s.scrub(snippet(rb)), !s.token.IsZero())
+		return "", httpError(resp.StatusCode, class, s.scrub(snippet(rb)), !s.token.IsZero())
 	case resp.StatusCode >= 300:
 		return "", sinks.WithReason("http_3xx", fmt.Errorf("slack answered %d", resp.StatusCode))
 	}
@@ -392,17 +392,6 @@ func (s *Sink) redact(err error) error {
 // scrub replaces any secret inside text (a proxy may echo part of one).
 func (s *Sink) scrub(text string) string {
 	return sinks.RedactText(text, s.target.Value(), s.token.Value())
-}
-
-// retryAfter reads a Retry-After header (seconds or HTTP date).
-func retryAfter(h string, now time.Time, fallback time.Duration) time.Duration {
-	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
-		return max(time.Duration(n)*time.Second, fallback)
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(now), fallback)
-	}
-	return fallback
 }
 
 func snippet(b []byte) string {

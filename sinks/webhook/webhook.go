@@ -124,60 +124,49 @@ func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
 	detail := func() string {
 		return sinks.RedactText(strings.TrimSpace(string(rb)), s.url.Value(), s.token.Value())
 	}
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
+	code := resp.StatusCode
+	switch class := sinks.ClassifyHTTP(code); class {
+	case sinks.HTTPDelivered:
 		return nil
-	case code == http.StatusTooManyRequests:
+	case sinks.HTTPRateLimited:
 		err := fmt.Errorf("webhook answered 429: %s", detail())
-		if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+		if d, ok := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			err = sinks.RetryAfter(err, d)
 		}
-		return sinks.WithReason("http_429", err)
-	case code >= 500:
-		return sinks.WithReason("http_5xx", fmt.Errorf("webhook answered %d: %s", code, detail()))
-	case code >= 400:
-		return statusError(code, detail())
+		return class.Mark(err)
+	case sinks.HTTPServer:
+		return class.Mark(fmt.Errorf("webhook answered %d: %s", code, detail()))
+	case sinks.HTTPOther:
+		return class.Mark(fmt.Errorf("webhook answered %d", code))
 	default:
-		return sinks.WithReason("http_other", fmt.Errorf("webhook answered %d", code))
+		return statusError(code, class, detail())
 	}
 }
 
-// statusError classifies a 4xx answer other than 429. Only the answers
+// statusError words a 4xx answer other than 429 (class, from
+// sinks.ClassifyHTTP, decides whether it is permanent). Only the answers
 // that depend on the request body are permanent (the dispatcher
 // dead-letters the alert); auth, config and timeout answers concern every
 // alert, so they stay retryable until delivery.max_retry_time and the alerts
 // go out once the receiver or the configuration is fixed. detail is the
 // answer's body, already redacted.
-func statusError(code int, detail string) error {
+func statusError(code int, class sinks.HTTPClass, detail string) error {
 	what := fmt.Sprintf("webhook answered %d", code)
 	if detail != "" {
 		what += ": " + detail
 	}
-	switch code {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
-		return sinks.Permanent(sinks.WithReason("payload", fmt.Errorf("%s (the receiver rejected this alert)", what)))
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return sinks.WithReason("auth", fmt.Errorf("%s (check bearer_token and headers)", what))
-	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone:
-		return sinks.WithReason("config", fmt.Errorf("%s (no receiver at url: check url, or the receiver is redeploying)", what))
-	case http.StatusRequestTimeout:
-		return sinks.WithReason("timeout", errors.New(what))
-	default: // 425 and the rest say nothing about this alert
-		return sinks.WithReason("http_4xx", errors.New(what))
+	switch class {
+	case sinks.HTTPPayload:
+		what += " (the receiver rejected this alert)"
+	case sinks.HTTPAuth:
+		what += " (check bearer_token and headers)"
+	case sinks.HTTPConfig:
+		what += " (no receiver at url: check url, or the receiver is redeploying)"
 	}
+	return class.Mark(errors.New(what))
 }
 
 func (s *Sink) redact(err error) error { return sinks.Redact(err, s.url.Value(), s.token.Value()) }
-
-func retryAfter(h string) (time.Duration, bool) {
-	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
-}
 
 // FalcoJSON renders a as the Falco event it came from, with priority set to
 // the alert's (escalated) priority and the scorer's view added under
