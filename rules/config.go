@@ -294,7 +294,7 @@ func (c *Config) validate() []*fieldError {
 	}{{"none", c.FalcoRaise.None}, {"low", c.FalcoRaise.Low}, {"medium", c.FalcoRaise.Medium},
 		{"high", c.FalcoRaise.High}, {"critical", c.FalcoRaise.Critical}} {
 		if r.v < 0 || r.v > 7 {
-			add(fmt.Sprintf("must be between 0 and 7, got %d", r.v), "falco_raise", r.name)
+			add(fmt.Sprintf("%d out of range 0..7", r.v), "falco_raise", r.name)
 		}
 	}
 
@@ -379,7 +379,7 @@ func (c *Config) validate() []*fieldError {
 			add("invalid priority", "rules", i, "set_priority")
 		}
 		if r.Raise < -7 || r.Raise > 7 {
-			add(fmt.Sprintf("must be between -7 and 7, got %d", r.Raise), "rules", i, "raise")
+			add(fmt.Sprintf("%d out of range -7..7", r.Raise), "rules", i, "raise")
 		}
 		checkSinks(r.Sinks, "rules", i, "sinks")
 		if r.Suppress != nil {

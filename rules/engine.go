@@ -14,24 +14,6 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer"
 )
 
-// Decision is what the rules decided for one alert.
-type Decision struct {
-	// Priority is the final priority; the pipeline stores it in
-	// Alert.Priority.
-	Priority scorer.Priority
-	// Band is the anomaly band of the alert's score ratio; the pipeline
-	// stores it in Alert.Score.Band.
-	Band string
-	// Sinks are the destinations, sorted; empty when suppressed or when the
-	// priority is below every candidate sink's minimum.
-	Sinks []string
-	// Suppressed is true when a suppression rule or the dedup window dropped
-	// the alert. Nothing is delivered then.
-	Suppressed bool
-	// Reason explains the decision in a short human sentence.
-	Reason string
-}
-
 // Stats counts decisions since the Engine was built.
 type Stats struct {
 	Routed              uint64 // delivered to at least one sink
@@ -264,7 +246,7 @@ func (e *Engine) mature(m *scorer.Maturity, now time.Time) bool {
 // baseline, young_anomaly_priority on a young one); rules in order;
 // sinks (the rule's, else default_sinks, else all) filtered by each sink's
 // min_priority; then dedup of the kinds in dedup.kinds.
-func (e *Engine) Decide(a *scorer.Alert, now time.Time) Decision {
+func (e *Engine) Decide(a *scorer.Alert, now time.Time) scorer.Decision {
 	band := e.Band(a.Score.Ratio)
 	var base scorer.Priority
 	var why strings.Builder
@@ -290,7 +272,7 @@ func (e *Engine) Decide(a *scorer.Alert, now time.Time) Decision {
 			fmt.Fprintf(&why, "falco %s, anomaly band %s", own, band)
 		}
 	}
-	d := Decision{Priority: base, Band: band}
+	d := scorer.Decision{Priority: base, Band: band}
 	sinks := e.defaultSinks
 	for i := range e.rules {
 		r := &e.rules[i]

@@ -2,13 +2,23 @@ package scorer
 
 import "time"
 
-// Decision is what the routing rules decide for one alert.
+// Decision is what the routing rules decide for one alert. The rules
+// engine (package rules) returns it as is.
 type Decision struct {
-	Priority   Priority
-	Band       string
-	Sinks      []string
+	// Priority is the final priority; the pipeline stores it in
+	// Alert.Priority.
+	Priority Priority
+	// Band is the anomaly band of the alert's score ratio; the pipeline
+	// stores it in Alert.Score.Band.
+	Band string
+	// Sinks are the destinations, sorted; empty when suppressed or when the
+	// priority is below every candidate sink's minimum.
+	Sinks []string
+	// Suppressed is true when a suppression rule or the dedup window dropped
+	// the alert. Nothing is delivered then.
 	Suppressed bool
-	Reason     string
+	// Reason explains the decision in a short human sentence.
+	Reason string
 }
 
 // Decider applies the priority, routing and suppression rules (package rules).

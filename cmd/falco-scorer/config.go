@@ -498,7 +498,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MemoryLimitMiB < 0 {
-		errs = append(errs, errors.New("memory_limit_mib: negative"))
+		errs = append(errs, errors.New("memory_limit_mib: must not be negative"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_timeout: must be positive"))

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -339,5 +338,3 @@ func findNumber(v any, key string) (float64, bool) {
 	}
 	return 0, false
 }
-
-var _ = strings.Contains

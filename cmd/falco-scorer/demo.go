@@ -19,11 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
+	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/store"
 )
@@ -231,7 +231,7 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 	if err != nil {
 		return err
 	}
-	svc, err := newService(cfg, log, narr)
+	svc, err := newService(cfg, log, narr, onGraduated(narr.graduated))
 	if err != nil {
 		return err
 	}
@@ -440,8 +440,18 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// demoLog reads the service's JSON log lines and narrates the ones that
-// tell the story (a baseline graduating); with --verbose it echoes them all.
+// graduated narrates a baseline leaving learning (the pipeline's
+// OnGraduated hook; workers call it in parallel).
+func (n *demoNarrator) graduated(g pipeline.Graduated) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.grads = append(n.grads, shortImage(g.Image))
+	fmt.Fprintf(n.out, "\n  ✓ baseline of %s graduated: learning → monitoring after %d events (threshold %.2f)\n",
+		g.Image, g.Events, g.Threshold)
+}
+
+// demoLog prints the service's warnings and errors; with --verbose it
+// echoes every log line.
 type demoLog struct {
 	narr *demoNarrator
 	echo io.Writer
@@ -452,27 +462,15 @@ func (l *demoLog) Write(p []byte) (int, error) {
 		l.echo.Write(p)
 	}
 	var rec struct {
-		Level     string  `json:"level"`
-		Message   string  `json:"message"`
-		Image     string  `json:"image"`
-		Events    uint64  `json:"events"`
-		Threshold float64 `json:"threshold"`
-		Error     string  `json:"error"`
+		Level   string `json:"level"`
+		Message string `json:"message"`
+		Error   string `json:"error"`
 	}
-	if json.Unmarshal(p, &rec) != nil {
+	if json.Unmarshal(p, &rec) != nil || rec.Level != "error" && rec.Level != "warn" {
 		return len(p), nil
 	}
 	l.narr.mu.Lock()
 	defer l.narr.mu.Unlock()
-	switch {
-	case rec.Message == "baseline graduated to monitoring":
-		l.narr.grads = append(l.narr.grads, shortImage(rec.Image))
-		fmt.Fprintf(l.narr.out, "\n  ✓ baseline of %s graduated: learning → monitoring after %d events (threshold %.2f)\n",
-			rec.Image, rec.Events, rec.Threshold)
-	case rec.Level == "error" || rec.Level == "warn":
-		fmt.Fprintf(l.narr.out, "  ! %s %s %s\n", rec.Level, rec.Message, rec.Error)
-	}
+	fmt.Fprintf(l.narr.out, "  ! %s %s %s\n", rec.Level, rec.Message, rec.Error)
 	return len(p), nil
 }
-
-var _ zerolog.Logger

@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +30,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/store"
 )

@@ -125,9 +125,19 @@ type service struct {
 	ready       chan struct{} // closed once the inputs run
 }
 
+// serviceOption adds to what the service gives the pipeline (a hook the
+// demo narrates).
+type serviceOption func(*pipeline.Deps)
+
+// onGraduated has fn called when an image's baseline graduates to
+// monitoring.
+func onGraduated(fn func(pipeline.Graduated)) serviceOption {
+	return func(d *pipeline.Deps) { d.OnGraduated = fn }
+}
+
 // newService opens the store and builds every component; Run starts them.
 // On error everything opened so far is closed.
-func newService(cfg Config, log zerolog.Logger, out io.Writer) (_ *service, err error) {
+func newService(cfg Config, log zerolog.Logger, out io.Writer, opts ...serviceOption) (_ *service, err error) {
 	s := &service{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -170,14 +180,18 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer) (_ *service, err 
 	}
 
 	enabled := cfg.enabledSinks()
-	s.pipe, err = pipeline.New(cfg.Scorer, pipeline.Deps{
+	deps := pipeline.Deps{
 		Journal:    s.db,
 		Baselines:  baselineStore{s.db},
-		Decider:    decider(s.engine, enabled),
+		Decider:    enabledOnly(s.engine, enabled),
 		Sinks:      enabled,
 		Wake:       s.wake,
 		Backlogged: s.db.Backlogged,
-	}, log, s.reg)
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	s.pipe, err = pipeline.New(cfg.Scorer, deps, log, s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("scorer.%w", err)
 	}
@@ -440,18 +454,13 @@ func isNilInput(in interface{ Run(context.Context) error }) bool {
 	return false
 }
 
-// decider adapts the rules engine to the pipeline, keeping only sinks that
-// are enabled (a route to a disabled sink would fill its outbox forever).
-func decider(e *rules.Engine, enabled []string) scorer.Decider {
+// enabledOnly drops the rules' routes to sinks that are not enabled (a
+// route to a disabled sink would fill its outbox forever).
+func enabledOnly(e *rules.Engine, enabled []string) scorer.Decider {
 	return scorer.DeciderFunc(func(a *scorer.Alert, now time.Time) scorer.Decision {
 		d := e.Decide(a, now)
-		out := scorer.Decision{Priority: d.Priority, Band: d.Band, Suppressed: d.Suppressed, Reason: d.Reason}
-		for _, name := range d.Sinks {
-			if slices.Contains(enabled, name) {
-				out.Sinks = append(out.Sinks, name)
-			}
-		}
-		return out
+		d.Sinks = slices.DeleteFunc(d.Sinks, func(name string) bool { return !slices.Contains(enabled, name) })
+		return d
 	})
 }
 

@@ -32,6 +32,18 @@ type Deps struct {
 	// measures the service's own pipeline through it. It must be quick and
 	// safe for concurrent use (workers call it in parallel).
 	OnScored func(Scored)
+	// OnGraduated, when set, is called by the worker whose image's
+	// baseline just graduated from learning to monitoring: the demo
+	// narrates it. Same rules as OnScored.
+	OnGraduated func(Graduated)
+}
+
+// Graduated is one image's baseline leaving learning for monitoring.
+type Graduated struct {
+	Image        string
+	Events       uint64  // events the baseline had learned
+	Threshold    float64 // the image's calibrated online threshold
+	EndThreshold float64 // its calibrated end-of-sequence threshold
 }
 
 // Scored is one scoring decision of the pipeline, for evaluation.

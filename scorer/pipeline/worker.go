@@ -268,6 +268,9 @@ func (w *worker) observe(it item, now time.Time) {
 		w.log.Info().Str("image", scorer.TruncateForLog(img.key)).Uint64("events", img.conv.Events).
 			Float64("threshold", img.threshold).Float64("end_threshold", img.endThreshold).
 			Msg("baseline graduated to monitoring")
+		if on := w.deps.OnGraduated; on != nil {
+			on(Graduated{Image: img.key, Events: img.conv.Events, Threshold: img.threshold, EndThreshold: img.endThreshold})
+		}
 	}
 }
 
