@@ -63,6 +63,7 @@ type Dispatcher struct {
 	// headerOnly: the sink implements HeaderOnly and reads only headers.
 	headerOnly bool
 	keyed      Keyed // nil unless the sink keeps order per key
+	pacer      Pacer // nil unless the sink paces itself
 	aside      setAside
 	heldNow    atomic.Int64 // alerts held by the sink (not failing) and not yet read again
 
@@ -85,17 +86,19 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 	name := sink.Name()
 	h, ok := sink.(HeaderOnly)
 	keyed, _ := sink.(Keyed)
+	pacer, _ := sink.(Pacer)
 	if pc, ok := outbox.(PendingCounter); ok {
 		m.queueDepth.track(name, pc)
 	}
 	return &Dispatcher{
-		keyed: keyed,
-		sink:  sink, name: name, outbox: outbox, cfg: cfg,
+		sink: sink, name: name, outbox: outbox, cfg: cfg,
 		log:  log.With().Str("component", "sinks").Str("sink", name).Logger(),
 		wake: make(chan struct{}, 1),
 		now:  time.Now,
 
 		headerOnly: ok && h.HeaderOnly(),
+		keyed:      keyed,
+		pacer:      pacer,
 		aside:      setAside{keys: map[string]struct{}{}, failing: map[uint64]struct{}{}},
 
 		sent:         m.sent.WithLabelValues(name),
@@ -106,65 +109,6 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 		sendDuration: m.sendDuration.WithLabelValues(name),
 		inFlight:     m.inFlight.WithLabelValues(name),
 	}, nil
-}
-
-// setAside remembers the alerts left in the outbox after failing one by one.
-type setAside struct {
-	from    uint64              // lowest sequence set aside; 0: none
-	keys    map[string]struct{} // their order keys (Keyed sinks)
-	retryAt time.Time           // when to read the outbox again from from
-	// failing holds the sequences that failed one by one and were set
-	// aside, until they are delivered or dead-lettered. One failing again
-	// after a rewind is set aside at once, without max_backoff of retries
-	// in place that would hold up the rest of the sink.
-	failing map[uint64]struct{}
-	rounds  int // rewinds since the failing alerts last went through, for the backoff
-}
-
-func (s *setAside) add(seq uint64, key string, keyed bool) {
-	if s.from == 0 || seq < s.from {
-		s.from = seq
-	}
-	if keyed {
-		s.keys[key] = struct{}{}
-	}
-}
-
-// retryNoLaterThan makes the next rewind come at t at the latest (fresh:
-// nothing was set aside before, so any earlier time is stale).
-func (s *setAside) retryNoLaterThan(t time.Time, fresh bool) {
-	if fresh || t.Before(s.retryAt) {
-		s.retryAt = t
-	}
-}
-
-// failingAgain reports whether one of items was set aside before for
-// failing: it fails again after a rewind.
-func (s *setAside) failingAgain(items []Item) bool {
-	for _, it := range items {
-		if _, ok := s.failing[it.Seq]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-// resolved forgets seq as failing (delivered or dead-lettered); once none
-// is left, the next episode's rewinds start from the shortest backoff.
-func (s *setAside) resolved(seq uint64) {
-	if _, ok := s.failing[seq]; !ok {
-		return
-	}
-	delete(s.failing, seq)
-	if len(s.failing) == 0 {
-		s.rounds = 0
-	}
-}
-
-// held reports whether it must wait behind an alert set aside with its key.
-func (s *setAside) held(key string) bool {
-	_, ok := s.keys[key]
-	return ok
 }
 
 // Name returns the sink's name.
@@ -204,8 +148,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.aside.from = 0
 			clear(d.aside.keys)
 		}
-		if p, ok := d.sink.(Pacer); ok {
-			if err := p.Pace(ctx); err != nil {
+		if d.pacer != nil {
+			if err := d.pacer.Pace(ctx); err != nil {
 				break
 			}
 		}
@@ -421,61 +365,6 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) error {
 	err := d.sink.Send(sctx, items)
 	d.sendDuration.Observe(time.Since(start).Seconds())
 	return err
-}
-
-// waitsBehind reports whether it must wait behind an alert of its key set
-// aside before (Keyed sinks), and if so leaves it in the outbox too.
-func (d *Dispatcher) waitsBehind(it Item) bool {
-	if d.keyed == nil || len(d.aside.keys) == 0 {
-		return false
-	}
-	k := d.keyed.OrderKey(it)
-	if !d.aside.held(k) {
-		return false
-	}
-	d.aside.add(it.Seq, k, true)
-	return true
-}
-
-// leave records items as left in the outbox for Run to read again, and
-// reports whether nothing was left there before.
-func (d *Dispatcher) leave(items []Item) (fresh bool) {
-	fresh = d.aside.from == 0
-	for _, it := range items {
-		key := ""
-		if d.keyed != nil {
-			key = d.keyed.OrderKey(it)
-		}
-		d.aside.add(it.Seq, key, d.keyed != nil)
-	}
-	return fresh
-}
-
-// hold leaves items the sink chose not to send yet in the outbox; Run reads
-// them again from until on (or earlier, for alerts set aside before).
-func (d *Dispatcher) hold(items []Item, until time.Time) {
-	fresh := d.leave(items)
-	d.heldNow.Add(int64(len(items)))
-	d.aside.retryNoLaterThan(until, fresh)
-}
-
-// setAside leaves items in the outbox and moves on; Run reads them again
-// after a backoff.
-func (d *Dispatcher) setAside(items []Item, cause error) {
-	again := d.aside.failingAgain(items)
-	fresh := d.leave(items)
-	for _, it := range items {
-		d.aside.failing[it.Seq] = struct{}{}
-	}
-	wait := d.backoff(d.aside.rounds)
-	d.aside.rounds++
-	d.aside.retryNoLaterThan(d.now().Add(wait), fresh)
-	lvl := d.log.Warn() // once an episode; each later rewind at debug
-	if again {
-		lvl = d.log.Debug()
-	}
-	lvl.Err(cause).Int("alerts", len(items)).Dur("retry_in", wait).
-		Msg("alerts keep failing while others get through: set aside, delivering the rest")
 }
 
 func (d *Dispatcher) ack(items []Item) {

@@ -51,7 +51,11 @@ type Sink interface {
 // Pacer is implemented by sinks with a rate limit (Slack). The dispatcher
 // calls Pace before it reads the next batch from the outbox, so that alerts
 // arriving while the sink waits for its next slot join that batch instead of
-// waiting for their own message.
+// waiting for their own message. The dispatcher asks once, when it is
+// created, whether the sink is a Pacer (as for HeaderOnly and Keyed); each
+// implementation asserts the interfaces it means to implement at compile
+// time, so that a changed signature fails the build instead of quietly
+// turning the behaviour off.
 type Pacer interface {
 	// Pace blocks until the sink may send again or ctx is done.
 	Pace(ctx context.Context) error

@@ -372,3 +372,11 @@ func mechanism(c SASLConfig) (sasl.Mechanism, error) {
 	}
 	return nil, fmt.Errorf("sasl.mechanism: %q unsupported", c.Mechanism)
 }
+
+// The dispatcher finds these by type assertion; a changed signature must
+// fail the build, not quietly drop header-only decoding or key order.
+var (
+	_ sinks.Sink       = (*Sink)(nil)
+	_ sinks.HeaderOnly = (*Sink)(nil)
+	_ sinks.Keyed      = (*Sink)(nil)
+)

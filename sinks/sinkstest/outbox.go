@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/sinks"
 )
 
 // DeadLetter is one entry moved to the dead-letter set.
@@ -158,3 +159,8 @@ func (o *Outbox) PutAlertAt(sink string, a *scorer.Alert, enqueued time.Time) ui
 	}
 	return o.PutAt(sink, a.ID, b, enqueued)
 }
+
+var (
+	_ scorer.Outbox        = (*Outbox)(nil)
+	_ sinks.PendingCounter = (*Outbox)(nil)
+)

@@ -398,4 +398,9 @@ func snippet(b []byte) string {
 	return truncate(strings.TrimSpace(string(b)), 200)
 }
 
-var _ sinks.Pacer = (*Sink)(nil)
+// The dispatcher finds Pacer by type assertion; a changed signature must
+// fail the build, not quietly stop the pacing.
+var (
+	_ sinks.Sink  = (*Sink)(nil)
+	_ sinks.Pacer = (*Sink)(nil)
+)

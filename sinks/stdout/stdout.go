@@ -57,3 +57,10 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 }
 
 func (s *Sink) Close(context.Context) error { return nil }
+
+// The dispatcher finds HeaderOnly by type assertion; a changed signature
+// must fail the build, not quietly decode whole alerts.
+var (
+	_ sinks.Sink       = (*Sink)(nil)
+	_ sinks.HeaderOnly = (*Sink)(nil)
+)

@@ -226,3 +226,5 @@ func FalcoJSON(a *scorer.Alert) ([]byte, error) {
 	ev["priority"] = str(a.Priority.String())
 	return json.Marshal(ev)
 }
+
+var _ sinks.Sink = (*Sink)(nil)
