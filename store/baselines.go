@@ -43,23 +43,9 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	var order []string
-	byImage := map[string][]int{}
-	blobs := 0
-	for i, dl := range deltas {
-		if err := checkImage(dl.Image); err != nil {
-			return fmt.Errorf("put deltas: %w", err)
-		}
-		if len(dl.Counts) > 0 {
-			if err := checkTime("bucket", dl.Bucket); err != nil {
-				return fmt.Errorf("put deltas %s: %w", scorer.TruncateForLog(dl.Image), err)
-			}
-			blobs++
-		}
-		if _, ok := byImage[dl.Image]; !ok {
-			order = append(order, dl.Image)
-		}
-		byImage[dl.Image] = append(byImage[dl.Image], i)
+	g, err := groupDeltas(deltas)
+	if err != nil {
+		return err
 	}
 	if err := d.acquire(); err != nil {
 		return fmt.Errorf("put deltas: %w", err)
@@ -68,80 +54,139 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 	start := time.Now()
 	d.baseMu.Lock()
 	defer d.baseMu.Unlock()
-	now := d.now()
-	flush := d.flushNext
-	d.flushNext += uint64(blobs) // reserved in the first transaction below
-	b := d.newBatch()
-	defer b.discard()
-	if err := b.set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
-		return fmt.Errorf("put deltas: %w", err)
+	f := &deltaFlush{d: d, deltas: deltas, now: d.now(), seq: d.flushNext, b: d.newBatch()}
+	defer f.b.discard()
+	d.flushNext += uint64(g.blobs) // reserved in the first transaction below
+	if err := f.b.set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+		return f.fail(err)
 	}
-	var stored []string // images committed by earlier transactions
-	var inTxn []string  // images in the open transaction
-	fail := func(err error) error {
-		if len(stored) == 0 {
-			return fmt.Errorf("put deltas: %w", err)
+	for _, image := range g.order {
+		if err := f.putImage(image, g.byImage[image]); err != nil {
+			return f.fail(err)
 		}
-		return &FlushError{Stored: stored, Err: err}
 	}
-	for _, image := range order {
-		idx := byImage[image]
-		var meta []byte
-		size := 0
-		for _, i := range idx {
-			size += len(deltas[i].Counts) + len(image) + 40
-			if deltas[i].Meta != nil {
-				meta = deltas[i].Meta
-			}
-		}
-		size += len(meta)
-		commits := b.commits
-		if err := b.room(len(idx)+1, size); err != nil {
-			return fail(err)
-		}
-		if b.commits != commits {
-			stored, inTxn = append(stored, inTxn...), inTxn[:0]
-		}
-		if meta == nil {
-			old, err := b.txn.Get(imageKey(image))
-			switch {
-			case err == nil:
-				v, err := old.ValueCopy(nil)
-				if err != nil {
-					return fail(err)
-				}
-				if _, meta, err = decodeImage(v); errors.Is(err, errCorrupt) {
-					// Unreadable, so no state to keep: the counts are
-					// written and the record is replaced by one without
-					// meta (the image loads as learning).
-					d.log.Warn().Err(err).Str("image", scorer.TruncateForLog(image)).Msg("replacing a corrupt baseline record")
-					meta = nil
-				} else if err != nil {
-					return fail(err)
-				}
-			case !errors.Is(err, badger.ErrKeyNotFound):
-				return fail(err)
-			}
-		}
-		for _, i := range idx {
-			if len(deltas[i].Counts) == 0 {
-				continue
-			}
-			if err := b.set(bucketKey(image, deltas[i].Bucket, flush), deltas[i].Counts); err != nil {
-				return fail(err)
-			}
-			flush++
-		}
-		if err := b.set(imageKey(image), encodeImage(now, meta)); err != nil {
-			return fail(err)
-		}
-		inTxn = append(inTxn, image)
-	}
-	if err := b.commit(); err != nil {
-		return fail(err)
+	if err := f.b.commit(); err != nil {
+		return f.fail(err)
 	}
 	d.m.flushSeconds.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// deltaGroups is one flush's deltas grouped by image, checked before any
+// lock is taken.
+type deltaGroups struct {
+	order   []string         // images in order of first appearance
+	byImage map[string][]int // image -> indexes of its deltas
+	blobs   int              // deltas with counts: flush sequences to reserve
+}
+
+func groupDeltas(deltas []scorer.BaselineDelta) (deltaGroups, error) {
+	g := deltaGroups{byImage: map[string][]int{}}
+	for i, dl := range deltas {
+		if err := checkImage(dl.Image); err != nil {
+			return g, fmt.Errorf("put deltas: %w", err)
+		}
+		if len(dl.Counts) > 0 {
+			if err := checkTime("bucket", dl.Bucket); err != nil {
+				return g, fmt.Errorf("put deltas %s: %w", scorer.TruncateForLog(dl.Image), err)
+			}
+			g.blobs++
+		}
+		if _, ok := g.byImage[dl.Image]; !ok {
+			g.order = append(g.order, dl.Image)
+		}
+		g.byImage[dl.Image] = append(g.byImage[dl.Image], i)
+	}
+	return g, nil
+}
+
+// deltaFlush writes one PutDeltas call, image by image, and remembers which
+// images earlier transactions committed so that a failure can name them
+// (FlushError). baseMu is held for its whole life.
+type deltaFlush struct {
+	d      *DB
+	deltas []scorer.BaselineDelta
+	now    time.Time
+	seq    uint64 // the next flush sequence, reserved by PutDeltas
+	b      *batch
+	stored []string // images committed by earlier transactions
+	inTxn  []string // images in the open transaction
+}
+
+// fail wraps err as PutDeltas returns it: a FlushError once some images
+// are stored.
+func (f *deltaFlush) fail(err error) error {
+	if len(f.stored) == 0 {
+		return fmt.Errorf("put deltas: %w", err)
+	}
+	return &FlushError{Stored: f.stored, Err: err}
+}
+
+// putImage writes one image's blobs and record into the open transaction,
+// committing it first when the image would not fit, so that an image is
+// always all or nothing.
+func (f *deltaFlush) putImage(image string, idx []int) error {
+	var meta []byte
+	size := 0
+	for _, i := range idx {
+		size += len(f.deltas[i].Counts) + len(image) + 40
+		if f.deltas[i].Meta != nil {
+			meta = f.deltas[i].Meta
+		}
+	}
+	size += len(meta)
+	commits := f.b.commits
+	if err := f.b.room(len(idx)+1, size); err != nil {
+		return err
+	}
+	if f.b.commits != commits {
+		f.stored, f.inTxn = append(f.stored, f.inTxn...), f.inTxn[:0]
+	}
+	if meta == nil {
+		var err error
+		if meta, err = f.keptMeta(image); err != nil {
+			return err
+		}
+	}
+	for _, i := range idx {
+		if len(f.deltas[i].Counts) == 0 {
+			continue
+		}
+		if err := f.b.set(bucketKey(image, f.deltas[i].Bucket, f.seq), f.deltas[i].Counts); err != nil {
+			return err
+		}
+		f.seq++
+	}
+	if err := f.b.set(imageKey(image), encodeImage(f.now, meta)); err != nil {
+		return err
+	}
+	f.inTxn = append(f.inTxn, image)
+	return nil
+}
+
+// keptMeta reads the meta image's record holds now, for a flush that
+// brings none: nil when there is no record or it is unreadable.
+func (f *deltaFlush) keptMeta(image string) ([]byte, error) {
+	old, err := f.b.txn.Get(imageKey(image))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := old.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	_, meta, err := decodeImage(v)
+	if errors.Is(err, errCorrupt) {
+		// Unreadable, so no state to keep: the counts are written and the
+		// record is replaced by one without meta (the image loads as
+		// learning).
+		f.d.log.Warn().Err(err).Str("image", scorer.TruncateForLog(image)).Msg("replacing a corrupt baseline record")
+		return nil, nil
+	}
+	return meta, err
 }
 
 // loadChunkBytes bounds the data LoadBaselines holds between callbacks.

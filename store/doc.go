@@ -26,7 +26,8 @@
 // pages the failed one dropped), and the next group starts a new segment.
 //
 // Badger runs with SyncWrites off. Complete writes the outbox entries and a
-// done marker for the events in one transaction, without a sync; every
+// done marker for the events in one transaction (several, the marker last,
+// for a call beyond Badger's transaction limits), without a sync; every
 // other write (Ack, DeadLetter, PutDeltas, admin) commits without a sync
 // too. A committed transaction is in Badger's memory-mapped write-ahead log,
 // i.e. the page cache, and survives a process crash (SIGKILL, OOM kill). On

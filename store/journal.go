@@ -355,10 +355,13 @@ func (c *committer) checkFree(n int) error {
 	return nil
 }
 
-// Complete writes the alerts to the outbox and a done marker for the
-// events, in one Badger transaction: the outbox entries become visible
-// exactly when the events stop being pending. Each alert gets the next
-// sequence of its sink.
+// Complete writes the alerts to the outbox and, in the same Badger
+// transaction, a done marker for the events (the journal itself is the
+// segment files of wal.go, which only learn that the events are done): the
+// outbox entries become visible exactly when the events stop being pending.
+// That holds while the call fits one transaction; see the last paragraph
+// for one that does not. An in-memory store writes no marker. Each alert
+// gets the next sequence of its sink.
 //
 // Complete does not sync, by design. A committed Badger transaction is in
 // the memtable and its memory-mapped write-ahead log, i.e. in the kernel's
