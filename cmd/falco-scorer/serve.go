@@ -287,112 +287,235 @@ func (s *service) runWith(ctx context.Context, feed func(context.Context) (sourc
 	return st, errors.Join(feedErr, err)
 }
 
-func (s *service) run(ctx context.Context, feed func(context.Context)) error {
-	var (
-		storeCtx, stopStore = context.WithCancel(context.Background())
-		sinkCtx, stopSinks  = context.WithCancel(context.Background())
-		pipeCtx, stopPipe   = context.WithCancel(context.Background())
-		inCtx, stopInputs   = context.WithCancel(context.Background())
-		storeWG, sinkWG     sync.WaitGroup
-		inWG                sync.WaitGroup
-		pipeDone            = make(chan error, 1)
-		inputErr            = make(chan error, 2)
-	)
-	defer stopStore()
-	defer stopSinks()
-	defer stopPipe()
-	defer stopInputs()
+// stage is one part of the service's lifecycle. run starts the stages in
+// order and, on the way out, stops every stage in reverse order, started or
+// not, each within its own bound: a stage that never started stops only
+// what newService opened for it (the sinks and the store are closed), so a
+// failed start releases everything a shutdown does.
+type stage struct {
+	name string
+	// start starts the part; nil when newService already made it. An error
+	// ends the start: no later stage starts.
+	start func() error
+	// stop is given whether start succeeded and the shutdown deadline; it
+	// returns once the part has stopped or its bound has passed, with an
+	// error only for what run should return.
+	stop func(started bool, deadline time.Time) error
+}
 
-	if s.ops != nil {
-		// Up from the start: liveness answers during the journal replay,
-		// readiness says when it is over, metrics last until the end.
-		if err := s.ops.start(); err != nil {
-			return s.finish(err, stopSinks, &sinkWG, stopStore, &storeWG)
-		}
-		defer s.ops.stop()
-	}
-	storeWG.Add(1)
-	go func() { defer storeWG.Done(); s.db.Run(storeCtx) }()
-	for _, d := range s.dispatchers {
-		sinkWG.Add(1)
-		go func() { defer sinkWG.Done(); d.Run(sinkCtx) }()
-	}
-	go func() { pipeDone <- s.pipe.Run(pipeCtx) }()
-	select {
-	case <-s.pipe.Ready():
-	case err := <-pipeDone:
-		return s.finish(fmt.Errorf("pipeline: %w", err), stopSinks, &sinkWG, stopStore, &storeWG)
-	case <-ctx.Done():
-	}
-	for _, in := range []interface{ Run(context.Context) error }{s.http, s.grpc} {
-		if in == nil || isNilInput(in) {
-			continue
-		}
-		inWG.Add(1)
-		go func() {
-			defer inWG.Done()
-			if err := in.Run(inCtx); err != nil {
-				inputErr <- err
+// lifecycle is one run's state: the goroutines of each stage and how the
+// ones that may end on their own (pipeline, inputs) report it.
+type lifecycle struct {
+	s                    *service
+	ctx                  context.Context // the caller's: cancelled on a signal
+	storeLoops, dispatch *group
+	pipeline, inputs     *group
+	pipeExit             chan struct{} // closed when the pipeline's Run returns
+	pipeErr              error         // its result, read after pipeExit
+	inputErr             chan error    // an input that failed
+}
+
+// stages lists the service's parts in start order; stop order is the
+// reverse: stop ingest, drain the pipeline and flush the outbox, stop the
+// dispatchers and close the sinks, stop the store's loops, stop the admin
+// listener, close the store.
+func (l *lifecycle) stages() []stage {
+	s := l.s
+	stages := []stage{{
+		name: "store",
+		stop: func(bool, time.Time) error {
+			if err := s.db.Close(); err != nil {
+				return fmt.Errorf("close store: %w", err)
 			}
-		}()
+			return nil
+		},
+	}}
+	if s.ops != nil {
+		stages = append(stages, stage{
+			// Up from the start: liveness answers during the journal
+			// replay, readiness says when it is over, metrics last until
+			// the end. Stopped before the store closes: an admin request
+			// (a baseline export) holds the store open while it streams.
+			name:  "admin listener",
+			start: s.ops.start,
+			stop:  func(bool, time.Time) error { s.ops.stop(); return nil },
+		})
+	}
+	return append(stages, stage{
+		name:  "store loops",
+		start: func() error { l.storeLoops.run(func(ctx context.Context) { s.db.Run(ctx) }); return nil },
+		stop:  func(bool, time.Time) error { l.storeLoops.stop(-1); return nil },
+	}, stage{
+		name: "sinks",
+		start: func() error {
+			for _, d := range s.dispatchers {
+				l.dispatch.run(func(ctx context.Context) { d.Run(ctx) })
+			}
+			return nil
+		},
+		stop: func(bool, time.Time) error {
+			l.dispatch.stop(10 * time.Second)
+			s.closeSinks()
+			return nil
+		},
+	}, stage{
+		name:  "pipeline",
+		start: l.startPipeline,
+		stop:  l.drainPipeline,
+	}, stage{
+		name:  "inputs",
+		start: l.startInputs,
+		stop: func(started bool, deadline time.Time) error {
+			if started {
+				l.inputs.stop(time.Until(deadline))
+			}
+			return nil
+		},
+	})
+}
+
+// startPipeline starts the pipeline and waits until it has replayed the
+// journal, or failed, or ctx ends (the inputs start then anyway, and the
+// shutdown that follows drains what the replay did).
+func (l *lifecycle) startPipeline() error {
+	l.pipeline.run(func(ctx context.Context) {
+		l.pipeErr = l.s.pipe.Run(ctx)
+		close(l.pipeExit)
+	})
+	select {
+	case <-l.s.pipe.Ready():
+	case <-l.pipeExit:
+		return fmt.Errorf("pipeline: %w", l.pipeErr)
+	case <-l.ctx.Done():
+	}
+	return nil
+}
+
+// drainPipeline lets every accepted event be scored and its alerts reach
+// the outbox, until the deadline; then the sinks get half the time left to
+// deliver what the outbox holds.
+func (l *lifecycle) drainPipeline(started bool, deadline time.Time) error {
+	l.pipeline.cancel()
+	if !started {
+		return nil
+	}
+	select {
+	case <-l.pipeExit:
+	case <-time.After(time.Until(deadline)):
+		l.s.log.Warn().Msg("pipeline drain timed out; unscored events stay in the journal for the next start")
+	}
+	l.s.wake()
+	l.s.flushOutbox(time.Now().Add(time.Until(deadline) / 2))
+	return nil
+}
+
+// startInputs starts the inputs that are configured and waits (at most
+// 10 s) until they accept events.
+func (l *lifecycle) startInputs() error {
+	s := l.s
+	var inputs []interface{ Run(context.Context) error }
+	if s.http != nil {
+		inputs = append(inputs, s.http)
+	}
+	if s.grpc != nil {
+		inputs = append(inputs, s.grpc)
+	}
+	for _, in := range inputs {
+		l.inputs.run(func(ctx context.Context) {
+			if err := in.Run(ctx); err != nil {
+				l.inputErr <- err
+			}
+		})
 	}
 	close(s.ready)
 	for deadline := time.Now().Add(10 * time.Second); !s.isReady() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
-	s.log.Info().Strs("sinks", s.cfg.enabledSinks()).Str("http", s.httpAddr()).
-		Bool("grpc", s.grpc != nil).Str("data_dir", s.cfg.Store.Dir).Msg("falco-scorer running")
+	return nil
+}
 
-	var runErr error
+// wait blocks until feed (when not nil) returns, ctx ends, an input fails
+// or the pipeline stops on its own, and returns the failure.
+func (l *lifecycle) wait(feed func(context.Context)) error {
 	fed := make(chan struct{})
 	if feed != nil {
-		go func() { feed(ctx); close(fed) }()
+		go func() { feed(l.ctx); close(fed) }()
 	}
 	select {
 	case <-fed:
-	case <-ctx.Done():
-		s.log.Info().Msg("shutting down")
-	case runErr = <-inputErr:
-		s.log.Error().Err(runErr).Msg("input failed, shutting down")
-	case err := <-pipeDone:
-		runErr = fmt.Errorf("pipeline: %w", err)
+	case <-l.ctx.Done():
+		l.s.log.Info().Msg("shutting down")
+	case err := <-l.inputErr:
+		l.s.log.Error().Err(err).Msg("input failed, shutting down")
+		return err
+	case <-l.pipeExit:
+		return fmt.Errorf("pipeline: %w", l.pipeErr)
 	}
-	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
-
-	// 1. Stop ingest: nothing new is acknowledged from here on.
-	stopInputs()
-	waitBounded(&inWG, time.Until(deadline))
-	// 2. Drain the pipeline: every accepted event is scored and its alerts
-	// reach the outbox.
-	stopPipe()
-	select {
-	case <-pipeDone:
-	case <-time.After(time.Until(deadline)):
-		s.log.Warn().Msg("pipeline drain timed out; unscored events stay in the journal for the next start")
-	}
-	// 3. Let the sinks deliver what the outbox holds, within half the time left.
-	s.wake()
-	s.flushOutbox(time.Now().Add(time.Until(deadline) / 2))
-	return s.finish(runErr, stopSinks, &sinkWG, stopStore, &storeWG)
+	return nil
 }
 
-// finish stops the sinks and the store, in that order.
-func (s *service) finish(runErr error, stopSinks func(), sinkWG *sync.WaitGroup, stopStore func(), storeWG *sync.WaitGroup) error {
-	stopSinks()
-	waitBounded(sinkWG, 10*time.Second)
-	s.closeSinks()
-	stopStore()
-	storeWG.Wait()
-	if s.ops != nil {
-		// Before the store: an admin request (a baseline export) holds
-		// the store open while it streams.
-		s.ops.stop()
+func (s *service) run(ctx context.Context, feed func(context.Context)) error {
+	l := &lifecycle{s: s, ctx: ctx, storeLoops: newGroup(), dispatch: newGroup(), pipeline: newGroup(),
+		inputs: newGroup(), pipeExit: make(chan struct{}), inputErr: make(chan error, 2)}
+	stages := l.stages()
+	started := 0
+	var err error
+	for _, st := range stages {
+		if st.start != nil {
+			if err = st.start(); err != nil {
+				break
+			}
+		}
+		started++
 	}
-	if err := s.db.Close(); err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("close store: %w", err))
+	if err == nil {
+		s.log.Info().Strs("sinks", s.cfg.enabledSinks()).Str("http", s.httpAddr()).
+			Bool("grpc", s.grpc != nil).Str("data_dir", s.cfg.Store.Dir).Msg("falco-scorer running")
+		err = l.wait(feed)
+	}
+	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
+	for i := len(stages) - 1; i >= 0; i-- {
+		if e := stages[i].stop(i < started, deadline); e != nil {
+			err = errors.Join(err, e)
+		}
 	}
 	s.log.Info().Msg("stopped")
-	return runErr
+	return err
+}
+
+// group runs goroutines under one context and stops them together.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newGroup() *group {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &group{ctx: ctx, cancel: cancel}
+}
+
+func (g *group) run(f func(context.Context)) {
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); f(g.ctx) }()
+}
+
+// stop cancels the group's context and waits for its goroutines, at most
+// for d when d >= 0.
+func (g *group) stop(d time.Duration) {
+	g.cancel()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	if d < 0 {
+		<-done
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 func (s *service) closeSinks() {
@@ -432,26 +555,6 @@ func (s *service) httpAddr() string {
 		return ""
 	}
 	return s.http.Addr()
-}
-
-func waitBounded(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
-}
-
-// isNilInput reports whether an input interface holds a nil pointer.
-func isNilInput(in interface{ Run(context.Context) error }) bool {
-	switch v := in.(type) {
-	case *source.HTTP:
-		return v == nil
-	case *source.GRPC:
-		return v == nil
-	}
-	return false
 }
 
 // enabledOnly drops the rules' routes to sinks that are not enabled (a
