@@ -237,123 +237,129 @@ func (d *Dispatcher) decode(e *scorer.OutboxEntry) (Item, error) {
 	return it, nil
 }
 
+// sendWithRetry delivers items: one retry loop for the batch, then, when
+// several items failed permanently together, the same loop for each of them
+// alone, so that one bad alert does not dead-letter its neighbours (those
+// whose key an earlier one was set aside with wait behind it). It returns
+// false when ctx ended first.
 func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []scorer.OutboxEntry) bool {
+	if len(items) == 0 {
+		return true
+	}
+	suspects, ok := d.retry(ctx, items, entries)
+	for _, it := range suspects {
+		if !ok {
+			break
+		}
+		if d.waitsBehind(it) {
+			continue
+		}
+		_, ok = d.retry(ctx, []Item{it}, entries) // one item is never split
+	}
+	return ok
+}
+
+// retry sends items until each is acknowledged, held, dead-lettered or set
+// aside, deciding once per Send on its Result (ResultOf): delivered items
+// are acknowledged and held ones left for later, then the failed ones are
+// sent again at once (deferred), dead-lettered (permanent: one alone; several
+// are returned as suspects for the caller to send one by one), or retried
+// after a pause until they expire or, failing one by one for max_backoff,
+// are set aside. ok is false when ctx ended first.
+func (d *Dispatcher) retry(ctx context.Context, items []Item, entries []scorer.OutboxEntry) (suspects []Item, ok bool) {
 	var failingSince time.Time // first time these items failed one by one
 	deferred := false          // the last Send left items for the next one
-	for attempt := 0; len(items) > 0; attempt++ {
+	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !deferred {
 			d.retried.Add(float64(len(items)))
 		}
 		deferred = false
-		err := d.send(ctx, items)
-		if err == nil {
-			d.ack(items)
-			d.noteRecovery()
-			return true
+		r := d.send(ctx, items)
+		failed, failure := d.settle(r, items)
+		if len(failed) == 0 {
+			return nil, true
 		}
-		failed := items
-		var pe *PartialError
-		perItem := errors.As(err, &pe)
-		if perItem {
-			failed = make([]Item, 0, len(pe.Failed))
-			delivered := make([]Item, 0, len(items))
-			var held []Item
-			bad := make(map[int]bool, len(pe.Failed))
-			for _, i := range pe.Failed {
-				if i >= 0 && i < len(items) {
-					bad[i] = true
-				}
+		if failure == StatusDeferred {
+			if ctx.Err() != nil {
+				return nil, false // shutting down: the rest stays in the outbox
 			}
-			wait := make(map[int]bool, len(pe.Held))
-			for _, i := range pe.Held {
-				if i >= 0 && i < len(items) && !bad[i] {
-					wait[i] = true
-				}
-			}
-			for i, it := range items {
-				switch {
-				case bad[i]:
-					failed = append(failed, it)
-				case wait[i]:
-					held = append(held, it)
-				default:
-					delivered = append(delivered, it)
-				}
-			}
-			d.ack(delivered)
-			if len(held) > 0 {
-				d.hold(held, pe.HeldUntil)
-			}
-			if len(failed) == 0 {
-				if len(delivered) > 0 {
-					d.noteRecovery()
-				}
-				return true
-			}
-			if errors.Is(pe.Err, ErrDeferred) && len(delivered) > 0 {
-				if ctx.Err() != nil {
-					return false // shutting down: the rest stays in the outbox
-				}
-				items, deferred = failed, true
-				attempt-- // not a retry: the sink went as far as its send budget allowed
-				continue
-			}
+			// Not a retry: the sink went as far as its send budget allowed.
+			items, deferred = failed, true
+			attempt--
+			continue
 		}
-		d.failed.WithLabelValues(ReasonOf(err)).Add(float64(len(failed)))
-		if IsPermanent(err) {
-			if len(failed) == 1 {
-				d.deadLetter(entryOf(failed[0], entries), DeadPermanent, err)
-				return true
+		d.failed.WithLabelValues(r.Reason).Add(float64(len(failed)))
+		if failure == StatusPermanent {
+			if len(failed) > 1 {
+				return failed, true
 			}
-			// One bad alert must not dead-letter its neighbours: find it by
-			// sending one at a time (those whose key an earlier one was set
-			// aside with wait behind it).
-			for _, it := range failed {
-				if d.waitsBehind(it) {
-					continue
-				}
-				if !d.sendWithRetry(ctx, []Item{it}, entries) {
-					return false
-				}
-			}
-			return true
+			d.deadLetter(entryOf(failed[0], entries), DeadPermanent, r.Err)
+			return nil, true
 		}
 		if ctx.Err() != nil {
-			return false
+			return nil, false
 		}
-		d.noteFailure(err, len(failed))
+		d.noteFailure(r.Err, len(failed))
 		now := d.now()
-		items = failed[:0:0]
-		for _, it := range failed {
-			if now.Sub(it.Enqueued) >= d.cfg.MaxRetryTime {
-				d.deadLetter(entryOf(it, entries), DeadExpired,
-					fmt.Errorf("not delivered %s after enqueue: %w", d.cfg.MaxRetryTime, err))
-				continue
-			}
-			items = append(items, it)
+		if items = d.expire(failed, entries, now, r.Err); len(items) == 0 {
+			return nil, true
 		}
-		if len(items) == 0 {
-			return true
+		if r.PerItem && d.asideDue(&failingSince, now, items) {
+			d.setAside(items, r.Err)
+			return nil, true
 		}
-		if perItem {
-			if failingSince.IsZero() {
-				failingSince = now
-			}
-			if now.Sub(failingSince) >= d.cfg.MaxBackoff || d.aside.failingAgain(items) {
-				d.setAside(items, err)
-				return true
-			}
-		}
-		if !sleep(ctx, d.retryWait(err, attempt)) {
-			return false
+		if !sleep(ctx, d.pause(r.RetryAfter, attempt)) {
+			return nil, false
 		}
 	}
-	return true
 }
 
-// send runs one Send. The attempt is not cancelled with ctx at once: on
-// shutdown it gets Config.ShutdownTimeout more to finish.
-func (d *Dispatcher) send(ctx context.Context, items []Item) error {
+// settle acknowledges the items r says were delivered and leaves the held
+// ones in the outbox; it returns the rest, which failed with failure.
+func (d *Dispatcher) settle(r Result, items []Item) (failed []Item, failure Status) {
+	d.ack(r.Items(items, StatusDelivered))
+	if held := r.Items(items, StatusHeld); len(held) > 0 {
+		d.hold(held, r.HeldUntil)
+	}
+	failure = r.Failure()
+	if failure == StatusDelivered { // nothing failed
+		if r.Count(StatusDelivered) > 0 {
+			d.noteRecovery()
+		}
+		return nil, failure
+	}
+	return r.Items(items, failure), failure
+}
+
+// asideDue reports whether items, failing one by one since *since (now,
+// the first time), must be set aside: they failed for max_backoff, or fail
+// again after being set aside before.
+func (d *Dispatcher) asideDue(since *time.Time, now time.Time, items []Item) bool {
+	if since.IsZero() {
+		*since = now
+	}
+	return now.Sub(*since) >= d.cfg.MaxBackoff || d.aside.failingAgain(items)
+}
+
+// expire dead-letters the items enqueued Config.MaxRetryTime or longer
+// before now and returns the rest.
+func (d *Dispatcher) expire(items []Item, entries []scorer.OutboxEntry, now time.Time, cause error) []Item {
+	rest := items[:0:0]
+	for _, it := range items {
+		if now.Sub(it.Enqueued) >= d.cfg.MaxRetryTime {
+			d.deadLetter(entryOf(it, entries), DeadExpired,
+				fmt.Errorf("not delivered %s after enqueue: %w", d.cfg.MaxRetryTime, cause))
+			continue
+		}
+		rest = append(rest, it)
+	}
+	return rest
+}
+
+// send runs one Send and classifies its outcome. The attempt is not
+// cancelled with ctx at once: on shutdown it gets Config.ShutdownTimeout
+// more to finish.
+func (d *Dispatcher) send(ctx context.Context, items []Item) Result {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.SendTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
@@ -364,7 +370,7 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) error {
 	start := time.Now()
 	err := d.sink.Send(sctx, items)
 	d.sendDuration.Observe(time.Since(start).Seconds())
-	return err
+	return ResultOf(len(items), err)
 }
 
 func (d *Dispatcher) ack(items []Item) {
@@ -422,8 +428,15 @@ func (d *Dispatcher) noteRecovery() {
 // retryWait is the pause before retrying after err: the destination's
 // Retry-After when it gave one (at most maxRetryAfter), else the backoff.
 func (d *Dispatcher) retryWait(err error, attempt int) time.Duration {
-	if ra, ok := RetryAfterOf(err); ok && ra > 0 {
-		return min(ra, maxRetryAfter)
+	ra, _ := RetryAfterOf(err)
+	return d.pause(ra, attempt)
+}
+
+// pause is retryAfter when the destination asked for one (at most
+// maxRetryAfter), else the backoff before retry attempt+1.
+func (d *Dispatcher) pause(retryAfter time.Duration, attempt int) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, maxRetryAfter)
 	}
 	return d.backoff(attempt)
 }

@@ -38,6 +38,9 @@ type Item struct {
 //   - any other error: transient; the dispatcher sends the failed items again
 //     later, so the destination may see duplicates (alert ids are stable).
 //
+// The dispatcher reads these outcomes once, into a Result with one Status
+// per item (ResultOf), and its retry loop decides on that value.
+//
 // An error must not contain a credential or a secret URL.
 //
 // Close flushes and releases the destination's resources within ctx. Send
