@@ -478,14 +478,10 @@ func (c Config) Validate() error {
 	add("scorer", c.Scorer.Validate())
 	add("store", c.Store.Validate())
 	add("delivery", c.Delivery.Validate())
-	if c.Sinks.Kafka.Enabled {
-		add("sinks.kafka", c.Sinks.Kafka.Config.Validate())
-	}
-	if c.Sinks.Slack.Enabled {
-		add("sinks.slack", c.Sinks.Slack.Config.Validate())
-	}
-	if c.Sinks.Webhook.Enabled {
-		add("sinks.webhook", c.Sinks.Webhook.Config.Validate())
+	for _, k := range c.sinkKinds() {
+		if k.enabled && k.validate != nil {
+			add("sinks."+k.name, k.validate())
+		}
 	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
@@ -549,22 +545,4 @@ func (c Config) secretErrors() []error {
 		}
 	}
 	return errs
-}
-
-// enabledSinks lists the sinks this configuration delivers to.
-func (c Config) enabledSinks() []string {
-	var out []string
-	if c.Sinks.Stdout.Enabled {
-		out = append(out, "stdout")
-	}
-	if c.Sinks.Kafka.Enabled {
-		out = append(out, "kafka")
-	}
-	if c.Sinks.Slack.Enabled {
-		out = append(out, "slack")
-	}
-	if c.Sinks.Webhook.Enabled {
-		out = append(out, "webhook")
-	}
-	return out
 }

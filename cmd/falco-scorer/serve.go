@@ -23,10 +23,6 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/source"
 	"github.com/falco-scorer/falco-scorer/sinks"
-	"github.com/falco-scorer/falco-scorer/sinks/kafka"
-	"github.com/falco-scorer/falco-scorer/sinks/slack"
-	"github.com/falco-scorer/falco-scorer/sinks/stdout"
-	"github.com/falco-scorer/falco-scorer/sinks/webhook"
 	"github.com/falco-scorer/falco-scorer/store"
 )
 
@@ -212,42 +208,22 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer, opts ...serviceOp
 	return s, nil
 }
 
-// buildSinks creates one sink per enabled destination, explicitly.
+// buildSinks creates one sink per enabled destination, in the order of
+// sinkKinds.
 func (s *service) buildSinks(out io.Writer) error {
-	c := s.cfg.Sinks
 	var errs []error
-	if c.Stdout.Enabled {
-		s.sinks = append(s.sinks, stdout.New(out))
-	}
-	if c.Kafka.Enabled {
-		k, err := kafka.New(c.Kafka.Config, s.log)
-		errs = append(errs, wrapIf("sinks.kafka", err))
-		if err == nil {
-			s.sinks = append(s.sinks, k)
+	for _, k := range s.cfg.sinkKinds() {
+		if !k.enabled {
+			continue
 		}
-	}
-	if c.Slack.Enabled {
-		sl, err := slack.New(c.Slack.Config, s.log)
-		errs = append(errs, wrapIf("sinks.slack", err))
-		if err == nil {
-			s.sinks = append(s.sinks, sl)
+		sk, err := k.build(out, s.log)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sinks.%s: %w", k.name, err))
+			continue
 		}
-	}
-	if c.Webhook.Enabled {
-		w, err := webhook.New(c.Webhook.Config, s.log)
-		errs = append(errs, wrapIf("sinks.webhook", err))
-		if err == nil {
-			s.sinks = append(s.sinks, w)
-		}
+		s.sinks = append(s.sinks, sk)
 	}
 	return errors.Join(errs...)
-}
-
-func wrapIf(prefix string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 func (s *service) isReady() bool {
