@@ -148,31 +148,11 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer, opts ...serviceOp
 		}
 	}()
 
-	if cfg.RulesFile != "" {
-		if s.engine, err = rules.Load(cfg.RulesFile); err != nil {
-			return nil, err
-		}
-	} else {
-		s.engine = rules.Default()
-	}
-	if err = s.engine.Register(s.reg); err != nil {
-		return nil, fmt.Errorf("register rules metrics: %w", err)
-	}
-
-	if err = s.buildSinks(out); err != nil {
+	if s.engine, err = loadRules(cfg.RulesFile, s.reg); err != nil {
 		return nil, err
 	}
-	s.db.SetSinks(cfg.enabledSinks())
-	metrics, err := sinks.NewMetrics(s.reg)
-	if err != nil {
-		return nil, fmt.Errorf("sink metrics: %w", err)
-	}
-	for _, sk := range s.sinks {
-		d, err := sinks.NewDispatcher(sk, s.db, cfg.Delivery, log, metrics)
-		if err != nil {
-			return nil, fmt.Errorf("dispatcher %s: %w", sk.Name(), err)
-		}
-		s.dispatchers = append(s.dispatchers, d)
+	if err = s.buildSinks(out); err != nil {
+		return nil, err
 	}
 
 	enabled := cfg.enabledSinks()
@@ -208,8 +188,29 @@ func newService(cfg Config, log zerolog.Logger, out io.Writer, opts ...serviceOp
 	return s, nil
 }
 
+// loadRules loads the routing rules (the built-in ones when path is empty)
+// and registers their metrics.
+func loadRules(path string, reg prometheus.Registerer) (*rules.Engine, error) {
+	if path == "" {
+		e := rules.Default()
+		return e, registerRules(e, reg)
+	}
+	e, err := rules.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return e, registerRules(e, reg)
+}
+
+func registerRules(e *rules.Engine, reg prometheus.Registerer) error {
+	if err := e.Register(reg); err != nil {
+		return fmt.Errorf("register rules metrics: %w", err)
+	}
+	return nil
+}
+
 // buildSinks creates one sink per enabled destination, in the order of
-// sinkKinds.
+// sinkKinds, and a dispatcher for each.
 func (s *service) buildSinks(out io.Writer) error {
 	var errs []error
 	for _, k := range s.cfg.sinkKinds() {
@@ -223,7 +224,22 @@ func (s *service) buildSinks(out io.Writer) error {
 		}
 		s.sinks = append(s.sinks, sk)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	s.db.SetSinks(s.cfg.enabledSinks())
+	metrics, err := sinks.NewMetrics(s.reg)
+	if err != nil {
+		return fmt.Errorf("sink metrics: %w", err)
+	}
+	for _, sk := range s.sinks {
+		d, err := sinks.NewDispatcher(sk, s.db, s.cfg.Delivery, s.log, metrics)
+		if err != nil {
+			return fmt.Errorf("dispatcher %s: %w", sk.Name(), err)
+		}
+		s.dispatchers = append(s.dispatchers, d)
+	}
+	return nil
 }
 
 func (s *service) isReady() bool {
