@@ -52,15 +52,11 @@ type DB struct {
 	mem    *memJournal // the journal of an in-memory store (nil otherwise)
 	doneID uint64      // last done marker id; guarded by outMu
 
-	syncQuit   chan struct{} // journal_sync_interval > 0: stops runSyncer
-	syncDone   chan struct{}
+	syncer     *loop       // runSyncer; nil unless journal_sync_interval > 0
 	syncFailed atomic.Bool // a background sync failed: groups sync before their ack until restart
-	stopSyncer sync.Once
 
-	retireWake  chan struct{} // capacity 1: "a segment may be retirable, or a spare was used"
-	retireQuit  chan struct{}
-	retireDone  chan struct{}
-	stopRetirer sync.Once
+	retirer    *loop         // runRetirer
+	retireWake chan struct{} // capacity 1: "a segment may be retirable, or a spare was used"
 
 	outMu   sync.Mutex
 	outNext map[string]uint64      // next outbox seq per sink (never reused)
@@ -123,13 +119,12 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", cfg.Dir, err), bdb.Close())
 	}
 	d.jc = newCommitter(d, journalNext)
-	d.retireWake, d.retireQuit, d.retireDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	d.retireWake = make(chan struct{}, 1)
 	go d.jc.run()
 	if d.wal != nil && cfg.JournalSyncInterval > 0 {
-		d.syncQuit, d.syncDone = make(chan struct{}), make(chan struct{})
-		go d.runSyncer(cfg.JournalSyncInterval)
+		d.syncer = startLoop(func(quit <-chan struct{}) { d.runSyncer(cfg.JournalSyncInterval, quit) })
 	}
-	go d.runRetirer()
+	d.retirer = startLoop(d.runRetirer)
 	d.wakeRetirer() // segments completed before a restart, and the first spare
 	return d, nil
 }
@@ -200,15 +195,14 @@ func (d *DB) openJournal(next uint64) (uint64, error) {
 
 // runSyncer syncs the journal every journal_sync_interval, when groups
 // are acknowledged before they are synced.
-func (d *DB) runSyncer(interval time.Duration) {
-	defer close(d.syncDone)
+func (d *DB) runSyncer(interval time.Duration, quit <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			_ = d.syncJournal() // logged there
-		case <-d.syncQuit:
+		case <-quit:
 			return
 		}
 	}
@@ -238,13 +232,12 @@ func (d *DB) syncJournal() error {
 
 // runRetirer recycles completed journal segments and keeps a spare segment
 // ready, off the acknowledgement path.
-func (d *DB) runRetirer() {
-	defer close(d.retireDone)
+func (d *DB) runRetirer(quit <-chan struct{}) {
 	failing := ""
 	for {
 		select {
 		case <-d.retireWake:
-		case <-d.retireQuit:
+		case <-quit:
 			return
 		}
 		if d.wal == nil {
@@ -498,15 +491,12 @@ func (d *DB) Close() error {
 	}
 	d.jc.stop()
 	var syncErr error
-	if d.syncQuit != nil {
-		d.stopSyncer.Do(func() {
-			close(d.syncQuit)
-			<-d.syncDone
+	if d.syncer != nil {
+		d.syncer.stop(func() {
 			syncErr = d.syncJournal() // what the committer wrote last
 		})
 	}
-	d.stopRetirer.Do(func() { close(d.retireQuit) })
-	<-d.retireDone
+	d.retirer.stop(nil)
 	d.maintMu.Lock()
 	defer d.maintMu.Unlock()
 	d.life.Lock()
