@@ -379,13 +379,8 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 	if len(done) == 0 && len(alerts) == 0 {
 		return nil
 	}
-	for _, a := range alerts {
-		if err := checkSink(a.Sink); err != nil {
-			return fmt.Errorf("complete: %w", err)
-		}
-		if len(a.AlertID) > maxIDLen {
-			return fmt.Errorf("complete: alert id of %d bytes exceeds %d", len(a.AlertID), maxIDLen)
-		}
+	if err := checkOutboxPuts(alerts); err != nil {
+		return fmt.Errorf("complete: %w", err)
 	}
 	if err := d.acquire(); err != nil {
 		return fmt.Errorf("complete: %w", err)
@@ -402,16 +397,42 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 		seqs[i] = d.nextOutbox(a.Sink)
 		added[a.Sink]++
 	}
+	sorted, err := d.commitComplete(now, done, alerts, seqs, added)
+	if err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	d.completed(now, done, sorted, alerts, seqs, added)
+	return nil
+}
+
+// checkOutboxPuts refuses what the outbox's keys and values cannot hold.
+func checkOutboxPuts(alerts []scorer.OutboxPut) error {
+	for _, a := range alerts {
+		if err := checkSink(a.Sink); err != nil {
+			return err
+		}
+		if len(a.AlertID) > maxIDLen {
+			return fmt.Errorf("alert id of %d bytes exceeds %d", len(a.AlertID), maxIDLen)
+		}
+	}
+	return nil
+}
+
+// commitComplete writes Complete's outbox entries (under their allocated
+// seqs), the sinks' high-water marks and then the done marker, and returns
+// the done sequences sorted for the journal (nil when no marker is
+// written). outMu must be held.
+func (d *DB) commitComplete(now time.Time, done []uint64, alerts []scorer.OutboxPut, seqs []uint64, added map[string]int64) ([]uint64, error) {
 	b := d.newBatch()
 	defer b.discard()
 	for sink := range added {
 		if err := b.set(outboxSeqKey(sink), encodeU64(d.outNext[sink])); err != nil {
-			return fmt.Errorf("complete: %w", err)
+			return nil, err
 		}
 	}
 	for i, a := range alerts {
 		if err := b.set(outboxKey(a.Sink, seqs[i]), encodeOutbox(now, a.AlertID, a.Payload)); err != nil {
-			return fmt.Errorf("complete: %w", err)
+			return nil, err
 		}
 	}
 	var sorted []uint64
@@ -421,12 +442,19 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 		sorted = slices.Compact(sorted)
 		d.doneID++
 		if err := b.set(doneKey(sorted[len(sorted)-1], d.doneID), encodeDone(sorted)); err != nil {
-			return fmt.Errorf("complete: %w", err)
+			return nil, err
 		}
 	}
 	if err := b.commit(); err != nil {
-		return fmt.Errorf("complete: %w", err)
+		return nil, err
 	}
+	return sorted, nil
+}
+
+// completed updates what Complete's commit changed in memory: the outbox
+// gauges and recent entries, and the journal's pending set. outMu must be
+// held.
+func (d *DB) completed(now time.Time, done, sorted []uint64, alerts []scorer.OutboxPut, seqs []uint64, added map[string]int64) {
 	for sink, n := range added {
 		d.pending[sink] += n
 		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
@@ -449,7 +477,6 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 		}
 	}
 	d.m.journalEntries.Set(float64(d.journalOutstanding()))
-	return nil
 }
 
 // nextOutbox allocates the next sequence of sink; outMu must be held.
