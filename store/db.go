@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +98,17 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		return nil, err
 	}
 	bdb, err := badger.Open(opts)
+	if err != nil && !cfg.InMemory && emptyMemtableError(err) {
+		// Killed between creating its next memtable file and sizing it,
+		// Badger refuses to open again. It held the directory lock when it
+		// said so (no other process is using the store), and a blank
+		// memtable file holds nothing. The failed open usually removes the
+		// file itself (removeBlankMemtable removes it if not), and a second
+		// open succeeds.
+		removeBlankMemtable(cfg.Dir, err, log)
+		log.Warn().Err(err).Msg("store: a blank memtable file left by a kill; opening again")
+		bdb, err = badger.Open(opts)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("open store %s: directory in use by another process (a running falco-scorer? use its admin API): %w", cfg.Dir, err)
@@ -773,3 +786,39 @@ func (l badgerLogger) Debugf(f string, a ...any) {
 		e.Str("detail", strings.TrimSpace(fmt.Sprintf(f, a...))).Msg("badger")
 	}
 }
+
+// emptyMemtableError reports Badger's refusal to open a memtable file that
+// exists but is empty (ristretto's "Create a new file").
+func emptyMemtableError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "while opening memtables") && strings.Contains(msg, "Create a new file")
+}
+
+// removeBlankMemtable deletes the memtable file Badger named in err when
+// it holds nothing: empty, or only zeros (Badger sizes the empty file before
+// it refuses it, so a second attempt finds it sized and still blank). It
+// reports whether it deleted one.
+func removeBlankMemtable(dir string, err error, log zerolog.Logger) bool {
+	m := memtableFidRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return false
+	}
+	fid, _ := strconv.Atoi(m[1])
+	name := filepath.Join(dir, fmt.Sprintf("%05d.mem", fid))
+	b, rerr := os.ReadFile(name)
+	if rerr != nil {
+		return false
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false // it holds entries: not ours to delete
+		}
+	}
+	if os.Remove(name) != nil {
+		return false
+	}
+	log.Warn().Str("file", name).Msg("removed a blank memtable file left by a kill")
+	return true
+}
+
+var memtableFidRE = regexp.MustCompile(`while opening fid: (\d+)`)

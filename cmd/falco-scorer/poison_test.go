@@ -12,7 +12,13 @@ import (
 )
 
 // adfaDir is the ADFA-LD copy shared beside the repository.
-var adfaDir = filepath.Join("..", "..", "..", "shared", "data", "adfa-ld")
+// adfaDir: $FALCO_SCORER_ADFA_LD (CI sets it), else beside the repository.
+var adfaDir = func() string {
+	if d := os.Getenv("FALCO_SCORER_ADFA_LD"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "..", "shared", "data", "adfa-ld")
+}()
 
 // adfa holds system-call traces as names.
 type adfa struct {
