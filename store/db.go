@@ -355,28 +355,13 @@ func (d *DB) journalOutstanding() int {
 // store written with another layout.
 func (d *DB) checkFormat() error {
 	return d.bdb.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(formatKey())
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			it := txn.NewIterator(badger.IteratorOptions{})
-			it.Rewind()
-			empty := !it.Valid()
-			it.Close()
-			if !empty {
-				return fmt.Errorf("open store %s: no format record in a non-empty directory (not a falco-scorer store?)", d.cfg.Dir)
-			}
+		got, empty, err := d.storedFormat(txn, "")
+		if err != nil {
+			return err
+		}
+		if empty {
 			return txn.Set(formatKey(), u32(FormatVersion))
 		}
-		if err != nil {
-			return fmt.Errorf("read format record: %w", err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read format record: %w", err)
-		}
-		if len(v) != 4 {
-			return fmt.Errorf("open store %s: format record: %w", d.cfg.Dir, errCorrupt)
-		}
-		got := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
 		if got == 1 && FormatVersion == 2 {
 			return d.upgradeFormat1(txn)
 		}
@@ -385,6 +370,35 @@ func (d *DB) checkFormat() error {
 		}
 		return nil
 	})
+}
+
+// storedFormat reads the store's format version, or reports an empty store
+// (no record, no data). A non-empty store without a record, or a malformed
+// record, is an error; how names the opening ("" or " read-only") in its
+// text.
+func (d *DB) storedFormat(txn *badger.Txn, how string) (version uint32, empty bool, err error) {
+	item, err := txn.Get(formatKey())
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		it.Rewind()
+		blank := !it.Valid()
+		it.Close()
+		if !blank {
+			return 0, false, fmt.Errorf("open store %s%s: no format record in a non-empty directory (not a falco-scorer store?)", d.cfg.Dir, how)
+		}
+		return 0, true, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read format record: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("read format record: %w", err)
+	}
+	if len(v) != 4 {
+		return 0, false, fmt.Errorf("open store %s%s: format record: %w", d.cfg.Dir, how, errCorrupt)
+	}
+	return uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]), false, nil
 }
 
 // upgradeFormat1 upgrades a format-1 store, whose journal lived in Badger,

@@ -74,28 +74,11 @@ func OpenReadOnly(dir string, log zerolog.Logger) (*DB, error) {
 // service performs at start.
 func (d *DB) checkFormatReadOnly() error {
 	return d.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(formatKey())
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			it := txn.NewIterator(badger.IteratorOptions{})
-			it.Rewind()
-			empty := !it.Valid()
-			it.Close()
-			if !empty {
-				return fmt.Errorf("open store %s read-only: no format record in a non-empty directory (not a falco-scorer store?)", d.cfg.Dir)
-			}
-			return nil
+		got, empty, err := d.storedFormat(txn, " read-only")
+		if err != nil || empty {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("read format record: %w", err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read format record: %w", err)
-		}
-		if len(v) != 4 {
-			return fmt.Errorf("open store %s read-only: format record: %w", d.cfg.Dir, errCorrupt)
-		}
-		if got := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]); got != FormatVersion {
+		if got != FormatVersion {
 			return fmt.Errorf("open store %s read-only: format version %d, this build reads %d (start this release's falco-scorer once to upgrade it)", d.cfg.Dir, got, FormatVersion)
 		}
 		return nil
