@@ -2,75 +2,14 @@ package scorer
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
-
-// strictJSON reports why b would fail a strict JSON parser (RFC 8259 with
-// RFC 3629 UTF-8, as Rust's serde_json or Java's strict decoders read it):
-// not JSON, invalid UTF-8 anywhere, or a \u escape of an unpaired UTF-16
-// surrogate. json.Valid alone accepts the last two.
-func strictJSON(b []byte) error {
-	if !json.Valid(b) {
-		return errors.New("not valid JSON")
-	}
-	if !utf8.Valid(b) {
-		i := 0
-		for i < len(b) {
-			r, n := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && n == 1 {
-				break
-			}
-			i += n
-		}
-		return fmt.Errorf("invalid UTF-8 at byte %d (%q)", i, b[i:min(len(b), i+4)])
-	}
-	inString := false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case !inString:
-			inString = c == '"'
-		case c == '"':
-			inString = false
-		case c == '\\':
-			if b[i+1] != 'u' {
-				i++
-				continue
-			}
-			r := hexRune(b[i+2 : i+6])
-			i += 5
-			if !utf16.IsSurrogate(r) {
-				continue
-			}
-			if r >= 0xdc00 || i+7 > len(b) || b[i+1] != '\\' || b[i+2] != 'u' ||
-				utf16.DecodeRune(r, hexRune(b[i+3:i+7])) == utf8.RuneError {
-				return fmt.Errorf("unpaired surrogate escape at byte %d", i-5)
-			}
-			i += 6
-		}
-	}
-	return nil
-}
-
-func hexRune(h []byte) rune {
-	var r rune
-	for _, c := range h {
-		switch {
-		case '0' <= c && c <= '9':
-			r = r*16 + rune(c-'0')
-		case 'a' <= c && c <= 'f':
-			r = r*16 + rune(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			r = r*16 + rune(c-'A'+10)
-		}
-	}
-	return r
-}
 
 func TestStrictJSONChecker(t *testing.T) {
 	for _, tt := range []struct {
@@ -84,8 +23,8 @@ func TestStrictJSONChecker(t *testing.T) {
 		{`{"a":"\ud800\u0041"}`, false},
 		{`{"a":"x"`, false},
 	} {
-		if err := strictJSON([]byte(tt.in)); (err == nil) != tt.ok {
-			t.Errorf("strictJSON(%q) = %v, want ok %v", tt.in, err, tt.ok)
+		if err := scorertest.StrictJSON([]byte(tt.in)); (err == nil) != tt.ok {
+			t.Errorf("scorertest.StrictJSON(%q) = %v, want ok %v", tt.in, err, tt.ok)
 		}
 	}
 }
@@ -121,7 +60,7 @@ func TestAlertJSONIsStrict(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MarshalJSON() = %v", err)
 			}
-			if err := strictJSON(b); err != nil {
+			if err := scorertest.StrictJSON(b); err != nil {
 				t.Fatalf("MarshalJSON() = %q: %v", b, err)
 			}
 			var back Alert
@@ -178,10 +117,10 @@ func checkValidUTF8JSON(t *testing.T, in, out []byte) {
 		}
 		return
 	}
-	if err := strictJSON(out); err != nil {
+	if err := scorertest.StrictJSON(out); err != nil {
 		t.Fatalf("ValidUTF8JSON(%q) = %q: %v", in, out, err)
 	}
-	if strictJSON(in) == nil && (len(in) != len(out) || (len(in) > 0 && &in[0] != &out[0])) {
+	if scorertest.StrictJSON(in) == nil && (len(in) != len(out) || (len(in) > 0 && &in[0] != &out[0])) {
 		t.Fatalf("ValidUTF8JSON(%q) = %q, want the input itself (already strict)", in, out)
 	}
 	var a, b any
@@ -223,7 +162,7 @@ func FuzzAlertPayloadStrict(f *testing.F) {
 		if err != nil {
 			t.Fatalf("MarshalJSON() of a decoded event = %v", err)
 		}
-		if err := strictJSON(b); err != nil {
+		if err := scorertest.StrictJSON(b); err != nil {
 			t.Fatalf("MarshalJSON() of %q = %q: %v", raw, b, err)
 		}
 		if _, err := DecodeAlertHeader(b); err != nil {

@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 )
 
@@ -115,50 +114,9 @@ func TestAlertGolden(t *testing.T) {
 			if err := json.Unmarshal(got, &v); err != nil {
 				t.Fatal(err)
 			}
-			for _, z := range ZeroValues(v) {
+			for _, z := range scorertest.ZeroValues(v) {
 				t.Errorf("alert JSON has a zero value at %s", z)
 			}
 		})
 	}
-}
-
-// ZeroValues lists the paths in v (decoded JSON) that hold a zero value
-// standing for "unknown": null, "", 0, false, or the zero time. Under
-// "falco" (Falco's own event, forwarded as received) nothing is checked;
-// explanation.transitions[].history_seen may be 0 (a history the baseline
-// never saw).
-func ZeroValues(v any) []string {
-	var out []string
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch x := v.(type) {
-		case nil:
-			out = append(out, path+" = null")
-		case string:
-			if x == "" || strings.HasPrefix(x, "0001-01-01") {
-				out = append(out, fmt.Sprintf("%s = %q", path, x))
-			}
-		case float64:
-			if x == 0 && !strings.HasSuffix(path, ".history_seen") {
-				out = append(out, path+" = 0")
-			}
-		case bool:
-			if !x {
-				out = append(out, path+" = false")
-			}
-		case []any:
-			for i, e := range x {
-				walk(fmt.Sprintf("%s[%d]", path, i), e)
-			}
-		case map[string]any:
-			for k, e := range x {
-				if path == "" && k == "falco" {
-					continue
-				}
-				walk(strings.TrimPrefix(path+"."+k, "."), e)
-			}
-		}
-	}
-	walk("", v)
-	return out
 }

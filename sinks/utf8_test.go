@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 )
 
@@ -25,7 +26,7 @@ func TestOldDirtyPayloadsGoOutStrict(t *testing.T) {
 					t.Fatal(err)
 				}
 				old := bytes.Replace(clean, []byte(`"bash -i"`), []byte("\"bash \xff-i \\udc00\""), 1)
-				if bytes.Equal(old, clean) || sinkstest.StrictJSON(old) == nil {
+				if bytes.Equal(old, clean) || scorertest.StrictJSON(old) == nil {
 					t.Fatal("fixture: no dirty payload")
 				}
 				h.ob.Put("fake", a.ID, old)
@@ -41,11 +42,11 @@ func TestOldDirtyPayloadsGoOutStrict(t *testing.T) {
 					t.Fatalf("sink got %d items, want 1", len(h.sink.items))
 				}
 				it := h.sink.items[0]
-				if err := sinkstest.StrictJSON(it.Payload); err != nil {
+				if err := scorertest.StrictJSON(it.Payload); err != nil {
 					t.Errorf("headerOnly %v: payload %q: %v", headerOnly, it.Payload, err)
 				}
 				if it.Alert != nil {
-					if err := sinkstest.StrictJSON(it.Alert.Event.Raw); err != nil {
+					if err := scorertest.StrictJSON(it.Alert.Event.Raw); err != nil {
 						t.Errorf("event %q: %v", it.Alert.Event.Raw, err)
 					}
 				}

@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // TestFalcoAlertAfterEndOfProcessAnomaly: a Falco alert from a container
@@ -132,7 +131,7 @@ func TestPipelineAlertsHaveNoZeroValues(t *testing.T) {
 	for _, a := range st.alerts(t)[n0:] {
 		name := a["kind"].(string) + "/" + a["score"].(map[string]any)["verdict"].(string)
 		seen[name]++
-		for _, z := range zeroValues(a) {
+		for _, z := range scorertest.ZeroValues(a) {
 			t.Errorf("%s alert %v has a zero value at %s", name, a["id"], z)
 		}
 		_, hasValue := a["score"].(map[string]any)["value"]
@@ -145,46 +144,6 @@ func TestPipelineAlertsHaveNoZeroValues(t *testing.T) {
 			t.Errorf("no %s alert among %v", want, seen)
 		}
 	}
-}
-
-// zeroValues lists the paths in a decoded alert holding a zero value that
-// would stand for "unknown": null, "", 0, false or the zero time. Falco's
-// own event ("falco") is forwarded as received and not checked; a
-// transition's history_seen may really be 0.
-func zeroValues(v any) []string {
-	var out []string
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch x := v.(type) {
-		case nil:
-			out = append(out, path+" = null")
-		case string:
-			if x == "" || strings.HasPrefix(x, "0001-01-01") {
-				out = append(out, fmt.Sprintf("%s = %q", path, x))
-			}
-		case float64:
-			if x == 0 && !strings.HasSuffix(path, ".history_seen") {
-				out = append(out, path+" = 0")
-			}
-		case bool:
-			if !x {
-				out = append(out, path+" = false")
-			}
-		case []any:
-			for i, e := range x {
-				walk(fmt.Sprintf("%s[%d]", path, i), e)
-			}
-		case map[string]any:
-			for k, e := range x {
-				if path == "" && k == "falco" {
-					continue
-				}
-				walk(strings.TrimPrefix(path+"."+k, "."), e)
-			}
-		}
-	}
-	walk("", v)
-	return out
 }
 
 // newHarnessDecider is newHarness with the rules played by d.

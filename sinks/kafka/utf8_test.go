@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 )
 
@@ -25,7 +26,7 @@ func TestRecordIsStrictJSON(t *testing.T) {
 		t.Fatalf("Send() = %v", err)
 	}
 	r := consume(t, addr, "utf8", 1)[0]
-	if err := sinkstest.StrictJSON(r.Value); err != nil {
+	if err := scorertest.StrictJSON(r.Value); err != nil {
 		t.Errorf("record value %q: %v", r.Value, err)
 	}
 	for _, h := range r.Headers {

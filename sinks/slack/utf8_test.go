@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 	"github.com/falco-scorer/falco-scorer/sinks/slack"
@@ -50,7 +51,7 @@ func TestMessageIsStrictJSON(t *testing.T) {
 	if len(bodies) != 1 {
 		t.Fatalf("Slack got %d messages, want 1", len(bodies))
 	}
-	if err := sinkstest.StrictJSON(bodies[0]); err != nil {
+	if err := scorertest.StrictJSON(bodies[0]); err != nil {
 		t.Errorf("message %q: %v", bodies[0], err)
 	}
 }

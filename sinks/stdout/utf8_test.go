@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 	"github.com/falco-scorer/falco-scorer/sinks/stdout"
 )
@@ -22,7 +23,7 @@ func TestLinesAreStrictJSON(t *testing.T) {
 		t.Fatalf("lines = %d, want 2", len(lines))
 	}
 	for i, l := range lines {
-		if err := sinkstest.StrictJSON(l); err != nil {
+		if err := scorertest.StrictJSON(l); err != nil {
 			t.Errorf("line %d %q: %v", i, l, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 	"github.com/falco-scorer/falco-scorer/sinks/webhook"
 )
@@ -27,7 +28,7 @@ func FuzzFalcoJSON(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := sinkstest.StrictJSON(out); err != nil {
+		if err := scorertest.StrictJSON(out); err != nil {
 			t.Fatalf("FalcoJSON(%q) = %q: %v", raw, out, err)
 		}
 		back, err := scorer.DecodeJSON(out)

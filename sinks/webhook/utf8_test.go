@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 	"github.com/falco-scorer/falco-scorer/sinks/webhook"
 )
@@ -23,7 +24,7 @@ func TestBodyIsStrictJSON(t *testing.T) {
 		t.Fatalf("Send() = %v", err)
 	}
 	body := got()[0].body
-	if err := sinkstest.StrictJSON(body); err != nil {
+	if err := scorertest.StrictJSON(body); err != nil {
 		t.Errorf("body %q: %v", body, err)
 	}
 	ev, err := scorer.DecodeJSON(body)
@@ -37,7 +38,7 @@ func TestBodyIsStrictJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FalcoJSON() = %v", err)
 	}
-	if err := sinkstest.StrictJSON(b); err != nil {
+	if err := scorertest.StrictJSON(b); err != nil {
 		t.Errorf("FalcoJSON() = %q: %v", b, err)
 	}
 }
