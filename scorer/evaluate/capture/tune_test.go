@@ -119,7 +119,6 @@ func TestTuneProcessScore(t *testing.T) {
 			runOf[p] = labels.Lookup(s.ContainerID, int(s.PID), s.Time)
 		}
 	}
-	runOfIsNormalParent := func(int) bool { return false }
 	// learned symbols per image (learning phase)
 	learned := map[string]map[string]bool{}
 	for _, s := range evs {
@@ -130,7 +129,10 @@ func TestTuneProcessScore(t *testing.T) {
 			learned[s.Image][s.Symbol] = true
 		}
 	}
-	cusum := func(k, cap float64, inherit bool) func() map[int]float64 {
+	// cusumBy is a per-process CUSUM of inc (the event's contribution less
+	// the allowance); with inherit a child starts from its parent's score.
+	// A process is scored by its highest value at an event that raised it.
+	cusumBy := func(inc func(s pipeline.Scored) float64, inherit bool) func() map[int]float64 {
 		return func() map[int]float64 {
 			state := map[int]float64{}
 			best := map[int]float64{}
@@ -146,14 +148,17 @@ func TestTuneProcessScore(t *testing.T) {
 				if s.End {
 					continue
 				}
-				inc := math.Min(s.Surprise, cap) - k
-				state[p] = math.Max(0, state[p]+inc)
-				if !s.Time.Before(labels.TestStart) && inc > 0 {
+				d := inc(s)
+				state[p] = math.Max(0, state[p]+d)
+				if !s.Time.Before(labels.TestStart) && d > 0 {
 					best[p] = math.Max(best[p], state[p])
 				}
 			}
 			return best
 		}
+	}
+	cusum := func(k, cap float64, inherit bool) func() map[int]float64 {
+		return cusumBy(func(s pipeline.Scored) float64 { return math.Min(s.Surprise, cap) - k }, inherit)
 	}
 	// Evidence: an event's surprise as a tail probability under the image's
 	// held-out (learning-time) surprise distribution, in bits.
@@ -173,63 +178,7 @@ func TestTuneProcessScore(t *testing.T) {
 		return -math.Log2(float64(ge+1) / float64(len(h)+1))
 	}
 	pcusum := func(k float64, inherit bool) func() map[int]float64 {
-		return func() map[int]float64 {
-			state := map[int]float64{}
-			best := map[int]float64{}
-			started := map[int]bool{}
-			for i, s := range evs {
-				p := procOf[i]
-				if !started[p] {
-					started[p] = true
-					if par, ok := parentOf[p]; ok && inherit {
-						state[p] = state[par]
-					}
-				}
-				if s.End {
-					continue
-				}
-				inc := evidence(s.Image, s.Surprise) - k
-				state[p] = math.Max(0, state[p]+inc)
-				if !s.Time.Before(labels.TestStart) && inc > 0 {
-					best[p] = math.Max(best[p], state[p])
-				}
-			}
-			return best
-		}
-	}
-	// session: a child starts from its parent's state, and its raising
-	// events also raise its parent's (one level up).
-	session := func(k, cap float64) func() map[int]float64 {
-		return func() map[int]float64 {
-			state := map[int]float64{}
-			best := map[int]float64{}
-			started := map[int]bool{}
-			for i, s := range evs {
-				p := procOf[i]
-				par, hasPar := parentOf[p]
-				if !started[p] {
-					started[p] = true
-					if hasPar {
-						state[p] = state[par]
-					}
-				}
-				if s.End {
-					continue
-				}
-				inc := math.Min(s.Surprise, cap) - k
-				state[p] = math.Max(0, state[p]+inc)
-				if inc > 0 && hasPar {
-					state[par] += inc
-				}
-				if !s.Time.Before(labels.TestStart) && inc > 0 {
-					best[p] = math.Max(best[p], state[p])
-					if hasPar && !runOfIsNormalParent(par) {
-						best[par] = math.Max(best[par], state[par])
-					}
-				}
-			}
-			return best
-		}
+		return cusumBy(func(s pipeline.Scored) float64 { return evidence(s.Image, s.Surprise) - k }, inherit)
 	}
 	// session2: each process has its own CUSUM; a raising event also
 	// raises the scores of its short-lived ancestors (fewer than maxEv
@@ -299,14 +248,7 @@ func TestTuneProcessScore(t *testing.T) {
 		name string
 		f    func() map[int]float64
 	}{"cusum k=6 cap=16 (clip 64)", session2(6, 16, 0)})
-	for _, k := range []float64{4, 6, 8} {
-		for _, cp := range []float64{12, 16} {
-			cands = append(cands, struct {
-				name string
-				f    func() map[int]float64
-			}{fmt.Sprintf("session k=%g cap=%g", k, cp), session(k, cp)})
-		}
-	}
+
 	for _, k := range []float64{1, 2, 3, 4} {
 		for _, tree := range []bool{false, true} {
 			cands = append(cands, struct {
