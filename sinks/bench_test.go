@@ -16,9 +16,9 @@ type nopSink struct{ n chan int }
 
 func (s nopSink) Name() string                { return "nop" }
 func (s nopSink) Close(context.Context) error { return nil }
-func (s nopSink) Send(_ context.Context, b []sinks.Item) error {
+func (s nopSink) Send(_ context.Context, b []sinks.Item) sinks.Result {
 	s.n <- len(b)
-	return nil
+	return sinks.Delivered(len(b))
 }
 
 // headerOnlySink is a nopSink that, like Kafka and stdout, reads only the

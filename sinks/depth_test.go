@@ -23,11 +23,11 @@ func TestQueueDepthTracksOutboxDuringOutage(t *testing.T) {
 		down.Store(true)
 		cfg := testConfig() // batches of 10
 		cfg.MaxRetryTime = 24 * time.Hour
-		h := newHarness(t, cfg, func(int, []sinks.Item) error {
+		h := newHarness(t, cfg, func(_ int, b []sinks.Item) sinks.Result {
 			if down.Load() {
-				return errors.New("destination down")
+				return sinks.Failed(len(b), sinks.Transient("", errors.New("destination down")))
 			}
-			return nil
+			return sinks.Delivered(len(b))
 		})
 		depth := func() int { return int(metricSum(t, h.reg, "falco_scorer_sink_queue_depth")) }
 		put := func(from, n int) {

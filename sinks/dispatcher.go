@@ -45,9 +45,9 @@ type Keyed interface {
 // Dispatcher drains one sink's outbox entries into the sink. Create it with
 // NewDispatcher and run it with Run.
 //
-// A failure of the whole sink (a plain error from Send) is retried on the
-// same batch, in order. Alerts a sink reports failed one by one (a
-// *PartialError) are retried in place for up to Config.MaxBackoff, then set
+// A failure of the whole sink (a Failed Result) is retried on the same
+// batch, in order. Alerts a sink reports failed one by one (Result.Fail)
+// are retried in place for up to Config.MaxBackoff, then set
 // aside: they stay in the outbox, the dispatcher goes on with the alerts
 // after them, and it comes back for them after a backoff, reading the outbox
 // again from the first one set aside. So one alert (or one Kafka partition)
@@ -156,7 +156,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		entries, err := d.outbox.Pending(d.name, cursor, limit)
 		limit = d.cfg.BatchSize
 		if err != nil {
-			d.noteFailure(fmt.Errorf("read outbox: %w", err), 0)
+			d.noteFailure(Transient("", fmt.Errorf("read outbox: %w", err)), 0)
 			if !sleep(ctx, d.backoff(readFailures)) {
 				break
 			}
@@ -260,7 +260,7 @@ func (d *Dispatcher) sendWithRetry(ctx context.Context, items []Item, entries []
 }
 
 // retry sends items until each is acknowledged, held, dead-lettered or set
-// aside, deciding once per Send on its Result (ResultOf): delivered items
+// aside, deciding once per Send on its Result (Result.Decision): delivered items
 // are acknowledged and held ones left for later, then the failed ones are
 // sent again at once (deferred), dead-lettered (permanent: one alone; several
 // are returned as suspects for the caller to send one by one), or retried
@@ -288,47 +288,48 @@ func (d *Dispatcher) retry(ctx context.Context, items []Item, entries []scorer.O
 			attempt--
 			continue
 		}
-		d.failed.WithLabelValues(r.Reason).Add(float64(len(failed)))
+		d.failed.WithLabelValues(r.Cause.Reason).Add(float64(len(failed)))
 		if failure == StatusPermanent {
 			if len(failed) > 1 {
 				return failed, true
 			}
-			d.deadLetter(entryOf(failed[0], entries), DeadPermanent, r.Err)
+			d.deadLetter(entryOf(failed[0], entries), DeadPermanent, r.Cause.Err)
 			return nil, true
 		}
 		if ctx.Err() != nil {
 			return nil, false
 		}
-		d.noteFailure(r.Err, len(failed))
+		d.noteFailure(r.Cause, len(failed))
 		now := d.now()
-		if items = d.expire(failed, entries, now, r.Err); len(items) == 0 {
+		if items = d.expire(failed, entries, now, r.Cause.Err); len(items) == 0 {
 			return nil, true
 		}
 		if r.PerItem && d.asideDue(&failingSince, now, items) {
-			d.setAside(items, r.Err)
+			d.setAside(items, r.Cause.Err)
 			return nil, true
 		}
-		if !sleep(ctx, d.pause(r.RetryAfter, attempt)) {
+		if !sleep(ctx, d.pause(r.Cause.RetryAfter, attempt)) {
 			return nil, false
 		}
 	}
 }
 
 // settle acknowledges the items r says were delivered and leaves the held
-// ones in the outbox; it returns the rest, which failed with failure.
+// ones in the outbox; it returns the rest, which failed, and what to do
+// with them (Result.Decision).
 func (d *Dispatcher) settle(r Result, items []Item) (failed []Item, failure Status) {
 	d.ack(r.Items(items, StatusDelivered))
 	if held := r.Items(items, StatusHeld); len(held) > 0 {
 		d.hold(held, r.HeldUntil)
 	}
-	failure = r.Failure()
+	failure = r.Decision()
 	if failure == StatusDelivered { // nothing failed
 		if r.Count(StatusDelivered) > 0 {
 			d.noteRecovery()
 		}
 		return nil, failure
 	}
-	return r.Items(items, failure), failure
+	return r.FailedItems(items), failure
 }
 
 // asideDue reports whether items, failing one by one since *since (now,
@@ -356,7 +357,7 @@ func (d *Dispatcher) expire(items []Item, entries []scorer.OutboxEntry, now time
 	return rest
 }
 
-// send runs one Send and classifies its outcome. The attempt is not
+// send runs one Send and checks its Result. The attempt is not
 // cancelled with ctx at once: on shutdown it gets Config.ShutdownTimeout
 // more to finish.
 func (d *Dispatcher) send(ctx context.Context, items []Item) Result {
@@ -368,9 +369,9 @@ func (d *Dispatcher) send(ctx context.Context, items []Item) Result {
 	})
 	defer stop()
 	start := time.Now()
-	err := d.sink.Send(sctx, items)
+	r := d.sink.Send(sctx, items)
 	d.sendDuration.Observe(time.Since(start).Seconds())
-	return ResultOf(len(items), err)
+	return r.checked(d.name, len(items))
 }
 
 func (d *Dispatcher) ack(items []Item) {
@@ -408,13 +409,13 @@ func (d *Dispatcher) deadLetter(e scorer.OutboxEntry, reason string, cause error
 }
 
 // noteFailure logs a failure only when it differs from the previous one.
-func (d *Dispatcher) noteFailure(err error, n int) {
-	msg := err.Error()
+func (d *Dispatcher) noteFailure(f *Failure, n int) {
+	msg := f.Err.Error()
 	if msg == d.lastErr {
 		return
 	}
 	d.lastErr = msg
-	d.log.Warn().Err(err).Str("reason", ReasonOf(err)).Int("alerts", n).Msg("delivery failing, will retry")
+	d.log.Warn().Err(f.Err).Str("reason", f.Reason).Int("alerts", n).Msg("delivery failing, will retry")
 }
 
 func (d *Dispatcher) noteRecovery() {
@@ -423,13 +424,6 @@ func (d *Dispatcher) noteRecovery() {
 	}
 	d.lastErr = ""
 	d.log.Info().Msg("delivery recovered")
-}
-
-// retryWait is the pause before retrying after err: the destination's
-// Retry-After when it gave one (at most maxRetryAfter), else the backoff.
-func (d *Dispatcher) retryWait(err error, attempt int) time.Duration {
-	ra, _ := RetryAfterOf(err)
-	return d.pause(ra, attempt)
 }
 
 // pause is retryAfter when the destination asked for one (at most

@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"errors"
 	"testing"
 	"time"
 )
@@ -11,14 +10,13 @@ import (
 // the backoff applies.
 func TestRetryWait(t *testing.T) {
 	d := &Dispatcher{cfg: DefaultConfig()}
-	cause := errors.New("429")
-	if got := d.retryWait(RetryAfter(cause, 7*time.Second), 0); got != 7*time.Second {
+	if got := d.pause(7*time.Second, 0); got != 7*time.Second {
 		t.Errorf("Retry-After 7s: wait %s, want 7s", got)
 	}
-	if got := d.retryWait(RetryAfter(cause, time.Hour), 0); got != maxRetryAfter {
+	if got := d.pause(time.Hour, 0); got != maxRetryAfter {
 		t.Errorf("Retry-After 1h: wait %s, want %s", got, maxRetryAfter)
 	}
-	if got := d.retryWait(cause, 0); got < d.cfg.InitialBackoff/2 || got > d.cfg.InitialBackoff {
+	if got := d.pause(0, 0); got < d.cfg.InitialBackoff/2 || got > d.cfg.InitialBackoff {
 		t.Errorf("no Retry-After: wait %s, want the first backoff in [%s, %s]", got, d.cfg.InitialBackoff/2, d.cfg.InitialBackoff)
 	}
 }

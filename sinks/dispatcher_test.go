@@ -12,14 +12,13 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 )
@@ -34,14 +33,14 @@ type fakeSink struct {
 	calls [][]string // alert ids per Send call
 	items []sinks.Item
 	times []time.Time
-	got   []string // ids of confirmed alerts, in order
-	send  func(call int, batch []sinks.Item) error
+	got   []string                                        // ids of confirmed alerts, in order
+	send  func(call int, batch []sinks.Item) sinks.Result // nil: all delivered
 }
 
 func (f *fakeSink) Name() string                { return "fake" }
 func (f *fakeSink) Close(context.Context) error { return nil }
 func (f *fakeSink) HeaderOnly() bool            { return f.headerOnly }
-func (f *fakeSink) Send(ctx context.Context, batch []sinks.Item) error {
+func (f *fakeSink) Send(ctx context.Context, batch []sinks.Item) sinks.Result {
 	f.mu.Lock()
 	call := len(f.calls)
 	ids := make([]string, len(batch))
@@ -52,28 +51,16 @@ func (f *fakeSink) Send(ctx context.Context, batch []sinks.Item) error {
 	f.calls = append(f.calls, ids)
 	f.times = append(f.times, time.Now())
 	f.mu.Unlock()
-	var err error
+	r := sinks.Delivered(len(batch))
 	if f.send != nil {
-		err = f.send(call, batch)
+		r = f.send(call, batch)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var pe *sinks.PartialError
-	switch {
-	case err == nil:
-		f.got = append(f.got, ids...)
-	case errors.As(err, &pe):
-		bad := map[int]bool{}
-		for _, i := range pe.Failed {
-			bad[i] = true
-		}
-		for i, id := range ids {
-			if !bad[i] {
-				f.got = append(f.got, id)
-			}
-		}
+	for _, i := range r.Indexes(sinks.StatusDelivered) {
+		f.got = append(f.got, ids[i])
 	}
-	return err
+	return r
 }
 
 func (f *fakeSink) delivered() []string {
@@ -106,7 +93,7 @@ type harness struct {
 // syncBuffer captures output written concurrently.
 type syncBuffer = scorertest.SyncBuffer
 
-func newHarness(t *testing.T, cfg sinks.Config, send func(int, []sinks.Item) error) *harness {
+func newHarness(t *testing.T, cfg sinks.Config, send func(int, []sinks.Item) sinks.Result) *harness {
 	t.Helper()
 	return newHarnessFor(t, cfg, &fakeSink{send: send})
 }
@@ -180,32 +167,33 @@ func TestDispatcherDelivery(t *testing.T) {
 	errDown := errors.New("destination down")
 	tests := []struct {
 		name string
-		send func(call int, batch []sinks.Item) error
+		send func(call int, batch []sinks.Item) sinks.Result
 		// wantDead is the number of dead letters expected, with this reason prefix.
 		wantDead   int
 		deadReason string
 		wantRetry  bool
 	}{
 		{name: "all succeed", send: nil},
-		{name: "transient then ok", wantRetry: true, send: func(call int, _ []sinks.Item) error {
+		{name: "transient then ok", wantRetry: true, send: func(call int, b []sinks.Item) sinks.Result {
 			if call < 3 {
-				return errDown
+				return sinks.Failed(len(b), sinks.Transient("", errDown))
 			}
-			return nil
+			return sinks.Delivered(len(b))
 		}},
-		{name: "partial then ok", wantRetry: true, send: func(call int, b []sinks.Item) error {
+		{name: "partial then ok", wantRetry: true, send: func(call int, b []sinks.Item) sinks.Result {
+			r := sinks.Delivered(len(b))
 			if call == 0 {
-				return &sinks.PartialError{Failed: []int{5, 6, 7, 8, 9}, Err: errDown}
+				r.Fail(sinks.Transient("", errDown), 5, 6, 7, 8, 9)
 			}
-			return nil
+			return r
 		}},
-		{name: "one permanent item", wantDead: 1, deadReason: "permanent: ", send: func(call int, b []sinks.Item) error {
+		{name: "one permanent item", wantDead: 1, deadReason: "permanent: ", send: func(call int, b []sinks.Item) sinks.Result {
 			for _, it := range b {
 				if it.Alert.Subject.PID == 4242+3 {
-					return sinks.Permanent(fmt.Errorf("rejected alert %d", it.Alert.Subject.PID))
+					return sinks.Failed(len(b), sinks.Rejected("", fmt.Errorf("rejected alert %d", it.Alert.Subject.PID)))
 				}
 			}
-			return nil
+			return sinks.Delivered(len(b))
 		}},
 	}
 	for _, tt := range tests {
@@ -277,7 +265,9 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestDispatcherExpiresToDeadLetters(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRetryTime = 50 * time.Millisecond
-	h := newHarness(t, cfg, func(int, []sinks.Item) error { return sinks.WithReason("unavailable", errors.New("broker down")) })
+	h := newHarness(t, cfg, func(_ int, b []sinks.Item) sinks.Result {
+		return sinks.Failed(len(b), sinks.Transient("unavailable", errors.New("broker down")))
+	})
 	h.put(3)
 	h.start()
 	waitFor(t, "dead letters", func() bool { return len(h.ob.DeadLetters("fake")) == 3 })
@@ -295,11 +285,11 @@ func TestDispatcherExpiresToDeadLetters(t *testing.T) {
 
 func TestDispatcherRetryAfter(t *testing.T) {
 	const pause = 300 * time.Millisecond
-	h := newHarness(t, testConfig(), func(call int, _ []sinks.Item) error {
+	h := newHarness(t, testConfig(), func(call int, b []sinks.Item) sinks.Result {
 		if call == 0 {
-			return sinks.RetryAfter(errors.New("429 slow down"), pause)
+			return sinks.Failed(len(b), sinks.Transient("", errors.New("429 slow down")).After(pause))
 		}
-		return nil
+		return sinks.Delivered(len(b))
 	})
 	h.put(2)
 	h.start()
@@ -450,11 +440,11 @@ type ctxSink struct {
 
 func (s *ctxSink) Name() string                { return "ctx" }
 func (s *ctxSink) Close(context.Context) error { return nil }
-func (s *ctxSink) Send(ctx context.Context, _ []sinks.Item) error {
+func (s *ctxSink) Send(ctx context.Context, b []sinks.Item) sinks.Result {
 	close(s.started)
 	<-ctx.Done()
 	s.cancelled <- time.Now()
-	return ctx.Err()
+	return sinks.Failed(len(b), sinks.Transient("", ctx.Err()))
 }
 
 func TestDispatcherOutboxReadError(t *testing.T) {
@@ -505,39 +495,6 @@ func TestConfigYAMLDurations(t *testing.T) {
 	}
 }
 
-func TestErrorMarkers(t *testing.T) {
-	base := errors.New("boom")
-	tests := []struct {
-		name       string
-		err        error
-		permanent  bool
-		retryAfter time.Duration
-		reason     string
-	}{
-		{"plain", base, false, 0, "error"},
-		{"permanent", sinks.Permanent(sinks.WithReason("http_4xx", base)), true, 0, "http_4xx"},
-		{"retry after", sinks.WithReason("http_429", sinks.RetryAfter(base, 3*time.Second)), false, 3 * time.Second, "http_429"},
-		{"partial permanent", &sinks.PartialError{Failed: []int{1}, Err: sinks.Permanent(base)}, true, 0, "error"},
-		{"wrapped deadline", fmt.Errorf("post: %w", context.DeadlineExceeded), false, 0, "timeout"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := sinks.IsPermanent(tt.err); got != tt.permanent {
-				t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.permanent)
-			}
-			if got, _ := sinks.RetryAfterOf(tt.err); got != tt.retryAfter {
-				t.Errorf("RetryAfterOf(%v) = %v, want %v", tt.err, got, tt.retryAfter)
-			}
-			if got := sinks.ReasonOf(tt.err); got != tt.reason {
-				t.Errorf("ReasonOf(%v) = %q, want %q", tt.err, got, tt.reason)
-			}
-		})
-	}
-	if sinks.Permanent(nil) != nil || sinks.RetryAfter(nil, time.Second) != nil || sinks.WithReason("x", nil) != nil {
-		t.Error("markers of nil = non-nil, want nil")
-	}
-}
-
 var _ scorer.Outbox = (*sinkstest.Outbox)(nil)
 
 // keyedSink is a fakeSink that keeps order per image (as Kafka per key).
@@ -546,7 +503,7 @@ type keyedSink struct{ *fakeSink }
 func (k keyedSink) OrderKey(it sinks.Item) string { return it.Header.Image }
 
 // TestDispatcherSetsAsideFailingItems: alerts a sink fails one by one (a
-// PartialError) for longer than max_backoff are set aside, so the rest of
+// Result.Fail) for longer than max_backoff are set aside, so the rest of
 // the outbox keeps flowing; once the sink takes them they are delivered,
 // nothing is dead-lettered. For a keyed sink, whose alerts of one key fail
 // together, the later alerts of a key set aside are held back without being
@@ -557,9 +514,10 @@ func TestDispatcherSetsAsideFailingItems(t *testing.T) {
 			var healed atomic.Bool
 			var bad string // the alert that fails until healed
 			fake := &fakeSink{}
-			fake.send = func(_ int, b []sinks.Item) error {
+			fake.send = func(_ int, b []sinks.Item) sinks.Result {
+				r := sinks.Delivered(len(b))
 				if healed.Load() {
-					return nil
+					return r
 				}
 				// A keyed sink fails a key's alerts together (Kafka: one
 				// partition); the other fails the one alert.
@@ -569,10 +527,10 @@ func TestDispatcherSetsAsideFailingItems(t *testing.T) {
 						failed = append(failed, i)
 					}
 				}
-				if len(failed) == 0 {
-					return nil
+				if len(failed) > 0 {
+					r.Fail(sinks.Transient("", errors.New("partition 3: not leader")), failed...)
 				}
-				return &sinks.PartialError{Failed: failed, Err: errors.New("partition 3: not leader")}
+				return r
 			}
 			var sink sinks.Sink = fake
 			if keyed {
@@ -656,7 +614,7 @@ func TestDispatcherSetAsideDoesNotStallSink(t *testing.T) {
 	var mu sync.Mutex
 	deliveredAt := map[string]time.Time{}
 	fake := &fakeSink{}
-	fake.send = func(_ int, b []sinks.Item) error {
+	fake.send = func(_ int, b []sinks.Item) sinks.Result {
 		var failed []int
 		for i, it := range b {
 			if it.Header.ID == bad {
@@ -670,10 +628,11 @@ func TestDispatcherSetAsideDoesNotStallSink(t *testing.T) {
 			}
 		}
 		mu.Unlock()
-		if len(failed) == 0 {
-			return nil
+		r := sinks.Delivered(len(b))
+		if len(failed) > 0 {
+			r.Fail(sinks.Transient("", errors.New("partition 3: not leader")), failed...)
 		}
-		return &sinks.PartialError{Failed: failed, Err: errors.New("partition 3: not leader")}
+		return r
 	}
 	h := newHarnessFor(t, cfg, fake)
 	a := sinkstest.FalcoAlert(0, "a:1", "rule")

@@ -72,14 +72,13 @@ func (c HTTPClass) Reason() string { return httpReasons[c] }
 // Permanent reports whether sending the same request again cannot succeed.
 func (c HTTPClass) Permanent() bool { return c == HTTPPayload }
 
-// Mark attaches the class's reason to err and marks it Permanent when the
-// class is. Mark(nil) is nil.
-func (c HTTPClass) Mark(err error) error {
-	err = WithReason(c.Reason(), err)
+// Failure returns err as the Failure this class gives: its reason, and
+// permanent when the class is.
+func (c HTTPClass) Failure(err error) *Failure {
 	if c.Permanent() {
-		return Permanent(err)
+		return Rejected(c.Reason(), err)
 	}
-	return err
+	return Transient(c.Reason(), err)
 }
 
 // ParseRetryAfter reads a Retry-After header: delay-seconds, or an HTTP

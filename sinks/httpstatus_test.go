@@ -43,16 +43,16 @@ func TestClassifyHTTP(t *testing.T) {
 		if c.Reason() != tt.reason {
 			t.Errorf("ClassifyHTTP(%d).Reason() = %q, want %q", tt.code, c.Reason(), tt.reason)
 		}
-		err := c.Mark(errors.New("answered"))
-		if got := sinks.IsPermanent(err); got != tt.permanent {
-			t.Errorf("IsPermanent(ClassifyHTTP(%d).Mark(err)) = %v, want %v", tt.code, got, tt.permanent)
+		f := c.Failure(errors.New("answered"))
+		if f.Permanent != tt.permanent {
+			t.Errorf("ClassifyHTTP(%d).Failure(err).Permanent = %v, want %v", tt.code, f.Permanent, tt.permanent)
 		}
-		if tt.reason != "" && sinks.ReasonOf(err) != tt.reason {
-			t.Errorf("ReasonOf(ClassifyHTTP(%d).Mark(err)) = %q, want %q", tt.code, sinks.ReasonOf(err), tt.reason)
+		if tt.reason != "" && f.Reason != tt.reason {
+			t.Errorf("ClassifyHTTP(%d).Failure(err).Reason = %q, want %q", tt.code, f.Reason, tt.reason)
 		}
-	}
-	if err := sinks.HTTPServer.Mark(nil); err != nil {
-		t.Errorf("Mark(nil) = %v, want nil", err)
+		if f.Err == nil || f.Err.Error() != "answered" || f.RetryAfter != 0 {
+			t.Errorf("ClassifyHTTP(%d).Failure(err) = %v, want the error given and no Retry-After", tt.code, f)
+		}
 	}
 }
 

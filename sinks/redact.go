@@ -13,8 +13,9 @@ const redacted = "<redacted>"
 // (which prints the whole request URL) is reduced to scheme://host; then
 // each secret, and for a secret that is a URL its path, query and long path
 // segments, is replaced by "<redacted>". When text had to be replaced the
-// result no longer wraps err, so nothing can print the original; its
-// Permanent, RetryAfter and WithReason marks are kept.
+// result no longer wraps err, so nothing can print the original. (What the
+// dispatcher does with a failure is in the sink's Failure, not in err, so
+// nothing of it is lost.)
 func Redact(err error, secrets ...string) error {
 	if err == nil {
 		return nil
@@ -28,14 +29,7 @@ func Redact(err error, secrets ...string) error {
 	if clean == msg {
 		return err
 	}
-	out := WithReason(ReasonOf(err), errors.New(clean))
-	if d, ok := RetryAfterOf(err); ok {
-		out = RetryAfter(out, d)
-	}
-	if IsPermanent(err) {
-		out = Permanent(out)
-	}
-	return out
+	return errors.New(clean)
 }
 
 // RedactText replaces every secret (and the sensitive parts of secret URLs)

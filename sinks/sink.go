@@ -2,8 +2,6 @@ package sinks
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
@@ -25,29 +23,27 @@ type Item struct {
 // Sink delivers alerts to one destination.
 //
 // Send blocks until the destination confirmed every item of batch, or until
-// it fails, or ctx is done. It does not retry. Its outcomes:
-//   - nil: every item was confirmed; the dispatcher acknowledges them all.
-//   - a *PartialError: the items whose indexes are not in Failed were
-//     confirmed; the rest failed with PartialError.Err.
-//   - an error marked with Permanent: sending these items again will not help
-//     (for example a payload the destination rejects); the dispatcher
-//     dead-letters them (one by one, so one bad item does not take its
-//     neighbours with it).
-//   - an error marked with RetryAfter: the destination asked for a pause;
-//     the dispatcher waits at least that long before sending again.
-//   - any other error: transient; the dispatcher sends the failed items again
-//     later, so the destination may see duplicates (alert ids are stable).
+// it fails, or ctx is done. It does not retry. It returns one Status per
+// item (see Result): delivered; held until a time (the sink chose to send
+// it later); deferred (not tried in this Send); or failed with the Send's
+// one Cause, a Failure that says whether sending again can help
+// (permanent: the dispatcher dead-letters the items, one by one so that
+// one bad item does not take its neighbours with it), which pause the
+// destination asked for (retry after) and the bounded reason label. A
+// batch the sink as a whole could not send is Failed: the dispatcher
+// retries it in place, in order. Items a sink fails one by one
+// (Result.Fail) may be set aside while the rest go on. A transient failure
+// means the destination may see the items again (alert ids are stable).
 //
-// The dispatcher reads these outcomes once, into a Result with one Status
-// per item (ResultOf), and its retry loop decides on that value.
-//
-// An error must not contain a credential or a secret URL.
+// The dispatcher decides on that value once per Send, in one retry loop;
+// sinks mark nothing on errors. A Failure's Err must not contain a
+// credential or a secret URL.
 //
 // Close flushes and releases the destination's resources within ctx. Send
 // must not be called after Close.
 type Sink interface {
 	Name() string
-	Send(ctx context.Context, batch []Item) error
+	Send(ctx context.Context, batch []Item) Result
 	Close(ctx context.Context) error
 }
 
@@ -75,112 +71,4 @@ type HeaderOnly interface {
 	// HeaderOnly reports whether the sink reads only Item.Header and
 	// Item.Payload. The dispatcher asks once, when it is created.
 	HeaderOnly() bool
-}
-
-// PartialError reports a batch of which only some items were delivered.
-type PartialError struct {
-	Failed []int // indexes into the batch of the items not delivered, ascending
-	Err    error // why they failed; may be marked Permanent or RetryAfter
-	// Held lists items the sink chose not to send yet, which is not a
-	// failure (Slack folds an incident's follow-ups into one digest per
-	// digest_interval): the dispatcher leaves them in the outbox, goes on,
-	// and sends them again from HeldUntil on. Failed may then be empty.
-	Held      []int
-	HeldUntil time.Time
-}
-
-func (e *PartialError) Error() string {
-	if len(e.Failed) == 0 {
-		return fmt.Sprintf("%d items held until %s", len(e.Held), e.HeldUntil.Format(time.RFC3339))
-	}
-	return fmt.Sprintf("%d items not delivered: %v", len(e.Failed), e.Err)
-}
-
-// Unwrap returns the cause, so that IsPermanent and RetryAfterOf see it.
-func (e *PartialError) Unwrap() error { return e.Err }
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// ErrDeferred is the cause of a PartialError for the items a sink did not
-// try in this Send: a rate-limited sink (Slack) stops before its send
-// timeout would run out waiting for its next slot. The dispatcher sends them
-// again at once, without counting a failure or backing off; the sink paces
-// itself.
-var ErrDeferred = errors.New("deferred: not sent in this batch (rate limit)")
-
-// Permanent marks err as not worth retrying. Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
-
-// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
-
-type retryAfterError struct {
-	err error
-	d   time.Duration
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
-
-// RetryAfter marks err as transient with a delay the destination asked for
-// (Slack's Retry-After). RetryAfter(nil, d) is nil.
-func RetryAfter(err error, d time.Duration) error {
-	if err == nil {
-		return nil
-	}
-	return &retryAfterError{err: err, d: d}
-}
-
-// RetryAfterOf returns the delay requested with RetryAfter, if any.
-func RetryAfterOf(err error) (time.Duration, bool) {
-	var r *retryAfterError
-	if errors.As(err, &r) {
-		return r.d, true
-	}
-	return 0, false
-}
-
-type reasonError struct {
-	reason string
-	err    error
-}
-
-func (e *reasonError) Error() string { return e.err.Error() }
-func (e *reasonError) Unwrap() error { return e.err }
-
-// WithReason attaches a short bounded token ("http_5xx", "unavailable") to
-// err, used as the reason label of the failure metrics. WithReason(r, nil) is
-// nil.
-func WithReason(reason string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &reasonError{reason: reason, err: err}
-}
-
-// ReasonOf returns the reason attached with WithReason, "timeout" for a
-// context deadline, "canceled" for a cancelled context, or "error".
-func ReasonOf(err error) string {
-	var r *reasonError
-	switch {
-	case errors.As(err, &r):
-		return r.reason
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	default:
-		return "error"
-	}
 }

@@ -242,6 +242,14 @@ func (s *service) buildSinks(out io.Writer) error {
 	return nil
 }
 
+// The dispatchers find the outbox's PendingCounter by type assertion; a
+// changed signature in store must fail the build, not quietly drop the
+// queue_depth gauge.
+var (
+	_ scorer.Outbox        = (*store.DB)(nil)
+	_ sinks.PendingCounter = (*store.DB)(nil)
+)
+
 func (s *service) isReady() bool {
 	select {
 	case <-s.ready:

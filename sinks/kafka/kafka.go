@@ -108,16 +108,18 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 func (s *Sink) Name() string { return "kafka" }
 
 // Send writes batch as one synchronous produce and returns once the broker
-// acknowledged every record with the configured acks. Outcomes: nil (all
-// stored); *sinks.PartialError when some partitions failed (the other
-// records are stored); sinks.Permanent for a record the broker will never
-// take (too large, invalid); any other error is transient.
-func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+// acknowledged every record with the configured acks. Outcomes: all
+// delivered; the records of the partitions that failed, one by one, when
+// the broker answered per partition (the other records are stored); the
+// whole batch failed when no broker answered. A record the broker will
+// never take (too large, invalid) is permanent; any other failure is
+// transient.
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) sinks.Result {
 	if len(batch) == 0 {
-		return nil
+		return sinks.Delivered(0)
 	}
 	if err := s.ensureTopic(ctx); err != nil {
-		return err
+		return sinks.Failed(len(batch), sinks.Transient("create_topic", err))
 	}
 	msgs := make([]kafkago.Message, len(batch))
 	for i, it := range batch {
@@ -125,7 +127,7 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 	}
 	err := s.w.WriteMessages(ctx, msgs...)
 	if err == nil {
-		return nil
+		return sinks.Delivered(len(batch))
 	}
 	var werrs kafkago.WriteErrors
 	if errors.As(err, &werrs) && len(werrs) == len(batch) {
@@ -139,19 +141,21 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 				}
 			}
 		}
+		r := sinks.Delivered(len(batch))
 		if len(failed) == 0 {
-			return nil
+			return r
 		}
 		cause := classify(fmt.Errorf("write %d of %d records to topic %s: %w", len(failed), len(batch), s.cfg.Topic, first))
 		var ke kafkago.Error
 		if len(failed) == len(batch) && !errors.As(first, &ke) {
-			return cause // no broker answer (network, timeout): the sink is down
+			return sinks.Failed(len(batch), cause) // no broker answer (network, timeout): the sink is down
 		}
 		// The broker answered per partition: these records failed one by
 		// one, and the dispatcher may set them aside and go on with others.
-		return &sinks.PartialError{Failed: failed, Err: cause}
+		r.Fail(cause, failed...)
+		return r
 	}
-	return classify(fmt.Errorf("write to topic %s: %w", s.cfg.Topic, err))
+	return sinks.Failed(len(batch), classify(fmt.Errorf("write to topic %s: %w", s.cfg.Topic, err)))
 }
 
 // HeaderOnly reports true: a record needs only the alert's header and the
@@ -228,7 +232,7 @@ func headerValue(s string) []byte {
 }
 
 // ensureTopic creates the topic once when create_topic is set. A failure is
-// transient: the next Send tries again.
+// transient (reason create_topic): the next Send tries again.
 func (s *Sink) ensureTopic(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,33 +253,33 @@ func (s *Sink) ensureTopic(ctx context.Context) error {
 		err = nil
 	}
 	if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
-		return sinks.WithReason("create_topic", fmt.Errorf("create topic %s: %w", s.cfg.Topic, err))
+		return fmt.Errorf("create topic %s: %w", s.cfg.Topic, err)
 	}
 	s.created = true
 	s.log.Info().Str("topic", s.cfg.Topic).Msg("topic ready")
 	return nil
 }
 
-// classify marks errors a retry cannot fix as permanent and gives each a
-// bounded reason.
-func classify(err error) error {
+// classify returns err as a Failure: permanent for the errors a retry
+// cannot fix, each with a bounded reason.
+func classify(err error) *sinks.Failure {
 	var ke kafkago.Error
 	var tooLarge kafkago.MessageTooLargeError
 	switch {
 	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge), errors.Is(err, kafkago.RecordListTooLarge):
-		return sinks.Permanent(sinks.WithReason("too_large", err))
+		return sinks.Rejected("too_large", err)
 	case errors.Is(err, kafkago.InvalidRecord):
-		return sinks.Permanent(sinks.WithReason("invalid_record", err))
+		return sinks.Rejected("invalid_record", err)
 	case errors.Is(err, kafkago.InvalidMessage):
 		// CORRUPT_MESSAGE: a CRC mismatch on the way; kafka-go and Java
 		// (CorruptRecordException is retriable) both send again.
-		return sinks.WithReason("corrupt_message", err)
+		return sinks.Transient("corrupt_message", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return sinks.WithReason("timeout", err)
+		return sinks.Transient("timeout", err)
 	case errors.As(err, &ke):
-		return sinks.WithReason("broker_error", err)
+		return sinks.Transient("broker_error", err)
 	default:
-		return sinks.WithReason("unavailable", err)
+		return sinks.Transient("unavailable", err)
 	}
 }
 

@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -158,8 +157,8 @@ func TestRecordsKeyHeadersSchemaCompression(t *testing.T) {
 				byID[it.Alert.ID] = it
 				batch[i].Alert = nil // as the dispatcher hands items to a HeaderOnly sink
 			}
-			if err := s.Send(context.Background(), batch); err != nil {
-				t.Fatalf("Send() = %v", err)
+			if r := s.Send(context.Background(), batch); !r.OK() {
+				t.Fatalf("Send() = %v", r)
 			}
 			recs := consume(t, addr, topic, len(batch))
 			for _, r := range recs {
@@ -209,8 +208,8 @@ func TestKafkaValueGolden(t *testing.T) {
 	c := newCluster(t)
 	addr := c.ListenAddrs()[0]
 	s := newSink(t, testConfig(addr, "golden"), zerolog.Nop())
-	if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule))); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule))); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	got := consume(t, addr, "golden", 1)[0].Value
 	path := filepath.Join("testdata", "kafka_value.golden")
@@ -235,9 +234,9 @@ func TestPermanentForOversizedRecord(t *testing.T) {
 	s := newSink(t, cfg, zerolog.Nop())
 	big := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
 	big.Reason = strings.Repeat("x", 4000)
-	err := s.Send(context.Background(), items(t, big))
-	if err == nil || !sinks.IsPermanent(err) || sinks.ReasonOf(err) != "too_large" {
-		t.Errorf("Send(oversized) = %v (permanent %v, reason %q), want permanent too_large", err, sinks.IsPermanent(err), sinks.ReasonOf(err))
+	r := s.Send(context.Background(), items(t, big))
+	if r.Decision() != sinks.StatusPermanent || r.Cause == nil || !r.Cause.Permanent || r.Cause.Reason != "too_large" {
+		t.Errorf("Send(oversized) = %v, want permanent too_large", r)
 	}
 }
 
@@ -260,8 +259,8 @@ func TestPartitioning(t *testing.T) {
 			for i := range n {
 				alerts = append(alerts, sinkstest.FalcoAlert(i, fmt.Sprintf("registry.local/app-%d:1", i), rule))
 			}
-			if err := s.Send(context.Background(), items(t, alerts...)); err != nil {
-				t.Fatalf("Send() = %v", err)
+			if r := s.Send(context.Background(), items(t, alerts...)); !r.OK() {
+				t.Fatalf("Send() = %v", r)
 			}
 			perPartition := map[int32]int{}
 			tp := java.ForTopic(topic)
@@ -304,8 +303,8 @@ func TestProduceErrorClassification(t *testing.T) {
 			cfg.MaxAttempts = 1 // kafka-go itself retries temporary errors otherwise
 			s := newSink(t, cfg, zerolog.Nop())
 			// Create the topic before the control function is armed.
-			if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); err != nil {
-				t.Fatalf("Send(first) = %v", err)
+			if r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); !r.OK() {
+				t.Fatalf("Send(first) = %v", r)
 			}
 			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 				pr := req.(*kmsg.ProduceRequest)
@@ -322,22 +321,22 @@ func TestProduceErrorClassification(t *testing.T) {
 				}
 				return resp, nil, true // once: the control function is dropped
 			})
-			err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
-			if err == nil {
-				t.Fatalf("Send() = nil, want the broker's error %d", tt.code)
+			r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if r.OK() || r.Cause == nil {
+				t.Fatalf("Send() = %v, want the broker's error %d", r, tt.code)
 			}
-			if sinks.IsPermanent(err) != tt.permanent || sinks.ReasonOf(err) != tt.reason {
+			if r.Cause.Permanent != tt.permanent || r.Cause.Reason != tt.reason {
 				t.Errorf("Send() = %v (permanent %v, reason %q), want permanent %v, reason %q",
-					err, sinks.IsPermanent(err), sinks.ReasonOf(err), tt.permanent, tt.reason)
+					r, r.Cause.Permanent, r.Cause.Reason, tt.permanent, tt.reason)
 			}
 			// The broker answered for the partition: a per-record failure,
 			// which the dispatcher may set aside while other keys flow.
-			if pe := (*sinks.PartialError)(nil); !errors.As(err, &pe) || len(pe.Failed) != 1 {
-				t.Errorf("Send() = %#v, want a *sinks.PartialError for the one record", err)
+			if !r.PerItem || r.Count(sinks.StatusDelivered) != 0 || len(r.Status) != 1 {
+				t.Errorf("Send() = %v, want the one record failed one by one (PerItem)", r)
 			}
 			if !tt.permanent {
-				if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule))); err != nil {
-					t.Errorf("Send(again) = %v, want nil once the broker takes the record", err)
+				if r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule))); !r.OK() {
+					t.Errorf("Send(again) = %v, want all delivered once the broker takes the record", r)
 				}
 			}
 		})
@@ -495,12 +494,12 @@ func TestSASLAndSecretRedaction(t *testing.T) {
 			s := newSink(t, cfg, log)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			err := s.Send(ctx, items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
-			if (err == nil) != tt.wantOK {
-				t.Fatalf("Send() = %v, want ok %v", err, tt.wantOK)
+			r := s.Send(ctx, items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if r.OK() != tt.wantOK {
+				t.Fatalf("Send() = %v, want ok %v", r, tt.wantOK)
 			}
 			logMu.Lock()
-			text := logs.String() + fmt.Sprint(err) + fmt.Sprintf("%+v %v", cfg, cfg)
+			text := logs.String() + fmt.Sprint(r) + fmt.Sprintf("%+v %v", cfg, cfg)
 			logMu.Unlock()
 			if strings.Contains(text, password) || strings.Contains(text, "inline-unused") {
 				t.Errorf("password found in logs, error or printed config:\n%s", text)
@@ -558,24 +557,24 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // TestBrokerDownIsSinkWide: with no broker answering, Send fails the whole
-// batch with a plain error (the dispatcher retries it in place, in order),
-// not a per-record PartialError.
+// batch, transient (the dispatcher retries it in place, in order), not
+// record by record.
 func TestBrokerDownIsSinkWide(t *testing.T) {
 	c := newCluster(t)
 	cfg := testConfig(c.ListenAddrs()[0], "down")
 	cfg.MaxAttempts = 1
 	cfg.WriteTimeout = 2 * time.Second
 	s := newSink(t, cfg, zerolog.Nop())
-	if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); err != nil {
-		t.Fatalf("Send(first) = %v", err)
+	if r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); !r.OK() {
+		t.Fatalf("Send(first) = %v", r)
 	}
 	c.Close()
-	err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule), sinkstest.FalcoAlert(2, "redis:7", rule)))
-	if err == nil {
-		t.Fatal("Send() with the broker down = nil")
+	r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule), sinkstest.FalcoAlert(2, "redis:7", rule)))
+	if r.OK() {
+		t.Fatal("Send() with the broker down delivered")
 	}
-	if pe := (*sinks.PartialError)(nil); errors.As(err, &pe) || sinks.IsPermanent(err) {
-		t.Errorf("Send() with the broker down = %v, want a plain transient error", err)
+	if r.PerItem || r.Cause == nil || r.Cause.Permanent || r.Count(sinks.StatusRetry) != 2 {
+		t.Errorf("Send() with the broker down = %v, want the whole batch failed, transient", r)
 	}
 }
 
@@ -615,8 +614,8 @@ func TestCreateTopicNotAllowed(t *testing.T) {
 	})
 	var logs bytes.Buffer
 	s := newSink(t, testConfig(c.ListenAddrs()[0], "locked"), zerolog.New(&logs))
-	if err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); err != nil {
-		t.Fatalf("Send() = %v, want nil (the topic exists; creating it is not allowed)", err)
+	if r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(0, "nginx:1.27", rule))); !r.OK() {
+		t.Fatalf("Send() = %v, want all delivered (the topic exists; creating it is not allowed)", r)
 	}
 	if !strings.Contains(logs.String(), "not allowed to create the topic") {
 		t.Errorf("no warning about the refused creation:\n%s", logs.String())

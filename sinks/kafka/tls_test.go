@@ -69,9 +69,9 @@ func TestTLSVerifiesByDefault(t *testing.T) {
 			s := newSink(t, cfg, zerolog.Nop())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			err := s.Send(ctx, items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
-			if (err != nil) != tt.wantErr {
-				t.Errorf("Send() = %v, want error %v", err, tt.wantErr)
+			r := s.Send(ctx, items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if !r.OK() != tt.wantErr {
+				t.Errorf("Send() = %v, want error %v", r, tt.wantErr)
 			}
 		})
 	}

@@ -22,8 +22,8 @@ func TestRecordIsStrictJSON(t *testing.T) {
 	// A header as the scorer hands it over from memory, with bytes of the
 	// event's own: not UTF-8 either.
 	batch[0].Header.Rule, batch[0].Header.Image = "Write below /tmp/\xff", "img\xc3:1"
-	if err := s.Send(context.Background(), batch); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), batch); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	r := consume(t, addr, "utf8", 1)[0]
 	if err := scorertest.StrictJSON(r.Value); err != nil {

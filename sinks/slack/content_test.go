@@ -26,8 +26,8 @@ func TestDigestsMergeOnlySameRuleImageContainer(t *testing.T) {
 	anomaly := sinkstest.AnomalyAlert(5, "nginx:1.27")
 	anomaly2 := sinkstest.AnomalyAlert(6, "nginx:1.27")
 	anomaly2.Subject.ContainerID = "9f8e7d6c5b4a"
-	if err := s.Send(context.Background(), items(t, a1, a2, otherContainer, otherRule, anomaly, anomaly2)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, a1, a2, otherContainer, otherRule, anomaly, anomaly2)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	reqs := f.requests()
 	if len(reqs) != 5 {
@@ -57,8 +57,8 @@ func TestAnomalyMessageShowsExplanation(t *testing.T) {
 	a.Explain.Transitions[0].History = []string{"accept4 inet", "execve /bin/sh"}
 	a.Explain.Transitions[0].Symbol = "connect external:4444"
 	a.Baseline.Graduated = a.Baseline.Since.Add(48 * 3600e9)
-	if err := s.Send(context.Background(), items(t, a)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	reqs := f.requests()
 	if len(reqs) != 1 {
@@ -89,8 +89,8 @@ func TestFalcoMessageNamesAnomaly(t *testing.T) {
 	a := sinkstest.FalcoAlert(8, "nginx:1.27", rule)
 	a.Anomaly = &scorer.AnomalyRef{ID: "b9271bcd2b5b9099512509acbf142be2", Kind: scorer.KindEnd, Time: a.Time,
 		Score: 4.5, Threshold: 2.25, Ratio: 2, Process: "curl", PID: 4300}
-	if err := s.Send(context.Background(), items(t, a)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	body := string(f.requests()[0].body)
 	if !strings.Contains(body, "b9271bcd2b5b9099512509acbf142be2") || !strings.Contains(body, "curl (pid 4300)") {

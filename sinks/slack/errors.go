@@ -118,17 +118,17 @@ func lookupBlocked(code string) (reason, hint string, ok bool) {
 // message are permanent (Slack's 400s are about the payload unless listed in
 // blocked); auth, config and "gone" answers concern every message and stay
 // retryable, so fixing the cause delivers the alerts.
-func httpError(code int, class sinks.HTTPClass, body string, bot bool) error {
+func httpError(code int, class sinks.HTTPClass, body string, bot bool) *sinks.Failure {
 	who, fix := "slack webhook", "the webhook URL was revoked or is wrong"
 	if bot {
 		who, fix = "slack API", "check sinks.slack.api_url"
 	}
 	what := strings.TrimSpace(fmt.Sprintf("%s answered %d %s", who, code, body))
 	if !bot && body == "channel_not_found" { // a webhook carries its channel
-		return sinks.WithReason(reasonConfig, fmt.Errorf("%s: the webhook's channel was deleted; create a new webhook", what))
+		return sinks.Transient(reasonConfig, fmt.Errorf("%s: the webhook's channel was deleted; create a new webhook", what))
 	}
 	if reason, hint, ok := lookupBlocked(body); ok {
-		return sinks.WithReason(reason, fmt.Errorf("%s: %s", what, hint))
+		return sinks.Transient(reason, fmt.Errorf("%s: %s", what, hint))
 	}
 	switch class {
 	case sinks.HTTPPayload:
@@ -138,22 +138,22 @@ func httpError(code int, class sinks.HTTPClass, body string, bot bool) error {
 	case sinks.HTTPConfig:
 		what += ": " + fix
 	}
-	return class.Mark(errors.New(what))
+	return class.Failure(errors.New(what))
 }
 
 // apiError classifies the error of a chat.postMessage answer with ok
 // false. Unknown errors stay permanent: the method's documented errors
 // outside blocked and serverErrors concern the message.
-func apiError(code string) error {
+func apiError(code string) *sinks.Failure {
 	what := "chat.postMessage: " + code
 	if reason, hint, ok := lookupBlocked(code); ok {
-		return sinks.WithReason(reason, fmt.Errorf("%s: %s", what, hint))
+		return sinks.Transient(reason, fmt.Errorf("%s: %s", what, hint))
 	}
 	if serverErrors[code] {
-		return sinks.WithReason(reasonServer, errors.New(what))
+		return sinks.Transient(reasonServer, errors.New(what))
 	}
 	if payloadErrors[code] {
-		return sinks.Permanent(sinks.WithReason(reasonPayload, fmt.Errorf("%s: Slack rejected this message", what)))
+		return sinks.Rejected(reasonPayload, fmt.Errorf("%s: Slack rejected this message", what))
 	}
-	return sinks.Permanent(sinks.WithReason(reasonAPI, errors.New(what)))
+	return sinks.Rejected(reasonAPI, errors.New(what))
 }

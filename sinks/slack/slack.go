@@ -129,15 +129,15 @@ type group struct {
 
 // Send posts one message per (image, rule) in batch, each after the rate
 // limit allows it and only once Slack accepted the one before. Alerts below
-// MinPriority are confirmed without a message. Outcomes: nil; a
-// *sinks.PartialError listing the alerts not posted. A group Slack rejects
-// for its payload (sinks.Permanent) does not stop the batch: the other
-// groups are still posted and only the rejected group's alerts are reported,
-// so the dispatcher does not split healthy groups into one message per
-// alert. A transient failure (429 marked sinks.RetryAfter, 5xx, network,
-// auth or config answers, see httpError and apiError) stops the batch and
-// reports the groups not posted, with any rejected before it.
-func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+// MinPriority are confirmed without a message. The Result lists the alerts
+// not posted, and those held for a digest. A group Slack rejects for its
+// payload (a permanent Failure) does not stop the batch: the other groups
+// are still posted and only the rejected group's alerts are reported, so
+// the dispatcher does not split healthy groups into one message per alert.
+// A transient failure (429 with its Retry-After, 5xx, network, auth or
+// config answers, see httpError and apiError) stops the batch and reports
+// the groups not posted, with any rejected before it.
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) sinks.Result {
 	var groups []*group
 	byKey := map[string]*group{}
 	for i, it := range batch {
@@ -167,38 +167,35 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		}
 		return wait
 	})
-	var rejected []*group // groups refused for their payload
-	var rejectErr error   // the first such refusal
-	posted := 0           // groups Slack accepted in this Send
+	var rejected []*group        // groups refused for their payload
+	var rejectErr *sinks.Failure // the first such refusal
+	posted := 0                  // groups Slack accepted in this Send
 	for gi, g := range groups {
 		// Deferring is progress only after a post went through; otherwise
 		// the whole batch would come back as one transient failure.
 		if posted > 0 && !s.slotInTime(ctx) {
-			return s.partial(batch, append(rejected, groups[gi:]...), sinks.ErrDeferred, h)
+			return s.partial(batch, append(rejected, groups[gi:]...), nil, h)
 		}
 		if err := s.Pace(ctx); err != nil {
-			return s.partial(batch, append(rejected, groups[gi:]...), fmt.Errorf("wait for slack rate limit: %w", err), h)
+			return s.partial(batch, append(rejected, groups[gi:]...), sinks.Transient("", fmt.Errorf("wait for slack rate limit: %w", err)), h)
 		}
-		err := s.postGroup(ctx, batch, g)
+		f := s.postGroup(ctx, batch, g)
 		switch {
-		case err == nil:
+		case f == nil:
 			posted++
-		case sinks.IsPermanent(err):
+		case f.Permanent:
 			rejected = append(rejected, g)
 			if rejectErr == nil {
-				rejectErr = err
+				rejectErr = f
 			}
 		default:
-			// Rejected groups are retried with the rest: a PartialError
-			// carries one cause, and marking healthy groups permanent would
-			// make the dispatcher post each of their alerts alone.
-			return s.partial(batch, append(rejected, groups[gi:]...), err, h)
+			// Rejected groups are retried with the rest: a Result carries
+			// one cause, and marking healthy groups permanent would make
+			// the dispatcher post each of their alerts alone.
+			return s.partial(batch, append(rejected, groups[gi:]...), f, h)
 		}
 	}
-	if len(rejected) > 0 || len(h.indexes) > 0 {
-		return s.partial(batch, rejected, rejectErr, h)
-	}
-	return nil
+	return s.partial(batch, rejected, rejectErr, h)
 }
 
 // holding is the alerts held for a later digest, and when the first one is due.
@@ -233,32 +230,42 @@ func (s *Sink) digestNotDue(key string) (due time.Time, wait bool) {
 	return due, s.now().Before(due)
 }
 
-// partial reports the alerts of the groups not posted, and those held.
-func (s *Sink) partial(batch []sinks.Item, rest []*group, err error, h holding) error {
+// partial reports the alerts of the groups not posted (rest), which failed
+// with f, or were deferred when f is nil, and those held.
+func (s *Sink) partial(batch []sinks.Item, rest []*group, f *sinks.Failure, h holding) sinks.Result {
 	var failed []int
 	for _, g := range rest {
 		failed = append(failed, g.indexes...)
 	}
-	if len(failed) == len(batch) {
-		return err
+	n := len(batch)
+	if n == 0 {
+		return sinks.Delivered(0)
 	}
-	if len(failed) > 0 && len(failed)+len(h.indexes) == len(batch) && !sinks.IsPermanent(err) && !errors.Is(err, sinks.ErrDeferred) {
+	if f == nil && len(failed) == n {
+		f = sinks.Transient("", errors.New("deferred: not sent in this batch (rate limit)"))
+	}
+	if len(failed) == n {
+		return sinks.Failed(n, f)
+	}
+	if len(failed) > 0 && len(failed)+len(h.indexes) == n && f != nil && !f.Permanent {
 		// Nothing went through: Slack itself failed. Report it for the
 		// whole batch, as without held alerts, so that the dispatcher
 		// backs off instead of setting alerts aside one by one.
-		return err
+		return sinks.Failed(n, f)
 	}
-	if len(failed) == 0 {
-		err = nil
+	r := sinks.Delivered(n)
+	r.Hold(h.until, h.indexes...)
+	switch {
+	case len(failed) == 0:
+	case f == nil:
+		r.Defer(failed...)
+	default:
+		r.Fail(f, failed...)
 	}
-	// Groups are in first-appearance order; the dispatcher wants ascending indexes.
-	slices.Sort(failed)
-	held := slices.Clone(h.indexes)
-	slices.Sort(held)
-	return &sinks.PartialError{Failed: failed, Err: err, Held: held, HeldUntil: h.until}
+	return r
 }
 
-func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) error {
+func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) *sinks.Failure {
 	first := batch[g.indexes[0]].Alert
 	last := batch[g.indexes[len(g.indexes)-1]].Alert
 	worst := first
@@ -289,9 +296,9 @@ func (s *Sink) postGroup(ctx context.Context, batch []sinks.Item, g *group) erro
 		msg = digestMessage(worst, merged, more, last.Time.Sub(inc.first))
 		msg.ThreadTS = inc.threadTS
 	}
-	ts, err := s.post(ctx, msg)
-	if err != nil {
-		return err
+	ts, f := s.post(ctx, msg)
+	if f != nil {
+		return f
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -323,8 +330,8 @@ func (s *Sink) expire() {
 	}
 }
 
-// post sends one message and returns its ts (bot mode).
-func (s *Sink) post(ctx context.Context, msg message) (string, error) {
+// post sends one message and returns its ts (bot mode), or why it failed.
+func (s *Sink) post(ctx context.Context, msg message) (string, *sinks.Failure) {
 	target := s.target.Value()
 	if !s.token.IsZero() {
 		target = s.cfg.APIURL
@@ -332,11 +339,11 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
-		return "", sinks.Permanent(fmt.Errorf("encode slack message: %w", err))
+		return "", sinks.Rejected("", fmt.Errorf("encode slack message: %w", err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return "", sinks.Permanent(s.redact(fmt.Errorf("build slack request: %w", err)))
+		return "", sinks.Rejected("", s.redact(fmt.Errorf("build slack request: %w", err)))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if !s.token.IsZero() {
@@ -347,7 +354,7 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 	s.next = s.now().Add(s.cfg.MinInterval)
 	s.mu.Unlock()
 	if err != nil {
-		return "", sinks.WithReason("unavailable", s.redact(fmt.Errorf("post to slack: %w", err)))
+		return "", sinks.Transient("unavailable", s.redact(fmt.Errorf("post to slack: %w", err)))
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -358,13 +365,13 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 		s.mu.Lock()
 		s.next = s.now().Add(d)
 		s.mu.Unlock()
-		return "", class.Mark(sinks.RetryAfter(fmt.Errorf("slack rate limited: retry after %s", d), d))
+		return "", class.Failure(fmt.Errorf("slack rate limited: retry after %s", d)).After(d)
 	case class == sinks.HTTPServer:
-		return "", class.Mark(fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb))))
+		return "", class.Failure(fmt.Errorf("slack answered %d: %s", resp.StatusCode, s.scrub(snippet(rb))))
 	case resp.StatusCode >= 400:
 		return "", httpError(resp.StatusCode, class, s.scrub(snippet(rb)), !s.token.IsZero())
 	case resp.StatusCode >= 300:
-		return "", sinks.WithReason("http_3xx", fmt.Errorf("slack answered %d", resp.StatusCode))
+		return "", sinks.Transient("http_3xx", fmt.Errorf("slack answered %d", resp.StatusCode))
 	}
 	if s.token.IsZero() {
 		return "", nil
@@ -375,7 +382,7 @@ func (s *Sink) post(ctx context.Context, msg message) (string, error) {
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(rb, &api); err != nil {
-		return "", sinks.WithReason("bad_response", fmt.Errorf("decode chat.postMessage answer: %w", err))
+		return "", sinks.Transient("bad_response", fmt.Errorf("decode chat.postMessage answer: %w", err))
 	}
 	if !api.OK {
 		return "", apiError(s.scrub(api.Error))

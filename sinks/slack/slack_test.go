@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
@@ -194,11 +195,11 @@ func TestPayloadGolden(t *testing.T) {
 	// One incident: a full message (with 2 more in the batch), then a digest.
 	burst := items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule), sinkstest.FalcoAlert(2, "nginx:1.27", rule),
 		sinkstest.FalcoAlert(61, "nginx:1.27", rule), sinkstest.AnomalyAlert(3, "redis:7"))
-	if err := s.Send(ctx, burst); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(ctx, burst); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
-	if err := s.Send(ctx, items(t, sinkstest.FalcoAlert(301, "nginx:1.27", rule))); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(ctx, items(t, sinkstest.FalcoAlert(301, "nginx:1.27", rule))); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	reqs := f.requests()
 	if len(reqs) != 3 {
@@ -356,16 +357,16 @@ func TestErrorClassification(t *testing.T) {
 				cfg = botConfig(f.srv.URL)
 			}
 			s := newSink(t, cfg, zerolog.Nop())
-			err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
-			if err == nil {
-				t.Fatal("Send() = nil, want an error")
+			r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if r.OK() || r.Cause == nil {
+				t.Fatalf("Send() = %v, want a failure", r)
 			}
-			if sinks.IsPermanent(err) != tt.permanent || sinks.ReasonOf(err) != tt.reason {
+			if r.Cause.Permanent != tt.permanent || r.Cause.Reason != tt.reason {
 				t.Errorf("Send() = %v (permanent %v, reason %q), want permanent %v, reason %q",
-					err, sinks.IsPermanent(err), sinks.ReasonOf(err), tt.permanent, tt.reason)
+					r, r.Cause.Permanent, r.Cause.Reason, tt.permanent, tt.reason)
 			}
-			if !strings.Contains(err.Error(), tt.errHas) {
-				t.Errorf("Send() = %q, want it to contain %q", err, tt.errHas)
+			if !strings.Contains(r.Cause.Err.Error(), tt.errHas) {
+				t.Errorf("Send() = %q, want it to contain %q", r.Cause.Err, tt.errHas)
 			}
 		})
 	}
@@ -460,16 +461,13 @@ func TestSendReportsOnlyFailedGroups(t *testing.T) {
 				io.WriteString(w, "ok")
 			})
 			s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
-			err := s.Send(context.Background(), batch(t))
-			var failed []int
-			if pe, ok := err.(*sinks.PartialError); ok {
-				failed = pe.Failed
-			} else if err != nil {
-				failed = []int{0, 1, 2, 3, 4, 5}
-			}
-			if fmt.Sprint(failed) != tt.failed || sinks.IsPermanent(err) != tt.permanent {
+			r := s.Send(context.Background(), batch(t))
+			failed := append(r.Indexes(sinks.StatusPermanent), r.Indexes(sinks.StatusRetry)...)
+			slices.Sort(failed)
+			permanent := r.Cause != nil && r.Cause.Permanent
+			if fmt.Sprint(failed) != tt.failed || permanent != tt.permanent || r.Count(sinks.StatusDeferred)+r.Count(sinks.StatusHeld) != 0 {
 				t.Errorf("Send() = %v: failed %v, permanent %v; want failed %s, permanent %v",
-					err, failed, sinks.IsPermanent(err), tt.failed, tt.permanent)
+					r, failed, permanent, tt.failed, tt.permanent)
 			}
 			if got := len(f.requests()); got != tt.requests {
 				t.Errorf("requests = %d, want %d", got, tt.requests)
@@ -517,8 +515,8 @@ func TestFallbackTextEscaped(t *testing.T) {
 	const evil = "<!channel> shell & <@U123>"
 	for i := range 2 { // a full message, then a digest
 		a := sinkstest.FalcoAlert(i, "evil<!here>:1", evil)
-		if err := s.Send(context.Background(), items(t, a)); err != nil {
-			t.Fatalf("Send(%d) = %v", i, err)
+		if r := s.Send(context.Background(), items(t, a)); !r.OK() {
+			t.Fatalf("Send(%d) = %v", i, r)
 		}
 	}
 	reqs := f.requests()
@@ -548,8 +546,8 @@ func TestMinPriority(t *testing.T) {
 	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
 	low := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
 	low.Priority = scorer.PriorityNotice
-	if err := s.Send(context.Background(), items(t, low)); err != nil {
-		t.Fatalf("Send(below min priority) = %v, want nil", err)
+	if r := s.Send(context.Background(), items(t, low)); !r.OK() {
+		t.Fatalf("Send(below min priority) = %v, want all delivered", r)
 	}
 	if n := len(f.requests()); n != 0 {
 		t.Errorf("messages = %d, want 0 for a Notice alert with min_priority Warning", n)
@@ -568,8 +566,8 @@ func TestBotThreadsFollowUps(t *testing.T) {
 	s := newSink(t, cfg, zerolog.Nop())
 	ctx := context.Background()
 	for i := range 3 {
-		if err := s.Send(ctx, items(t, sinkstest.FalcoAlert(i, "nginx:1.27", rule))); err != nil {
-			t.Fatalf("Send(%d) = %v", i, err)
+		if r := s.Send(ctx, items(t, sinkstest.FalcoAlert(i, "nginx:1.27", rule))); !r.OK() {
+			t.Fatalf("Send(%d) = %v", i, r)
 		}
 	}
 	reqs := f.requests()
@@ -606,8 +604,8 @@ func TestSlackLimits(t *testing.T) {
 		a.Explain.Transitions = append(a.Explain.Transitions, scorer.Transition{
 			History: []string{strings.Repeat("h", 500)}, Symbol: "x", Probability: 0.5, HistorySeen: 3})
 	}
-	if err := s.Send(context.Background(), items(t, a)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	var m struct {
 		Attachments []struct {
@@ -668,16 +666,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 			log := zerolog.New(&logs).Level(zerolog.DebugLevel)
 			cfg := tt.cfg()
 			s := newSink(t, cfg, log)
-			sendErr := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
-			if sendErr == nil {
-				t.Fatal("Send() = nil, want an error")
+			sent := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
+			if sent.OK() || sent.Cause == nil {
+				t.Fatalf("Send() = %v, want a failure", sent)
 			}
 			ob := sinkstest.NewOutbox()
 			ob.PutAlertAt("slack", sinkstest.FalcoAlert(2, "nginx:1.27", rule), time.Now().Add(-time.Hour))
 			dc := dispatcherConfig()
 			dc.MaxRetryTime = time.Minute // already expired: dead-letters after one try
 			run(t, s, ob, dc, log, func() bool { return len(ob.DeadLetters("slack")) == 1 })
-			all := logs.String() + "\n" + sendErr.Error() + "\n" + ob.DeadLetters("slack")[0].Reason +
+			all := logs.String() + "\n" + sent.Cause.Err.Error() + "\n" + ob.DeadLetters("slack")[0].Reason +
 				"\n" + fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)
 			for _, l := range tt.leak {
 				if strings.Contains(all, l) {

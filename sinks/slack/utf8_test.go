@@ -43,8 +43,8 @@ func TestMessageIsStrictJSON(t *testing.T) {
 	a.Subject.Image = "registry/\xffimg:1"
 	a.Subject.Pod = strings.Repeat("é", 300) + "\xc3"
 	a.Reason = "score \xe2\x80 above threshold"
-	if err := s.Send(context.Background(), sinkstest.Items(t, a)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), sinkstest.Items(t, a)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -34,11 +34,11 @@ func (s *Sink) Name() string { return "stdout" }
 func (s *Sink) HeaderOnly() bool { return true }
 
 // Send writes each payload followed by a newline, in one Write. A write
-// error is transient: the lines may be written again (duplicates, not
-// losses).
-func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+// error is transient for the whole batch: the lines may be written again
+// (duplicates, not losses).
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) sinks.Result {
 	if err := ctx.Err(); err != nil {
-		return err
+		return sinks.Failed(len(batch), sinks.Transient("", err))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,9 +51,9 @@ func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
 		s.buf = buf
 	}
 	if _, err := s.w.Write(buf); err != nil {
-		return sinks.WithReason("write_error", fmt.Errorf("write alerts: %w", err))
+		return sinks.Failed(len(batch), sinks.Transient("write_error", fmt.Errorf("write alerts: %w", err)))
 	}
-	return nil
+	return sinks.Delivered(len(batch))
 }
 
 func (s *Sink) Close(context.Context) error { return nil }

@@ -28,8 +28,8 @@ func TestSend(t *testing.T) {
 		items = append(items, sinks.Item{Alert: a, Payload: b, Enqueued: time.Now()})
 	}
 	var out bytes.Buffer
-	if err := stdout.New(&out).Send(context.Background(), items); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := stdout.New(&out).Send(context.Background(), items); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 3 {
@@ -40,8 +40,8 @@ func TestSend(t *testing.T) {
 			t.Errorf("line %d = %s, want the payload unchanged %s", i, l, items[i].Payload)
 		}
 	}
-	err := stdout.New(failWriter{}).Send(context.Background(), items)
-	if err == nil || sinks.IsPermanent(err) || sinks.ReasonOf(err) != "write_error" {
-		t.Errorf("Send(broken writer) = %v, want a transient write_error", err)
+	r := stdout.New(failWriter{}).Send(context.Background(), items)
+	if r.Count(sinks.StatusRetry) != len(items) || r.PerItem || r.Cause == nil || r.Cause.Permanent || r.Cause.Reason != "write_error" {
+		t.Errorf("Send(broken writer) = %v, want a transient write_error for the batch", r)
 	}
 }

@@ -15,8 +15,8 @@ import (
 func TestLinesAreStrictJSON(t *testing.T) {
 	var out bytes.Buffer
 	batch := sinkstest.Items(t, sinkstest.DirtyAlert(1, "nginx:1.27", "r"), sinkstest.FalcoAlert(2, "nginx:1.27", "r"))
-	if err := stdout.New(&out).Send(context.Background(), batch); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := stdout.New(&out).Send(context.Background(), batch); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
 	if len(lines) != 2 {

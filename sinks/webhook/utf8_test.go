@@ -20,8 +20,8 @@ func TestBodyIsStrictJSON(t *testing.T) {
 	srv, got := server(t, nil)
 	s := newSink(t, srv.URL, zerolog.Nop())
 	a := sinkstest.DirtyAlert(1, "nginx:1.27", "Write below tmp")
-	if err := s.Send(context.Background(), items(t, a)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	body := got()[0].body
 	if err := scorertest.StrictJSON(body); err != nil {

@@ -76,36 +76,39 @@ func (s *Sink) Close(context.Context) error {
 }
 
 // Send POSTs one request per alert, in order, as falcosidekick expects.
-// Outcomes: nil; a *sinks.PartialError listing the alerts from the first
-// failure on; 400, 413, 415 and 422 (the receiver rejects this alert) are
-// sinks.Permanent; every other answer is transient: 429 (with Retry-After
-// when given), 5xx, network errors, and 401, 403, 404, 405, 408, 410, 425,
-// which concern every alert and are fixed on the receiver's side or in the
-// configuration (see statusError).
-func (s *Sink) Send(ctx context.Context, batch []sinks.Item) error {
+// Outcomes: all delivered; the alerts from the first failure on, failed
+// one by one (the whole batch when the first alert fails); 400, 413, 415
+// and 422 (the receiver rejects this alert) are permanent; every other
+// answer is transient: 429 (with Retry-After when given), 5xx, network
+// errors, and 401, 403, 404, 405, 408, 410, 425, which concern every alert
+// and are fixed on the receiver's side or in the configuration (see
+// statusError).
+func (s *Sink) Send(ctx context.Context, batch []sinks.Item) sinks.Result {
 	for i, it := range batch {
-		if err := s.post(ctx, it.Alert); err != nil {
+		if f := s.post(ctx, it.Alert); f != nil {
 			if i == 0 {
-				return err
+				return sinks.Failed(len(batch), f)
 			}
-			failed := make([]int, 0, len(batch)-i)
+			r := sinks.Delivered(len(batch))
 			for j := i; j < len(batch); j++ {
-				failed = append(failed, j)
+				r.Fail(f, j)
 			}
-			return &sinks.PartialError{Failed: failed, Err: err}
+			return r
 		}
 	}
-	return nil
+	return sinks.Delivered(len(batch))
 }
 
-func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
+// post sends one alert and returns nil once the receiver took it, else why
+// not.
+func (s *Sink) post(ctx context.Context, a *scorer.Alert) *sinks.Failure {
 	body, err := FalcoJSON(a)
 	if err != nil {
-		return sinks.Permanent(sinks.WithReason("encode", fmt.Errorf("encode alert %s: %w", a.ID, err)))
+		return sinks.Rejected("encode", fmt.Errorf("encode alert %s: %w", a.ID, err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url.Value(), bytes.NewReader(body))
 	if err != nil {
-		return sinks.Permanent(s.redact(fmt.Errorf("build request: %w", err)))
+		return sinks.Rejected("", s.redact(fmt.Errorf("build request: %w", err)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "falco-scorer")
@@ -117,7 +120,7 @@ func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return sinks.WithReason("unavailable", s.redact(fmt.Errorf("post alert: %w", err)))
+		return sinks.Transient("unavailable", s.redact(fmt.Errorf("post alert: %w", err)))
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -129,15 +132,15 @@ func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
 	case sinks.HTTPDelivered:
 		return nil
 	case sinks.HTTPRateLimited:
-		err := fmt.Errorf("webhook answered 429: %s", detail())
+		f := class.Failure(fmt.Errorf("webhook answered 429: %s", detail()))
 		if d, ok := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			err = sinks.RetryAfter(err, d)
+			f.After(d)
 		}
-		return class.Mark(err)
+		return f
 	case sinks.HTTPServer:
-		return class.Mark(fmt.Errorf("webhook answered %d: %s", code, detail()))
+		return class.Failure(fmt.Errorf("webhook answered %d: %s", code, detail()))
 	case sinks.HTTPOther:
-		return class.Mark(fmt.Errorf("webhook answered %d", code))
+		return class.Failure(fmt.Errorf("webhook answered %d", code))
 	default:
 		return statusError(code, class, detail())
 	}
@@ -150,7 +153,7 @@ func (s *Sink) post(ctx context.Context, a *scorer.Alert) error {
 // alert, so they stay retryable until delivery.max_retry_time and the alerts
 // go out once the receiver or the configuration is fixed. detail is the
 // answer's body, already redacted.
-func statusError(code int, class sinks.HTTPClass, detail string) error {
+func statusError(code int, class sinks.HTTPClass, detail string) *sinks.Failure {
 	what := fmt.Sprintf("webhook answered %d", code)
 	if detail != "" {
 		what += ": " + detail
@@ -163,7 +166,7 @@ func statusError(code int, class sinks.HTTPClass, detail string) error {
 	case sinks.HTTPConfig:
 		what += " (no receiver at url: check url, or the receiver is redeploying)"
 	}
-	return class.Mark(errors.New(what))
+	return class.Failure(errors.New(what))
 }
 
 func (s *Sink) redact(err error) error { return sinks.Redact(err, s.url.Value(), s.token.Value()) }

@@ -75,8 +75,8 @@ func TestFalcoFormatBody(t *testing.T) {
 	srv, got := server(t, nil)
 	s := newSink(t, srv.URL, zerolog.Nop())
 	a := sinkstest.FalcoAlert(1, "nginx:1.27", "Terminal shell in container")
-	if err := s.Send(context.Background(), items(t, a)); err != nil {
-		t.Fatalf("Send() = %v", err)
+	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
+		t.Fatalf("Send() = %v", r)
 	}
 	r := got()[0]
 	if r.header.Get("Authorization") != "Bearer "+token || r.header.Get("X-Team") != "secops" || r.header.Get("Content-Type") != "application/json" {
@@ -156,23 +156,23 @@ func TestOutcomes(t *testing.T) {
 				w.WriteHeader(tt.status)
 			})
 			s := newSink(t, srv.URL, zerolog.Nop())
-			err := s.Send(context.Background(), items(t,
+			r := s.Send(context.Background(), items(t,
 				sinkstest.FalcoAlert(1, "a", "r"), sinkstest.FalcoAlert(2, "a", "r"), sinkstest.FalcoAlert(3, "a", "r")))
-			pe, ok := err.(*sinks.PartialError)
-			if !ok || fmt.Sprint(pe.Failed) != "[1 2]" {
-				t.Fatalf("Send() = %v, want a PartialError with Failed [1 2]", err)
+			failed := append(r.Indexes(sinks.StatusRetry), r.Indexes(sinks.StatusPermanent)...)
+			if !r.PerItem || fmt.Sprint(failed) != "[1 2]" || r.Count(sinks.StatusDelivered) != 1 || r.Cause == nil {
+				t.Fatalf("Send() = %v, want items [1 2] failed one by one", r)
 			}
-			if sinks.IsPermanent(err) != tt.permanent {
-				t.Errorf("IsPermanent(%v) = %v, want %v", err, sinks.IsPermanent(err), tt.permanent)
+			if r.Cause.Permanent != tt.permanent {
+				t.Errorf("Send() = %v: permanent %v, want %v", r, r.Cause.Permanent, tt.permanent)
 			}
-			if d, _ := sinks.RetryAfterOf(err); d != tt.wantAfter {
-				t.Errorf("RetryAfterOf(%v) = %v, want %v", err, d, tt.wantAfter)
+			if r.Cause.RetryAfter != tt.wantAfter {
+				t.Errorf("Send() = %v: retry after %v, want %v", r, r.Cause.RetryAfter, tt.wantAfter)
 			}
-			if r := sinks.ReasonOf(err); r != tt.reason {
-				t.Errorf("ReasonOf(%v) = %q, want %q", err, r, tt.reason)
+			if r.Cause.Reason != tt.reason {
+				t.Errorf("Send() = %v: reason %q, want %q", r, r.Cause.Reason, tt.reason)
 			}
-			if !strings.Contains(err.Error(), tt.errHas) {
-				t.Errorf("Send() = %v, want an error saying %q", err, tt.errHas)
+			if !strings.Contains(r.Cause.Err.Error(), tt.errHas) {
+				t.Errorf("Send() = %v, want an error saying %q", r, tt.errHas)
 			}
 		})
 	}
@@ -190,11 +190,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var logs bytes.Buffer
 			s := newSink(t, base, zerolog.New(&logs).Level(zerolog.DebugLevel))
-			err := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "a", "r")))
-			if err == nil {
-				t.Fatal("Send() = nil, want an error")
+			r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "a", "r")))
+			if r.OK() || r.Cause == nil {
+				t.Fatalf("Send() = %v, want a failure", r)
 			}
-			text := err.Error() + logs.String()
+			text := r.Cause.Err.Error() + logs.String()
 			for _, leak := range []string{"AbCdEfGhSECRET", token} {
 				if strings.Contains(text, leak) {
 					t.Errorf("secret %q leaked: %s", leak, text)
