@@ -233,7 +233,7 @@ func sigkillRounds(t *testing.T, syncInterval string) {
 		if err := d.Complete(replayed, nil); err != nil {
 			t.Fatal(err)
 		}
-		segs := len(d.wal.snapshot())
+		segs := len(d.journal.Segments())
 		t.Logf("round %d: %d acknowledged appends, %d completes (%d without alerts), journal %d in %d segments, outbox %d",
 			round, len(appended), len(completed), len(silent), len(inJournal), segs, len(inOutbox))
 		if err := d.Close(); err != nil {

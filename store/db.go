@@ -16,6 +16,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
 // Transaction limits kept well below Badger's own (15 % of the 8 MiB
@@ -49,16 +51,9 @@ type DB struct {
 	life   sync.RWMutex
 	closed bool
 
-	jc     *committer
-	wal    *wal        // the journal's segment files (nil when InMemory)
-	mem    *memJournal // the journal of an in-memory store (nil otherwise)
-	doneID uint64      // last done marker id; guarded by outMu
-
-	syncer     *loop       // runSyncer; nil unless journal_sync_interval > 0
-	syncFailed atomic.Bool // a background sync failed: groups sync before their ack until restart
-
-	retirer    *loop         // runRetirer
-	retireWake chan struct{} // capacity 1: "a segment may be retirable, or a spare was used"
+	journal  *journal.Log           // the journal's segment files, or its in-memory records
+	syncFile func(f *os.File) error // tests: replaces the journal's fdatasync
+	doneID   uint64                 // last done marker id; guarded by outMu
 
 	outMu   sync.Mutex
 	outNext map[string]uint64      // next outbox seq per sink (never reused)
@@ -126,19 +121,11 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	}
 	journalNext, err := d.recover()
 	if err == nil {
-		journalNext, err = d.openJournal(journalNext)
+		err = d.openJournal(journalNext)
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", cfg.Dir, err), bdb.Close())
 	}
-	d.jc = newCommitter(d, journalNext)
-	d.retireWake = make(chan struct{}, 1)
-	go d.jc.run()
-	if d.wal != nil && cfg.JournalSyncInterval > 0 {
-		d.syncer = startLoop(func(quit <-chan struct{}) { d.runSyncer(cfg.JournalSyncInterval, quit) })
-	}
-	d.retirer = startLoop(d.runRetirer)
-	d.wakeRetirer() // segments completed before a restart, and the first spare
 	return d, nil
 }
 
@@ -173,110 +160,64 @@ func badgerOptions(cfg Config, log zerolog.Logger) badger.Options {
 		WithValueLogFileSize(32 << 20)
 }
 
-// openJournal opens the journal's segment files (or the in-memory journal)
-// and returns the next journal sequence.
-func (d *DB) openJournal(next uint64) (uint64, error) {
-	if d.cfg.InMemory {
-		d.mem = &memJournal{entries: map[uint64][]byte{}}
-		return next, nil
+// openJournal opens the journal's segment files (or the in-memory
+// journal), starting its sequences at next or above, and its goroutines.
+// The store's side of the journal is the done markers and the floor in
+// Badger: read here, written by Complete and by retireBelow before the
+// journal recycles a segment.
+func (d *DB) openJournal(next uint64) error {
+	opts := journal.Options{
+		Dir:                  filepath.Join(d.cfg.Dir, walDirName),
+		InMemory:             d.cfg.InMemory,
+		SegmentBytes:         d.cfg.JournalSegmentBytes,
+		GroupCommitMaxDelay:  d.cfg.GroupCommitMaxDelay,
+		GroupCommitMaxEvents: d.cfg.GroupCommitMaxEvents,
+		GroupCommitMaxBytes:  d.cfg.GroupCommitMaxBytes,
+		SyncInterval:         d.cfg.JournalSyncInterval,
+		MinFreeBytes:         d.cfg.MinFreeBytes,
+		DiskDir:              d.cfg.Dir,
+		DiskFree:             func(dir string) (uint64, error) { return d.diskFree(dir) },
+		SyncFile:             d.syncJournalFile(benchSyncDelay()),
+		Next:                 next,
+		Retire:               d.retireBelow,
+		Classify:             classify,
+		Logger:               d.log,
+		Metrics:              d.m.journal(),
 	}
-	floor, done, lastID, err := d.loadDone()
-	if err != nil {
-		return 0, fmt.Errorf("read journal markers: %w", err)
-	}
-	d.doneID = lastID
-	w, lastSeq, err := openWAL(filepath.Join(d.cfg.Dir, walDirName), d.cfg.JournalSegmentBytes, floor, done)
-	if err != nil {
-		return 0, fmt.Errorf("open journal: %w", err)
-	}
-	d.wal = w
-	journalSyncs := d.m.syncs.WithLabelValues("journal")
-	w.synced = journalSyncs.Inc
-	if delay := benchSyncDelay(); delay > 0 {
-		w.syncFile = func(f *os.File) error { time.Sleep(delay); return datasync(f) }
-	}
-	d.m.journalEntries.Set(float64(w.outstanding()))
-	// Above every done marker too: if the journal lost records (a damaged
-	// or deleted segment), reusing a sequence a marker still names would
-	// take a new, acknowledged event for one already scored.
-	var doneMax uint64
-	for seq := range done {
-		doneMax = max(doneMax, seq)
-	}
-	return max(next, floor, lastSeq+1, doneMax+1), nil
-}
-
-// runSyncer syncs the journal every journal_sync_interval, when groups
-// are acknowledged before they are synced.
-func (d *DB) runSyncer(interval time.Duration, quit <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			_ = d.syncJournal() // logged there
-		case <-quit:
-			return
+	if !d.cfg.InMemory {
+		floor, done, lastID, err := d.loadDone()
+		if err != nil {
+			return fmt.Errorf("read journal markers: %w", err)
 		}
+		d.doneID = lastID
+		opts.Floor, opts.Done = floor, done
 	}
-}
-
-// syncJournal syncs the segments written since the last sync. After a
-// failure every group commit syncs before its acknowledgement until the
-// process restarts (so ingest answers 503 while the disk fails): on Linux a
-// failed sync may have dropped the pages it could not write, so a later
-// sync that succeeds proves nothing about them.
-func (d *DB) syncJournal() error {
-	start := time.Now()
-	n, err := d.wal.syncDirty()
+	jl, err := journal.Open(opts)
 	if err != nil {
-		d.m.maintErrors.WithLabelValues("journal_sync").Inc()
-		if !d.syncFailed.Swap(true) {
-			d.log.Error().Err(err).Str("reason", classify(err)).
-				Msg("journal background sync failed: events acknowledged since the previous sync may be lost on power loss; every group is synced before its acknowledgement until restart")
-		}
-		return err
+		return fmt.Errorf("open journal: %w", err)
 	}
-	if n > 0 {
-		d.m.backgroundSyncSeconds.Observe(time.Since(start).Seconds())
-	}
+	d.journal = jl
 	return nil
 }
 
-// runRetirer recycles completed journal segments and keeps a spare segment
-// ready, off the acknowledgement path.
-func (d *DB) runRetirer(quit <-chan struct{}) {
-	failing := ""
-	for {
-		select {
-		case <-d.retireWake:
-		case <-quit:
-			return
-		}
-		if d.wal == nil {
-			continue
-		}
-		d.wal.closeStale()
-		err := d.retireSegments()
-		if err == nil {
-			err = d.wal.prepareSpare()
-		}
-		switch {
-		case err != nil && classify(err) != failing: // once per kind, not per file name
-			failing = classify(err)
-			d.m.maintErrors.WithLabelValues("journal_segments").Inc()
-			d.log.Warn().Err(err).Msg("journal segment maintenance failed; retrying at the next segment")
-		case err == nil && failing != "":
-			failing = ""
-			d.log.Info().Msg("journal segment maintenance recovered")
-		}
-	}
-}
+// walDirName is the journal's directory below the data directory.
+const walDirName = "journal"
 
-func (d *DB) wakeRetirer() {
-	select {
-	case d.retireWake <- struct{}{}:
-	default:
+// syncJournalFile returns the journal's fdatasync, with the test hooks:
+// none at all (d.noSync), another one (d.syncFile), or a delay before it
+// (benchmarks built with -tags falcobench).
+func (d *DB) syncJournalFile(delay time.Duration) func(*os.File) error {
+	return func(f *os.File) error {
+		switch {
+		case d.noSync:
+			return nil
+		case d.syncFile != nil:
+			return d.syncFile(f)
+		}
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		return journal.DataSync(f)
 	}
 }
 
@@ -340,15 +281,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// journalOutstanding returns the number of journal entries not yet
-// completed.
-func (d *DB) journalOutstanding() int {
-	if d.mem != nil {
-		return d.mem.len()
-	}
-	return d.wal.outstanding()
 }
 
 // checkFormat writes the format record into an empty store and refuses a
@@ -516,14 +448,7 @@ func (d *DB) Close() error {
 	if d.readOnly {
 		return d.closeReadOnly()
 	}
-	d.jc.stop()
-	var syncErr error
-	if d.syncer != nil {
-		d.syncer.stop(func() {
-			syncErr = d.syncJournal() // what the committer wrote last
-		})
-	}
-	d.retirer.stop(nil)
+	journalErr := d.journal.Close() // appends queued are written, then synced
 	d.maintMu.Lock()
 	defer d.maintMu.Unlock()
 	d.life.Lock()
@@ -532,11 +457,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
-	var walErr error
-	if d.wal != nil {
-		walErr = d.wal.closeFiles()
-	}
-	if err := errors.Join(syncErr, d.bdb.Close(), walErr); err != nil {
+	if err := errors.Join(journalErr, d.bdb.Close()); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -620,7 +541,7 @@ func (d *DB) Maintain(ctx context.Context) {
 			for kind, n := range usage {
 				d.m.diskBytes.WithLabelValues(kind).Set(float64(n))
 			}
-			d.m.diskBytes.WithLabelValues("journal").Set(float64(d.wal.usage()))
+			d.m.diskBytes.WithLabelValues("journal").Set(float64(d.journal.Usage()))
 		}
 		if free, err := d.diskFree(d.cfg.Dir); err == nil {
 			d.m.diskFree.Set(float64(free))
@@ -658,7 +579,7 @@ func (d *DB) recount() error {
 	if err != nil {
 		return err
 	}
-	d.m.journalEntries.Set(float64(d.journalOutstanding()))
+	d.m.journalEntries.Set(float64(d.journal.Outstanding()))
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	for sink := range d.outNext {

@@ -12,18 +12,17 @@
 //
 // # Durability
 //
-// The journal is a write-ahead log of its own (wal.go), because syncing
-// Badger's sparse memory-mapped log cost 0.7-1.2 ms per group commit here
-// against about 0.1 ms for an fdatasync into a preallocated file. One
-// committer goroutine takes every queued Append (up to
-// group_commit_max_events / group_commit_max_bytes), writes them with one
-// pwrite and one fdatasync, then releases every caller (group commit).
-// With journal_sync_interval > 0 it releases them after the pwrite, and a
-// background goroutine (runSyncer) syncs the segments written since its
-// last pass: a process crash still loses nothing, a power loss about one
-// interval. After a failed background sync, groups sync before their
-// release until restart (a later sync that succeeds says nothing of the
-// pages the failed one dropped), and the next group starts a new segment.
+// The journal is a write-ahead log of its own (package store/journal),
+// because syncing Badger's sparse memory-mapped log cost 0.7-1.2 ms per
+// group commit here against about 0.1 ms for an fdatasync into a
+// preallocated file. It groups concurrent Appends into one pwrite and one
+// fdatasync (group_commit_max_events / group_commit_max_bytes); with
+// journal_sync_interval > 0 it releases them after the pwrite and syncs in
+// the background: a process crash still loses nothing, a power loss about
+// one interval. The journal knows nothing of Badger: which events are
+// complete is the store's to record (done markers and the floor, below),
+// and the journal asks the store (retireBelow) to make those durable before
+// it recycles a segment.
 //
 // Badger runs with SyncWrites off. Complete writes the outbox entries and a
 // done marker for the events in one transaction (several, the marker last,
@@ -73,7 +72,8 @@
 // Journal segment files (<dir>/journal/<id>.wal, spares spare-*.wal) hold a
 // header, "FSJL" | u32 version (1) | u64 segment id, then records:
 // u32 length | u32 CRC-32C of (segment id, seq, payload) | u64 seq |
-// payload, all little-endian. See wal.go for how a scan finds the end.
+// payload, all little-endian. See package journal for how a scan finds the
+// end.
 //
 // Sequences are never reused: a writer stores the high-water mark covering
 // every sequence it is about to use in its first transaction, and Open
@@ -87,13 +87,14 @@
 // # Concurrency
 //
 // Every method is safe for concurrent use. Journal appends are serialized by
-// the committer; outbox sequence allocation and its commit share one mutex,
+// the journal's committer; outbox sequence allocation and its commit share one mutex,
 // so a sink's entries become visible in sequence order and a reader's cursor
 // (Pending's after) never skips one; the same mutex guards the in-memory
 // copy of each sink's just-committed entries that Pending answers from when
 // it can (recent.go); baseline writes share another. Close
-// waits for running operations and the maintenance pass, then closes
-// Badger; Run does maintenance until its context ends. Badger allows one
+// closes the journal first (its goroutines stop in the reverse of their
+// start), waits for running operations and the maintenance pass, then
+// closes Badger; Run does maintenance until its context ends. Badger allows one
 // process per directory: the CLI works only on a stopped service's data
 // directory, the admin API on the running one.
 package store

@@ -4,95 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/store/journal"
 )
-
-// maxQueuedBytes bounds the events waiting for the committer; beyond it
-// Append answers scorer.ErrOverloaded instead of growing memory.
-const maxQueuedBytes = 64 << 20
-
-// appendReq is one Append call waiting for its group commit.
-type appendReq struct {
-	ctx   context.Context
-	raws  [][]byte
-	bytes int
-	seqs  []uint64
-	err   error
-	done  chan struct{}
-}
-
-// committer writes journal entries, one writer at a time (wmu). Append
-// queues a request; the committer goroutine takes everything queued (up to
-// the group limits), writes it with one pwrite, syncs once (strict mode),
-// and releases all callers. Requests queue while a write runs, so groups
-// grow with load by themselves. A lone appender (nothing queued, no write
-// running, the last group a single call) writes its own group instead: that
-// saves two goroutine hand-offs on the acknowledgement path of one Falco,
-// which sends one event and waits for the answer (they were ~a third of
-// the ingest latency at one connection with the background sync).
-type committer struct {
-	d *DB
-
-	// wmu is held by whoever writes a group (the committer goroutine or a
-	// lone appender); it orders sequences and segment writes, and guards
-	// the fields below "Owned by the writer".
-	wmu sync.Mutex
-
-	mu          sync.Mutex
-	queue       []*appendReq
-	queuedBytes int
-	stopped     bool
-	lastGroup   int // Append calls in the latest group
-
-	wake   chan struct{} // capacity 1: "the queue is not empty"
-	quit   chan struct{} // closed by stop
-	exited chan struct{}
-	once   sync.Once
-
-	// Owned by the writer (wmu).
-	next    uint64   // next journal sequence
-	failing string   // reason of the current failure, "" while healthy
-	raws    [][]byte // reused group buffer
-
-	// The free-space guard's latest reading (see checkFree).
-	freeAt       time.Time
-	freeBytes    uint64
-	writtenSince int64 // journal bytes written since freeAt
-}
-
-// A statfs per group commit cost ~5 µs, 3 % of the service's CPU when
-// groups are small; the guard reads the free space again only after this
-// long or this many journal bytes, and at every group while it is low.
-const (
-	freeCheckInterval = 100 * time.Millisecond
-	freeCheckBytes    = 1 << 20
-)
-
-func newCommitter(d *DB, next uint64) *committer {
-	return &committer{d: d, next: next, wake: make(chan struct{}, 1),
-		quit: make(chan struct{}), exited: make(chan struct{})}
-}
-
-// stop makes later Appends fail, writes what is queued and waits for the
-// committer goroutine to return.
-func (c *committer) stop() {
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.stopped = true
-		c.mu.Unlock()
-		close(c.quit)
-	})
-	<-c.exited
-	c.wmu.Lock()
-	defer c.wmu.Unlock() // a lone appender may still be writing its own group
-}
 
 // Append writes the raw Falco JSON events to the journal and returns once
 // they are synced to disk, with one sequence number per event (increasing,
@@ -105,259 +24,29 @@ func (c *committer) stop() {
 // returns ctx's error although the events may still land in the journal:
 // they will then be scored once more, which is harmless.
 func (d *DB) Append(ctx context.Context, raws [][]byte) ([]uint64, error) {
-	if len(raws) == 0 {
-		return nil, nil
-	}
-	r := &appendReq{ctx: ctx, raws: raws, done: make(chan struct{})}
 	for i, raw := range raws {
 		if len(raw) > d.cfg.MaxEventBytes {
 			return nil, fmt.Errorf("append: event %d is %d bytes, above store.max_event_bytes %d: %w", i, len(raw), d.cfg.MaxEventBytes, scorer.ErrTooLarge)
 		}
-		r.bytes += len(raw)
 	}
-	c := d.jc
-	c.mu.Lock()
+	seqs, err := d.journal.Append(ctx, raws)
+	var werr *journal.WriteError
 	switch {
-	case c.stopped:
-		c.mu.Unlock()
-		d.m.appendErrors.WithLabelValues(reasonClosed).Add(float64(len(raws)))
+	case err == nil:
+		return seqs, nil
+	case errors.As(err, &werr):
+		return nil, unavailable("append", werr.Err)
+	case errors.Is(err, journal.ErrClosed):
 		return nil, unavailable("append", ErrClosed)
-	case c.queuedBytes+r.bytes > maxQueuedBytes && len(c.queue) > 0:
-		c.mu.Unlock()
+	case errors.Is(err, journal.ErrOverloaded):
 		return nil, fmt.Errorf("append: %w", scorer.ErrOverloaded)
 	}
-	if len(c.queue) == 0 && c.lastGroup <= 1 && c.wmu.TryLock() {
-		// Alone: write the group here, without waking the committer.
-		c.lastGroup = 1
-		c.mu.Unlock()
-		c.commit([]*appendReq{r})
-		c.wmu.Unlock()
-		c.mu.Lock()
-		more := len(c.queue) > 0
-		c.mu.Unlock()
-		if more { // queued behind this write: the committer takes them
-			select {
-			case c.wake <- struct{}{}:
-			default:
-			}
-		}
-		return r.seqs, r.err
-	}
-	c.queue = append(c.queue, r)
-	c.queuedBytes += r.bytes
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	select {
-	case <-r.done:
-		return r.seqs, r.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("append: %w", ctx.Err())
-	}
-}
-
-func (c *committer) run() {
-	defer close(c.exited)
-	for {
-		select {
-		case <-c.wake:
-		case <-c.quit:
-			for c.commitQueued() {
-			}
-			return
-		}
-		// Linger only when appends are concurrent (the last group had
-		// several): a lone appender gains nothing from waiting.
-		c.mu.Lock()
-		last := c.lastGroup
-		c.mu.Unlock()
-		if delay := c.d.cfg.GroupCommitMaxDelay; delay > 0 && last > 1 {
-			c.linger(delay, last)
-		}
-		for c.commitQueued() {
-		}
-	}
-}
-
-// linger waits up to delay for as many appenders as the last group had
-// (the callers it released usually come back with their next events), or
-// for a whole group. Waiting for the expected callers rather than for the
-// delay matters: the Go runtime rounds a sub-millisecond timer up to about
-// 1 ms when the process is otherwise idle, so a fixed 150 µs linger took
-// ~1.1 ms and halved the rate of 2 to 4 concurrent senders.
-func (c *committer) linger(delay time.Duration, expected int) {
-	deadline := time.NewTimer(delay)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		full := len(c.queue) >= expected || len(c.queue) >= c.d.cfg.GroupCommitMaxEvents || c.queuedBytes >= c.d.cfg.GroupCommitMaxBytes
-		c.mu.Unlock()
-		if full {
-			return
-		}
-		select {
-		case <-c.wake:
-		case <-deadline.C:
-			return
-		case <-c.quit:
-			return
-		}
-	}
-}
-
-// commitQueued commits one group from the head of the queue and reports
-// whether requests remain.
-func (c *committer) commitQueued() bool {
-	cfg := c.d.cfg
-	// Taken before the group, so that a lone appender's write (which
-	// holds it) lands first and the group is formed after it.
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.mu.Lock()
-	var n, events, bytes int
-	for n < len(c.queue) {
-		r := c.queue[n]
-		if n > 0 && (events+len(r.raws) > cfg.GroupCommitMaxEvents || bytes+r.bytes > cfg.GroupCommitMaxBytes) {
-			break
-		}
-		events += len(r.raws)
-		bytes += r.bytes
-		n++
-	}
-	group := c.queue[:n:n]
-	c.queue = c.queue[n:]
-	c.lastGroup = n
-	c.queuedBytes -= bytes
-	more := len(c.queue) > 0
-	c.mu.Unlock()
-	if n > 0 {
-		c.commit(group)
-	}
-	return more
-}
-
-func (c *committer) commit(group []*appendReq) {
-	d := c.d
-	live := group[:0]
-	var events int
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			r.err = fmt.Errorf("append: %w", err)
-			close(r.done)
-			continue
-		}
-		live = append(live, r)
-		events += len(r.raws)
-	}
-	if len(live) == 0 {
-		return
-	}
-	start := time.Now()
-	err := c.write(live, events)
-	if err != nil {
-		reason := classify(err)
-		err = unavailable("append", err)
-		d.m.appendErrors.WithLabelValues(reason).Add(float64(events))
-		d.m.unavailable.Set(1)
-		if c.failing != reason {
-			// Logged once per kind of failure, not per event.
-			d.log.Error().Err(err).Str("reason", reason).Str("dir", d.cfg.Dir).
-				Msg("journal cannot persist events; ingest answers 503 until this clears")
-			c.failing = reason
-		}
-		for _, r := range live {
-			r.err = err
-			close(r.done)
-		}
-		return
-	}
-	if c.failing != "" {
-		d.log.Info().Str("previous_reason", c.failing).Msg("journal writes recovered")
-		c.failing = ""
-		d.m.unavailable.Set(0)
-	}
-	d.m.batches.Inc()
-	d.m.batchEvents.Observe(float64(events))
-	d.m.syncSeconds.Observe(time.Since(start).Seconds())
-	d.m.appendedEvents.Add(float64(events))
-	d.m.journalEntries.Add(float64(events))
-	for _, r := range live {
-		close(r.done)
-	}
-}
-
-// write appends the group's events to the journal's active segment and
-// syncs it (one write, one fdatasync). Sequences are numbered by the
-// committer and never reused, even when the write fails.
-func (c *committer) write(group []*appendReq, events int) error {
-	d := c.d
-	if !d.cfg.InMemory && d.cfg.MinFreeBytes > 0 {
-		size := 0
-		for _, r := range group {
-			size += r.bytes
-		}
-		if err := c.checkFree(size); err != nil {
-			return err
-		}
-	}
-	first := c.next
-	c.next += uint64(events)
-	raws := c.raws[:0]
-	for _, r := range group {
-		r.seqs = make([]uint64, len(r.raws))
-		for i := range r.raws {
-			r.seqs[i] = first + uint64(len(raws)+i)
-		}
-		raws = append(raws, r.raws...)
-	}
-	defer func() {
-		clear(raws) // do not keep the group's events alive
-		c.raws = raws[:0]
-	}()
-	if d.mem != nil {
-		d.mem.add(first, raws)
-		return nil
-	}
-	// With journal_sync_interval the background syncer makes the group
-	// durable later; once it failed, groups sync here (syncJournal).
-	sync := !d.noSync && (d.cfg.JournalSyncInterval == 0 || d.syncFailed.Load())
-	rotated, err := d.wal.appendGroup(raws, first, sync)
-	if err != nil {
-		return fmt.Errorf("write journal: %w", err)
-	}
-	if rotated {
-		d.wakeRetirer() // a spare was used: prepare the next one
-	}
-	return nil
-}
-
-// checkFree refuses a group of n bytes while the file system holding the
-// data directory has less than min_free_bytes free.
-func (c *committer) checkFree(n int) error {
-	d := c.d
-	need := uint64(d.cfg.MinFreeBytes)
-	now := time.Now()
-	if c.freeAt.IsZero() || c.freeBytes < need || now.Sub(c.freeAt) >= freeCheckInterval || c.writtenSince+int64(n) >= freeCheckBytes {
-		free, err := d.diskFree(d.cfg.Dir)
-		if err != nil {
-			// Not fatal here: the write itself will tell. Read again next time.
-			c.freeAt = time.Time{}
-			return nil
-		}
-		c.freeAt, c.freeBytes, c.writtenSince = now, free, 0
-	}
-	if c.freeBytes < need {
-		return fmt.Errorf("%w: %d bytes free in %s, need %d", errLowDisk, c.freeBytes, d.cfg.Dir, need)
-	}
-	c.writtenSince += int64(n)
-	return nil
+	return nil, fmt.Errorf("append: %w", err) // ctx's
 }
 
 // Complete writes the alerts to the outbox and, in the same Badger
 // transaction, a done marker for the events (the journal itself is the
-// segment files of wal.go, which only learn that the events are done): the
+// segment files of package journal, which only learn that the events are done): the
 // outbox entries become visible exactly when the events stop being pending.
 // That holds while the call fits one transaction; see the last paragraph
 // for one that does not. An in-memory store writes no marker. Each alert
@@ -436,7 +125,7 @@ func (d *DB) commitComplete(now time.Time, done []uint64, alerts []scorer.Outbox
 		}
 	}
 	var sorted []uint64
-	if len(done) > 0 && d.wal != nil {
+	if len(done) > 0 && !d.cfg.InMemory {
 		sorted = slices.Clone(done)
 		slices.Sort(sorted)
 		sorted = slices.Compact(sorted)
@@ -469,14 +158,11 @@ func (d *DB) completed(now time.Time, done, sorted []uint64, alerts []scorer.Out
 		r.add(scorer.OutboxEntry{Sink: a.Sink, Seq: seqs[i], AlertID: a.AlertID, Payload: a.Payload, Enqueued: nanosTime(timeNanos(now)), Header: a.Header})
 	}
 	switch {
-	case d.mem != nil:
-		d.mem.complete(done)
+	case d.cfg.InMemory:
+		d.journal.Complete(done) // no marker: nothing was sorted
 	case len(sorted) > 0:
-		if d.wal.complete(sorted) {
-			d.wakeRetirer()
-		}
+		d.journal.Complete(sorted)
 	}
-	d.m.journalEntries.Set(float64(d.journalOutstanding()))
 }
 
 // nextOutbox allocates the next sequence of sink; outMu must be held.
@@ -494,37 +180,28 @@ func (d *DB) Replay(fn func(seq uint64, raw []byte) error) error {
 	if err := d.acquire(); err != nil {
 		return fmt.Errorf("replay journal: %w", err)
 	}
-	if d.mem != nil {
+	if d.cfg.InMemory { // completed entries are gone, and there are no markers
 		d.life.RUnlock()
-		return d.mem.replay(fn)
+		return d.journal.Replay(fn)
 	}
 	floor, done, _, err := d.loadDone()
 	d.life.RUnlock()
 	if err != nil {
 		return fmt.Errorf("replay journal: %w", err)
 	}
-	segs := d.wal.beginRead()
-	defer func() {
-		d.wal.endRead()
-		d.wakeRetirer() // segments completed meanwhile
-	}()
-	var after uint64
-	for _, s := range segs {
-		var fnErr error
-		err := scanSegment(&s, after, func(seq uint64, raw []byte) error {
-			after = seq
-			if _, ok := done[seq]; ok || seq < floor {
-				return nil
-			}
-			fnErr = fn(seq, raw)
-			return fnErr
-		}, true)
-		if fnErr != nil {
-			return fnErr
+	var fnErr error
+	err = d.journal.Replay(func(seq uint64, raw []byte) error {
+		if _, ok := done[seq]; ok || seq < floor {
+			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("replay journal: %w", err)
-		}
+		fnErr = fn(seq, raw)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
 	}
 	return nil
 }
@@ -563,16 +240,12 @@ func (d *DB) loadDone() (floor uint64, done map[uint64]struct{}, lastID uint64, 
 	return floor, done, lastID, err
 }
 
-// retireSegments recycles the journal segments whose events are all
-// complete. Their outbox entries are synced first, then the new floor, and
-// only then are the done markers below it deleted and the files reused: at
-// no point does a crash lose an event or replay one whose alerts are
-// durable.
-func (d *DB) retireSegments() error {
-	segs, floor := d.wal.retirable()
-	if len(segs) == 0 {
-		return nil
-	}
+// retireBelow runs before the journal recycles segments whose events are
+// all complete (journal.Options.Retire): their outbox entries are synced
+// first, then the new floor, and only then are the done markers below it
+// deleted and the files reused: at no point does a crash lose an event or
+// replay one whose alerts are durable.
+func (d *DB) retireBelow(floor uint64) error {
 	if err := d.acquire(); err != nil {
 		return err
 	}
@@ -633,7 +306,6 @@ func (d *DB) retireSegments() error {
 			return fmt.Errorf("retire journal segments: %w", err)
 		}
 	}
-	d.wal.retire(segs)
 	return nil
 }
 
@@ -644,49 +316,4 @@ func (d *DB) view(fn func(txn *badger.Txn) error) error {
 	}
 	defer d.life.RUnlock()
 	return d.bdb.View(fn)
-}
-
-// memJournal is the journal of an in-memory store: entries live until they
-// are completed, and nothing survives Close.
-type memJournal struct {
-	mu      sync.Mutex
-	entries map[uint64][]byte
-}
-
-func (j *memJournal) add(first uint64, raws [][]byte) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for i, raw := range raws {
-		j.entries[first+uint64(i)] = raw
-	}
-}
-
-func (j *memJournal) complete(seqs []uint64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for _, s := range seqs {
-		delete(j.entries, s)
-	}
-}
-
-func (j *memJournal) len() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return len(j.entries)
-}
-
-func (j *memJournal) replay(fn func(seq uint64, raw []byte) error) error {
-	j.mu.Lock()
-	seqs := slices.Sorted(maps.Keys(j.entries))
-	raws := make([][]byte, len(seqs))
-	for i, s := range seqs {
-		raws[i] = j.entries[s]
-	}
-	j.mu.Unlock()
-	for i, s := range seqs {
-		if err := fn(s, raws[i]); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
 func TestJournalConcurrentAppendsSurviveReopen(t *testing.T) {
@@ -128,7 +129,7 @@ func TestReplayAcrossSegmentsAndStop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(d.wal.snapshot()); n < 3 {
+	if n := len(d.journal.Segments()); n < 3 {
 		t.Fatalf("%d segments, want several (the test is about crossing them)", n)
 	}
 	n := 0
@@ -176,10 +177,10 @@ func TestSegmentsRecycled(t *testing.T) {
 		}
 	}
 	// 200 × 20 × ~530 B = 2 MB through 256 KiB segments.
-	waitFor(t, func() bool { return len(d.wal.snapshot()) <= 5 })
+	waitFor(t, func() bool { return len(d.journal.Segments()) <= 5 })
 	files, _ := filepath.Glob(filepath.Join(dir, walDirName, "*.wal"))
-	if len(files) > 5+walSpares+1 {
-		t.Errorf("%d journal files after recycling, want at most %d", len(files), 5+walSpares+1)
+	if len(files) > 5+journal.MaxSpares+1 {
+		t.Errorf("%d journal files after recycling, want at most %d", len(files), 5+journal.MaxSpares+1)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -198,7 +199,7 @@ func TestSegmentsRecycled(t *testing.T) {
 	if !slices.Equal(got, keep) {
 		t.Errorf("replayed %v, want %v", got, keep)
 	}
-	if n := d2.journalOutstanding(); n != 1 {
+	if n := d2.journal.Outstanding(); n != 1 {
 		t.Errorf("outstanding after reopen = %d, want 1", n)
 	}
 }
@@ -213,9 +214,9 @@ func TestTornTailIsTheEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg := d.wal.snapshot()[0]
-	path := seg.f.Name()
-	end := seg.size
+	seg := d.journal.Segments()[0]
+	path := seg.Path
+	end := seg.End
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -381,45 +382,6 @@ func TestLowDiskRefusesAndRecovers(t *testing.T) {
 	}
 }
 
-// TestFreeSpaceCheckIsRateLimited: the guard does not statfs per group
-// commit, yet notices a disk that filled up within freeCheckBytes of
-// journal writes, however soon after its last reading.
-func TestFreeSpaceCheckIsRateLimited(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.MinFreeBytes = MinFreeFloor
-	d, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	var calls atomic.Int64
-	var free atomic.Uint64
-	free.Store(1 << 30)
-	d.diskFree = func(string) (uint64, error) { calls.Add(1); return free.Load(), nil }
-	start := time.Now()
-	for range 100 {
-		if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n, most := calls.Load(), 1+int64(time.Since(start)/freeCheckInterval); n > most {
-		t.Errorf("100 small appends read the free space %d times, want at most %d", n, most)
-	}
-	free.Store(1000)
-	event := []byte(strings.Repeat("y", 64<<10))
-	for i := range 2 * freeCheckBytes / len(event) {
-		if _, err := d.Append(t.Context(), [][]byte{event}); err != nil {
-			if !errors.Is(err, scorer.ErrUnavailable) {
-				t.Fatalf("Append on a full disk = %v, want ErrUnavailable", err)
-			}
-			return
-		} else if i*len(event) > freeCheckBytes {
-			t.Fatalf("%d bytes appended after the disk filled up, the guard reads again after %d", (i+1)*len(event), freeCheckBytes)
-		}
-	}
-	t.Fatal("the free-space guard never noticed the full disk")
-}
-
 func TestClassify(t *testing.T) {
 	tests := []struct {
 		name string
@@ -429,7 +391,7 @@ func TestClassify(t *testing.T) {
 		{"wrapped ENOSPC", fmt.Errorf("write: %w", syscall.ENOSPC), reasonNoSpace},
 		{"badger-flattened ENOSPC", errors.New("while writing to memTable err: write /d/00001.mem: no space left on device"), reasonNoSpace},
 		{"quota", fmt.Errorf("x: %w", syscall.EDQUOT), reasonNoSpace},
-		{"low disk guard", fmt.Errorf("%w: 1 bytes", errLowDisk), reasonNoSpace},
+		{"low disk guard", fmt.Errorf("%w: 1 bytes", journal.ErrLowDisk), reasonNoSpace},
 		{"read-only fs", errors.New("sync: read-only file system"), reasonReadOnly},
 		{"permission", fmt.Errorf("open: %w", syscall.EACCES), reasonPermission},
 		{"eperm text", errors.New("operation not permitted"), reasonPermission},
@@ -530,13 +492,14 @@ func TestReplayWhileCompleting(t *testing.T) {
 	}
 	defer d.Close()
 	seen := 0
+	segs := len(d.journal.Segments())
 	err = d.Replay(func(seq uint64, raw []byte) error {
 		seen++
 		if err := d.Complete([]uint64{seq}, nil); err != nil {
 			return err
 		}
-		if segs, _ := d.wal.retirable(); len(segs) > 0 {
-			t.Fatalf("%d segments retirable while Replay reads them", len(segs))
+		if n := len(d.journal.Segments()); n != segs {
+			t.Fatalf("%d segments while Replay reads them, %d before: segments retired", n, segs)
 		}
 		time.Sleep(200 * time.Microsecond) // let the retirer run before the next read
 		return nil
@@ -547,7 +510,7 @@ func TestReplayWhileCompleting(t *testing.T) {
 	if seen != n/2 {
 		t.Errorf("Replay visited %d entries, want %d", seen, n/2)
 	}
-	waitFor(t, func() bool { return len(d.wal.snapshot()) <= 2 })
+	waitFor(t, func() bool { return len(d.journal.Segments()) <= 2 })
 }
 
 // TestLoneAppenderDoesNotLinger: the group-commit delay applies only while
@@ -623,7 +586,7 @@ func TestJournalSyncInterval(t *testing.T) {
 	d, reg := openWithRegistry(t, cfg)
 	var syncs atomic.Int64
 	var failSync atomic.Bool
-	d.wal.syncFile = func(*os.File) error {
+	d.syncFile = func(*os.File) error {
 		syncs.Add(1)
 		if failSync.Load() {
 			return syscall.EIO
@@ -643,10 +606,10 @@ func TestJournalSyncInterval(t *testing.T) {
 	if n := syncs.Load(); n != 1 {
 		t.Fatalf("10 appends synced %d times, want 1 (the new segment's header; the background sync does the rest)", n)
 	}
-	if err := d.syncJournal(); err != nil || syncs.Load() != 2 {
+	if err := d.journal.Sync(); err != nil || syncs.Load() != 2 {
 		t.Fatalf("background sync after 10 appends into one segment = %v, %d syncs; want nil, 2", err, syncs.Load())
 	}
-	if err := d.syncJournal(); err != nil || syncs.Load() != 2 {
+	if err := d.journal.Sync(); err != nil || syncs.Load() != 2 {
 		t.Fatalf("background sync with nothing written = %v, %d syncs; want nil, still 2", err, syncs.Load())
 	}
 
@@ -654,8 +617,8 @@ func TestJournalSyncInterval(t *testing.T) {
 	if err := appendOne(); err != nil {
 		t.Fatalf("append before the failing sync = %v, want nil", err)
 	}
-	segsBefore := len(d.wal.snapshot())
-	if err := d.syncJournal(); !errors.Is(err, syscall.EIO) {
+	segsBefore := len(d.journal.Segments())
+	if err := d.journal.Sync(); !errors.Is(err, syscall.EIO) {
 		t.Errorf("failing background sync = %v, want EIO", err)
 	}
 	if got := counterValueOf(t, reg, "falco_scorer_store_maintenance_errors_total"); got != 1 {
@@ -674,7 +637,7 @@ func TestJournalSyncInterval(t *testing.T) {
 			t.Errorf("append %d after a failed background sync synced %d times, want 1 (until restart)", i, n)
 		}
 	}
-	if segs := len(d.wal.snapshot()); segs <= segsBefore {
+	if segs := len(d.journal.Segments()); segs <= segsBefore {
 		t.Errorf("segments after the failed sync = %d, want more than the %d before (a new one)", segs, segsBefore)
 	}
 }
@@ -736,7 +699,7 @@ func TestOpenKeepsUnknownSegmentFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open with an all-zero segment file = %v", err)
 	}
-	if n := len(d2.wal.spares); n < 1 {
+	if n := d2.journal.Spares(); n < 1 {
 		t.Errorf("all-zero segment file not kept as a spare (%d spares)", n)
 	}
 	d2.Close()
@@ -777,7 +740,7 @@ func TestDefaultDurability(t *testing.T) {
 			cfg.JournalSyncInterval = tc.interval
 			d, reg := openWithRegistry(t, cfg)
 			var syncs atomic.Int64
-			d.wal.syncFile = func(*os.File) error { syncs.Add(1); return nil }
+			d.syncFile = func(*os.File) error { syncs.Add(1); return nil }
 			for range 10 {
 				if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
 					t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
 // TestGoldenLayout pins the exact bytes of every key and value kind written
@@ -89,7 +90,7 @@ func TestGoldenLayout(t *testing.T) {
 		"07000000" + "%s" + "0100000000000000" + "7b2261223a317d" + // len 7, crc, seq 1, {"a":1}
 		"07000000" + "%s" + "0200000000000000" + "7b2262223a327d" //  len 7, crc, seq 2, {"b":2}
 	crc := func(seq uint64, p string) string {
-		return hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, walRecordCRC(1, seq, []byte(p))))
+		return hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, journal.RecordCRC(1, seq, []byte(p))))
 	}
 	wantSeg = fmt.Sprintf(wantSeg, crc(1, `{"a":1}`), crc(2, `{"b":2}`))
 	if got := hex.EncodeToString(seg[:len(wantSeg)/2]); got != wantSeg {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
 type metrics struct {
@@ -85,4 +87,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// journal returns the journal's instruments: the store's journal_* series,
+// its syncs of journal files and its maintenance errors of the journal's
+// steps (journal_sync, journal_segments).
+func (m *metrics) journal() *journal.Metrics {
+	return &journal.Metrics{
+		Appended:              m.appendedEvents,
+		Commits:               m.batches,
+		CommitEvents:          m.batchEvents,
+		CommitSeconds:         m.syncSeconds,
+		BackgroundSyncSeconds: m.backgroundSyncSeconds,
+		Syncs:                 m.syncs.WithLabelValues("journal"),
+		Refused:               m.appendErrors,
+		Unavailable:           m.unavailable,
+		Outstanding:           m.journalEntries,
+		SyncErrors:            m.maintErrors.WithLabelValues("journal_sync"),
+		SegmentErrors:         m.maintErrors.WithLabelValues("journal_segments"),
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
 // A sink whose outbox reached max_outbox_entries keeps the whole store
@@ -225,14 +226,14 @@ func TestNoSequenceReuseAfterDamagedRecord(t *testing.T) {
 	if err := d.Complete(seqs, nil); err != nil {
 		t.Fatal(err)
 	}
-	path := d.wal.snapshot()[0].f.Name()
+	path := d.journal.Segments()[0].Path
 	d.Close()
 	// One flipped byte in the first (already completed) record's payload.
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte("Z"), walHeaderBytes+walRecordHeader); err != nil {
+	if _, err := f.WriteAt([]byte("Z"), journal.HeaderBytes+journal.RecordHeaderBytes); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -300,7 +301,7 @@ func TestJournalFloorNeverGoesDown(t *testing.T) {
 	if err := d.Complete([]uint64{held}, nil); err != nil { // now all retire at once
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(d.wal.snapshot()) == 1 })
+	waitFor(t, func() bool { return len(d.journal.Segments()) == 1 })
 	before := readFloor(t, d)
 	d.Close()
 	d2, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
@@ -308,7 +309,7 @@ func TestJournalFloorNeverGoesDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	waitFor(t, func() bool { return len(d2.wal.snapshot()) == 1 })
+	waitFor(t, func() bool { return len(d2.journal.Segments()) == 1 })
 	time.Sleep(100 * time.Millisecond)
 	after := readFloor(t, d2)
 	t.Logf("durable floor before restart %d, after the restart's retirement %d", before, after)

@@ -1,4 +1,4 @@
-package store
+package journal
 
 import (
 	"cmp"
@@ -14,33 +14,22 @@ import (
 	"time"
 )
 
-// The journal of accepted events is a write-ahead log of segment files in
-// <dir>/journal, outside Badger. Badger's own log is a sparse memory-mapped
-// file: every sync of it msyncs the mapping and commits file-system metadata
-// for the blocks it allocated, which cost about 0.7-1.2 ms per group commit
-// here. A segment is zero-filled (or recycled) before use, so a group commit
-// is one pwrite into already allocated blocks and one fdatasync, which
-// touches no metadata (about 0.1 ms on the same disk).
-//
 // Segment file: a 16-byte header, magic "FSJL" | u32 version | u64 segment
-// id, then records: u32 payload length | u32 CRC-32C | u64 seq | payload.
-// The CRC covers the segment id, the seq and the payload, so the records a
-// recycled file still holds from its previous life never validate. A scan
-// stops at the first record that is short, fails its CRC or does not raise
-// the sequence: that is the end of the log (a torn group was never
-// acknowledged). Which events are complete is recorded in Badger (done
-// markers, written atomically with their outbox entries by Complete); a
-// segment is recycled once all its events are complete, after a Badger sync
-// makes those outbox entries durable. The journal floor (in Badger) is the
-// lowest sequence that may still be pending: records below it are ignored.
+// id, then records: u32 payload length | u32 CRC-32C | u64 seq | payload,
+// all little-endian. The CRC covers the segment id, the seq and the
+// payload, so the records a recycled file still holds from its previous
+// life never validate. A scan stops at the first record that is short,
+// fails its CRC or does not raise the sequence: that is the end of the log
+// (a torn group was never acknowledged). Which records are complete is the
+// user's to record durably (Options.Done and Floor at open, Retire before a
+// segment is recycled); the log keeps only a count per segment.
 const (
-	walDirName      = "journal"
-	walSegmentBytes = 16 << 20
-	walHeaderBytes  = 16
-	walRecordHeader = 16
-	walMagic        = "FSJL"
-	walVersion      = 1
-	walSpares       = 2 // recycled segment files kept for reuse
+	HeaderBytes       = 16 // segment header
+	RecordHeaderBytes = 16 // before each record's payload
+	walMagic          = "FSJL"
+	walVersion        = 1
+	// MaxSpares is how many recycled segment files are kept for reuse.
+	MaxSpares = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -90,7 +79,9 @@ func (w *wal) sync(f *os.File) error {
 	return w.syncFile(f)
 }
 
-func walRecordCRC(segID, seq uint64, payload []byte) uint32 {
+// RecordCRC is the CRC-32C a record stores: over the segment id, the
+// sequence and the payload.
+func RecordCRC(segID, seq uint64, payload []byte) uint32 {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], segID)
 	binary.LittleEndian.PutUint64(b[8:], seq)
@@ -104,7 +95,7 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
-	w = &wal{dir: dir, segBytes: segBytes, nextID: 1, syncFile: datasync, synced: func() {}}
+	w = &wal{dir: dir, segBytes: segBytes, nextID: 1, syncFile: DataSync, synced: func() {}}
 	// A crash while a spare was being zero-filled leaves its temporary
 	// file behind; nothing else would ever remove it.
 	if tmps, err := filepath.Glob(filepath.Join(dir, "spare-*.tmp")); err == nil {
@@ -168,14 +159,14 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 var errUnusedSegment = errors.New("unused journal segment")
 
 func readSegmentHeader(f *os.File) (*segment, error) {
-	var h [walHeaderBytes]byte
+	var h [HeaderBytes]byte
 	if _, err := f.ReadAt(h[:], 0); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errUnusedSegment // shorter than a header: never written
 		}
 		return nil, err
 	}
-	if h == [walHeaderBytes]byte{} {
+	if h == [HeaderBytes]byte{} {
 		return nil, errUnusedSegment
 	}
 	if string(h[:4]) != walMagic {
@@ -188,7 +179,7 @@ func readSegmentHeader(f *os.File) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &segment{id: binary.LittleEndian.Uint64(h[8:]), f: f, size: fi.Size(), end: walHeaderBytes}, nil
+	return &segment{id: binary.LittleEndian.Uint64(h[8:]), f: f, size: fi.Size(), end: HeaderBytes}, nil
 }
 
 // scanSegment walks s's valid records from its start, calling fn for each,
@@ -199,23 +190,23 @@ func scanSegment(s *segment, after uint64, fn func(seq uint64, payload []byte) e
 	const chunk = 1 << 20
 	r := io.NewSectionReader(s.f, 0, s.size)
 	buf := make([]byte, 0, chunk)
-	var hdr [walRecordHeader]byte
-	off := int64(walHeaderBytes)
-	for off+walRecordHeader <= s.size {
+	var hdr [RecordHeaderBytes]byte
+	off := int64(HeaderBytes)
+	for off+RecordHeaderBytes <= s.size {
 		if _, err := r.ReadAt(hdr[:], off); err != nil {
 			return err
 		}
 		n := int64(binary.LittleEndian.Uint32(hdr[:4]))
 		sum := binary.LittleEndian.Uint32(hdr[4:8])
 		seq := binary.LittleEndian.Uint64(hdr[8:])
-		if n == 0 || off+walRecordHeader+n > s.size || seq <= after {
+		if n == 0 || off+RecordHeaderBytes+n > s.size || seq <= after {
 			break
 		}
 		buf = slices.Grow(buf[:0], int(n))[:n]
-		if _, err := r.ReadAt(buf, off+walRecordHeader); err != nil {
+		if _, err := r.ReadAt(buf, off+RecordHeaderBytes); err != nil {
 			return err
 		}
-		if walRecordCRC(s.id, seq, buf) != sum {
+		if RecordCRC(s.id, seq, buf) != sum {
 			break
 		}
 		payload := buf
@@ -226,7 +217,7 @@ func scanSegment(s *segment, after uint64, fn func(seq uint64, payload []byte) e
 			return err
 		}
 		after = seq
-		off += walRecordHeader + n
+		off += RecordHeaderBytes + n
 	}
 	s.end = off
 	return nil
@@ -240,7 +231,7 @@ func scanSegment(s *segment, after uint64, fn func(seq uint64, payload []byte) e
 func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, err error) {
 	size := 0
 	for _, raw := range raws {
-		size += walRecordHeader + len(raw)
+		size += RecordHeaderBytes + len(raw)
 	}
 	w.mu.Lock()
 	var active *segment
@@ -264,7 +255,7 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 	for i, raw := range raws {
 		s := seq + uint64(i)
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(raw)))
-		buf = binary.LittleEndian.AppendUint32(buf, walRecordCRC(active.id, s, raw))
+		buf = binary.LittleEndian.AppendUint32(buf, RecordCRC(active.id, s, raw))
 		buf = binary.LittleEndian.AppendUint64(buf, s)
 		buf = append(buf, raw...)
 	}
@@ -333,7 +324,7 @@ func (w *wal) syncDirty() (int, error) {
 // a reused spare still holds its previous life's header, and ids are read
 // from headers.
 func (w *wal) rotate(need int64, syncHeader bool) (*segment, error) {
-	size := max(w.segBytes, walHeaderBytes+need)
+	size := max(w.segBytes, HeaderBytes+need)
 	w.mu.Lock()
 	id := w.nextID
 	w.nextID++
@@ -366,7 +357,7 @@ func (w *wal) rotate(need int64, syncHeader bool) (*segment, error) {
 		}
 		f = nf
 	}
-	var h [walHeaderBytes]byte
+	var h [HeaderBytes]byte
 	copy(h[:4], walMagic)
 	binary.LittleEndian.PutUint32(h[4:8], walVersion)
 	binary.LittleEndian.PutUint64(h[8:], id)
@@ -381,7 +372,7 @@ func (w *wal) rotate(need int64, syncHeader bool) (*segment, error) {
 			return nil, fmt.Errorf("new journal segment: %w", err)
 		}
 	}
-	s := &segment{id: id, f: f, size: size, end: walHeaderBytes}
+	s := &segment{id: id, f: f, size: size, end: HeaderBytes}
 	w.mu.Lock()
 	w.segs = append(w.segs, s)
 	w.mu.Unlock()
@@ -514,13 +505,13 @@ func (w *wal) retirable() (segs []*segment, floor uint64) {
 }
 
 // retire drops the segments (which retirable returned) and keeps their
-// files as spares, up to walSpares; the rest are deleted.
+// files as spares, up to MaxSpares; the rest are deleted.
 func (w *wal) retire(segs []*segment) {
 	w.mu.Lock()
 	w.segs = slices.DeleteFunc(w.segs, func(s *segment) bool { return slices.Contains(segs, s) })
 	var drop []*os.File
 	for _, s := range segs {
-		if s.size == w.segBytes && len(w.spares) < walSpares {
+		if s.size == w.segBytes && len(w.spares) < MaxSpares {
 			w.spares = append(w.spares, s.f)
 		} else {
 			drop = append(drop, s.f)
