@@ -113,6 +113,12 @@ type AdminConfig struct {
 	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
+// TokenRef is where the admin token comes from (token, token_file,
+// token_env).
+func (c AdminConfig) TokenRef() secret.Ref {
+	return secret.Ref{Key: "token", Inline: c.Token, File: c.TokenFile, Env: c.TokenEnv}
+}
+
 // DefaultConfig is the configuration without a file: HTTP ingest on
 // 127.0.0.1:2801, data in ./data, alerts on stdout.
 func DefaultConfig() Config {
@@ -509,39 +515,22 @@ func (c Config) Validate() error {
 }
 
 // secretErrors resolves every secret the service would read at start, as
-// serve does (secret.Resolve: environment, then file, then inline), so that
-// `config check`, which runs this same Validate, refuses a *_file that
+// serve does (secret.Ref.Resolve: environment, then file, then inline), so
+// that `config check`, which runs this same Validate, refuses a *_file that
 // serve could not read. Values are read and dropped, never printed.
 func (c Config) secretErrors() []error {
-	type ref struct {
-		path   string // YAML path of the secret's key, without _file/_env
-		inline secret.Secret
-		file   string
-		env    string
-	}
-	in := c.Inputs.HTTP
-	refs := []ref{
-		{"inputs.http.token", in.Token, in.TokenFile, in.TokenEnv},
-		{"admin.token", c.Admin.Token, c.Admin.TokenFile, c.Admin.TokenEnv},
-	}
-	if k := c.Sinks.Kafka; k.Enabled {
-		refs = append(refs, ref{"sinks.kafka.sasl.password", k.SASL.Password, k.SASL.PasswordFile, k.SASL.PasswordEnv})
-	}
-	if s := c.Sinks.Slack; s.Enabled {
-		refs = append(refs, ref{"sinks.slack.webhook_url", s.WebhookURL, s.WebhookURLFile, s.WebhookURLEnv},
-			ref{"sinks.slack.bot_token", s.BotToken, s.BotTokenFile, s.BotTokenEnv})
-	}
-	if w := c.Sinks.Webhook; w.Enabled {
-		refs = append(refs, ref{"sinks.webhook.url", w.URL, w.URLFile, w.URLEnv},
-			ref{"sinks.webhook.bearer_token", w.BearerToken, w.BearerTokenFile, w.BearerTokenEnv})
+	refs := []secret.Ref{c.Inputs.HTTP.TokenRef().Under("inputs.http."), c.Admin.TokenRef().Under("admin.")}
+	for _, k := range c.sinkKinds() {
+		if k.enabled && k.secrets != nil {
+			for _, r := range k.secrets() {
+				refs = append(refs, r.Under("sinks."+k.name+"."))
+			}
+		}
 	}
 	var errs []error
 	for _, r := range refs {
-		field := r.path[strings.LastIndexByte(r.path, '.')+1:]
-		if _, err := secret.Resolve(field, r.inline, r.file, r.env); err != nil {
-			// Resolve names the key ("webhook_url_file: open …"): put the
-			// section in front.
-			errs = append(errs, fmt.Errorf("%s%w", r.path[:len(r.path)-len(field)], err))
+		if _, err := r.Resolve(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
-	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/store/admin"
 )
 
@@ -56,14 +55,13 @@ func (s *service) mountOps() error {
 		}
 		return nil
 	}
-	tok, err := secret.Resolve("admin.token", s.cfg.Admin.Token, s.cfg.Admin.TokenFile, s.cfg.Admin.TokenEnv)
+	tok, err := s.cfg.Admin.TokenRef().Under("admin.").Resolve()
 	if err != nil {
 		return err
 	}
 	var metricsAuth admin.Bearer
 	if shared {
-		in := s.cfg.Inputs.HTTP
-		ingestTok, err := secret.Resolve("inputs.http.token", in.Token, in.TokenFile, in.TokenEnv)
+		ingestTok, err := s.cfg.Inputs.HTTP.TokenRef().Under("inputs.http.").Resolve()
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
 	"github.com/falco-scorer/falco-scorer/sinks/slack"
@@ -18,7 +19,8 @@ import (
 type sinkKind struct {
 	name     string // the YAML key under sinks:, the outbox's sink name, the rules' sink name
 	enabled  bool
-	validate func() error // nil: nothing to check
+	validate func() error        // nil: nothing to check
+	secrets  func() []secret.Ref // nil: none; keys relative to the sink's section
 	build    func(out io.Writer, log zerolog.Logger) (sinks.Sink, error)
 }
 
@@ -33,6 +35,7 @@ func (c Config) sinkKinds() []sinkKind {
 		name:     "kafka",
 		enabled:  s.Kafka.Enabled,
 		validate: s.Kafka.Config.Validate,
+		secrets:  s.Kafka.Config.Secrets,
 		build: func(_ io.Writer, log zerolog.Logger) (sinks.Sink, error) {
 			k, err := kafka.New(s.Kafka.Config, log)
 			if err != nil {
@@ -44,6 +47,7 @@ func (c Config) sinkKinds() []sinkKind {
 		name:     "slack",
 		enabled:  s.Slack.Enabled,
 		validate: s.Slack.Config.Validate,
+		secrets:  s.Slack.Config.Secrets,
 		build: func(_ io.Writer, log zerolog.Logger) (sinks.Sink, error) {
 			sl, err := slack.New(s.Slack.Config, log)
 			if err != nil {
@@ -55,6 +59,7 @@ func (c Config) sinkKinds() []sinkKind {
 		name:     "webhook",
 		enabled:  s.Webhook.Enabled,
 		validate: s.Webhook.Config.Validate,
+		secrets:  s.Webhook.Config.Secrets,
 		build: func(_ io.Writer, log zerolog.Logger) (sinks.Sink, error) {
 			w, err := webhook.New(s.Webhook.Config, log)
 			if err != nil {

@@ -73,7 +73,7 @@ type HTTPConfig struct {
 	OverloadWait time.Duration `yaml:"overload_wait"`
 
 	// Token, when set (inline, from TokenFile or from the environment
-	// variable named by TokenEnv, in the order of secret.Resolve), is
+	// variable named by TokenEnv, in the order of secret.Ref.Resolve), is
 	// required as "Authorization: Bearer <token>" on ingest.
 	Token     secret.Secret `yaml:"token"`
 	TokenFile string        `yaml:"token_file"`
@@ -89,6 +89,12 @@ type HTTPConfig struct {
 	// container port published on the host's loopback), since Falco's
 	// http_output cannot send a bearer token.
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+}
+
+// TokenRef is where the ingest token comes from (token, token_file,
+// token_env).
+func (c HTTPConfig) TokenRef() secret.Ref {
+	return secret.Ref{Key: "token", Inline: c.Token, File: c.TokenFile, Env: c.TokenEnv}
 }
 
 // exposure reports a listener beyond loopback with neither a token
@@ -178,10 +184,10 @@ func (c HTTPConfig) Validate() error {
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		add("tls.client_ca_file: needs tls.cert_file and tls.key_file")
 	}
-	if !c.Token.IsZero() && c.TokenFile != "" {
-		add("token: set either token or token_file, not both")
+	if err := c.TokenRef().Exclusive(); err != nil {
+		errs = append(errs, err)
 	}
-	if err := c.exposure(!c.Token.IsZero() || c.TokenFile != "" || c.TokenEnv != ""); err != nil {
+	if err := c.exposure(c.TokenRef().IsSet()); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -27,7 +27,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
-	"github.com/falco-scorer/falco-scorer/scorer/secret"
 )
 
 // HTTP is the ingest server. Build it with NewHTTP, mount extra handlers with
@@ -67,7 +66,7 @@ func NewHTTP(cfg HTTPConfig, acc scorer.Acceptor, logger zerolog.Logger, reg pro
 		sem: make(chan struct{}, cfg.MaxInFlight),
 		mux: http.NewServeMux(),
 	}
-	tok, err := secret.Resolve("token", cfg.Token, cfg.TokenFile, cfg.TokenEnv)
+	tok, err := cfg.TokenRef().Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("http input: %w", err)
 	}

@@ -82,6 +82,15 @@ type SASLConfig struct {
 	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
+// PasswordRef is where the password comes from (sasl.password,
+// sasl.password_file, sasl.password_env).
+func (c SASLConfig) PasswordRef() secret.Ref {
+	return secret.Ref{Key: "sasl.password", Inline: c.Password, File: c.PasswordFile, Env: c.PasswordEnv}
+}
+
+// Secrets lists every secret of the config.
+func (c Config) Secrets() []secret.Ref { return []secret.Ref{c.SASL.PasswordRef()} }
+
 // SASL mechanisms.
 const (
 	MechanismPlain       = "PLAIN"
@@ -170,8 +179,8 @@ func (c Config) Validate() error {
 		if c.SASL.Username == "" {
 			add("sasl.username: empty")
 		}
-		if c.SASL.Password.IsZero() && c.SASL.PasswordFile == "" && c.SASL.PasswordEnv == "" {
-			add("sasl.password: empty (set password, password_file or password_env)")
+		if err := c.SASL.PasswordRef().Required(""); err != nil {
+			errs = append(errs, err)
 		}
 		if c.SASL.Mechanism == MechanismPlain && !c.TLS.Enabled && !c.SASL.AllowPlaintext {
 			add("sasl.allow_plaintext: PLAIN without tls.enabled sends the password in cleartext: enable tls, use SCRAM-SHA-512, or set sasl.allow_plaintext: true if the link is encrypted otherwise")

@@ -18,7 +18,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
-	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks"
 )
 
@@ -352,12 +351,9 @@ func tlsConfig(c TLSConfig) (*tls.Config, error) {
 }
 
 func mechanism(c SASLConfig) (sasl.Mechanism, error) {
-	pw, err := secret.Resolve("sasl.password", c.Password, c.PasswordFile, c.PasswordEnv)
+	pw, err := c.PasswordRef().ResolveRequired()
 	if err != nil {
 		return nil, err
-	}
-	if pw.IsZero() {
-		return nil, errors.New("sasl.password: empty after resolving password_env and password_file")
 	}
 	switch c.Mechanism {
 	case MechanismPlain:

@@ -57,13 +57,24 @@ func DefaultConfig() Config {
 	}
 }
 
-func (c Config) hasWebhook() bool {
-	return !c.WebhookURL.IsZero() || c.WebhookURLFile != "" || c.WebhookURLEnv != ""
+// WebhookURLRef is where the webhook URL comes from (webhook_url,
+// webhook_url_file, webhook_url_env).
+func (c Config) WebhookURLRef() secret.Ref {
+	return secret.Ref{Key: "webhook_url", Inline: c.WebhookURL, File: c.WebhookURLFile, Env: c.WebhookURLEnv}
 }
 
-func (c Config) hasBot() bool {
-	return !c.BotToken.IsZero() || c.BotTokenFile != "" || c.BotTokenEnv != ""
+// BotTokenRef is where the bot token comes from (bot_token,
+// bot_token_file, bot_token_env).
+func (c Config) BotTokenRef() secret.Ref {
+	return secret.Ref{Key: "bot_token", Inline: c.BotToken, File: c.BotTokenFile, Env: c.BotTokenEnv}
 }
+
+// Secrets lists every secret of the config.
+func (c Config) Secrets() []secret.Ref { return []secret.Ref{c.WebhookURLRef(), c.BotTokenRef()} }
+
+func (c Config) hasWebhook() bool { return c.WebhookURLRef().IsSet() }
+
+func (c Config) hasBot() bool { return c.BotTokenRef().IsSet() }
 
 // Validate reports invalid fields, named as in YAML. It never prints a
 // secret.
@@ -74,7 +85,7 @@ func (c Config) Validate() error {
 	case c.hasWebhook() && c.hasBot():
 		add("webhook_url: set either webhook_url or bot_token, not both")
 	case !c.hasWebhook() && !c.hasBot():
-		add("webhook_url: empty (set webhook_url, webhook_url_file or webhook_url_env, or bot_token and channel)")
+		errs = append(errs, c.WebhookURLRef().Required("bot_token and channel"))
 	case c.hasBot() && c.Channel == "":
 		add("channel: empty (required with bot_token)")
 	}

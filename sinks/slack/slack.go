@@ -60,15 +60,12 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 	}
 	var err error
 	if cfg.hasBot() {
-		if s.token, err = secret.Resolve("bot_token", cfg.BotToken, cfg.BotTokenFile, cfg.BotTokenEnv); err != nil {
+		if s.token, err = cfg.BotTokenRef().ResolveRequired(); err != nil {
 			return nil, err
-		}
-		if s.token.IsZero() {
-			return nil, errors.New("bot_token: empty after resolving bot_token_env and bot_token_file")
 		}
 		return s, nil
 	}
-	if s.target, err = secret.Resolve("webhook_url", cfg.WebhookURL, cfg.WebhookURLFile, cfg.WebhookURLEnv); err != nil {
+	if s.target, err = cfg.WebhookURLRef().Resolve(); err != nil {
 		return nil, err
 	}
 	if err := checkURL(s.target.Value()); err != nil {

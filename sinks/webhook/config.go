@@ -28,6 +28,20 @@ type Config struct {
 	Timeout time.Duration     `yaml:"timeout"`
 }
 
+// URLRef is where the URL comes from (url, url_file, url_env).
+func (c Config) URLRef() secret.Ref {
+	return secret.Ref{Key: "url", Inline: c.URL, File: c.URLFile, Env: c.URLEnv}
+}
+
+// BearerTokenRef is where the bearer token comes from (bearer_token,
+// bearer_token_file, bearer_token_env).
+func (c Config) BearerTokenRef() secret.Ref {
+	return secret.Ref{Key: "bearer_token", Inline: c.BearerToken, File: c.BearerTokenFile, Env: c.BearerTokenEnv}
+}
+
+// Secrets lists every secret of the config.
+func (c Config) Secrets() []secret.Ref { return []secret.Ref{c.URLRef(), c.BearerTokenRef()} }
+
 // DefaultConfig returns the defaults (a 10 s timeout; no URL).
 func DefaultConfig() Config { return Config{Timeout: 10 * time.Second} }
 
@@ -36,8 +50,8 @@ func DefaultConfig() Config { return Config{Timeout: 10 * time.Second} }
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.URL.IsZero() && c.URLFile == "" && c.URLEnv == "" {
-		add("url: empty (set url, url_file or url_env)")
+	if err := c.URLRef().Required(""); err != nil {
+		errs = append(errs, err)
 	}
 	if !c.URL.IsZero() {
 		if err := checkURL(c.URL.Value()); err != nil {

@@ -48,14 +48,14 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, err := secret.Resolve("url", cfg.URL, cfg.URLFile, cfg.URLEnv)
+	u, err := cfg.URLRef().Resolve()
 	if err != nil {
 		return nil, err
 	}
 	if err := checkURL(u.Value()); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	tok, err := secret.Resolve("bearer_token", cfg.BearerToken, cfg.BearerTokenFile, cfg.BearerTokenEnv)
+	tok, err := cfg.BearerTokenRef().Resolve()
 	if err != nil {
 		return nil, err
 	}
