@@ -294,8 +294,12 @@ func (d *DB) checkFormat() error {
 		if empty {
 			return txn.Set(formatKey(), u32(FormatVersion))
 		}
-		if got == 1 && FormatVersion == 2 {
+		switch got {
+		case 1:
 			return d.upgradeFormat1(txn)
+		case 2: // format 3 only adds compressed outbox values
+			d.log.Info().Msg("upgrading store format 2 to 3 (outbox payloads compressed from now on)")
+			return txn.Set(formatKey(), u32(FormatVersion))
 		}
 		if got != FormatVersion {
 			return fmt.Errorf("open store %s: format version %d, this build reads %d", d.cfg.Dir, got, FormatVersion)
@@ -345,7 +349,7 @@ func (d *DB) upgradeFormat1(txn *badger.Txn) error {
 	if pending {
 		return fmt.Errorf("open store %s: format 1 store with unprocessed journal entries; start the previous release once to drain them, then this one", d.cfg.Dir)
 	}
-	d.log.Info().Msg("upgrading store format 1 to 2 (journal moved to segment files)")
+	d.log.Info().Msg("upgrading store format 1 to 3 (journal moved to segment files)")
 	return txn.Set(formatKey(), u32(FormatVersion))
 }
 

@@ -53,10 +53,13 @@
 // interleave with another's that it prefixes.
 //
 //	key                                        value
-//	0x00                                       u32 format version (2)
+//	0x00                                       u32 format version (3)
 //	0x01 | seq u64                             format 1 only: journal entry (refused at open)
 //	0x02                                       format 1 only: u64 next journal seq (read at open)
-//	0x03 | len u8 | sink | seq u64             outbox entry: enqueued u64 | idlen u16 | alert id | payload
+//	0x03 | len u8 | sink | seq u64             outbox entry: enqueued u64 | idlen u16 | alert id | payload, or
+//	                                           (format 3, idlen's top bit set) enqueued u64 | idlen|0x8000 u16 |
+//	                                           alert id | codec u8 | packed payload; codec 1: uvarint length,
+//	                                           deflate with the preset dictionary outboxDict1 (outboxcodec.go)
 //	0x04 | len u8 | sink                       u64 next outbox seq of sink (high-water mark)
 //	0x05 | len u8 | sink | seq u64             dead letter: enqueued u64 | dead u64 | idlen u16 | alert id |
 //	                                           reasonlen u16 | reason | payload

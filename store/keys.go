@@ -11,7 +11,9 @@ import (
 // doc.go. Open refuses a directory written with another version.
 // Version 2 moved the journal out of Badger (prefixes 0x01 and 0x02 are
 // retired) into segment files, with done markers and a floor here.
-const FormatVersion uint32 = 2
+// Version 3 may store an outbox payload compressed (outboxcodec.go); it
+// reads format-2 values unchanged, so a format-2 store is upgraded in place.
+const FormatVersion uint32 = 3
 
 // Key prefixes (first byte of every key). Never reuse a retired value.
 const (
@@ -176,10 +178,18 @@ func decodeU64(b []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// Outbox value: enqueued u64 | u16 len(id) | id | payload.
+// Outbox value: enqueued u64 | u16 len(id) | id | payload, or, when the
+// payload is packed (outboxcodec.go): enqueued u64 | u16 len(id)|0x8000 |
+// id | codec u8 | packed payload.
 func encodeOutbox(enqueued time.Time, id string, payload []byte) []byte {
-	b := make([]byte, 0, 10+len(id)+len(payload))
-	b = u64(b, timeNanos(enqueued))
+	b := u64(make([]byte, 0, 11+len(id)+len(payload)), timeNanos(enqueued))
+	if len(payload) >= outboxPackMin {
+		h := binary.BigEndian.AppendUint16(b, uint16(len(id))|outboxPacked)
+		h = append(append(h, id...), codecDeflateDict1)
+		if packed, ok := appendPacked(h, payload); ok {
+			return packed
+		}
+	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(id)))
 	b = append(b, id...)
 	return append(b, payload...)
@@ -189,11 +199,21 @@ func decodeOutbox(v []byte) (enqueued time.Time, id string, payload []byte, err 
 	if len(v) < 10 {
 		return time.Time{}, "", nil, fmt.Errorf("outbox value: %w", errCorrupt)
 	}
-	n := int(binary.BigEndian.Uint16(v[8:10]))
+	l := binary.BigEndian.Uint16(v[8:10])
+	n := int(l &^ outboxPacked)
 	if len(v) < 10+n {
 		return time.Time{}, "", nil, fmt.Errorf("outbox value: %w", errCorrupt)
 	}
-	return nanosTime(binary.BigEndian.Uint64(v)), string(v[10 : 10+n]), v[10+n:], nil
+	enqueued, id, payload = nanosTime(binary.BigEndian.Uint64(v)), string(v[10:10+n]), v[10+n:]
+	if l&outboxPacked != 0 {
+		if len(payload) < 1 {
+			return time.Time{}, "", nil, fmt.Errorf("outbox value: no codec: %w", errCorrupt)
+		}
+		if payload, err = unpack(payload[0], payload[1:]); err != nil {
+			return time.Time{}, "", nil, err
+		}
+	}
+	return enqueued, id, payload, nil
 }
 
 // Dead-letter value: enqueued u64 | dead u64 | u16 len(id) | id |

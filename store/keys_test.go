@@ -46,7 +46,7 @@ func TestGoldenLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"00":                                 "00000002",
+		"00":                                 "00000003",
 		"0900000000000000010000000000000001": "01", // done marker: max seq 1, id 1: seqs {1}
 		"03056b61666b610000000000000001":     "18eaf961d28a80000003696431" + "7b7d",
 		"04056b61666b61":                     "0000000000000003",
@@ -108,7 +108,7 @@ func TestOpenRefusesOtherFormat(t *testing.T) {
 		value []byte
 		want  string
 	}{
-		{"newer version", formatKey(), u32(3), "format version 3, this build reads 2"},
+		{"newer version", formatKey(), u32(4), "format version 4, this build reads 3"},
 		{"foreign data", []byte("hello"), []byte("x"), "no format record"},
 	}
 	for _, tt := range tests {

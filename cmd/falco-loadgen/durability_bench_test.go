@@ -20,7 +20,20 @@ var (
 	durRounds = flag.Int("dur.rounds", 3, "interleaved rounds of BenchmarkDurability (medians are taken over them)")
 	durSteady = flag.Duration("dur.steady", 10*time.Second, "duration of BenchmarkDurability's steady 1,000 events/s phase")
 	durDir    = flag.String("dur.dir", "", "where BenchmarkDurability puts the services' data (default: a temporary directory); a file system of its own (a loop device) makes the block device's counters the services' alone")
+	durMark   = flag.String("dur.mark", "", "a file BenchmarkDurability writes a line to at the start and end of every phase (for example /sys/kernel/tracing/trace_marker, to split a kernel trace of the writes per file by phase)")
 )
+
+// markPhase writes line to the -dur.mark file, if any. Errors are ignored:
+// the marks are a diagnostic aid, not part of the measurement.
+func markPhase(line string) {
+	if *durMark == "" {
+		return
+	}
+	if f, err := os.OpenFile(*durMark, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		_, _ = f.WriteString(line + "\n")
+		_ = f.Close()
+	}
+}
 
 // durMode is one configuration of the service in BenchmarkDurability.
 type durMode struct {
@@ -102,12 +115,14 @@ func BenchmarkDurability(b *testing.B) {
 	// measure runs one phase against pid (the no-op server or a service).
 	measure := func(target, url string, pid int, metricsURL, dataDir string, c int, d time.Duration, rate float64) phase {
 		syncFS(b, dataDir)
+		markPhase(fmt.Sprintf("falco-bench start %s c%d rate%.0f", target, c, rate))
 		d0 := readDisk(disk, pid, metricsURL)
 		p0, _ := readProc(pid)
 		res := run(url, c, d, rate)
 		p1, _ := readProc(pid)
 		syncFS(b, dataDir)
 		d1 := readDisk(disk, pid, metricsURL)
+		markPhase(fmt.Sprintf("falco-bench end %s c%d rate%.0f", target, c, rate))
 		return phase{res: res, cpu: p1.cpu - p0.cpu, disk: d1.sub(d0), target: target}
 	}
 	conns := []int{1, 16}
