@@ -51,25 +51,9 @@ type ExportRecord struct {
 func (d *DB) Export(w io.Writer, images ...string) (int, error) {
 	n := 0
 	err := d.view(func(txn *badger.Txn) error {
-		var keys [][]byte
-		if len(images) == 0 {
-			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixImage}})
-			for it.Rewind(); it.Valid(); it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			it.Close()
-		} else {
-			for _, image := range images {
-				if err := checkImage(image); err != nil {
-					return err
-				}
-				if _, err := txn.Get(imageKey(image)); errors.Is(err, badger.ErrKeyNotFound) {
-					return fmt.Errorf("image %q: %w", image, ErrNotFound)
-				} else if err != nil {
-					return err
-				}
-				keys = append(keys, imageKey(image))
-			}
+		keys, err := exportKeys(txn, images)
+		if err != nil {
+			return err
 		}
 		bw := bufio.NewWriterSize(w, 64<<10)
 		enc := json.NewEncoder(bw)
@@ -79,42 +63,8 @@ func (d *DB) Export(w io.Writer, images ...string) (int, error) {
 		bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: []byte{prefixBucket}})
 		defer bkts.Close()
 		for _, k := range keys {
-			image, err := parseImageKey(k)
-			if err != nil {
+			if err := exportImage(txn, bkts, enc, k); err != nil {
 				return err
-			}
-			item, err := txn.Get(k)
-			if err != nil {
-				return err
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			last, meta, err := decodeImage(v)
-			if err != nil {
-				return err
-			}
-			prefix := imagePrefix(prefixBucket, image)
-			nb := 0
-			for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
-				nb++
-			}
-			if err := enc.Encode(ExportRecord{Kind: "image", Image: image, LastSeen: &last, Meta: meta, Buckets: &nb}); err != nil {
-				return err
-			}
-			for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
-				_, bucket, _, err := parseBucketKey(bkts.Item().Key())
-				if err != nil {
-					return err
-				}
-				counts, err := bkts.Item().ValueCopy(nil)
-				if err != nil {
-					return err
-				}
-				if err := enc.Encode(ExportRecord{Kind: "bucket", Image: image, Bucket: &bucket, Counts: counts}); err != nil {
-					return err
-				}
 			}
 			n++
 		}
@@ -124,6 +74,75 @@ func (d *DB) Export(w io.Writer, images ...string) (int, error) {
 		return 0, fmt.Errorf("export baselines: %w", err)
 	}
 	return n, nil
+}
+
+// exportKeys returns the image keys Export writes: every image's when
+// images is empty, else the named ones, each checked to exist.
+func exportKeys(txn *badger.Txn, images []string) ([][]byte, error) {
+	var keys [][]byte
+	if len(images) == 0 {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixImage}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return keys, nil
+	}
+	for _, image := range images {
+		if err := checkImage(image); err != nil {
+			return nil, err
+		}
+		if _, err := txn.Get(imageKey(image)); errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("image %q: %w", image, ErrNotFound)
+		} else if err != nil {
+			return nil, err
+		}
+		keys = append(keys, imageKey(image))
+	}
+	return keys, nil
+}
+
+// exportImage writes one image record (with the number of its bucket
+// records) and then its bucket records, oldest first.
+func exportImage(txn *badger.Txn, bkts *badger.Iterator, enc *json.Encoder, k []byte) error {
+	image, err := parseImageKey(k)
+	if err != nil {
+		return err
+	}
+	item, err := txn.Get(k)
+	if err != nil {
+		return err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	last, meta, err := decodeImage(v)
+	if err != nil {
+		return err
+	}
+	prefix := imagePrefix(prefixBucket, image)
+	nb := 0
+	for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
+		nb++
+	}
+	if err := enc.Encode(ExportRecord{Kind: "image", Image: image, LastSeen: &last, Meta: meta, Buckets: &nb}); err != nil {
+		return err
+	}
+	for bkts.Seek(prefix); bkts.ValidForPrefix(prefix); bkts.Next() {
+		_, bucket, _, err := parseBucketKey(bkts.Item().Key())
+		if err != nil {
+			return err
+		}
+		counts, err := bkts.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(ExportRecord{Kind: "bucket", Image: image, Bucket: &bucket, Counts: counts}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ImportLimits bound what Import accepts from an untrusted file.
