@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // runGRPC runs g until the returned stop is called; stop checks Run's result.
@@ -249,12 +250,12 @@ func TestEventFromResponse(t *testing.T) {
 // TestGRPCMTLS connects over TCP with mutual TLS, as Falco's network gRPC
 // server requires.
 func TestGRPCMTLS(t *testing.T) {
-	p := newPKI(t)
-	cert, err := tls.LoadX509KeyPair(p.serverCert, p.serverKey)
+	p := scorertest.NewPKI(t)
+	cert, err := tls.LoadX509KeyPair(p.ServerCert, p.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM, _ := os.ReadFile(p.caFile)
+	caPEM, _ := os.ReadFile(p.CAFile)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -273,7 +274,7 @@ func TestGRPCMTLS(t *testing.T) {
 
 	cfg := DefaultGRPCConfig()
 	cfg.Hostname, cfg.Port = "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
-	cfg.CertFile, cfg.KeyFile, cfg.CAFile = p.clientCert, p.clientKey, p.caFile
+	cfg.CertFile, cfg.KeyFile, cfg.CAFile = p.ClientCert, p.ClientKey, p.CAFile
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.PollInterval = 10*time.Millisecond, 100*time.Millisecond, 5*time.Millisecond
 	rec := &recorder{}
 	g, err := NewGRPC(cfg, rec, nopLog(), nil)

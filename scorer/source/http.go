@@ -6,8 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/tlsfiles"
 )
 
 // HTTP is the ingest server. Build it with NewHTTP, mount extra handlers with
@@ -91,35 +89,15 @@ func NewHTTP(cfg HTTPConfig, acc scorer.Acceptor, logger zerolog.Logger, reg pro
 		ErrorLog:          log.New(debugWriter{h.log}, "", 0),
 	}
 	if cfg.TLS.Enabled() {
-		tc, err := serverTLS(cfg.TLS)
+		tc, err := tlsfiles.Server(tlsfiles.Files{
+			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, CAFile: cfg.TLS.ClientCAFile, CAKey: "client_ca_file",
+		})
 		if err != nil {
 			return nil, fmt.Errorf("http input: %w", err)
 		}
 		h.srv.TLSConfig = tc
 	}
 	return h, nil
-}
-
-// serverTLS loads the server certificate and, for mTLS, the client CA.
-func serverTLS(c TLSConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: load key pair: %w", err)
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca_file: no PEM certificate in %s", c.ClientCAFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 // Handle mounts h on the server's mux (for /metrics, /healthz, /readyz,

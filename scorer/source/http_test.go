@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 )
 
@@ -244,11 +245,11 @@ func TestHTTPToken(t *testing.T) {
 }
 
 func TestHTTPTLS(t *testing.T) {
-	p := newPKI(t)
-	caPEM, _ := os.ReadFile(p.caFile)
+	p := scorertest.NewPKI(t)
+	caPEM, _ := os.ReadFile(p.CAFile)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	clientCert, err := tls.LoadX509KeyPair(p.clientCert, p.clientKey)
+	clientCert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,13 +260,13 @@ func TestHTTPTLS(t *testing.T) {
 		wantErr    bool
 	}{
 		{"tls", "", false, false},
-		{"mtls with client cert", p.caFile, true, false},
-		{"mtls without client cert", p.caFile, false, true},
+		{"mtls with client cert", p.CAFile, true, false},
+		{"mtls without client cert", p.CAFile, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testHTTPConfig()
-			cfg.TLS = TLSConfig{CertFile: p.serverCert, KeyFile: p.serverKey, ClientCAFile: tc.clientCA}
+			cfg.TLS = TLSConfig{CertFile: p.ServerCert, KeyFile: p.ServerKey, ClientCAFile: tc.clientCA}
 			rec := &recorder{}
 			h, err := NewHTTP(cfg, rec, nopLog(), nil)
 			if err != nil {

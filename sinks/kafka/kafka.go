@@ -2,11 +2,8 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -18,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/tlsfiles"
 	"github.com/falco-scorer/falco-scorer/sinks"
 )
 
@@ -56,7 +54,8 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 		ClientID:    cfg.ClientID,
 	}
 	if cfg.TLS.Enabled {
-		tc, err := tlsConfig(cfg.TLS)
+		tc, err := tlsfiles.Client(tlsfiles.Files{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, CAFile: cfg.TLS.CAFile},
+			cfg.TLS.ServerName, cfg.TLS.InsecureSkipVerify)
 		if err != nil {
 			return nil, err
 		}
@@ -321,33 +320,6 @@ func requiredAcks(name string) (kafkago.RequiredAcks, error) {
 		return kafkago.RequireOne, nil
 	}
 	return 0, fmt.Errorf("%q, want all or one (none could lose alerts)", name)
-}
-
-func tlsConfig(c TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // explicit opt-in, off by default
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 func mechanism(c SASLConfig) (sasl.Mechanism, error) {
