@@ -148,17 +148,6 @@ func (h *harness) put(n int) []string {
 	return ids
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second) // a hang, not a busy machine
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func equalIDs(a, b []string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
@@ -201,7 +190,7 @@ func TestDispatcherDelivery(t *testing.T) {
 			h := newHarness(t, testConfig(), tt.send)
 			ids := h.put(25)
 			h.start()
-			waitFor(t, "all handled", func() bool {
+			scorertest.WaitFor(t, "all handled", func() bool {
 				n, _ := h.ob.PendingCount("fake")
 				return n == 0
 			})
@@ -270,7 +259,7 @@ func TestDispatcherExpiresToDeadLetters(t *testing.T) {
 	})
 	h.put(3)
 	h.start()
-	waitFor(t, "dead letters", func() bool { return len(h.ob.DeadLetters("fake")) == 3 })
+	scorertest.WaitFor(t, "dead letters", func() bool { return len(h.ob.DeadLetters("fake")) == 3 })
 	h.stop(t)
 	for _, d := range h.ob.DeadLetters("fake") {
 		if !strings.HasPrefix(d.Reason, "expired: ") || !strings.Contains(d.Reason, "broker down") {
@@ -293,7 +282,7 @@ func TestDispatcherRetryAfter(t *testing.T) {
 	})
 	h.put(2)
 	h.start()
-	waitFor(t, "delivery", func() bool { return h.ob.Acked("fake") == 2 })
+	scorertest.WaitFor(t, "delivery", func() bool { return h.ob.Acked("fake") == 2 })
 	h.stop(t)
 	h.sink.mu.Lock()
 	gap := h.sink.times[1].Sub(h.sink.times[0])
@@ -316,7 +305,7 @@ func TestDispatcherUndecodable(t *testing.T) {
 			}
 			want := h.put(1)
 			h.start()
-			waitFor(t, "handled", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
+			scorertest.WaitFor(t, "handled", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
 			h.stop(t)
 			dead := h.ob.DeadLetters("fake")
 			if len(dead) != len(bad) {
@@ -348,7 +337,7 @@ func TestDispatcherHeaderOnly(t *testing.T) {
 				h.ob.PutAlert("fake", a)
 			}
 			h.start()
-			waitFor(t, "delivery", func() bool { return h.ob.Acked("fake") == len(alerts) })
+			scorertest.WaitFor(t, "delivery", func() bool { return h.ob.Acked("fake") == len(alerts) })
 			h.stop(t)
 			h.sink.mu.Lock()
 			defer h.sink.mu.Unlock()
@@ -454,7 +443,7 @@ func TestDispatcherOutboxReadError(t *testing.T) {
 	h.start()
 	time.Sleep(50 * time.Millisecond)
 	h.ob.SetPendingError(nil)
-	waitFor(t, "delivery after outbox recovers", func() bool { return h.ob.Acked("fake") == 2 })
+	scorertest.WaitFor(t, "delivery after outbox recovers", func() bool { return h.ob.Acked("fake") == 2 })
 	h.stop(t)
 	if n := strings.Count(h.logs.String(), "disk on fire"); n != 1 {
 		t.Errorf("outbox error logged %d times, want 1", n)
@@ -554,7 +543,7 @@ func TestDispatcherSetsAsideFailingItems(t *testing.T) {
 			if keyed {
 				wantFlow = 15 // image b only: image a waits behind its first alert
 			}
-			waitFor(t, "the other alerts", func() bool { return len(fake.delivered()) >= wantFlow })
+			scorertest.WaitFor(t, "the other alerts", func() bool { return len(fake.delivered()) >= wantFlow })
 			time.Sleep(50 * time.Millisecond) // nothing else goes while the first fails
 			if got := len(fake.delivered()); got != wantFlow {
 				t.Errorf("delivered %d while alert 0 fails, want %d", got, wantFlow)
@@ -573,7 +562,7 @@ func TestDispatcherSetsAsideFailingItems(t *testing.T) {
 				fake.mu.Unlock()
 			}
 			healed.Store(true)
-			waitFor(t, "everything", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
+			scorertest.WaitFor(t, "everything", func() bool { n, _ := h.ob.PendingCount("fake"); return n == 0 })
 			h.stop(t)
 			if dead := h.ob.DeadLetters("fake"); len(dead) != 0 {
 				t.Errorf("%d dead letters, want 0", len(dead))
@@ -639,7 +628,7 @@ func TestDispatcherSetAsideDoesNotStallSink(t *testing.T) {
 	bad = a.ID
 	h.ob.PutAlert("fake", a)
 	h.start()
-	waitFor(t, "set aside", func() bool { return len(h.logs.String()) > 0 && strings.Contains(h.logs.String(), "set aside") })
+	scorertest.WaitFor(t, "set aside", func() bool { return len(h.logs.String()) > 0 && strings.Contains(h.logs.String(), "set aside") })
 	// Steady traffic: one alert every 10 ms for 3 s.
 	putAt := map[string]time.Time{}
 	for i := 1; i <= 300; i++ {
@@ -649,7 +638,7 @@ func TestDispatcherSetAsideDoesNotStallSink(t *testing.T) {
 		h.d.Wake()
 		time.Sleep(10 * time.Millisecond)
 	}
-	waitFor(t, "all good alerts", func() bool { mu.Lock(); defer mu.Unlock(); return len(deliveredAt) >= 300 })
+	scorertest.WaitFor(t, "all good alerts", func() bool { mu.Lock(); defer mu.Unlock(); return len(deliveredAt) >= 300 })
 	h.stop(t)
 	slow := 0
 	var worst time.Duration

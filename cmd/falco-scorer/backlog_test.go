@@ -25,7 +25,7 @@ func TestOutboxBacklogShedsThenRecovers(t *testing.T) {
 	})
 	cfg := testConfig(t.TempDir())
 	cfg.Sinks.Webhook.Enabled = true
-	cfg.Sinks.Webhook.URL = secret.New(hook.srv.URL + "/falco")
+	cfg.Sinks.Webhook.URL = secret.New(hook.URL + "/falco")
 	const maxPending = 100
 	cfg.Store.MaxOutboxEntries = maxPending
 	r := startService(t, cfg, "info")
@@ -77,10 +77,10 @@ func TestOutboxBacklogShedsThenRecovers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for time.Now().Before(deadline) && len(idsIn(hook.bodies(), accepted)) < len(accepted) {
+	for time.Now().Before(deadline) && len(idsIn(hook.Bodies(), accepted)) < len(accepted) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := idsIn(hook.bodies(), accepted); len(got) != len(accepted) {
+	if got := idsIn(hook.Bodies(), accepted); len(got) != len(accepted) {
 		t.Errorf("delivered %d of %d accepted alerts after the sink came back", len(got), len(accepted))
 	}
 	t.Logf("accepted %d, refused %d before the sink came back", len(accepted), refused)

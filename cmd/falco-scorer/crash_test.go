@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // crashImage is the image whose baseline the crash tests check.
@@ -188,7 +190,7 @@ func TestSIGTERMInFlight(t *testing.T) {
 		// Allowed only if they are still in the journal: restart and drain.
 		out2 := filepath.Join(dir, "stdout-2.jsonl")
 		c2 := startChild(t, cfgPath, out2)
-		waitUntil(t, 30*time.Second, "journal replay delivery", func() bool {
+		scorertest.WaitFor(t, "journal replay delivery", func() bool {
 			return missingFrom(acked, delivered(t, []string{out1, out2})) == 0
 		})
 		c2.cmd.Process.Signal(syscall.SIGTERM)
@@ -257,7 +259,7 @@ func TestSIGKILLRounds(t *testing.T) {
 	files = append(files, out)
 	c := startChild(t, cfgPath, out)
 	acked := l.ackedIDs()
-	waitUntil(t, 60*time.Second, "every acknowledged alert delivered", func() bool {
+	scorertest.WaitWithin(t, 60*time.Second, "every acknowledged alert delivered", func() bool {
 		return missingFrom(acked, delivered(t, files)) == 0
 	})
 	time.Sleep(2 * flushInterval) // let the replayed events' counts reach the store

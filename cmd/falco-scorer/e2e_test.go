@@ -11,12 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 )
 
 // e2eSinks enables Kafka (kfake), Slack and the webhook (httptest) on cfg.
-func e2eSinks(t *testing.T, cfg *Config, brokerAddr string, slack, webhook *receiver) {
+func e2eSinks(t *testing.T, cfg *Config, brokerAddr string, slack, webhook *sinkstest.Receiver) {
 	t.Helper()
 	cfg.Sinks.Kafka.Enabled = true
 	cfg.Sinks.Kafka.Brokers = []string{brokerAddr}
@@ -29,12 +31,12 @@ func e2eSinks(t *testing.T, cfg *Config, brokerAddr string, slack, webhook *rece
 	cfg.Sinks.Kafka.MaxAttempts = 1
 	if slack != nil {
 		cfg.Sinks.Slack.Enabled = true
-		cfg.Sinks.Slack.WebhookURL = secret.New(slack.srv.URL + "/services/T000/B000/slacksecret0123")
+		cfg.Sinks.Slack.WebhookURL = secret.New(slack.URL + "/services/T000/B000/slacksecret0123")
 		cfg.Sinks.Slack.MinInterval = 5 * time.Millisecond
 	}
 	if webhook != nil {
 		cfg.Sinks.Webhook.Enabled = true
-		cfg.Sinks.Webhook.URL = secret.New(webhook.srv.URL + "/falco")
+		cfg.Sinks.Webhook.URL = secret.New(webhook.URL + "/falco")
 	}
 }
 
@@ -74,8 +76,8 @@ func TestEndToEnd(t *testing.T) {
 	wg.Wait()
 
 	recs := consumeUntil(t, broker, "alerts", 30*time.Second, func(recs []*kgo.Record) bool { return len(recs) >= alerts })
-	waitUntil(t, 30*time.Second, "slack and webhook deliveries", func() bool {
-		return len(slack.bodies()) >= alerts && len(webhook.bodies()) >= alerts
+	scorertest.WaitFor(t, "slack and webhook deliveries", func() bool {
+		return len(slack.Bodies()) >= alerts && len(webhook.Bodies()) >= alerts
 	})
 	m := metrics(t, r.url)
 	if err := r.stop(t); err != nil {
@@ -114,8 +116,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("kafka value of %s: id %q schema %q err %v", id, a.ID, a.Schema, err)
 		}
 	}
-	gotSlack := idsIn(slack.bodies(), wantIDs)
-	gotHook := idsIn(webhook.bodies(), wantIDs)
+	gotSlack := idsIn(slack.Bodies(), wantIDs)
+	gotHook := idsIn(webhook.Bodies(), wantIDs)
 	gotStdout := alertIDs(r.out.String())
 	for name, got := range map[string]map[string]int{"kafka": gotKafka, "slack": gotSlack, "webhook": gotHook, "stdout": gotStdout} {
 		missing := 0
@@ -131,7 +133,7 @@ func TestEndToEnd(t *testing.T) {
 	if n := len(recs); n != alerts {
 		t.Errorf("kafka records = %d, want %d (no duplicates in a clean run)", n, alerts)
 	}
-	if n := len(webhook.bodies()); n != alerts {
+	if n := len(webhook.Bodies()); n != alerts {
 		t.Errorf("webhook posts = %d, want %d", n, alerts)
 	}
 	accepted := sum(m, "falco_scorer_events_accepted_total")
@@ -143,21 +145,6 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("accepted %v events; delivered %d alerts to kafka, %d to slack, %d to webhook, %d to stdout",
 		accepted, len(gotKafka), len(gotSlack), len(gotHook), len(gotStdout))
-}
-
-// waitUntil polls cond every 20ms until it holds or d passes. d is at
-// least 30 s: the deadline only turns a hang into a failure, and a busy
-// machine must not reach it.
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	d = max(d, 30*time.Second)
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestAuthAndSecrets configures every credential the service knows (ingest
@@ -186,8 +173,8 @@ func TestAuthAndSecrets(t *testing.T) {
 	// Slack points at a closed port: net/http's *url.Error prints the whole
 	// URL, which is the credential of an incoming webhook.
 	dead := newReceiver(t, nil)
-	dead.srv.Close()
-	cfg.Sinks.Slack.WebhookURL = secret.New(dead.srv.URL + slackPath)
+	dead.Close()
+	cfg.Sinks.Slack.WebhookURL = secret.New(dead.URL + slackPath)
 	cfg.Sinks.Webhook.BearerToken = secret.New(hookToken)
 	cfg.Sinks.Kafka.SASL.Mechanism = "PLAIN"
 	cfg.Sinks.Kafka.SASL.Username = "scorer"
@@ -228,8 +215,8 @@ func TestAuthAndSecrets(t *testing.T) {
 		}
 	}
 	id := falcoID(raw)
-	waitUntil(t, 30*time.Second, "deliveries after the 5xx", func() bool {
-		return len(idsIn(webhook.bodies(), map[string]bool{id: true})) == 1
+	scorertest.WaitFor(t, "deliveries after the 5xx", func() bool {
+		return len(idsIn(webhook.Bodies(), map[string]bool{id: true})) == 1
 	})
 	if !strings.Contains(r.logs.String(), "connection refused") {
 		t.Errorf("no Slack connection error logged; the URL redaction was not exercised")

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
 	"github.com/falco-scorer/falco-scorer/store"
 )
@@ -150,7 +151,7 @@ func TestSlackRateLimitAndErrors(t *testing.T) {
 	slack := newReceiver(t, fault)
 	cfg := testConfig(t.TempDir())
 	cfg.Sinks.Slack.Enabled = true
-	cfg.Sinks.Slack.Config.WebhookURL = secretURL(slack.srv.URL + "/services/T/B/x")
+	cfg.Sinks.Slack.Config.WebhookURL = secretURL(slack.URL + "/services/T/B/x")
 	const minInterval = 100 * time.Millisecond
 	cfg.Sinks.Slack.MinInterval = minInterval
 	r := startService(t, cfg, "info")
@@ -162,11 +163,11 @@ func TestSlackRateLimitAndErrors(t *testing.T) {
 		postOK(t, r.url, raw, false)
 		want[falcoID(raw)] = true
 	}
-	waitUntil(t, 60*time.Second, "every alert posted to Slack", func() bool {
-		return len(idsIn(slack.bodies(), want)) == n
+	scorertest.WaitWithin(t, 60*time.Second, "every alert posted to Slack", func() bool {
+		return len(idsIn(slack.Bodies(), want)) == n
 	})
-	arr := slack.arrivals()
-	got := idsIn(slack.bodies(), want)
+	arr := slack.Arrivals()
+	got := idsIn(slack.Bodies(), want)
 	minGap := time.Hour
 	for i := 1; i < len(arr); i++ {
 		gap := arr[i].Sub(arr[i-1])
@@ -263,7 +264,7 @@ func TestDiskFull(t *testing.T) {
 			recovered++
 		}
 	}
-	waitUntil(t, 30*time.Second, "acknowledged alerts delivered", func() bool {
+	scorertest.WaitFor(t, "acknowledged alerts delivered", func() bool {
 		return missingFrom(acked, alertIDs(r.out.String())) == 0
 	})
 	logs := r.logs.String()
@@ -430,7 +431,7 @@ func TestGRPCFlapping(t *testing.T) {
 	}
 	deliveredRules := func() int { return len(alertIDs(r.out.String())) }
 	send(20)
-	waitUntil(t, 10*time.Second, "first events", func() bool { return deliveredRules() >= 20 })
+	scorertest.WaitFor(t, "first events", func() bool { return deliveredRules() >= 20 })
 
 	const brokenFor = 3 * time.Second
 	var brokenAttempts []int64
@@ -443,7 +444,7 @@ func TestGRPCFlapping(t *testing.T) {
 		unbreak()
 		up()
 		send(20)
-		waitUntil(t, 40*time.Second, fmt.Sprintf("events after reconnect %d", cycle+1), func() bool { return deliveredRules() >= sent })
+		scorertest.WaitWithin(t, 40*time.Second, fmt.Sprintf("events after reconnect %d", cycle+1), func() bool { return deliveredRules() >= sent })
 	}
 	m := metrics(t, r.url)
 	r.stop(t)

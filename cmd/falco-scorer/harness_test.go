@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -32,6 +31,7 @@ import (
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
 	"github.com/falco-scorer/falco-scorer/store"
 )
 
@@ -298,55 +298,25 @@ func sum(m map[string]float64, name string, sub ...string) float64 {
 
 // ---- receivers ----
 
-// receiver stands in for Slack or a webhook target. fault, when set, picks
-// the answer of the n-th request (0-based); 0 means 200.
-type receiver struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	n     int
-	ok    [][]byte    // bodies answered 200
-	times []time.Time // arrival of every request
-	fault func(n int) (status int, retryAfter string)
-}
-
-func newReceiver(t testing.TB, fault func(n int) (int, string)) *receiver {
-	r := &receiver{fault: fault}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		n := r.n
-		r.n++
-		r.times = append(r.times, time.Now())
-		status, ra := 0, ""
-		if r.fault != nil {
-			status, ra = r.fault(n)
+// newReceiver stands in for Slack or a webhook target. fault, when set,
+// picks the answer of the n-th request (0-based): a status (0 means 200)
+// and a Retry-After ("" for none).
+func newReceiver(t testing.TB, fault func(n int) (int, string)) *sinkstest.Receiver {
+	t.Helper()
+	var respond sinkstest.Respond
+	if fault != nil {
+		respond = func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+			status, ra := fault(n)
+			if ra != "" {
+				w.Header().Set("Retry-After", ra)
+			}
+			if status != 0 {
+				w.WriteHeader(status)
+			}
+			w.Write([]byte("ok"))
 		}
-		if status == 0 || status == http.StatusOK {
-			r.ok = append(r.ok, b)
-		}
-		r.mu.Unlock()
-		if ra != "" {
-			w.Header().Set("Retry-After", ra)
-		}
-		if status != 0 {
-			w.WriteHeader(status)
-		}
-		w.Write([]byte("ok"))
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) bodies() [][]byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([][]byte(nil), r.ok...)
-}
-
-func (r *receiver) arrivals() []time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Time(nil), r.times...)
+	}
+	return sinkstest.NewReceiver(t, respond)
 }
 
 // idsIn returns which of want appear in any of bodies.

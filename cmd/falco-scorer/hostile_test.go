@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // TestHostileBodies posts crafted bodies to the running service: each gets
@@ -65,7 +67,7 @@ func TestHostileBodies(t *testing.T) {
 	}
 	start := time.Now()
 	postOK(t, r.url, []byte(valid), false)
-	waitUntil(t, 10*time.Second, "valid event delivered", func() bool { return len(alertIDs(r.out.String())) == 1 })
+	scorertest.WaitFor(t, "valid event delivered", func() bool { return len(alertIDs(r.out.String())) == 1 })
 	t.Logf("valid event delivered in %s", time.Since(start))
 	start = time.Now()
 	r.stop(t)
@@ -128,7 +130,7 @@ func TestDistinctImagesAndSymbols(t *testing.T) {
 		}
 		postOK(t, r.url, body.Bytes(), true)
 		if b%10 == 9 {
-			waitUntil(t, 60*time.Second, "queue drained", func() bool {
+			scorertest.WaitWithin(t, 60*time.Second, "queue drained", func() bool {
 				m := metrics(t, r.url)
 				return sum(m, "falco_scorer_events_scored_total") >= float64(n)
 			})
@@ -143,7 +145,7 @@ func TestDistinctImagesAndSymbols(t *testing.T) {
 	}
 	postOK(t, r.url, body.Bytes(), true)
 	n += batch
-	waitUntil(t, 60*time.Second, "vocabulary flood scored", func() bool {
+	scorertest.WaitWithin(t, 60*time.Second, "vocabulary flood scored", func() bool {
 		return sum(metrics(t, r.url), "falco_scorer_events_scored_total") >= float64(n)
 	})
 	time.Sleep(2 * cfg.Scorer.FlushInterval) // gauges are updated on the flush tick
@@ -306,7 +308,7 @@ func TestFlood(t *testing.T) {
 	wg.Wait()
 	close(stopSample)
 	<-sampled
-	waitUntil(t, 120*time.Second, "acknowledged flood delivered", func() bool {
+	scorertest.WaitWithin(t, 120*time.Second, "acknowledged flood delivered", func() bool {
 		return missingFrom(acked, alertIDs(r.out.String())) == 0
 	})
 	heapAfter := heapMiB()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // adfaDir is the ADFA-LD copy shared beside the repository.
@@ -125,7 +127,7 @@ func poisonConfig(t *testing.T) Config {
 func anomalies(t *testing.T, r *running, posted int) float64 {
 	t.Helper()
 	var m map[string]float64
-	waitUntil(t, 60*time.Second, "events scored", func() bool {
+	scorertest.WaitWithin(t, 60*time.Second, "events scored", func() bool {
 		m = metrics(t, r.url)
 		return sum(m, "falco_scorer_events_scored_total") >= float64(posted)
 	})
@@ -148,7 +150,7 @@ func learnUntilGraduated(t *testing.T, r *running, d *adfa, image string, pid *i
 		posted += len(tr) + 1
 		if i%20 == 19 {
 			var m map[string]float64
-			waitUntil(t, 60*time.Second, "events scored", func() bool {
+			scorertest.WaitWithin(t, 60*time.Second, "events scored", func() bool {
 				m = metrics(t, r.url)
 				return sum(m, "falco_scorer_events_scored_total") >= float64(posted)
 			})

@@ -21,7 +21,7 @@ func TestShutdownDoesNotWaitForHeldSlackFollowUps(t *testing.T) {
 	slack := newReceiver(t, nil)
 	cfg := testConfig(t.TempDir())
 	cfg.Sinks.Slack.Enabled = true
-	cfg.Sinks.Slack.WebhookURL = secretURL(slack.srv.URL + "/services/T000/B000/slacksecret0123")
+	cfg.Sinks.Slack.WebhookURL = secretURL(slack.URL + "/services/T000/B000/slacksecret0123")
 	cfg.Sinks.Slack.MinInterval = 5 * time.Millisecond
 	// A shutdown that waits for the held follow-up ends at this deadline; one
 	// that does not wait ends in well under a second. The bound below sits
@@ -31,7 +31,7 @@ func TestShutdownDoesNotWaitForHeldSlackFollowUps(t *testing.T) {
 	r := startService(t, cfg, "info")
 	postOK(t, r.url, sameRuleAlert(1), false)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(slack.bodies()) < 1 && time.Now().Before(deadline) {
+	for len(slack.Bodies()) < 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	postOK(t, r.url, sameRuleAlert(2), false)
@@ -42,7 +42,7 @@ func TestShutdownDoesNotWaitForHeldSlackFollowUps(t *testing.T) {
 	start := time.Now()
 	r.stop(t)
 	took := time.Since(start)
-	t.Logf("slack messages: %d; stop took %s", len(slack.bodies()), took)
+	t.Logf("slack messages: %d; stop took %s", len(slack.Bodies()), took)
 	if took >= cfg.ShutdownTimeout/2 {
 		t.Errorf("shutdown took %s waiting for a held Slack follow-up; outbox warning logged: %v", took,
 			strings.Contains(r.logs.String(), "outbox not empty at shutdown"))

@@ -10,16 +10,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"sync"
-	"time"
-
 	"crypto/x509"
 	"debug/elf"
 	"encoding/pem"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"gopkg.in/yaml.v3"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +22,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // Size budget of one platform's image: the compressed layer is what every
@@ -325,22 +326,8 @@ func waitFor(t *testing.T, ctx context.Context, done chan error, what string, co
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer captures the process's output, written concurrently.
+type syncBuffer = scorertest.SyncBuffer
 
 func tailString(s string, n int) string {
 	if len(s) > n {

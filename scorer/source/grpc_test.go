@@ -86,11 +86,11 @@ func TestGRPCReconnectsAfterRestart(t *testing.T) {
 	for i := range 5 {
 		first.queue <- numberedResponse(i)
 	}
-	waitFor(t, 5*time.Second, "5 events before the restart", func() bool { return len(rec.got()) == 5 })
-	waitFor(t, 5*time.Second, "Ready", g.Ready)
+	scorertest.WaitFor(t, "5 events before the restart", func() bool { return len(rec.got()) == 5 })
+	scorertest.WaitFor(t, "Ready", g.Ready)
 
 	first.stop()
-	waitFor(t, 5*time.Second, "Ready() = false after the server stopped", func() bool { return !g.Ready() })
+	scorertest.WaitFor(t, "Ready() = false after the server stopped", func() bool { return !g.Ready() })
 	time.Sleep(50 * time.Millisecond) // a few failed attempts against the missing socket
 
 	second := newFakeFalco(16)
@@ -99,11 +99,11 @@ func TestGRPCReconnectsAfterRestart(t *testing.T) {
 	}
 	second.serve(t, path)
 	defer second.stop()
-	waitFor(t, 5*time.Second, "10 events after the restart", func() bool { return len(rec.got()) >= 10 })
+	scorertest.WaitFor(t, "10 events after the restart", func() bool { return len(rec.got()) >= 10 })
 	for i := 10; i < 15; i++ { // and events sent while connected again
 		second.queue <- numberedResponse(i)
 	}
-	waitFor(t, 5*time.Second, "15 events", func() bool { return len(rec.got()) >= 15 })
+	scorertest.WaitFor(t, "15 events", func() bool { return len(rec.got()) >= 15 })
 	time.Sleep(50 * time.Millisecond) // room for a duplicate to show up
 
 	if d := cmp.Diff(wantRules(0, 15), rules(rec.got())); d != "" {
@@ -143,7 +143,7 @@ func TestGRPCRetriesOverload(t *testing.T) {
 	}
 	stop := runGRPC(t, g)
 	defer stop()
-	waitFor(t, 5*time.Second, "3 events", func() bool { return len(rec.got()) >= 3 })
+	scorertest.WaitFor(t, "3 events", func() bool { return len(rec.got()) >= 3 })
 	stop()
 	if d := cmp.Diff(wantRules(0, 3), rules(rec.got())); d != "" {
 		t.Errorf("events (-want +got):\n%s", d)
@@ -185,7 +185,7 @@ func TestGRPCShutdownAcceptsReceived(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	waitFor(t, 5*time.Second, "the server to drain its queue", func() bool { return len(falco.queue) == 0 })
+	scorertest.WaitFor(t, "the server to drain its queue", func() bool { return len(falco.queue) == 0 })
 	time.Sleep(50 * time.Millisecond)
 	cancel() // Accept is blocked: the first batch is in its retry loop, the rest buffered
 	time.Sleep(20 * time.Millisecond)
@@ -283,7 +283,7 @@ func TestGRPCMTLS(t *testing.T) {
 	}
 	stop := runGRPC(t, g)
 	defer stop()
-	waitFor(t, 5*time.Second, "the event over mTLS", func() bool { return len(rec.got()) == 1 })
+	scorertest.WaitFor(t, "the event over mTLS", func() bool { return len(rec.got()) == 1 })
 }
 
 // TestGRPCDropsEventTooLargeForJournal: an event the journal refuses as too
@@ -312,9 +312,9 @@ func TestGRPCDropsEventTooLargeForJournal(t *testing.T) {
 	g := newTestGRPC(t, path, journal, prometheus.NewRegistry())
 	stop := runGRPC(t, g)
 	defer stop()
-	waitFor(t, 5*time.Second, "r0 and r2", func() bool { return len(rec.got()) >= 2 })
+	scorertest.WaitFor(t, "r0 and r2", func() bool { return len(rec.got()) >= 2 })
 	falco.queue <- numberedResponse(3)
-	waitFor(t, 5*time.Second, "r3 after the dropped event", func() bool { return len(rec.got()) >= 3 })
+	scorertest.WaitFor(t, "r3 after the dropped event", func() bool { return len(rec.got()) >= 3 })
 	stop()
 	if d := cmp.Diff([]string{"r0", "r2", "r3"}, rules(rec.got())); d != "" {
 		t.Errorf("accepted (-want +got):\n%s", d)

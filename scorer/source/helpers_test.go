@@ -95,21 +95,6 @@ func (f acceptFunc) Accept(ctx context.Context, source string, evs []scorer.Even
 
 func nopLog() zerolog.Logger { return zerolog.Nop() }
 
-// waitFor polls cond every 5ms until it holds or d passes. d is at least
-// 30 s: the deadline only turns a hang into a failure, and a busy machine
-// must not reach it.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	d = max(d, 30*time.Second)
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // fakeFalco serves the outputs service like Falco does: after each request
 // on a sub stream it writes everything queued, then waits for the next
 // request.

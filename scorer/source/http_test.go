@@ -39,7 +39,7 @@ func startHTTP(t *testing.T, h *HTTP, scheme string) string {
 			t.Errorf("HTTP.Run() = %v, want nil", err)
 		}
 	})
-	waitFor(t, 5*time.Second, "http listening", h.Ready)
+	scorertest.WaitFor(t, "http listening", h.Ready)
 	return scheme + "://" + h.Addr()
 }
 
@@ -397,7 +397,7 @@ func TestHTTPShutdownWaitsForAccept(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
-	waitFor(t, 5*time.Second, "listening", h.Ready)
+	scorertest.WaitFor(t, "listening", h.Ready)
 	codec := make(chan int, 1)
 	go func() {
 		resp, err := http.Post("http://"+h.Addr()+"/", "application/json", strings.NewReader(sampleJSON))

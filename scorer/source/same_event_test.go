@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -52,7 +53,7 @@ func TestSameEventEveryInput(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	waitFor(t, 5*time.Second, "the gRPC event", func() bool { return len(grpcRec.got()) == 1 })
+	scorertest.WaitFor(t, "the gRPC event", func() bool { return len(grpcRec.got()) == 1 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("GRPC.Run() = %v, want nil", err)

@@ -1,5 +1,7 @@
-// Package sinkstest holds test helpers for the sinks packages: an in-memory
-// scorer.Outbox and deterministic sample alerts. It is imported only by tests.
+// Package sinkstest holds test helpers for the sinks packages and the
+// service's tests: an in-memory scorer.Outbox, deterministic sample alerts,
+// and a Receiver that stands in for an HTTP destination. It is imported
+// only by tests.
 //
-// Concurrency: Outbox is safe for concurrent use.
+// Concurrency: Outbox and Receiver are safe for concurrent use.
 package sinkstest

@@ -24,7 +24,7 @@ import (
 // batch per digest_interval with the rest held again.
 func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(nil)
+		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestInterval = 200 * time.Millisecond
 		s := newMemSink(t, f, cfg, zerolog.Nop())
@@ -50,8 +50,8 @@ func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
 		synctest.Wait()
 		pending, _ := ob.PendingCount("slack")
 		var msgs []string
-		for _, r := range f.requests() {
-			msgs = append(msgs, string(r.body))
+		for _, r := range f.Requests() {
+			msgs = append(msgs, string(r.Body))
 		}
 		if pending != 0 {
 			last := msgs[len(msgs)-1]
@@ -71,7 +71,7 @@ func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
 // stream, and is drained once it stops.
 func TestHeldStreamOutboxStaysSmall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(nil)
+		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestInterval = 100 * time.Millisecond
 		s := newMemSink(t, f, cfg, zerolog.Nop())
@@ -95,7 +95,7 @@ func TestHeldStreamOutboxStaysSmall(t *testing.T) {
 		time.Sleep(3 * cfg.DigestInterval)
 		synctest.Wait()
 		n, _ := ob.PendingCount("slack")
-		t.Logf("outbox depth mid-interval every 100 alerts, then 3 intervals after the stream: %v; %d messages", depth, len(f.requests()))
+		t.Logf("outbox depth mid-interval every 100 alerts, then 3 intervals after the stream: %v; %d messages", depth, len(f.Requests()))
 		for i, k := range depth {
 			// At 20 alerts per interval, one interval's worth is held at
 			// most (plus the batch being read).
@@ -115,7 +115,7 @@ func TestHeldStreamOutboxStaysSmall(t *testing.T) {
 // stream lasts.
 func TestIntervalLongerThanWindowDoesNotHoldForever(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(nil)
+		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestWindow = 100 * time.Millisecond
 		cfg.DigestInterval = 250 * time.Millisecond
@@ -144,7 +144,7 @@ func TestIntervalLongerThanWindowDoesNotHoldForever(t *testing.T) {
 				still = true
 			}
 		}
-		t.Logf("%d messages, %d alerts pending at the end of the 2 s stream", len(f.requests()), len(pend))
+		t.Logf("%d messages, %d alerts pending at the end of the 2 s stream", len(f.Requests()), len(pend))
 		if still {
 			t.Errorf("the first follow-up (enqueued 2 s ago, interval 250ms) is still held")
 		}

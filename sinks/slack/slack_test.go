@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -37,72 +36,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const rule = "Terminal shell in container"
 
-// request is one message Slack received.
-type request struct {
-	at     time.Time
-	body   []byte
-	header http.Header
-}
-
-// fakeSlack answers with respond (200 "ok" when nil) and records requests.
-type fakeSlack struct {
-	mu      sync.Mutex
-	reqs    []request
-	respond func(n int, w http.ResponseWriter, r *http.Request, body []byte)
-	srv     *httptest.Server
-}
-
-func newFakeSlack(t *testing.T, respond func(int, http.ResponseWriter, *http.Request, []byte)) *fakeSlack {
-	t.Helper()
-	f := &fakeSlack{respond: respond}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-// memSlackURL is the in-memory Slack's address (newMemSlack).
+// memSlackURL is the in-memory Slack's address (sinkstest.NewMemReceiver).
 const memSlackURL = "http://slack.test"
 
-// newMemSlack is newFakeSlack without a socket, for tests in a synctest
-// bubble: connect a sink to it with newMemSink. Requests are recorded at
-// the bubble's fake time.
-func newMemSlack(respond func(int, http.ResponseWriter, *http.Request, []byte)) *fakeSlack {
-	return &fakeSlack{respond: respond}
-}
-
-// serve records a request and answers it with respond.
-func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	n := len(f.reqs)
-	f.reqs = append(f.reqs, request{at: time.Now(), body: body, header: r.Header.Clone()})
-	f.mu.Unlock()
-	if f.respond == nil {
-		io.WriteString(w, "ok")
-		return
-	}
-	f.respond(n, w, r, body)
-}
-
-// RoundTrip serves r in memory (newMemSlack).
-func (f *fakeSlack) RoundTrip(r *http.Request) (*http.Response, error) {
-	w := httptest.NewRecorder()
-	f.serve(w, r)
-	return w.Result(), nil
-}
-
 // newMemSink is newSink posting to the in-memory Slack f.
-func newMemSink(t *testing.T, f *fakeSlack, cfg slack.Config, log zerolog.Logger) *slack.Sink {
+func newMemSink(t *testing.T, f *sinkstest.Receiver, cfg slack.Config, log zerolog.Logger) *slack.Sink {
 	t.Helper()
 	s := newSink(t, cfg, log)
 	slack.SetTransport(s, f)
 	return s
-}
-
-func (f *fakeSlack) requests() []request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]request(nil), f.reqs...)
 }
 
 const webhookPath = "/services/T0001/B0002/xoxWEBHOOKSECRET42"
@@ -189,8 +131,8 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestPayloadGolden(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	f := sinkstest.NewReceiver(t, nil)
+	s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 	ctx := context.Background()
 	// One incident: a full message (with 2 more in the batch), then a digest.
 	burst := items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule), sinkstest.FalcoAlert(2, "nginx:1.27", rule),
@@ -201,24 +143,24 @@ func TestPayloadGolden(t *testing.T) {
 	if r := s.Send(ctx, items(t, sinkstest.FalcoAlert(301, "nginx:1.27", rule))); !r.OK() {
 		t.Fatalf("Send() = %v", r)
 	}
-	reqs := f.requests()
+	reqs := f.Requests()
 	if len(reqs) != 3 {
 		t.Fatalf("messages = %d, want 3 (falco group, anomaly, digest)", len(reqs))
 	}
-	golden(t, "slack_falco.golden", reqs[0].body)
-	golden(t, "slack_anomaly.golden", reqs[1].body)
-	golden(t, "slack_digest.golden", reqs[2].body)
-	if !bytes.Contains(reqs[0].body, []byte("and 2 more like this in 1 min")) {
-		t.Errorf("first message lacks 'and 2 more like this in 1 min':\n%s", reqs[0].body)
+	golden(t, "slack_falco.golden", reqs[0].Body)
+	golden(t, "slack_anomaly.golden", reqs[1].Body)
+	golden(t, "slack_digest.golden", reqs[2].Body)
+	if !bytes.Contains(reqs[0].Body, []byte("and 2 more like this in 1 min")) {
+		t.Errorf("first message lacks 'and 2 more like this in 1 min':\n%s", reqs[0].Body)
 	}
-	if !bytes.Contains(reqs[2].body, []byte("and 3 more like this in 5 min")) {
-		t.Errorf("digest lacks 'and 3 more like this in 5 min':\n%s", reqs[2].body)
+	if !bytes.Contains(reqs[2].Body, []byte("and 3 more like this in 5 min")) {
+		t.Errorf("digest lacks 'and 3 more like this in 5 min':\n%s", reqs[2].Body)
 	}
 }
 
 func TestRetryAfter429(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+		f := sinkstest.NewMemReceiver(func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 			if n == 0 {
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusTooManyRequests)
@@ -230,14 +172,14 @@ func TestRetryAfter429(t *testing.T) {
 		ob := sinkstest.NewOutbox()
 		ob.PutAlert("slack", sinkstest.FalcoAlert(1, "nginx:1.27", rule))
 		run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == 1 })
-		reqs := f.requests()
+		reqs := f.Requests()
 		if len(reqs) != 2 {
 			t.Fatalf("requests = %d, want 2 (429, then delivery)", len(reqs))
 		}
-		if gap := reqs[1].at.Sub(reqs[0].at); gap < time.Second {
+		if gap := reqs[1].At.Sub(reqs[0].At); gap < time.Second {
 			t.Errorf("retried %v after the 429, want >= 1s (Retry-After: 1)", gap)
 		}
-		if !bytes.Equal(reqs[0].body, reqs[1].body) {
+		if !bytes.Equal(reqs[0].Body, reqs[1].Body) {
 			t.Error("retried message differs from the rate-limited one")
 		}
 	})
@@ -245,7 +187,7 @@ func TestRetryAfter429(t *testing.T) {
 
 func TestBurstBecomesDigests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(nil)
+		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.MinInterval = time.Second // Slack's limit, as deployed
 		s := newMemSink(t, f, cfg, zerolog.Nop())
@@ -256,17 +198,17 @@ func TestBurstBecomesDigests(t *testing.T) {
 		}
 		start := time.Now()
 		run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return ob.Acked("slack") == n })
-		reqs := f.requests()
+		reqs := f.Requests()
 		t.Logf("%d alerts -> %d messages in %v", n, len(reqs), time.Since(start).Round(time.Millisecond))
 		if len(reqs) > 6 {
 			t.Errorf("messages = %d, want a handful (<= 6)", len(reqs))
 		}
 		for i := 1; i < len(reqs); i++ {
-			if gap := reqs[i].at.Sub(reqs[i-1].at); gap < time.Second {
+			if gap := reqs[i].At.Sub(reqs[i-1].At); gap < time.Second {
 				t.Errorf("message %d sent %v after the previous, want >= 1s", i, gap)
 			}
 		}
-		last := string(reqs[len(reqs)-1].body)
+		last := string(reqs[len(reqs)-1].Body)
 		if !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
 			t.Errorf("last digest does not account for all %d alerts: %s", n-1, last)
 		}
@@ -274,11 +216,11 @@ func TestBurstBecomesDigests(t *testing.T) {
 }
 
 func TestBadRequestDeadLetters(t *testing.T) {
-	f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+	f := sinkstest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, "invalid_blocks")
 	})
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 	ob := sinkstest.NewOutbox()
 	ob.PutAlert("slack", sinkstest.FalcoAlert(1, "nginx:1.27", rule))
 	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool { return len(ob.DeadLetters("slack")) == 1 })
@@ -286,8 +228,8 @@ func TestBadRequestDeadLetters(t *testing.T) {
 	if !strings.Contains(dl.Reason, "400") || !strings.Contains(dl.Reason, "invalid_blocks") || !strings.HasPrefix(dl.Reason, "permanent") {
 		t.Errorf("dead letter reason = %q, want permanent ... 400 ... invalid_blocks", dl.Reason)
 	}
-	if len(f.requests()) != 1 {
-		t.Errorf("requests = %d, want 1 (a 400 is not retried)", len(f.requests()))
+	if len(f.Requests()) != 1 {
+		t.Errorf("requests = %d, want 1 (a 400 is not retried)", len(f.Requests()))
 	}
 }
 
@@ -344,7 +286,7 @@ func TestErrorClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+			f := sinkstest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 				if tt.bot {
 					fmt.Fprintf(w, `{"ok":false,"error":%q}`, tt.body)
 					return
@@ -352,9 +294,9 @@ func TestErrorClassification(t *testing.T) {
 				w.WriteHeader(tt.status)
 				io.WriteString(w, tt.body)
 			})
-			cfg := webhookConfig(f.srv.URL)
+			cfg := webhookConfig(f.URL)
 			if tt.bot {
-				cfg = botConfig(f.srv.URL)
+				cfg = botConfig(f.URL)
 			}
 			s := newSink(t, cfg, zerolog.Nop())
 			r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
@@ -391,7 +333,7 @@ func TestSinkWideErrorsKeepAlerts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status, " ", tt.body), func(t *testing.T) {
 			const refusals = 4
-			f := newFakeSlack(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
+			f := sinkstest.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 				if n < refusals {
 					w.WriteHeader(tt.status)
 					io.WriteString(w, tt.body)
@@ -400,7 +342,7 @@ func TestSinkWideErrorsKeepAlerts(t *testing.T) {
 				io.WriteString(w, "ok")
 			})
 			var logs syncBuffer
-			s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+			s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 			ob := sinkstest.NewOutbox()
 			for i := range 5 {
 				ob.PutAlert("slack", sinkstest.FalcoAlert(i, fmt.Sprintf("img-%d:1", i), rule))
@@ -411,7 +353,7 @@ func TestSinkWideErrorsKeepAlerts(t *testing.T) {
 			if dead := ob.DeadLetters("slack"); len(dead) != 0 {
 				t.Fatalf("dead letters = %d (%q), want 0: the answer concerns every message, not one alert", len(dead), dead[0].Reason)
 			}
-			if got := len(f.requests()); got != refusals+5 {
+			if got := len(f.Requests()); got != refusals+5 {
 				t.Errorf("requests = %d, want %d (%d refused, then one message per image)", got, refusals+5, refusals)
 			}
 			if n := strings.Count(logs.String(), tt.logHas); n != 1 {
@@ -450,7 +392,7 @@ func TestSendReportsOnlyFailedGroups(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+			f := sinkstest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
 				for sub, status := range tt.fail {
 					if bytes.Contains(body, []byte(sub)) {
 						w.WriteHeader(status)
@@ -460,7 +402,7 @@ func TestSendReportsOnlyFailedGroups(t *testing.T) {
 				}
 				io.WriteString(w, "ok")
 			})
-			s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+			s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 			r := s.Send(context.Background(), batch(t))
 			failed := append(r.Indexes(sinks.StatusPermanent), r.Indexes(sinks.StatusRetry)...)
 			slices.Sort(failed)
@@ -469,7 +411,7 @@ func TestSendReportsOnlyFailedGroups(t *testing.T) {
 				t.Errorf("Send() = %v: failed %v, permanent %v; want failed %s, permanent %v",
 					r, failed, permanent, tt.failed, tt.permanent)
 			}
-			if got := len(f.requests()); got != tt.requests {
+			if got := len(f.Requests()); got != tt.requests {
 				t.Errorf("requests = %d, want %d", got, tt.requests)
 			}
 		})
@@ -480,7 +422,7 @@ func TestSendReportsOnlyFailedGroups(t *testing.T) {
 // TestSendReportsOnlyFailedGroups: one refused group is dead-lettered and
 // the other groups still go out as one message each, not one per alert.
 func TestRefusedGroupKeepsOthersGrouped(t *testing.T) {
-	f := newFakeSlack(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+	f := sinkstest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
 		if bytes.Contains(body, []byte("BADRULE")) {
 			w.WriteHeader(http.StatusBadRequest)
 			io.WriteString(w, "invalid_payload")
@@ -488,7 +430,7 @@ func TestRefusedGroupKeepsOthersGrouped(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 	ob := sinkstest.NewOutbox()
 	ob.PutAlert("slack", sinkstest.FalcoAlert(0, "nginx:1.27", "BADRULE"))
 	for i := 1; i <= 40; i++ {
@@ -501,7 +443,7 @@ func TestRefusedGroupKeepsOthersGrouped(t *testing.T) {
 	run(t, s, ob, dispatcherConfig(), zerolog.Nop(), func() bool {
 		return ob.Acked("slack") == 40 && len(ob.DeadLetters("slack")) == 1
 	})
-	if got := len(f.requests()); got != 3 {
+	if got := len(f.Requests()); got != 3 {
 		t.Errorf("requests = %d, want 3 (one per (image, rule) group)", got)
 	}
 }
@@ -510,8 +452,8 @@ func TestRefusedGroupKeepsOthersGrouped(t *testing.T) {
 // mrkdwn and shows in notifications: a rule or image from the event must
 // not inject a mention, in the full message or in a digest.
 func TestFallbackTextEscaped(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	f := sinkstest.NewReceiver(t, nil)
+	s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 	const evil = "<!channel> shell & <@U123>"
 	for i := range 2 { // a full message, then a digest
 		a := sinkstest.FalcoAlert(i, "evil<!here>:1", evil)
@@ -519,7 +461,7 @@ func TestFallbackTextEscaped(t *testing.T) {
 			t.Fatalf("Send(%d) = %v", i, r)
 		}
 	}
-	reqs := f.requests()
+	reqs := f.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("messages = %d, want 2 (full message, digest)", len(reqs))
 	}
@@ -527,7 +469,7 @@ func TestFallbackTextEscaped(t *testing.T) {
 		var m struct {
 			Text string `json:"text"`
 		}
-		if err := json.Unmarshal(r.body, &m); err != nil {
+		if err := json.Unmarshal(r.Body, &m); err != nil {
 			t.Fatal(err)
 		}
 		for _, raw := range []string{"<!channel>", "<@U123>", "<!here>", " & "} {
@@ -542,25 +484,25 @@ func TestFallbackTextEscaped(t *testing.T) {
 }
 
 func TestMinPriority(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	f := sinkstest.NewReceiver(t, nil)
+	s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 	low := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
 	low.Priority = scorer.PriorityNotice
 	if r := s.Send(context.Background(), items(t, low)); !r.OK() {
 		t.Fatalf("Send(below min priority) = %v, want all delivered", r)
 	}
-	if n := len(f.requests()); n != 0 {
+	if n := len(f.Requests()); n != 0 {
 		t.Errorf("messages = %d, want 0 for a Notice alert with min_priority Warning", n)
 	}
 }
 
 func TestBotThreadsFollowUps(t *testing.T) {
 	const token = "xoxb-BOTTOKEN-secret-77"
-	f := newFakeSlack(t, func(n int, w http.ResponseWriter, r *http.Request, _ []byte) {
+	f := sinkstest.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request, _ []byte) {
 		fmt.Fprintf(w, `{"ok":true,"ts":"1700000000.%06d"}`, n)
 	})
 	cfg := slack.DefaultConfig()
-	cfg.BotToken, cfg.Channel, cfg.APIURL = secret.New(token), "C0SECURITY", f.srv.URL+"/api/chat.postMessage"
+	cfg.BotToken, cfg.Channel, cfg.APIURL = secret.New(token), "C0SECURITY", f.URL+"/api/chat.postMessage"
 	cfg.MinInterval = 10 * time.Millisecond
 	cfg.DigestInterval = 0
 	s := newSink(t, cfg, zerolog.Nop())
@@ -570,7 +512,7 @@ func TestBotThreadsFollowUps(t *testing.T) {
 			t.Fatalf("Send(%d) = %v", i, r)
 		}
 	}
-	reqs := f.requests()
+	reqs := f.Requests()
 	if len(reqs) != 3 {
 		t.Fatalf("messages = %d, want 3", len(reqs))
 	}
@@ -579,7 +521,7 @@ func TestBotThreadsFollowUps(t *testing.T) {
 			Channel  string `json:"channel"`
 			ThreadTS string `json:"thread_ts"`
 		}
-		if err := json.Unmarshal(r.body, &m); err != nil {
+		if err := json.Unmarshal(r.Body, &m); err != nil {
 			t.Fatal(err)
 		}
 		wantThread := ""
@@ -589,15 +531,15 @@ func TestBotThreadsFollowUps(t *testing.T) {
 		if m.Channel != "C0SECURITY" || m.ThreadTS != wantThread {
 			t.Errorf("message %d: channel %q thread_ts %q, want C0SECURITY and %q", i, m.Channel, m.ThreadTS, wantThread)
 		}
-		if got := r.header.Get("Authorization"); got != "Bearer "+token {
+		if got := r.Header.Get("Authorization"); got != "Bearer "+token {
 			t.Errorf("message %d: Authorization = %q, want the bearer token", i, got)
 		}
 	}
 }
 
 func TestSlackLimits(t *testing.T) {
-	f := newFakeSlack(t, nil)
-	s := newSink(t, webhookConfig(f.srv.URL), zerolog.Nop())
+	f := sinkstest.NewReceiver(t, nil)
+	s := newSink(t, webhookConfig(f.URL), zerolog.Nop())
 	a := sinkstest.FalcoAlert(1, "nginx:1.27", rule)
 	a.Event.Output = strings.Repeat("very long output <&> ", 1000)
 	for range 200 {
@@ -614,7 +556,7 @@ func TestSlackLimits(t *testing.T) {
 			} `json:"blocks"`
 		} `json:"attachments"`
 	}
-	if err := json.Unmarshal(f.requests()[0].body, &m); err != nil {
+	if err := json.Unmarshal(f.Requests()[0].Body, &m); err != nil {
 		t.Fatal(err)
 	}
 	truncated := false
@@ -642,7 +584,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedURL := closed.URL
 	closed.Close() // connection refused: *url.Error, which prints its URL
-	echo := newFakeSlack(t, func(_ int, w http.ResponseWriter, r *http.Request, _ []byte) {
+	echo := sinkstest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request, _ []byte) {
 		w.WriteHeader(http.StatusBadGateway) // a hostile proxy echoing credentials
 		io.WriteString(w, r.Header.Get("Authorization")+" "+r.URL.String())
 	})
@@ -652,10 +594,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		leak []string
 	}{
 		{"webhook refused", func() slack.Config { return webhookConfig(closedURL) }, []string{webhookPath, "xoxWEBHOOKSECRET42"}},
-		{"webhook echoed", func() slack.Config { return webhookConfig(echo.srv.URL) }, []string{"xoxWEBHOOKSECRET42"}},
+		{"webhook echoed", func() slack.Config { return webhookConfig(echo.URL) }, []string{"xoxWEBHOOKSECRET42"}},
 		{"bot token echoed", func() slack.Config {
 			c := slack.DefaultConfig()
-			c.BotToken, c.Channel, c.APIURL = secret.New(token), "C1", echo.srv.URL+"/api"
+			c.BotToken, c.Channel, c.APIURL = secret.New(token), "C1", echo.URL+"/api"
 			c.MinInterval = 10 * time.Millisecond
 			return c
 		}, []string{token}},
@@ -747,7 +689,7 @@ func TestConfigYAML(t *testing.T) {
 // posted once.
 func TestPacingStaysWithinSendTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(nil)
+		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.MinInterval = 100 * time.Millisecond
 		cfg.Timeout = 200 * time.Millisecond
@@ -770,7 +712,7 @@ func TestPacingStaysWithinSendTimeout(t *testing.T) {
 		if got := ob.Acked("slack"); got != groups {
 			t.Fatalf("acked %d, want %d", got, groups)
 		}
-		if got := len(f.requests()); got != groups {
+		if got := len(f.Requests()); got != groups {
 			t.Errorf("Slack requests = %d, want %d (each group once)", got, groups)
 		}
 		mfs, _ := reg.Gather()
@@ -798,7 +740,7 @@ func TestPacingStaysWithinSendTimeout(t *testing.T) {
 // max_retry_time.
 func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
+		f := sinkstest.NewMemReceiver(func(_ int, w http.ResponseWriter, _ *http.Request, body []byte) {
 			if strings.Contains(string(body), "img-0") {
 				w.WriteHeader(http.StatusBadRequest)
 				io.WriteString(w, "invalid_blocks")
@@ -829,7 +771,7 @@ func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
 // incident in between is not held up.
 func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newMemSlack(nil)
+		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestInterval = 300 * time.Millisecond
 		s := newMemSink(t, f, cfg, zerolog.Nop())
@@ -848,8 +790,8 @@ func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 			d.Wake()
 			time.Sleep(25 * time.Millisecond)
 			if otherPosted == 0 {
-				for _, r := range f.requests() {
-					if strings.Contains(string(r.body), "redis:7") {
+				for _, r := range f.Requests() {
+					if strings.Contains(string(r.Body), "redis:7") {
 						otherPosted = time.Since(start)
 					}
 				}
@@ -863,9 +805,9 @@ func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 		if got := ob.Acked("slack"); got != n+1 {
 			t.Fatalf("acked %d of %d alerts", got, n+1)
 		}
-		var nginx []request
-		for _, r := range f.requests() {
-			if strings.Contains(string(r.body), "nginx:1.27") {
+		var nginx []sinkstest.Request
+		for _, r := range f.Requests() {
+			if strings.Contains(string(r.Body), "nginx:1.27") {
 				nginx = append(nginx, r)
 			}
 		}
@@ -875,11 +817,11 @@ func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 			t.Errorf("nginx incident: %d messages for %d alerts, want the first and about 5 digests", len(nginx), n)
 		}
 		for i := 2; i < len(nginx); i++ { // digests (after the first one, which may follow the full message at once)
-			if gap := nginx[i].at.Sub(nginx[i-1].at); gap < cfg.DigestInterval {
+			if gap := nginx[i].At.Sub(nginx[i-1].At); gap < cfg.DigestInterval {
 				t.Errorf("digest %d came %s after the previous message, want >= digest_interval", i, gap)
 			}
 		}
-		if last := string(nginx[len(nginx)-1].body); !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
+		if last := string(nginx[len(nginx)-1].Body); !strings.Contains(last, fmt.Sprintf("and %d more like this", n-1)) {
 			t.Errorf("last digest does not count all %d follow-ups: %.300s", n-1, last)
 		}
 		if otherPosted == 0 || otherPosted > time.Second+time.Duration(n/2)*25*time.Millisecond {

@@ -2,11 +2,7 @@ package slack_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -21,16 +17,7 @@ import (
 // are not UTF-8 (and long values cut for the message) still gives a body
 // strict JSON parsers read.
 func TestMessageIsStrictJSON(t *testing.T) {
-	var mu sync.Mutex
-	var bodies [][]byte
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, b)
-		mu.Unlock()
-		io.WriteString(w, "ok")
-	}))
-	t.Cleanup(srv.Close)
+	srv := sinkstest.NewReceiver(t, nil)
 	cfg := slack.DefaultConfig()
 	cfg.WebhookURL = secret.New(srv.URL + "/hook")
 	s, err := slack.New(cfg, zerolog.Nop())
@@ -46,8 +33,7 @@ func TestMessageIsStrictJSON(t *testing.T) {
 	if r := s.Send(context.Background(), sinkstest.Items(t, a)); !r.OK() {
 		t.Fatalf("Send() = %v", r)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	bodies := srv.Bodies()
 	if len(bodies) != 1 {
 		t.Fatalf("Slack got %d messages, want 1", len(bodies))
 	}

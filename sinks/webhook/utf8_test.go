@@ -17,13 +17,13 @@ import (
 // (Send) or straight from the pipeline with its event as received
 // (FalcoJSON).
 func TestBodyIsStrictJSON(t *testing.T) {
-	srv, got := server(t, nil)
+	srv := sinkstest.NewReceiver(t, nil)
 	s := newSink(t, srv.URL, zerolog.Nop())
 	a := sinkstest.DirtyAlert(1, "nginx:1.27", "Write below tmp")
 	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
 		t.Fatalf("Send() = %v", r)
 	}
-	body := got()[0].body
+	body := srv.Requests()[0].Body
 	if err := scorertest.StrictJSON(body); err != nil {
 		t.Errorf("body %q: %v", body, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,29 +31,6 @@ const (
 	token      = "bearer-TOKEN-0042"
 )
 
-type recorded struct {
-	body   []byte
-	header http.Header
-}
-
-func server(t *testing.T, respond func(n int, w http.ResponseWriter, r *http.Request)) (*httptest.Server, func() []recorded) {
-	t.Helper()
-	var mu sync.Mutex
-	var got []recorded
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		n := len(got)
-		got = append(got, recorded{b, r.Header.Clone()})
-		mu.Unlock()
-		if respond != nil {
-			respond(n, w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv, func() []recorded { mu.Lock(); defer mu.Unlock(); return append([]recorded(nil), got...) }
-}
-
 func newSink(t *testing.T, base string, log zerolog.Logger) *webhook.Sink {
 	t.Helper()
 	cfg := webhook.DefaultConfig()
@@ -72,18 +48,18 @@ func newSink(t *testing.T, base string, log zerolog.Logger) *webhook.Sink {
 func items(t *testing.T, alerts ...*scorer.Alert) []sinks.Item { return sinkstest.Items(t, alerts...) }
 
 func TestFalcoFormatBody(t *testing.T) {
-	srv, got := server(t, nil)
+	srv := sinkstest.NewReceiver(t, nil)
 	s := newSink(t, srv.URL, zerolog.Nop())
 	a := sinkstest.FalcoAlert(1, "nginx:1.27", "Terminal shell in container")
 	if r := s.Send(context.Background(), items(t, a)); !r.OK() {
 		t.Fatalf("Send() = %v", r)
 	}
-	r := got()[0]
-	if r.header.Get("Authorization") != "Bearer "+token || r.header.Get("X-Team") != "secops" || r.header.Get("Content-Type") != "application/json" {
-		t.Errorf("headers = %v, want bearer token, X-Team and JSON content type", r.header)
+	r := srv.Requests()[0]
+	if r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Team") != "secops" || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers = %v, want bearer token, X-Team and JSON content type", r.Header)
 	}
 	// Still a Falco event: falcosidekick and falco-talon read it unchanged.
-	ev, err := scorer.DecodeJSON(r.body)
+	ev, err := scorer.DecodeJSON(r.Body)
 	if err != nil {
 		t.Fatalf("DecodeJSON(body) = %v, want a valid Falco event", err)
 	}
@@ -101,7 +77,7 @@ func TestFalcoFormatBody(t *testing.T) {
 		t.Errorf("event = priority %v rule %q tags %v, want escalated Critical and the original rule, output, tags", ev.Priority, ev.Rule, ev.Tags)
 	}
 	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, r.body, "", "  "); err != nil {
+	if err := json.Indent(&pretty, r.Body, "", "  "); err != nil {
 		t.Fatal(err)
 	}
 	pretty.WriteByte('\n')
@@ -146,7 +122,7 @@ func TestOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// The first alert is accepted, the second fails: a partial error.
-			srv, _ := server(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+			srv := sinkstest.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request, _ []byte) {
 				if n == 0 {
 					return
 				}
@@ -182,7 +158,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedURL := closed.URL
 	closed.Close()
-	echo, _ := server(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+	echo := sinkstest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request, _ []byte) {
 		w.WriteHeader(http.StatusBadGateway)
 		io.WriteString(w, r.Header.Get("Authorization")+" "+r.URL.Path)
 	})
