@@ -5,7 +5,7 @@ BIN      := bin/falco-scorer
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: image check-image check-workflows all build test lint lint-ci fuzz bench bench-e2e bench-durability demo run soak clean check-alerts check-deploy tidy-check lab
+.PHONY: image check-image check-workflows all build test lint lint-ci fuzz bench bench-e2e bench-durability bench-ratios demo run soak clean check-alerts check-deploy tidy-check lab
 
 all: build test
 
@@ -114,6 +114,15 @@ DUR_DIR    ?=
 bench-durability:
 	$(GO) test -run '^$$' -bench '^BenchmarkDurability$$' -benchtime 1x -count 1 -timeout 60m -v ./cmd/falco-loadgen \
 	  -args -dur.rounds $(DUR_ROUNDS) $(if $(DUR_DIR),-dur.dir $(DUR_DIR)) | tee bench-durability.out
+
+# bench-ratios: replay and the gRPC input, each as a ratio to a baseline measured in the same run
+# (issue 19): the gRPC input against client-go's generated client on the same in-process Falco
+# outputs server (x-client-go, -count 6), and `falco-scorer replay` against the NDJSON decode loop
+# alone over the same capture (x-decode-loop, -count 3); medians in bench-ratios-summary.txt.
+bench-ratios:
+	$(GO) test -run '^$$' -bench '^BenchmarkGRPCRatio$$' -benchmem -count 6 ./scorer/source | tee bench-ratios.out
+	$(GO) test -run '^$$' -bench '^BenchmarkReplay$$' -benchtime 1x -count 3 -timeout 30m ./cmd/falco-loadgen | tee -a bench-ratios.out
+	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench-ratios.out | tee bench-ratios-summary.txt
 
 demo: build
 	./$(BIN) demo

@@ -255,3 +255,39 @@ func FuzzOutboxValue(f *testing.F) {
 		_, _, _, _ = decodeOutbox(payload) // arbitrary bytes: must not panic
 	})
 }
+
+// BenchmarkEncodeOutbox is the cost Complete pays per alert for the
+// compression (the golden alerts, compact), and what it saves on disk.
+func BenchmarkEncodeOutbox(b *testing.B) {
+	alerts := goldenAlerts(b)
+	enq := time.Unix(0, 1_700_000_000_000_000_000)
+	var in, out int
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := alerts[i%len(alerts)]
+		v := encodeOutbox(enq, "a48e2d7b99abb2cac4a76ad7b54f802d", p)
+		in, out = in+len(p), out+len(v)
+		i++
+	}
+	b.ReportMetric(float64(in)/float64(out), "x-smaller")
+}
+
+// BenchmarkDecodeOutbox is the cost of reading a packed alert from disk
+// (Pending after a restart or behind a backlog).
+func BenchmarkDecodeOutbox(b *testing.B) {
+	alerts := goldenAlerts(b)
+	enq := time.Unix(0, 1_700_000_000_000_000_000)
+	vs := make([][]byte, len(alerts))
+	for i, p := range alerts {
+		vs[i] = encodeOutbox(enq, "a48e2d7b99abb2cac4a76ad7b54f802d", p)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, _, err := decodeOutbox(vs[i%len(vs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

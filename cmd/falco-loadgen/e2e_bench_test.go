@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -10,9 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/source"
 )
 
 // The end-to-end benchmarks run only under -bench (they take a minute or
@@ -249,19 +254,69 @@ func rssTrace(xs []procStat) string {
 
 // BenchmarkReplay times `falco-scorer replay FILE` end to end (start, load
 // baselines, decode, journal, score, outbox, stdout sink to /dev/null,
-// drain, close) on a generated capture of -e2e.replay-events events.
+// drain, close) on a generated capture of -e2e.replay-events events, and,
+// in the same run just before it, the NDJSON decode loop alone over the same
+// file (source.ReadNDJSON into a no-op Acceptor, in this process): the
+// replay's rate is reported as a ratio to that loop's, since absolute rates
+// move by tens of percent between runs on a shared machine.
 func BenchmarkReplay(b *testing.B) {
 	scorerBin, _ := built.get(b)
 	dir := b.TempDir()
 	capture := filepath.Join(dir, "capture.ndjson")
 	writeFile(b, capture, DefaultMix(), *replayEvents)
+	loop := decodeLoop(b, capture)
 	st := runReplay(b, scorerBin, dir, capture, "")
-	b.Logf("replay %d events: %s wall, %.0f events/s, cpu %.1fs, peak rss %.0f MiB",
-		*replayEvents, st.wall.Round(time.Millisecond), float64(*replayEvents)/st.wall.Seconds(), st.cpu.Seconds(), float64(st.maxRSS)/mib)
+	rate := float64(*replayEvents) / st.wall.Seconds()
+	loopRate := float64(loop.events) / loop.wall.Seconds()
+	b.Logf("replay %d events: %s wall, %.0f events/s, cpu %.1fs, peak rss %.0f MiB; decode loop alone: %s wall, %.0f events/s, cpu %.1fs; replay = %.3f × the decode loop's rate, %.1f × its CPU per event",
+		*replayEvents, st.wall.Round(time.Millisecond), rate, st.cpu.Seconds(), float64(st.maxRSS)/mib,
+		loop.wall.Round(time.Millisecond), loopRate, loop.cpu.Seconds(), rate/loopRate,
+		st.cpu.Seconds()/float64(*replayEvents)/(loop.cpu.Seconds()/float64(max(loop.events, 1))))
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64(*replayEvents)/st.wall.Seconds(), "events/s")
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(loopRate, "decode-loop-events/s")
+	b.ReportMetric(rate/loopRate, "x-decode-loop")
 	b.ReportMetric(st.cpu.Seconds(), "cpu-s")
 	b.ReportMetric(float64(st.maxRSS)/mib, "peak-rss-MiB")
+}
+
+// loopStats is what the decode loop alone cost.
+type loopStats struct {
+	events int64
+	wall   time.Duration
+	cpu    time.Duration // this process's user+system time over the loop
+}
+
+// decodeLoop reads capture with source.ReadNDJSON into a no-op Acceptor:
+// the input side of a replay without the journal, the pipeline, the
+// outbox or the sink.
+func decodeLoop(b *testing.B, capture string) loopStats {
+	b.Helper()
+	f, err := os.Open(capture)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var acc countAcceptor
+	c0 := selfCPU()
+	start := time.Now()
+	st, err := source.ReadNDJSON(context.Background(), bufio.NewReaderSize(f, 1<<20), &acc, source.NDJSONOptions{})
+	wall := time.Since(start)
+	if err != nil {
+		b.Fatalf("ReadNDJSON = %v", err)
+	}
+	if n := acc.n.Load(); n != int64(*replayEvents) {
+		b.Fatalf("decode loop accepted %d events (stats %+v), want %d", n, st, *replayEvents)
+	}
+	return loopStats{events: acc.n.Load(), wall: wall, cpu: selfCPU() - c0}
+}
+
+// countAcceptor counts what it is given and keeps nothing.
+type countAcceptor struct{ n atomic.Int64 }
+
+func (c *countAcceptor) Accept(_ context.Context, _ string, evs []scorer.Event) error {
+	c.n.Add(int64(len(evs)))
+	return nil
 }
 
 // BenchmarkScale replays a capture of -e2e.scale-images images with
