@@ -3,12 +3,48 @@ package store
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 )
+
+// baselines keeps the per-image baselines over the store's Badger handle:
+// one record per image (last flush, the pipeline's meta) and the count
+// blobs per (image, bucket, flush). Its methods are the DB's (embedded):
+// scorer.Baselines, the admin operations, Export and Import. Writes take
+// mu, which also guards the flush sequence.
+type baselines struct {
+	h            *handle
+	log          zerolog.Logger
+	now          func() time.Time
+	flushSeconds prometheus.Observer
+
+	mu        sync.Mutex
+	flushNext uint64 // next baseline flush sequence
+}
+
+func newBaselines(h *handle, log zerolog.Logger, now func() time.Time, flushSeconds prometheus.Observer) *baselines {
+	return &baselines{h: h, log: log, now: now, flushSeconds: flushSeconds, flushNext: 1}
+}
+
+// loadFlushNext resumes the flush sequence above its stored high-water mark.
+func (bl *baselines) loadFlushNext(txn *badger.Txn) error {
+	item, err := txn.Get(flushSeqKey())
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := counterValue(item)
+	bl.flushNext = max(bl.flushNext, n)
+	return err
+}
 
 // ErrNotFound is returned for an image the store does not hold.
 var ErrNotFound = errors.New("not found")
@@ -39,7 +75,7 @@ func (e *FlushError) StoredImages() []string { return e.Stored }
 // among its deltas (kept as it was when all are nil) and its last-seen time
 // set to now. All of an image's entries land in one transaction; a flush of
 // many images uses as few transactions as the size limits allow.
-func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
+func (bl *baselines) PutDeltas(deltas []scorer.BaselineDelta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -47,17 +83,17 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 	if err != nil {
 		return err
 	}
-	if err := d.acquire(); err != nil {
+	if err := bl.h.acquire(); err != nil {
 		return fmt.Errorf("put deltas: %w", err)
 	}
-	defer d.life.RUnlock()
+	defer bl.h.life.RUnlock()
 	start := time.Now()
-	d.baseMu.Lock()
-	defer d.baseMu.Unlock()
-	f := &deltaFlush{d: d, deltas: deltas, now: d.now(), seq: d.flushNext, b: d.newBatch()}
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	f := &deltaFlush{bl: bl, deltas: deltas, now: bl.now(), seq: bl.flushNext, b: bl.h.newBatch()}
 	defer f.b.discard()
-	d.flushNext += uint64(g.blobs) // reserved in the first transaction below
-	if err := f.b.set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+	bl.flushNext += uint64(g.blobs) // reserved in the first transaction below
+	if err := f.b.set(flushSeqKey(), encodeU64(bl.flushNext)); err != nil {
 		return f.fail(err)
 	}
 	for _, image := range g.order {
@@ -68,7 +104,7 @@ func (d *DB) PutDeltas(deltas []scorer.BaselineDelta) error {
 	if err := f.b.commit(); err != nil {
 		return f.fail(err)
 	}
-	d.m.flushSeconds.Observe(time.Since(start).Seconds())
+	bl.flushSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -104,7 +140,7 @@ func groupDeltas(deltas []scorer.BaselineDelta) (deltaGroups, error) {
 // images earlier transactions committed so that a failure can name them
 // (FlushError). baseMu is held for its whole life.
 type deltaFlush struct {
-	d      *DB
+	bl     *baselines
 	deltas []scorer.BaselineDelta
 	now    time.Time
 	seq    uint64 // the next flush sequence, reserved by PutDeltas
@@ -183,7 +219,7 @@ func (f *deltaFlush) keptMeta(image string) ([]byte, error) {
 		// Unreadable, so no state to keep: the counts are written and the
 		// record is replaced by one without meta (the image loads as
 		// learning).
-		f.d.log.Warn().Err(err).Str("image", scorer.TruncateForLog(image)).Msg("replacing a corrupt baseline record")
+		f.bl.log.Warn().Err(err).Str("image", scorer.TruncateForLog(image)).Msg("replacing a corrupt baseline record")
 		return nil, nil
 	}
 	return meta, err
@@ -196,7 +232,7 @@ const loadChunkBytes = 32 << 20
 // and its blobs whose bucket is at or after since, oldest first (several
 // blobs may share a bucket). fn runs outside any transaction and may call
 // the store; it stops the walk by returning an error, which is returned.
-func (d *DB) LoadBaselines(since time.Time, fn func(image string, meta []byte, buckets []scorer.BaselineBucket) error) error {
+func (bl *baselines) LoadBaselines(since time.Time, fn func(image string, meta []byte, buckets []scorer.BaselineBucket) error) error {
 	type rec struct {
 		image   string
 		meta    []byte
@@ -206,7 +242,7 @@ func (d *DB) LoadBaselines(since time.Time, fn func(image string, meta []byte, b
 	for {
 		var chunk []rec
 		var next []byte
-		err := d.view(func(txn *badger.Txn) error {
+		err := bl.h.view(func(txn *badger.Txn) error {
 			imgs := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
 			defer imgs.Close()
 			bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
@@ -279,7 +315,7 @@ func scanBuckets(it *badger.Iterator, image string, from, to uint64, size *int) 
 
 // ImageBuckets returns the image's blobs with bucket in [from, to), oldest
 // first.
-func (d *DB) ImageBuckets(image string, from, to time.Time) ([]scorer.BaselineBucket, error) {
+func (bl *baselines) ImageBuckets(image string, from, to time.Time) ([]scorer.BaselineBucket, error) {
 	if err := checkImage(image); err != nil {
 		return nil, fmt.Errorf("image buckets: %w", err)
 	}
@@ -287,7 +323,7 @@ func (d *DB) ImageBuckets(image string, from, to time.Time) ([]scorer.BaselineBu
 		return nil, nil
 	}
 	var out []scorer.BaselineBucket
-	err := d.view(func(txn *badger.Txn) error {
+	err := bl.h.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: imagePrefix(prefixBucket, image)})
 		defer it.Close()
 		var size int
@@ -303,23 +339,23 @@ func (d *DB) ImageBuckets(image string, from, to time.Time) ([]scorer.BaselineBu
 
 // DropBucketsBefore deletes the blobs of every image whose bucket starts
 // before t.
-func (d *DB) DropBucketsBefore(t time.Time) error {
-	if err := d.acquire(); err != nil {
+func (bl *baselines) DropBucketsBefore(t time.Time) error {
+	if err := bl.h.acquire(); err != nil {
 		return fmt.Errorf("drop buckets: %w", err)
 	}
-	defer d.life.RUnlock()
-	_, err := d.dropBucketsBefore(t)
+	defer bl.h.life.RUnlock()
+	_, err := bl.dropBucketsBefore(t)
 	return err
 }
 
 // dropBucketsBefore walks the bucket keys (keys only), seeking past each
 // image as soon as its buckets reach t, and deletes the older ones.
-func (d *DB) dropBucketsBefore(t time.Time) (int, error) {
+func (bl *baselines) dropBucketsBefore(t time.Time) (int, error) {
 	cut := timeNanos(t)
-	wb := d.bdb.NewWriteBatch()
+	wb := bl.h.bdb.NewWriteBatch()
 	defer wb.Cancel()
 	n := 0
-	err := d.bdb.View(func(txn *badger.Txn) error {
+	err := bl.h.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
 		defer it.Close()
 		it.Rewind()
@@ -355,9 +391,9 @@ func (d *DB) dropBucketsBefore(t time.Time) (int, error) {
 var bytesFF = [17]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 // dropIdleImages resets every image whose last flush is before cutoff.
-func (d *DB) dropIdleImages(cutoff time.Time) (int, error) {
+func (bl *baselines) dropIdleImages(cutoff time.Time) (int, error) {
 	var idle []string
-	err := d.bdb.View(func(txn *badger.Txn) error {
+	err := bl.h.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -385,7 +421,7 @@ func (d *DB) dropIdleImages(cutoff time.Time) (int, error) {
 	}
 	n := 0
 	for _, image := range idle {
-		ok, err := d.resetImage(image, cutoff)
+		ok, err := bl.resetImage(image, cutoff)
 		if err != nil {
 			return n, err
 		}
@@ -399,25 +435,25 @@ func (d *DB) dropIdleImages(cutoff time.Time) (int, error) {
 // ResetImage deletes an image's meta and all its blobs and reports whether
 // the image existed. The running pipeline keeps its in-memory model; the
 // caller must tell it (see admin's OnChange hook).
-func (d *DB) ResetImage(image string) (bool, error) {
+func (bl *baselines) ResetImage(image string) (bool, error) {
 	if err := checkImage(image); err != nil {
 		return false, fmt.Errorf("reset image: %w", err)
 	}
-	if err := d.acquire(); err != nil {
+	if err := bl.h.acquire(); err != nil {
 		return false, fmt.Errorf("reset image: %w", err)
 	}
-	defer d.life.RUnlock()
-	return d.resetImage(image, time.Time{})
+	defer bl.h.life.RUnlock()
+	return bl.resetImage(image, time.Time{})
 }
 
 // resetImage deletes the image; with a non-zero idleBefore it does so only
 // if the image is still idle (a flush may have landed since it was chosen).
-func (d *DB) resetImage(image string, idleBefore time.Time) (bool, error) {
-	d.baseMu.Lock()
-	defer d.baseMu.Unlock()
-	b := d.newBatch()
+func (bl *baselines) resetImage(image string, idleBefore time.Time) (bool, error) {
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	b := bl.h.newBatch()
 	defer b.discard()
-	existed, err := d.deleteImage(b, image, idleBefore)
+	existed, err := bl.deleteImage(b, image, idleBefore)
 	if err != nil || !existed {
 		return false, err
 	}
@@ -430,7 +466,7 @@ func (d *DB) resetImage(image string, idleBefore time.Time) (bool, error) {
 // deleteImage adds the deletion of image's keys to b (blobs first, the meta
 // last, so a split deletion never leaves blobs without meta). baseMu must be
 // held.
-func (d *DB) deleteImage(b *batch, image string, idleBefore time.Time) (bool, error) {
+func (bl *baselines) deleteImage(b *batch, image string, idleBefore time.Time) (bool, error) {
 	item, err := b.txn.Get(imageKey(image))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -483,9 +519,9 @@ type ImageInfo struct {
 }
 
 // Images lists every stored image, in key order (by name length, then name).
-func (d *DB) Images() ([]ImageInfo, error) {
+func (bl *baselines) Images() ([]ImageInfo, error) {
 	var out []ImageInfo
-	err := d.view(func(txn *badger.Txn) error {
+	err := bl.h.view(func(txn *badger.Txn) error {
 		imgs := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
 		defer imgs.Close()
 		bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
@@ -507,13 +543,13 @@ func (d *DB) Images() ([]ImageInfo, error) {
 
 // Image returns one image's summary and all its blobs, oldest first, or an
 // error wrapping ErrNotFound.
-func (d *DB) Image(image string) (ImageInfo, []scorer.BaselineBucket, error) {
+func (bl *baselines) Image(image string) (ImageInfo, []scorer.BaselineBucket, error) {
 	if err := checkImage(image); err != nil {
 		return ImageInfo{}, nil, fmt.Errorf("show image: %w", err)
 	}
 	var info ImageInfo
 	var buckets []scorer.BaselineBucket
-	err := d.view(func(txn *badger.Txn) error {
+	err := bl.h.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(imageKey(image))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
@@ -583,7 +619,7 @@ var ErrConflict = errors.New("bucket changed since it was read")
 // bucket now holds another number, nothing changes and ErrConflict is
 // returned. Flushing every few seconds writes hundreds of blobs per image
 // and hour, so the pipeline compacts each bucket once it is closed.
-func (d *DB) CompactBucket(image string, bucket time.Time, expect int, merged []byte) error {
+func (bl *baselines) CompactBucket(image string, bucket time.Time, expect int, merged []byte) error {
 	if err := checkImage(image); err != nil {
 		return fmt.Errorf("compact bucket: %w", err)
 	}
@@ -593,14 +629,14 @@ func (d *DB) CompactBucket(image string, bucket time.Time, expect int, merged []
 	if len(merged) == 0 {
 		return fmt.Errorf("compact bucket %s: empty merged counts", image)
 	}
-	if err := d.acquire(); err != nil {
+	if err := bl.h.acquire(); err != nil {
 		return fmt.Errorf("compact bucket: %w", err)
 	}
-	defer d.life.RUnlock()
-	d.baseMu.Lock()
-	defer d.baseMu.Unlock()
+	defer bl.h.life.RUnlock()
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
 	prefix := u64(imagePrefix(prefixBucket, image), timeNanos(bucket))
-	err := d.bdb.Update(func(txn *badger.Txn) error {
+	err := bl.h.bdb.Update(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		var keys [][]byte
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -618,9 +654,9 @@ func (d *DB) CompactBucket(image string, bucket time.Time, expect int, merged []
 				return err
 			}
 		}
-		flush := d.flushNext
-		d.flushNext++
-		if err := txn.Set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+		flush := bl.flushNext
+		bl.flushNext++
+		if err := txn.Set(flushSeqKey(), encodeU64(bl.flushNext)); err != nil {
 			return err
 		}
 		return txn.Set(bucketKey(image, bucket, flush), merged)

@@ -20,36 +20,21 @@ import (
 	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
-// Transaction limits kept well below Badger's own (15 % of the 8 MiB
-// memtable, about 1.2 MB, and about 12k entries), so a batch never hits
-// ErrTxnTooBig in practice and an image's entries always share a txn.
-// Values of 256 bytes or more live in the value log and weigh only a
-// pointer in Badger's accounting; these limits count them whole.
-const (
-	txnMaxBytes   = 1 << 20
-	txnMaxEntries = 5000
-)
-
 // DB is falco-scorer's durable state in one data directory: the journal
 // (segment files) and, in Badger, the per-sink outbox and dead letters and
 // the per-image baselines. It
 // implements scorer.Journal, scorer.Outbox and scorer.Baselines. All methods
 // are safe for concurrent use.
 type DB struct {
-	cfg Config
-	log zerolog.Logger
-	bdb *badger.DB
-	m   *metrics
+	handle // Badger and its lifetime guard, shared with the parts below
+	cfg    Config
+	log    zerolog.Logger
+	m      *metrics
 
 	// Injected in tests.
 	now      func() time.Time
 	diskFree func(dir string) (uint64, error)
 	noSync   bool // benchmarks only: measure the cost of the sync
-
-	// life guards bdb against use after Close: operations hold it for
-	// reading, Close takes it for writing once they have finished.
-	life   sync.RWMutex
-	closed bool
 
 	journal  *journal.Log           // the journal's segment files, or its in-memory records
 	syncFile func(f *os.File) error // tests: replaces the journal's fdatasync
@@ -66,8 +51,7 @@ type DB struct {
 	tracked           map[string]bool // sinks that have a dispatcher (SetSinks); nil: every sink; guarded by outMu
 	replayMu          sync.Mutex      // one dead-letter replay at a time
 
-	baseMu    sync.Mutex
-	flushNext uint64 // next baseline flush sequence
+	*baselines // the per-image baselines (baselines.go, export.go)
 
 	maintMu sync.Mutex // one maintenance pass at a time
 
@@ -111,11 +95,12 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
 	}
 	d := &DB{
-		cfg: cfg, log: log, bdb: bdb, m: m,
+		handle: handle{bdb: bdb}, cfg: cfg, log: log, m: m,
 		now: time.Now, diskFree: diskFree,
 		outNext: map[string]uint64{}, pending: map[string]int64{}, dead: map[string]int64{},
 		recent: map[string]*recentRing{},
 	}
+	d.baselines = newBaselines(&d.handle, log, d.clock, m.flushSeconds)
 	if err := d.checkFormat(); err != nil {
 		return nil, errors.Join(err, bdb.Close())
 	}
@@ -128,6 +113,10 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	}
 	return d, nil
 }
+
+// clock reads d.now, which tests replace after Open; the store's parts
+// hold this method value rather than a copy of the function.
+func (d *DB) clock() time.Time { return d.now() }
 
 // badgerOptions are Badger's options for a store in cfg.Dir, shared by
 // Open and OpenReadOnly (which must read the files Open's options wrote).
@@ -361,7 +350,6 @@ func u32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >
 // sequences never repeat across restarts. It also initializes the gauges.
 func (d *DB) recover() (journalNext uint64, err error) {
 	journalNext = 1
-	d.flushNext = 1
 	err = d.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
@@ -400,16 +388,7 @@ func (d *DB) recover() (journalNext uint64, err error) {
 				break scan // baselines follow; not needed here
 			}
 		}
-		item, err := txn.Get(flushSeqKey())
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n, err := counterValue(item)
-		d.flushNext = max(d.flushNext, n)
-		return err
+		return d.baselines.loadFlushNext(txn)
 	})
 	for sink := range d.outNext {
 		if d.outNext[sink] == 0 {
@@ -433,16 +412,6 @@ func counterValue(item *badger.Item) (uint64, error) {
 func be64(b []byte) uint64 {
 	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-}
-
-// acquire takes the lifetime read lock; release with d.life.RUnlock.
-func (d *DB) acquire() error {
-	d.life.RLock()
-	if d.closed {
-		d.life.RUnlock()
-		return ErrClosed
-	}
-	return nil
 }
 
 // Close stops the journal committer (appends already queued are written
@@ -641,68 +610,6 @@ func (d *DB) valueLogGC(ctx context.Context) {
 		return
 	}
 }
-
-// batch writes entries in as few Badger transactions as the size limits
-// allow. Callers that need atomicity for a group of entries call room first
-// with the group's size, so the group lands in one transaction.
-type batch struct {
-	db      *badger.DB
-	txn     *badger.Txn
-	n       int
-	bytes   int
-	commits int
-}
-
-func (d *DB) newBatch() *batch { return &batch{db: d.bdb, txn: d.bdb.NewTransaction(true)} }
-
-// room commits the current transaction first when n more entries of size
-// bytes would not fit in it.
-func (b *batch) room(n, bytes int) error {
-	if b.n == 0 || (b.n+n <= txnMaxEntries && b.bytes+bytes <= txnMaxBytes) {
-		return nil
-	}
-	return b.flush()
-}
-
-func (b *batch) flush() error {
-	if err := b.txn.Commit(); err != nil {
-		return err
-	}
-	b.commits++
-	b.txn = b.db.NewTransaction(true)
-	b.n, b.bytes = 0, 0
-	return nil
-}
-
-func (b *batch) set(k, v []byte) error {
-	err := b.txn.Set(k, v)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		if err = b.flush(); err != nil {
-			return err
-		}
-		err = b.txn.Set(k, v)
-	}
-	b.n++
-	b.bytes += len(k) + len(v) + 16
-	return err
-}
-
-func (b *batch) del(k []byte) error {
-	err := b.txn.Delete(k)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		if err = b.flush(); err != nil {
-			return err
-		}
-		err = b.txn.Delete(k)
-	}
-	b.n++
-	b.bytes += len(k) + 16
-	return err
-}
-
-func (b *batch) commit() error { return b.txn.Commit() }
-
-func (b *batch) discard() { b.txn.Discard() }
 
 // badgerLogger sends Badger's log lines to zerolog. Badger's info lines are
 // routine (compactions, replays) and go to debug.

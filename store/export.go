@@ -48,16 +48,16 @@ type ExportRecord struct {
 // from one consistent snapshot and returns how many it wrote. Naming an
 // image the store does not hold is an error wrapping ErrNotFound, reported
 // before anything is written.
-func (d *DB) Export(w io.Writer, images ...string) (int, error) {
+func (bl *baselines) Export(w io.Writer, images ...string) (int, error) {
 	n := 0
-	err := d.view(func(txn *badger.Txn) error {
+	err := bl.h.view(func(txn *badger.Txn) error {
 		keys, err := exportKeys(txn, images)
 		if err != nil {
 			return err
 		}
 		bw := bufio.NewWriterSize(w, 64<<10)
 		enc := json.NewEncoder(bw)
-		if err := enc.Encode(ExportHeader{Format: ExportFormat, Version: ExportVersion, ExportedAt: d.now().UTC(), Images: len(keys)}); err != nil {
+		if err := enc.Encode(ExportHeader{Format: ExportFormat, Version: ExportVersion, ExportedAt: bl.now().UTC(), Images: len(keys)}); err != nil {
 			return err
 		}
 		bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: []byte{prefixBucket}})
@@ -178,19 +178,19 @@ func (e *ImportError) Unwrap() error { return e.Err }
 // names, times, order, sizes) and the limits apply. It returns the names of
 // the images imported, in file order; on error, those imported before it and
 // an *ImportError saying where.
-func (d *DB) Import(r io.Reader, lim ImportLimits) ([]string, error) {
-	return d.ImportWith(r, lim, nil)
+func (bl *baselines) Import(r io.Reader, lim ImportLimits) ([]string, error) {
+	return bl.ImportWith(r, lim, nil)
 }
 
 // ImportWith is Import with each image's write run through around (when
 // not nil): a running pipeline uses it to hold the image out of scoring
 // while its baseline is replaced.
-func (d *DB) ImportWith(r io.Reader, lim ImportLimits, around func(image string, write func() error) error) ([]string, error) {
+func (bl *baselines) ImportWith(r io.Reader, lim ImportLimits, around func(image string, write func() error) error) ([]string, error) {
 	if around == nil {
 		around = func(_ string, write func() error) error { return write() }
 	}
 	store := func(im *importImage) error {
-		return around(im.image, func() error { return d.importImage(im) })
+		return around(im.image, func() error { return bl.importImage(im) })
 	}
 	return newImportParser(&errReader{r: r}, lim, store).run()
 }
@@ -265,21 +265,21 @@ func validBucketRecord(rec ExportRecord) error {
 }
 
 // importImage replaces one image, atomically when it fits one transaction.
-func (d *DB) importImage(im *importImage) error {
-	if err := d.acquire(); err != nil {
+func (bl *baselines) importImage(im *importImage) error {
+	if err := bl.h.acquire(); err != nil {
 		return err
 	}
-	defer d.life.RUnlock()
-	d.baseMu.Lock()
-	defer d.baseMu.Unlock()
-	flush := d.flushNext
-	d.flushNext += uint64(len(im.buckets))
-	b := d.newBatch()
+	defer bl.h.life.RUnlock()
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	flush := bl.flushNext
+	bl.flushNext += uint64(len(im.buckets))
+	b := bl.h.newBatch()
 	defer b.discard()
-	if err := b.set(flushSeqKey(), encodeU64(d.flushNext)); err != nil {
+	if err := b.set(flushSeqKey(), encodeU64(bl.flushNext)); err != nil {
 		return fmt.Errorf("import %s: %w", im.image, err)
 	}
-	if _, err := d.deleteImage(b, im.image, time.Time{}); err != nil {
+	if _, err := bl.deleteImage(b, im.image, time.Time{}); err != nil {
 		return err
 	}
 	if err := b.room(len(im.buckets)+1, int(im.size)+len(im.buckets)*(len(im.image)+40)); err != nil {

@@ -308,12 +308,3 @@ func (d *DB) retireBelow(floor uint64) error {
 	}
 	return nil
 }
-
-// view runs fn in a read transaction unless the DB is closed.
-func (d *DB) view(fn func(txn *badger.Txn) error) error {
-	if err := d.acquire(); err != nil {
-		return err
-	}
-	defer d.life.RUnlock()
-	return d.bdb.View(fn)
-}

@@ -59,10 +59,11 @@ func OpenReadOnly(dir string, log zerolog.Logger) (*DB, error) {
 		return nil, errors.Join(err, bdb.Close())
 	}
 	d := &DB{
-		cfg: cfg, log: log, bdb: bdb, m: m,
+		handle: handle{bdb: bdb}, cfg: cfg, log: log, m: m,
 		now: time.Now, diskFree: diskFree,
 		readOnly: true,
 	}
+	d.baselines = newBaselines(&d.handle, log, d.clock, m.flushSeconds)
 	if err := d.checkFormatReadOnly(); err != nil {
 		return nil, errors.Join(err, bdb.Close())
 	}
