@@ -18,7 +18,7 @@ import (
 func newEvalCmd(g *globalFlags) *cobra.Command {
 	cfg := evaluate.DefaultConfig()
 	var train, normal, attack, capturePath, labelsPath string
-	var asJSON bool
+	var asJSON, learnAsLabelled bool
 	cmd := &cobra.Command{
 		Use:   "eval --capture FILE --labels FILE | --train DIR --normal DIR --attack DIR",
 		Short: "Measure detection on a recorded Falco capture, or the model on ADFA-LD-layout traces",
@@ -34,7 +34,7 @@ func newEvalCmd(g *globalFlags) *cobra.Command {
 				if capturePath == "" || labelsPath == "" {
 					return errors.New("eval: --capture and --labels go together")
 				}
-				return runEvalCapture(cmd, g, capturePath, labelsPath, asJSON)
+				return runEvalCapture(cmd, g, capturePath, labelsPath, asJSON, learnAsLabelled)
 			}
 			if train == "" || normal == "" || attack == "" {
 				return errors.New("eval: --capture and --labels, or --train, --normal and --attack, are required")
@@ -66,6 +66,7 @@ func newEvalCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&capturePath, "capture", "", "recorded Falco capture (NDJSON, gzip allowed)")
 	f.StringVar(&labelsPath, "labels", "", "the capture's labels.json")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.BoolVar(&learnAsLabelled, "learn-as-labelled", true, "with --capture: the scorer learns for at least 90% of the labelled learning phase, as set membership learns from all of it (unless the config sets scorer.learning_min_duration)")
 	f.IntVar(&cfg.Model.Order, "order", cfg.Model.Order, "Markov order (n-gram length, 1-16)")
 	f.StringVar(&cfg.SequenceScore, "sequence-score", cfg.SequenceScore, "end-of-sequence score: mean-surprise or excess-band (the former score)")
 	f.StringVar(&cfg.Model.Smoothing, "smoothing", cfg.Model.Smoothing, "witten-bell or absolute-discount")

@@ -17,7 +17,7 @@ import (
 // runEvalCapture is `eval --capture FILE --labels FILE`: the service's own
 // pipeline, with the scorer section of the configuration (--config), over
 // a recorded Falco capture, beside a set-membership profile.
-func runEvalCapture(cmd *cobra.Command, g *globalFlags, capturePath, labelsPath string, asJSON bool) error {
+func runEvalCapture(cmd *cobra.Command, g *globalFlags, capturePath, labelsPath string, asJSON, learnAsLabelled bool) error {
 	cfg, log, err := setup(g, cmd.ErrOrStderr())
 	if err != nil {
 		return err
@@ -38,6 +38,9 @@ func runEvalCapture(cmd *cobra.Command, g *globalFlags, capturePath, labelsPath 
 	if err != nil {
 		return fmt.Errorf("eval: %s: %w", capturePath, err)
 	}
+	if learnAsLabelled {
+		capture.LearnAsLabelled(&cfg.Scorer, labels)
+	}
 	r, err := capture.Run(cmd.Context(), cfg.Scorer, in, labels, log)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
@@ -54,6 +57,7 @@ func printCaptureEval(w io.Writer, r *capture.Report) error {
 	p("capture\t%d events (%d learning, %d test, %d bad lines)\ttest phase %.2f h", r.Events, r.LearnEvents, r.TestEvents, r.BadLines, r.TestHours)
 	o := r.Overall
 	p("processes\tnormal %d (drift %d)\tattack %d in %d runs", o.Scorer.NormalProcesses, o.Scorer.DriftProcesses, o.Scorer.AttackProcesses, o.Scorer.AttackRuns)
+	p("scorer learns\tat least %s of event time (learning_min_duration)", r.LearningMinDuration)
 	p("learning phase\t%d processes, %d alerted after their image graduated (false alarms, not in the figures below)", r.LearnProcesses, r.LearnAlerted)
 	if len(o.Scorer.Learning) > 0 {
 		p("still learning at test\t%s", strings.Join(o.Scorer.Learning, ", "))

@@ -24,7 +24,8 @@ func (img *image) sampleEnd(seq *sequence) {
 	}
 }
 
-// ready reports whether the baseline may graduate: its counts converged
+// ready reports whether the baseline may graduate: it learned for
+// learning_min_duration of event time, its counts converged
 // (few new transitions, or a flat learning curve), it holds enough
 // held-out window scores to place a threshold for the alert budget (at
 // least 1/rate of them, or the top score would be a guess), and its model
@@ -32,6 +33,9 @@ func (img *image) sampleEnd(seq *sequence) {
 // taken a slow learner's early counts away (expireThin would send it
 // straight back).
 func (img *image) ready(cfg Config) bool {
+	if img.learnTo.Sub(img.learnFrom) < cfg.LearningMinDuration {
+		return false
+	}
 	return (img.conv.Converged() || img.plateaued()) && img.win.n() >= img.needWin &&
 		img.model.Events() >= cfg.graduationFloor()
 }

@@ -36,9 +36,17 @@ type Config struct {
 	// Learning → monitoring: a baseline graduates once LearningBlocks
 	// consecutive blocks of LearningBlockEvents learned events each met at
 	// most NewTransitionRate unseen transitions per event.
-	LearningBlockEvents uint64  `yaml:"learning_block_events"`
-	LearningBlocks      int     `yaml:"learning_blocks"`
-	NewTransitionRate   float64 `yaml:"new_transition_rate"`
+	LearningBlockEvents uint64 `yaml:"learning_block_events"`
+	LearningBlocks      int    `yaml:"learning_blocks"`
+	// LearningMinDuration keeps a baseline learning for at least this
+	// much event time, however early its counts converge: a routine that
+	// runs less often than the baseline takes to converge (a maintenance
+	// shell, a daily log rotation) is otherwise met first in monitoring,
+	// where it alerts, and an alerted process is never learned. Set it to
+	// the period of the image's slowest routine (24h for a daily job);
+	// 0 graduates on convergence alone.
+	LearningMinDuration time.Duration `yaml:"learning_min_duration"`
+	NewTransitionRate   float64       `yaml:"new_transition_rate"`
 	// AlertBudget is the target of false online alerts per million normal
 	// events; each image's window threshold is calibrated to it.
 	AlertBudget float64 `yaml:"alert_budget_per_million"`
@@ -67,6 +75,13 @@ type Config struct {
 	// CusumThreshold fixes the online threshold, in bits of accumulated
 	// surprise; 0 calibrates it per image for alert_budget_per_million.
 	CusumThreshold float64 `yaml:"cusum_threshold"`
+	// TreeEvidence (with sequence_key: process): an event also counts in
+	// the online score of each live ancestor of its process (in the same
+	// image), and is judged by the highest of them. An attack's shell
+	// spawns children that each exec one never-seen tool and exit — two
+	// or three events, too few to raise a score of their own; their
+	// ancestor accumulates all of them.
+	TreeEvidence bool `yaml:"tree_evidence"`
 
 	// Symbols sets how an observation becomes the symbol the model counts.
 	Symbols symbol.Config `yaml:"symbols"`
@@ -115,6 +130,7 @@ func DefaultConfig() Config {
 		CusumAllowance:      markov.DefaultCusumAllowance,
 		CusumCap:            markov.DefaultCusumCap,
 		CusumThreshold:      markov.DefaultCusumThreshold,
+		TreeEvidence:        true,
 		Symbols:             symbol.DefaultConfig(),
 		RecentAnomaly:       recentAnomaly,
 	}
@@ -187,6 +203,7 @@ func (c Config) Validate() error {
 	check(c.EndAlertRate > 0 && c.EndAlertRate < 1, "end_alert_rate: %g out of range (0,1)", c.EndAlertRate)
 	check(c.LearningBlockEvents >= 100, "learning_block_events: %d, want at least 100", c.LearningBlockEvents)
 	check(c.LearningBlocks >= 1 && c.LearningBlocks <= 100, "learning_blocks: %d out of range 1..100", c.LearningBlocks)
+	check(c.LearningMinDuration >= 0, "learning_min_duration: %s, want at least 0", c.LearningMinDuration)
 	check(c.MaxSequences > 0, "max_sequences: must be positive")
 	check(c.SequenceIdle > 0, "sequence_idle: must be positive")
 	check(c.MaxImages > 0, "max_images: must be positive")

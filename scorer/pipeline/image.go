@@ -20,26 +20,30 @@ type image struct {
 	threshold    float64 // online window score above which a sequence alerts
 	endThreshold float64 // end-of-sequence score above which a finished sequence alerts
 	since        time.Time
-	graduated    time.Time
-	lastSeen     time.Time
-	inherited    string
-	symbols      string    // the symbol language of the counts (symbol.Config.Fingerprint)
-	symbolsSince time.Time // counts in buckets before this one's are of another language
-	oldestBucket time.Time // counts from buckets before this were subtracted (rolling horizon)
-	win          calib     // ready-window scores of the recent learning stream (calibration)
-	end          calib     // end-of-sequence scores of the recent learning stream
-	blockRates   []float64 // new-transition rates of the latest 2·learning_blocks blocks (plateau test)
-	dirty        bool      // learned since the last flush
-	windowLen    int
-	windowWarm   int
-	cusumK       float64             // the CUSUM allowance when the online score is a CUSUM; 0: the window mean
-	cusumCap     float64             // the most one event adds to the CUSUM
-	pairs        map[uint32]struct{} // (previous, symbol) pairs learned, while learning (newPair)
-	elem         *list.Element       // in the worker's image LRU
-	removed      bool                // evicted or reset: learns nothing more (its counts would be lost)
-	flushed      time.Time           // bucket of the latest flush; an older one is closed and can be compacted
-	needWin      uint64              // window scores a threshold for the alert budget needs
-	needEnd      uint64              // finished processes an end-of-sequence threshold needs
+	// learnFrom and learnTo bound, in event time, what the baseline saw
+	// since it (re)started learning: learning_min_duration is judged on
+	// them, so a replayed capture learns as long as the live stream did.
+	learnFrom, learnTo time.Time
+	graduated          time.Time
+	lastSeen           time.Time
+	inherited          string
+	symbols            string    // the symbol language of the counts (symbol.Config.Fingerprint)
+	symbolsSince       time.Time // counts in buckets before this one's are of another language
+	oldestBucket       time.Time // counts from buckets before this were subtracted (rolling horizon)
+	win                calib     // ready-window scores of the recent learning stream (calibration)
+	end                calib     // end-of-sequence scores of the recent learning stream
+	blockRates         []float64 // new-transition rates of the latest 2·learning_blocks blocks (plateau test)
+	dirty              bool      // learned since the last flush
+	windowLen          int
+	windowWarm         int
+	cusumK             float64             // the CUSUM allowance when the online score is a CUSUM; 0: the window mean
+	cusumCap           float64             // the most one event adds to the CUSUM
+	pairs              map[uint32]struct{} // (previous, symbol) pairs learned, while learning (newPair)
+	elem               *list.Element       // in the worker's image LRU
+	removed            bool                // evicted or reset: learns nothing more (its counts would be lost)
+	flushed            time.Time           // bucket of the latest flush; an older one is closed and can be compacted
+	needWin            uint64              // window scores a threshold for the alert budget needs
+	needEnd            uint64              // finished processes an end-of-sequence threshold needs
 	// retryLoad is set on a stand-in for a stored baseline that could not be
 	// read: it learns meanwhile, but its flushes add counts without
 	// replacing the stored state, and its next event from retryLoad on
@@ -64,6 +68,7 @@ func (img *image) relearn(now time.Time, cfg Config) {
 	img.win, img.end, img.blockRates = calib{}, calib{}, nil
 	img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)
 	img.since, img.graduated = now, time.Time{}
+	img.learnFrom, img.learnTo = time.Time{}, time.Time{}
 	img.dirty = true
 }
 

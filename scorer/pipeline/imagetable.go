@@ -179,6 +179,7 @@ func (w *worker) restoreImage(key string, meta []byte, buckets []scorer.Baseline
 		img.threshold, img.endThreshold = storedThreshold(m.Threshold), storedThreshold(m.EndThreshold)
 		img.since, img.graduated, img.lastSeen, img.inherited = m.Since, m.Graduated, m.LastSeen, m.Inherited
 		img.conv, img.win, img.end, img.blockRates = m.Convergence, m.Win, m.End, m.BlockRates
+		img.learnFrom = m.LearningFrom
 		if img.state != scorer.StateMonitoring {
 			img.state = scorer.StateLearning
 			img.threshold, img.endThreshold = math.Inf(1), math.Inf(1)

@@ -10,11 +10,19 @@ import (
 // sequence is one live syscall trace (a process, or a container).
 type sequence struct {
 	key       seqKey
+	parent    seqKey // the parent process's sequence when this one started (tree evidence)
+	hasParent bool
 	container string
 	img       *image
 	hist      markov.History
 	win       *markov.Window
 	cusum     markov.Cusum // the online score when the image's is a CUSUM
+	// tree is the same CUSUM over the events of this process and of its
+	// descendants (tree_evidence), with its own alarm: a subtree's
+	// episode raises one alert, about the process whose event raised it.
+	tree      markov.Cusum
+	treeAlarm markov.Alarm
+	joined    bool // a subtree alert named this process; its own score has not fallen back to 0 since
 	acc       markov.Sequence
 	alarm     markov.Alarm
 	alerted   bool
@@ -48,7 +56,8 @@ func (img *image) newSequence(key seqKey, container string, now time.Time) *sequ
 	}
 	return &sequence{
 		key: key, container: container, img: img, win: win, cusum: markov.Cusum{K: img.cusumK, Cap: img.cusumCap},
-		acc: markov.NewMeanSequence(), lastSeen: now,
+		tree: markov.Cusum{K: img.cusumK, Cap: img.cusumCap},
+		acc:  markov.NewMeanSequence(), lastSeen: now,
 		pendHist: markov.History{},
 	}
 }

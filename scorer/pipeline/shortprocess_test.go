@@ -117,3 +117,94 @@ func TestGraduationResetsOnlineScores(t *testing.T) {
 		t.Errorf("after resetScores(a) scores = %v, %v; want 0, 42", s1.cusum.S, s2.cusum.S)
 	}
 }
+
+// TestTreeEvidenceJudgesOneEventChildren: a worker that now and then
+// spawns three children one after the other (a log rotation) does so once
+// more, but each child execs a never-seen tool and exits: one scored event
+// each, too few to raise a score of its own. The worker's subtree score
+// flags it once, about a child; without tree_evidence nothing is.
+func TestTreeEvidenceJudgesOneEventChildren(t *testing.T) {
+	for _, tree := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tree_evidence=%v", tree), func(t *testing.T) {
+			st := newMemStore()
+			cfg := testConfig()
+			cfg.TreeEvidence = tree
+			h := newHarness(t, cfg, st)
+			rng := rand.New(rand.NewPCG(7, 8))
+			// spawn runs tools one after the other in children of w.
+			spawn := func(w int, tools ...string) []scorer.Event {
+				var evs []scorer.Event
+				for _, tool := range tools {
+					child := 60000 + h.seq
+					evs = append(evs,
+						h.obs(w, 1, "python3", "clone", map[string]any{"evt.res": fmt.Sprint(child)}),
+						h.obs(child, w, "tool", "execve", map[string]any{"proc.exepath": tool}),
+						h.obs(child, w, "tool", "procexit", nil))
+				}
+				return evs
+			}
+			for i := 0; i < 12; i++ {
+				evs := h.worker(2000+i, 120, rng)
+				evs = append(evs, spawn(2000+i, "/usr/bin/gzip", "/usr/bin/gzip", "/usr/bin/gzip")...)
+				evs = append(evs, h.worker(2000+i, 120, rng)[1:]...)
+				h.accept(evs)
+			}
+			h.settle()
+			if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
+				t.Fatalf("after training state = %q, want monitoring", s)
+			}
+			n0 := len(st.alerts(t))
+
+			const w = 3000
+			evs := h.worker(w, 40, rng)
+			first := 60000 + h.seq
+			evs = append(evs, spawn(w, "/usr/bin/id", "/usr/bin/uname", "/usr/bin/whoami")...)
+			last := 60000 + h.seq
+			evs = append(evs, h.worker(w, 40, rng)[1:]...)
+			h.accept(evs)
+			h.settle()
+
+			var onChildren, other int
+			for _, a := range st.alerts(t)[n0:] {
+				if a["kind"] == scorer.KindFalco {
+					continue
+				}
+				if pid := int(a["subject"].(map[string]any)["pid"].(float64)); pid >= first && pid <= last {
+					onChildren++
+				} else {
+					other++
+				}
+			}
+			want := 0
+			if tree {
+				want = 1
+			}
+			if onChildren != want || other != 0 {
+				t.Errorf("anomaly alerts: %d on the one-event children (want %d), %d elsewhere (want 0)", onChildren, want, other)
+			}
+		})
+	}
+}
+
+// TestLearningMinDuration: a baseline that converged keeps learning until
+// learning_min_duration of event time has passed since its first event.
+func TestLearningMinDuration(t *testing.T) {
+	st := newMemStore()
+	cfg := testConfig()
+	cfg.LearningMinDuration = time.Hour
+	h := newHarness(t, cfg, st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 12; i++ {
+		h.accept(h.worker(2000+i, 250, rng))
+	}
+	h.settle()
+	if s, _ := h.state("api:1"); s != scorer.StateLearning {
+		t.Fatalf("converged after minutes of event time: state = %q, want learning until an hour passed", s)
+	}
+	h.tim = h.tim.Add(time.Hour)
+	h.accept(h.worker(2100, 250, rng))
+	h.settle()
+	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
+		t.Fatalf("an hour of event time later: state = %q, want monitoring", s)
+	}
+}

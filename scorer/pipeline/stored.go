@@ -32,6 +32,9 @@ type imageMeta struct {
 	Win          calib              `json:"win_calibration"`
 	End          calib              `json:"end_calibration"`
 	BlockRates   []float64          `json:"block_rates,omitempty"`
+	// LearningFrom is the event time learning (re)started at, for
+	// learning_min_duration across restarts.
+	LearningFrom time.Time `json:"learning_from,omitzero"`
 	// Symbols names the symbol language the counts are in; buckets before
 	// SymbolsSince's are of an earlier language and are not loaded.
 	// Version 1 metas had no Symbols: their counts are of evt.type alone.
@@ -129,7 +132,7 @@ func (img *image) meta() []byte {
 		Threshold: calibrated(img.threshold), EndThreshold: calibrated(img.endThreshold),
 		Since: img.since, Graduated: img.graduated, LastSeen: img.lastSeen, Inherited: img.inherited,
 		Convergence: img.conv, Win: img.win, End: img.end, BlockRates: img.blockRates,
-		Symbols: img.symbols, SymbolsSince: img.symbolsSince,
+		Symbols: img.symbols, SymbolsSince: img.symbolsSince, LearningFrom: img.learnFrom,
 	})
 	return b
 }

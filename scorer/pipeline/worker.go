@@ -224,6 +224,12 @@ func (w *worker) observe(it item, now time.Time) {
 		w.met.oov.Inc()
 	}
 	alerted, learning := false, img.learning()
+	if learning {
+		if img.learnFrom.IsZero() {
+			img.learnFrom = it.ev.Time
+		}
+		img.learnTo = it.ev.Time
+	}
 	if on := w.deps.OnScored; on != nil {
 		defer func() {
 			on(Scored{Image: img.key, ContainerID: it.subj.ContainerID, PID: it.subj.PID, PPID: ppid, Time: it.ev.Time,
@@ -241,15 +247,39 @@ func (w *worker) observe(it item, now time.Time) {
 		}
 	} else if r.full {
 		wasOn := seq.alarm.On()
+		own := r.window
+		tree, treeRose := w.treeEvidence(seq, img, r, now)
+		if treeRose {
+			// The event's score is its subtree's when that raised an alarm;
+			// an ancestor already in an episode does not make every later
+			// event of its subtree score high.
+			r.window = max(own, tree)
+		}
 		// An alarm rises only on an event that raised the score: a child
 		// starts from its parent's score, and must not alert for it alone.
-		if (r.rose || wasOn) && seq.alarm.Update(r.window, img.threshold, img.threshold*hysteresis) {
-			seq.peak = r.window
-			w.containerEnter(seq, img, r, now)
+		// An ancestor's alarm that rose at this event alerts once, about
+		// the process whose event it was (unless that one's own episode is
+		// on); the ancestor's alarm then holds its subtree's episode.
+		ownRose := (r.rose || wasOn) && seq.alarm.Update(own, img.threshold, img.threshold*hysteresis)
+		if seq.cusum.S == 0 {
+			seq.joined = false
+		}
+		if ownRose && seq.joined {
+			// Its subtree's episode already alerted about this process;
+			// its own score crossing the threshold is the same episode.
+			seq.peak = own
+			w.containerEnter(seq, img, now)
+		} else if ownRose || treeRose && !wasOn {
+			if ownRose {
+				seq.peak = own
+				w.containerEnter(seq, img, now)
+			} else {
+				seq.joined = true
+			}
 			w.emit(w.anomalyAlert(&it, img, seq, r, scorer.KindAnomaly), now)
 			alerted = true
 		} else if seq.alarm.On() {
-			seq.peak = max(seq.peak, r.window)
+			seq.peak = max(seq.peak, own)
 		} else if wasOn {
 			w.containerLeave(seq)
 		}
@@ -495,6 +525,7 @@ func (w *worker) sequence(key seqKey, ppid int64, img *image, container string, 
 		if el, ok := w.seqs[seqKey{container: key.container, pid: ppid}]; ok {
 			if parent := el.Value.(*sequence); parent.img == img {
 				s.hist = parent.hist
+				s.parent, s.hasParent = parent.key, true
 			}
 		}
 	}
@@ -553,6 +584,47 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 	}
 }
 
+// treeEvidence pushes the event just scored into the subtree scores of
+// its process and of the process's live ancestors (tree_evidence,
+// per-process sequences), so that a shell whose children each do one odd
+// thing and exit accumulates them all. It returns the highest subtree
+// score whose alarm rose at this event, and whether one did. The walk
+// stops at the first ancestor no longer live or of another image, and
+// after maxTreeDepth.
+func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, rose bool) {
+	if !w.cfg.TreeEvidence || w.cfg.SequenceKey != SequenceByProcess || img.cusumK <= 0 {
+		return 0, false
+	}
+	for cur, depth := seq, 0; ; depth++ {
+		v := cur.tree.Push(r.step.Surprise)
+		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
+			top, rose = max(top, v), true
+			if cur != seq {
+				// Its subtree is anomalous: it teaches the baseline nothing
+				// either (what it queued is held, its end learns nothing).
+				cur.alerted, cur.held = true, len(cur.pend)-cur.phead
+				w.containerEnter(cur, img, now) // a moment of anomaly, held by no alarm of its own
+				w.containerLeave(cur)
+			}
+		}
+		if !cur.hasParent || depth+1 >= maxTreeDepth {
+			break
+		}
+		el, ok := w.seqs[cur.parent]
+		if !ok {
+			break
+		}
+		if cur = el.Value.(*sequence); cur.img != img {
+			break
+		}
+	}
+	return top, rose
+}
+
+// maxTreeDepth bounds the ancestors an event is pushed to (the walk is per
+// event): deep enough for a shell, its interpreter and their children.
+const maxTreeDepth = 8
+
 // recentAnomaly is the default of Config.RecentAnomaly: how long a
 // container stays "anomalous" for the Falco alerts that follow an anomalous
 // sequence in it.
@@ -602,7 +674,7 @@ func ratio(v, t float64) float64 {
 	return v / t
 }
 
-func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now time.Time) {
+func (w *worker) containerEnter(seq *sequence, img *image, now time.Time) {
 	if seq.container == "" {
 		return
 	}
@@ -630,7 +702,7 @@ func (w *worker) containerEnter(seq *sequence, img *image, r stepResult, now tim
 func (w *worker) resetScores(img *image) {
 	for el := w.lru.Front(); el != nil; el = el.Next() {
 		if s := el.Value.(*sequence); s.img == img {
-			s.cusum.S = 0
+			s.cusum.S, s.tree.S = 0, 0
 		}
 	}
 }

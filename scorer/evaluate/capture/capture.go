@@ -34,12 +34,14 @@ type Report struct {
 	// LearnAlerted counts learning-phase processes (all normal) that
 	// alerted once their image had graduated: false alarms the test-phase
 	// figures do not include.
-	LearnAlerted   int           `json:"learn_processes_alerted"`
-	LearnProcesses int           `json:"learn_processes"`
-	TestHours      float64       `json:"test_hours"` // length of the test phase, by event time
-	Overall        Comparison    `json:"overall"`
-	Images         []ImageReport `json:"images"`
-	Scenarios      []Scenario    `json:"scenarios"`
+	LearnAlerted   int     `json:"learn_processes_alerted"`
+	LearnProcesses int     `json:"learn_processes"`
+	TestHours      float64 `json:"test_hours"` // length of the test phase, by event time
+	// LearningMinDuration is the scorer's learning_min_duration in the run.
+	LearningMinDuration time.Duration `json:"learning_min_duration"`
+	Overall             Comparison    `json:"overall"`
+	Images              []ImageReport `json:"images"`
+	Scenarios           []Scenario    `json:"scenarios"`
 }
 
 // Comparison holds the sequence scorer's figures and a set-membership
@@ -216,6 +218,17 @@ func (c *collector) onScored(s pipeline.Scored) {
 	}
 }
 
+// LearnAsLabelled makes the scorer learn from the labelled learning phase,
+// as the set-membership profile does: unless cfg already sets one,
+// learning_min_duration becomes 90 % of that phase (the lab's stand-in for
+// the period of an image's slowest routine), so a baseline that converges
+// early does not meet the phase's rarer routines first in monitoring.
+func LearnAsLabelled(cfg *pipeline.Config, labels *lab.Labels) {
+	if cfg.LearningMinDuration == 0 {
+		cfg.LearningMinDuration = (labels.LearningPhase() * 9 / 10).Round(time.Second)
+	}
+}
+
 // Run replays capture (NDJSON Falco events, learning phase then test
 // phase) through the service's own pipeline with cfg and reports detection
 // against labels, beside a set-membership profile learned from the same
@@ -227,6 +240,7 @@ func Run(ctx context.Context, cfg pipeline.Config, capture io.Reader, labels *la
 		runEvents: map[*lab.Run][]time.Time{}, imageOf: map[string]string{},
 		learnProc: map[procKey]bool{}, learnAlerted: map[procKey]bool{},
 	}
+	r := &Report{LearningMinDuration: cfg.LearningMinDuration}
 	p, err := pipeline.New(cfg, pipeline.Deps{Journal: nopJournal{}, OnScored: c.onScored}, log, nil)
 	if err != nil {
 		return nil, fmt.Errorf("capture eval: %w", err)
@@ -240,7 +254,6 @@ func Run(ctx context.Context, cfg pipeline.Config, capture io.Reader, labels *la
 		stop()
 		return nil, fmt.Errorf("capture eval: pipeline: %w", err)
 	}
-	r := &Report{}
 	feedErr := feed(ctx, capture, p, r)
 	stop() // drains every accepted event
 	if err := <-done; err != nil {

@@ -29,6 +29,9 @@ type Labels struct {
 	Runs        []Run     `json:"runs"`
 }
 
+// LearningPhase is the length of the labelled learning phase.
+func (l *Labels) LearningPhase() time.Duration { return l.TestStart.Sub(l.LearnStart) }
+
 // Image is one image of the capture and its containers.
 type Image struct {
 	Key        string   `json:"key"`
