@@ -119,10 +119,20 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports invalid fields, named as in YAML.
+// Validate reports invalid fields, named as in YAML: where and how records
+// go, how they are produced, then TLS and SASL, in that order.
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	c.validateTopic(add)
+	c.validateProducer(add)
+	c.TLS.validate(add)
+	c.SASL.validate(add, c.TLS.Enabled)
+	return errors.Join(errs...)
+}
+
+// validateTopic checks the brokers, the topic and the record key.
+func (c Config) validateTopic(add func(string, ...any)) {
 	if len(c.Brokers) == 0 {
 		add("brokers: empty")
 	}
@@ -143,50 +153,57 @@ func (c Config) Validate() error {
 	if !slices.Contains([]string{KeyImage, KeyContainer, KeyRule, KeyNone}, c.Key) {
 		add("key: %q, want image, container, rule or none", c.Key)
 	}
+}
+
+// validateProducer checks compression, acks, batching and timeouts.
+func (c Config) validateProducer(add func(string, ...any)) {
 	if _, err := compression(c.Compression); err != nil {
 		add("compression: %v", err)
 	}
 	if _, err := requiredAcks(c.RequiredAcks); err != nil {
 		add("required_acks: %v", err)
 	}
-	if c.BatchSize <= 0 {
-		add("batch_size: must be positive, got %d", c.BatchSize)
+	for _, f := range []struct {
+		key      string
+		got      any
+		positive bool
+	}{
+		{"batch_size", c.BatchSize, c.BatchSize > 0},
+		{"batch_bytes", c.BatchBytes, c.BatchBytes > 0},
+		{"batch_timeout", c.BatchTimeout, c.BatchTimeout > 0},
+		{"max_attempts", c.MaxAttempts, c.MaxAttempts > 0},
+		{"dial_timeout", c.DialTimeout, c.DialTimeout > 0},
+		{"write_timeout", c.WriteTimeout, c.WriteTimeout > 0},
+	} {
+		if !f.positive {
+			add("%s: must be positive, got %v", f.key, f.got)
+		}
 	}
-	if c.BatchBytes <= 0 {
-		add("batch_bytes: must be positive, got %d", c.BatchBytes)
-	}
-	if c.BatchTimeout <= 0 {
-		add("batch_timeout: must be positive, got %s", c.BatchTimeout)
-	}
-	if c.MaxAttempts <= 0 {
-		add("max_attempts: must be positive, got %d", c.MaxAttempts)
-	}
-	if c.DialTimeout <= 0 {
-		add("dial_timeout: must be positive, got %s", c.DialTimeout)
-	}
-	if c.WriteTimeout <= 0 {
-		add("write_timeout: must be positive, got %s", c.WriteTimeout)
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+}
+
+func (t TLSConfig) validate(add func(string, ...any)) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
 		add("tls.cert_file: cert_file and key_file go together")
 	}
-	if (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "" || c.TLS.InsecureSkipVerify) && !c.TLS.Enabled {
+	if (t.CAFile != "" || t.CertFile != "" || t.ServerName != "" || t.InsecureSkipVerify) && !t.Enabled {
 		add("tls.enabled: false, but tls options are set")
 	}
-	switch c.SASL.Mechanism {
+}
+
+func (s SASLConfig) validate(add func(string, ...any), tlsEnabled bool) {
+	switch s.Mechanism {
 	case "":
 	case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
-		if c.SASL.Username == "" {
+		if s.Username == "" {
 			add("sasl.username: empty")
 		}
-		if err := c.SASL.PasswordRef().Required(""); err != nil {
-			errs = append(errs, err)
+		if err := s.PasswordRef().Required(""); err != nil {
+			add("%w", err)
 		}
-		if c.SASL.Mechanism == MechanismPlain && !c.TLS.Enabled && !c.SASL.AllowPlaintext {
+		if s.Mechanism == MechanismPlain && !tlsEnabled && !s.AllowPlaintext {
 			add("sasl.allow_plaintext: PLAIN without tls.enabled sends the password in cleartext: enable tls, use SCRAM-SHA-512, or set sasl.allow_plaintext: true if the link is encrypted otherwise")
 		}
 	default:
-		add("sasl.mechanism: %q, want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASL.Mechanism)
+		add("sasl.mechanism: %q, want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
 	}
-	return errors.Join(errs...)
 }

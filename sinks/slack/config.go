@@ -81,24 +81,7 @@ func (c Config) hasBot() bool { return c.BotTokenRef().IsSet() }
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	switch {
-	case c.hasWebhook() && c.hasBot():
-		add("webhook_url: set either webhook_url or bot_token, not both")
-	case !c.hasWebhook() && !c.hasBot():
-		errs = append(errs, c.WebhookURLRef().Required("bot_token and channel"))
-	case c.hasBot() && c.Channel == "":
-		add("channel: empty (required with bot_token)")
-	}
-	if !c.WebhookURL.IsZero() {
-		if err := checkURL(c.WebhookURL.Value()); err != nil {
-			add("webhook_url: %v", err)
-		}
-	}
-	if c.hasBot() {
-		if err := checkURL(c.APIURL); err != nil {
-			add("api_url: %v", err)
-		}
-	}
+	c.validateTarget(add)
 	if !c.MinPriority.Valid() {
 		add("min_priority: invalid")
 	}
@@ -118,6 +101,29 @@ func (c Config) Validate() error {
 		add("timeout: must be positive, got %s", c.Timeout)
 	}
 	return errors.Join(errs...)
+}
+
+// validateTarget checks where messages go: a webhook URL, or a bot token
+// with a channel and the API's address.
+func (c Config) validateTarget(add func(string, ...any)) {
+	switch {
+	case c.hasWebhook() && c.hasBot():
+		add("webhook_url: set either webhook_url or bot_token, not both")
+	case !c.hasWebhook() && !c.hasBot():
+		add("%w", c.WebhookURLRef().Required("bot_token and channel"))
+	case c.hasBot() && c.Channel == "":
+		add("channel: empty (required with bot_token)")
+	}
+	if !c.WebhookURL.IsZero() {
+		if err := checkURL(c.WebhookURL.Value()); err != nil {
+			add("webhook_url: %v", err)
+		}
+	}
+	if c.hasBot() {
+		if err := checkURL(c.APIURL); err != nil {
+			add("api_url: %v", err)
+		}
+	}
 }
 
 // checkURL validates an address without ever echoing it.
