@@ -484,7 +484,14 @@ func TestConfigYAMLDurations(t *testing.T) {
 	}
 }
 
-var _ scorer.Outbox = (*sinkstest.Outbox)(nil)
+// The dispatcher finds the optional interfaces by type assertion: the
+// fakes assert theirs, so that a changed signature fails the build instead
+// of quietly testing without them.
+var (
+	_ sinks.HeaderOnly = (*fakeSink)(nil)
+	_ sinks.Keyed      = keyedSink{}
+	_ sinks.HeaderOnly = headerOnlySink{}
+)
 
 // keyedSink is a fakeSink that keeps order per image (as Kafka per key).
 type keyedSink struct{ *fakeSink }
