@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/evaluate/capture"
 	"github.com/falco-scorer/falco-scorer/scorer/evaluate/lab"
 	"github.com/falco-scorer/falco-scorer/scorer/pipeline"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
@@ -221,6 +222,10 @@ func runDemo(ctx context.Context, w io.Writer, dataDir string, verbose bool) err
 	if err != nil {
 		return err
 	}
+	// The recorded learning phase stands in for a day of routine: the
+	// baselines learn through it, as learning_min_duration has them do
+	// in production, and as the lab's evaluation does.
+	capture.LearnAsLabelled(&cfg.Scorer, labels)
 	narr := &demoNarrator{out: out, alerts: map[string]int{}, byPrio: map[scorer.Priority]int{},
 		labels: labels, runs: map[*lab.Run]bool{}}
 	logs := &demoLog{narr: narr}

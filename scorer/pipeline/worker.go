@@ -588,14 +588,17 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 // its process and of the process's live ancestors (tree_evidence,
 // per-process sequences), so that a shell whose children each do one odd
 // thing and exit accumulates them all. It returns the highest subtree
-// score whose alarm rose at this event, and whether one did. The walk
+// score whose alarm rose at this event, and whether one did while no
+// subtree on the walk was already in an episode (one alert each). The walk
 // stops at the first ancestor no longer live or of another image, and
 // after maxTreeDepth.
 func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, rose bool) {
 	if !w.cfg.TreeEvidence || w.cfg.SequenceKey != SequenceByProcess || img.cusumK <= 0 {
 		return 0, false
 	}
+	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
 	for cur, depth := seq, 0; ; depth++ {
+		ongoing = ongoing || cur.treeAlarm.On()
 		v := cur.tree.Push(r.step.Surprise)
 		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
 			top, rose = max(top, v), true
@@ -618,7 +621,7 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 			break
 		}
 	}
-	return top, rose
+	return top, rose && !ongoing
 }
 
 // maxTreeDepth bounds the ancestors an event is pushed to (the walk is per
