@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -38,19 +37,9 @@ type DB struct {
 
 	journal  *journal.Log           // the journal's segment files, or its in-memory records
 	syncFile func(f *os.File) error // tests: replaces the journal's fdatasync
-	doneID   uint64                 // last done marker id; guarded by outMu
+	doneID   uint64                 // last done marker id; guarded by the outbox's mu (Complete)
 
-	outMu   sync.Mutex
-	outNext map[string]uint64      // next outbox seq per sink (never reused)
-	pending map[string]int64       // outbox entries per sink, for the gauge
-	dead    map[string]int64       // dead letters per sink, for the gauge
-	recent  map[string]*recentRing // entries just committed, per sink (recent.go)
-
-	pendingBeforeRead func()          // tests: runs in Pending between the cache's answer and the Badger read
-	backlog           atomic.Bool     // some tracked sink's pending entries reached MaxOutboxEntries
-	tracked           map[string]bool // sinks that have a dispatcher (SetSinks); nil: every sink; guarded by outMu
-	replayMu          sync.Mutex      // one dead-letter replay at a time
-
+	*outbox    // the per-sink outbox and dead letters (outbox.go)
 	*baselines // the per-image baselines (baselines.go, export.go)
 
 	maintMu sync.Mutex // one maintenance pass at a time
@@ -97,9 +86,8 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	d := &DB{
 		handle: handle{bdb: bdb}, cfg: cfg, log: log, m: m,
 		now: time.Now, diskFree: diskFree,
-		outNext: map[string]uint64{}, pending: map[string]int64{}, dead: map[string]int64{},
-		recent: map[string]*recentRing{},
 	}
+	d.outbox = newOutbox(&d.handle, log, d.clock, m, cfg.MaxOutboxEntries)
 	d.baselines = newBaselines(&d.handle, log, d.clock, m.flushSeconds)
 	if err := d.checkFormat(); err != nil {
 		return nil, errors.Join(err, bdb.Close())
@@ -210,68 +198,6 @@ func (d *DB) syncJournalFile(delay time.Duration) func(*os.File) error {
 	}
 }
 
-// Backlogged reports whether some sink's outbox reached max_outbox_entries
-// undelivered alerts (and has not yet drained below 90 % of it). The pipeline then refuses new events
-// (overloaded) instead of letting the outbox grow without bound: alerts are
-// never dropped, so a sink that falls behind slows ingest down.
-func (d *DB) Backlogged() bool { return d.backlog.Load() }
-
-// SetSinks names the sinks that have a dispatcher. Only their outboxes
-// count toward Backlogged: the outbox of a sink removed from the
-// configuration is drained by nobody and must not stop ingest. Its alerts
-// stay until the sink is enabled again, which is logged here.
-func (d *DB) SetSinks(names []string) {
-	d.outMu.Lock()
-	defer d.outMu.Unlock()
-	d.tracked = make(map[string]bool, len(names))
-	for _, n := range names {
-		d.tracked[n] = true
-	}
-	for sink, n := range d.pending {
-		if n > 0 && !d.tracked[sink] {
-			d.log.Warn().Str("sink", sink).Int64("pending", n).
-				Msg("the outbox holds alerts for a sink that is not enabled: they are kept, and delivered once it is enabled again")
-		}
-	}
-	d.updateBacklog()
-}
-
-// updateBacklog recomputes Backlogged after a change of the pending counts,
-// logging each change of state; outMu must be held.
-func (d *DB) updateBacklog() {
-	worst, over := "", int64(-1)
-	for sink, n := range d.pending {
-		if d.tracked != nil && !d.tracked[sink] {
-			continue
-		}
-		if n > over {
-			worst, over = sink, n
-		}
-	}
-	// Hysteresis: on at the bound, off below 90 % of it, so a queue
-	// hovering at the bound neither flaps nor floods the log.
-	was := d.backlog.Load()
-	full := over >= int64(d.cfg.MaxOutboxEntries) || (was && over >= int64(d.cfg.MaxOutboxEntries)*9/10)
-	if full == was {
-		return
-	}
-	d.backlog.Store(full)
-	d.m.backlogged.Set(b2f(full))
-	if full {
-		d.log.Warn().Str("sink", worst).Int64("pending", over).Int("max_outbox_entries", d.cfg.MaxOutboxEntries).
-			Msg("outbox backlog full: refusing new events (HTTP 429) until the sink catches up")
-	} else {
-		d.log.Info().Msg("outbox backlog below 90 % of max_outbox_entries: accepting events again")
-	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // checkFormat writes the format record into an empty store and refuses a
 // store written with another layout.
 func (d *DB) checkFormat() error {
@@ -363,41 +289,17 @@ func (d *DB) recover() (journalNext uint64, err error) {
 					return err
 				}
 				journalNext = max(journalNext, n)
-			case prefixOutbox, prefixDead:
-				sink, seq, err := parseSinkKey(k)
-				if err != nil {
+			case prefixOutbox, prefixDead, prefixOutboxSeq:
+				if err := d.outbox.recoverKey(it.Item()); err != nil {
 					return err
 				}
-				d.outNext[sink] = max(d.outNext[sink], seq+1)
-				if k[0] == prefixOutbox {
-					d.pending[sink]++
-				} else {
-					d.dead[sink]++
-				}
-			case prefixOutboxSeq:
-				if len(k) < 2 || len(k) != 2+int(k[1]) {
-					return fmt.Errorf("outbox seq key %x: %w", k, errCorrupt)
-				}
-				n, err := counterValue(it.Item())
-				if err != nil {
-					return err
-				}
-				sink := string(k[2:])
-				d.outNext[sink] = max(d.outNext[sink], n)
 			default:
 				break scan // baselines follow; not needed here
 			}
 		}
 		return d.baselines.loadFlushNext(txn)
 	})
-	for sink := range d.outNext {
-		if d.outNext[sink] == 0 {
-			d.outNext[sink] = 1
-		}
-		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
-		d.m.dead.WithLabelValues(sink).Set(float64(d.dead[sink]))
-	}
-	d.updateBacklog()
+	d.outbox.recovered()
 	return journalNext, err
 }
 
@@ -522,45 +424,13 @@ func (d *DB) Maintain(ctx context.Context) {
 	}
 }
 
-// recount resets the queue gauges from a keys-only scan, correcting the
-// drift of the incremental updates (for example a Complete of unknown seqs).
+// recount resets the queue gauges from a keys-only scan (outbox.recount)
+// and the journal's.
 func (d *DB) recount() error {
-	pending, dead := map[string]int64{}, map[string]int64{}
-	err := d.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
-		defer it.Close()
-		for it.Seek([]byte{prefixOutbox}); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			switch k[0] {
-			case prefixOutboxSeq:
-			case prefixOutbox, prefixDead:
-				sink, _, err := parseSinkKey(k)
-				if err != nil {
-					return err
-				}
-				if k[0] == prefixOutbox {
-					pending[sink]++
-				} else {
-					dead[sink]++
-				}
-			default:
-				return nil
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := d.outbox.recount(); err != nil {
 		return err
 	}
 	d.m.journalEntries.Set(float64(d.journal.Outstanding()))
-	d.outMu.Lock()
-	defer d.outMu.Unlock()
-	for sink := range d.outNext {
-		d.pending[sink], d.dead[sink] = pending[sink], dead[sink]
-		d.updateBacklog()
-		d.m.pending.WithLabelValues(sink).Set(float64(pending[sink]))
-		d.m.dead.WithLabelValues(sink).Set(float64(dead[sink]))
-	}
 	return nil
 }
 

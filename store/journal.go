@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -77,32 +76,19 @@ func (d *DB) Complete(done []uint64, alerts []scorer.OutboxPut) error {
 	defer d.life.RUnlock()
 	// Allocation and commit happen under one lock, so that entries of a sink
 	// become visible in sequence order and a reader's cursor skips nothing.
-	d.outMu.Lock()
-	defer d.outMu.Unlock()
-	now := d.now()
-	seqs := make([]uint64, len(alerts))
-	added := map[string]int64{}
-	for i, a := range alerts {
-		seqs[i] = d.nextOutbox(a.Sink)
-		added[a.Sink]++
-	}
-	sorted, err := d.commitComplete(now, done, alerts, seqs, added)
+	d.outbox.mu.Lock()
+	defer d.outbox.mu.Unlock()
+	p := d.outbox.allocate(d.now(), alerts)
+	sorted, err := d.commitComplete(p, done)
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
 	}
-	d.completed(now, done, sorted, alerts, seqs, added)
-	return nil
-}
-
-// checkOutboxPuts refuses what the outbox's keys and values cannot hold.
-func checkOutboxPuts(alerts []scorer.OutboxPut) error {
-	for _, a := range alerts {
-		if err := checkSink(a.Sink); err != nil {
-			return err
-		}
-		if len(a.AlertID) > maxIDLen {
-			return fmt.Errorf("alert id of %d bytes exceeds %d", len(a.AlertID), maxIDLen)
-		}
+	d.outbox.added(p)
+	switch {
+	case d.cfg.InMemory:
+		d.journal.Complete(done) // no marker: nothing was sorted
+	case len(sorted) > 0:
+		d.journal.Complete(sorted)
 	}
 	return nil
 }
@@ -110,19 +96,12 @@ func checkOutboxPuts(alerts []scorer.OutboxPut) error {
 // commitComplete writes Complete's outbox entries (under their allocated
 // seqs), the sinks' high-water marks and then the done marker, and returns
 // the done sequences sorted for the journal (nil when no marker is
-// written). outMu must be held.
-func (d *DB) commitComplete(now time.Time, done []uint64, alerts []scorer.OutboxPut, seqs []uint64, added map[string]int64) ([]uint64, error) {
+// written). The outbox's mu must be held.
+func (d *DB) commitComplete(p *outboxPut, done []uint64) ([]uint64, error) {
 	b := d.newBatch()
 	defer b.discard()
-	for sink := range added {
-		if err := b.set(outboxSeqKey(sink), encodeU64(d.outNext[sink])); err != nil {
-			return nil, err
-		}
-	}
-	for i, a := range alerts {
-		if err := b.set(outboxKey(a.Sink, seqs[i]), encodeOutbox(now, a.AlertID, a.Payload)); err != nil {
-			return nil, err
-		}
+	if err := d.outbox.stage(b, p); err != nil {
+		return nil, err
 	}
 	var sorted []uint64
 	if len(done) > 0 && !d.cfg.InMemory {
@@ -138,38 +117,6 @@ func (d *DB) commitComplete(now time.Time, done []uint64, alerts []scorer.Outbox
 		return nil, err
 	}
 	return sorted, nil
-}
-
-// completed updates what Complete's commit changed in memory: the outbox
-// gauges and recent entries, and the journal's pending set. outMu must be
-// held.
-func (d *DB) completed(now time.Time, done, sorted []uint64, alerts []scorer.OutboxPut, seqs []uint64, added map[string]int64) {
-	for sink, n := range added {
-		d.pending[sink] += n
-		d.m.pending.WithLabelValues(sink).Set(float64(d.pending[sink]))
-	}
-	d.updateBacklog()
-	for i, a := range alerts {
-		r := d.recent[a.Sink]
-		if r == nil {
-			r = &recentRing{}
-			d.recent[a.Sink] = r
-		}
-		r.add(scorer.OutboxEntry{Sink: a.Sink, Seq: seqs[i], AlertID: a.AlertID, Payload: a.Payload, Enqueued: nanosTime(timeNanos(now)), Header: a.Header})
-	}
-	switch {
-	case d.cfg.InMemory:
-		d.journal.Complete(done) // no marker: nothing was sorted
-	case len(sorted) > 0:
-		d.journal.Complete(sorted)
-	}
-}
-
-// nextOutbox allocates the next sequence of sink; outMu must be held.
-func (d *DB) nextOutbox(sink string) uint64 {
-	seq := max(d.outNext[sink], 1)
-	d.outNext[sink] = seq + 1
-	return seq
 }
 
 // Replay calls fn for every journal entry not yet completed, oldest first.

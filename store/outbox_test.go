@@ -275,9 +275,9 @@ func TestPendingFromMemoryMatchesDisk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.outMu.Lock()
+			d.outbox.mu.Lock()
 			cached := d.recent[sink] != nil && len(d.recent[sink].entries) > 0
-			d.outMu.Unlock()
+			d.outbox.mu.Unlock()
 			got, err := d.Pending(sink, cursor[sink], limit)
 			if err != nil {
 				t.Fatal(err)

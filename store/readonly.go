@@ -63,6 +63,7 @@ func OpenReadOnly(dir string, log zerolog.Logger) (*DB, error) {
 		now: time.Now, diskFree: diskFree,
 		readOnly: true,
 	}
+	d.outbox = newOutbox(&d.handle, log, d.clock, m, cfg.MaxOutboxEntries)
 	d.baselines = newBaselines(&d.handle, log, d.clock, m.flushSeconds)
 	if err := d.checkFormatReadOnly(); err != nil {
 		return nil, errors.Join(err, bdb.Close())

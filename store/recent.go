@@ -12,7 +12,7 @@ import "github.com/falco-scorer/falco-scorer/scorer"
 //
 // The cache of a sink holds entries with consecutive sequence numbers,
 // none of them handed out by Pending yet. It is consistent because:
-//   - Complete is the only writer that adds entries to it, under outMu,
+//   - Complete is the only writer that adds entries to it, under the outbox's mu,
 //     after its transaction committed, so every cached entry is in Badger;
 //   - a sequence gap (a failed commit, or dead letters re-queued with new
 //     sequences) empties the cache before the next entries are added;
