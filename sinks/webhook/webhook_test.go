@@ -162,13 +162,21 @@ func TestSecretsNeverLeak(t *testing.T) {
 		w.WriteHeader(http.StatusBadGateway)
 		io.WriteString(w, r.Header.Get("Authorization")+" "+r.URL.Path)
 	})
-	for name, base := range map[string]string{"refused": closedURL, "echo": echo.URL} {
+	// Redacting an error drops its wrapping; what the dispatcher does with
+	// the failure (the reason, retry) is in the Failure and must survive.
+	for name, tt := range map[string]struct{ base, reason string }{
+		"refused": {closedURL, "unavailable"},
+		"echo":    {echo.URL, "http_5xx"},
+	} {
 		t.Run(name, func(t *testing.T) {
 			var logs bytes.Buffer
-			s := newSink(t, base, zerolog.New(&logs).Level(zerolog.DebugLevel))
+			s := newSink(t, tt.base, zerolog.New(&logs).Level(zerolog.DebugLevel))
 			r := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "a", "r")))
 			if r.OK() || r.Cause == nil {
 				t.Fatalf("Send() = %v, want a failure", r)
+			}
+			if r.Cause.Permanent || r.Cause.Reason != tt.reason {
+				t.Errorf("Send() = %v, want transient %s", r, tt.reason)
 			}
 			text := r.Cause.Err.Error() + logs.String()
 			for _, leak := range []string{"AbCdEfGhSECRET", token} {
