@@ -201,23 +201,7 @@ func (d *DB) retireBelow(floor uint64) error {
 	if err := d.bdb.Sync(); err != nil {
 		return fmt.Errorf("retire journal segments: %w", err)
 	}
-	err := d.bdb.Update(func(txn *badger.Txn) error {
-		// Never lower: segments reloaded after a restart may start below
-		// what an earlier retirement already made durable.
-		item, err := txn.Get(floorKey())
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
-			return err
-		default:
-			old, err := counterValue(item)
-			if err != nil {
-				return err
-			}
-			floor = max(floor, old)
-		}
-		return txn.Set(floorKey(), encodeU64(floor))
-	})
+	err := d.bdb.Update(func(txn *badger.Txn) error { return raiseFloor(txn, floor) })
 	if err == nil {
 		d.m.syncs.WithLabelValues("badger").Inc()
 		err = d.bdb.Sync()
@@ -228,30 +212,57 @@ func (d *DB) retireBelow(floor uint64) error {
 	// Markers below a durable floor mean nothing any more.
 	for more := true; more; {
 		err := d.bdb.Update(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDone}})
-			var stale [][]byte
-			for it.Rewind(); it.Valid(); it.Next() {
-				k := it.Item().Key()
-				if len(k) != 17 || be64(k[1:9]) >= floor {
-					break
-				}
-				stale = append(stale, it.Item().KeyCopy(nil))
-				if len(stale) == txnMaxEntries/2 {
-					break
-				}
-			}
-			it.Close()
-			more = len(stale) == txnMaxEntries/2
-			for _, k := range stale {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
+			var err error
+			more, err = deleteDoneBelow(txn, floor, txnMaxEntries/2)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("retire journal segments: %w", err)
 		}
 	}
 	return nil
+}
+
+// raiseFloor stores floor as the journal floor unless the stored one is
+// higher: never lower, since segments reloaded after a restart may start
+// below what an earlier retirement already made durable.
+func raiseFloor(txn *badger.Txn, floor uint64) error {
+	item, err := txn.Get(floorKey())
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return err
+	default:
+		old, err := counterValue(item)
+		if err != nil {
+			return err
+		}
+		floor = max(floor, old)
+	}
+	return txn.Set(floorKey(), encodeU64(floor))
+}
+
+// deleteDoneBelow deletes up to limit done markers whose highest sequence
+// is below floor, and reports whether it stopped at the limit (more may
+// follow).
+func deleteDoneBelow(txn *badger.Txn, floor uint64, limit int) (more bool, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDone}})
+	var stale [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != 17 || be64(k[1:9]) >= floor {
+			break
+		}
+		stale = append(stale, it.Item().KeyCopy(nil))
+		if len(stale) == limit {
+			break
+		}
+	}
+	it.Close()
+	for _, k := range stale {
+		if err := txn.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return len(stale) == limit, nil
 }

@@ -415,6 +415,29 @@ func (o *outbox) ReplayDeadLetters(sink string) (int, error) {
 // replayDeadChunk moves up to one transaction's worth of the dead letters
 // whose sequence is below bound[sink].
 func (o *outbox) replayDeadChunk(prefix []byte, bound map[string]uint64) (int, error) {
+	dls, err := o.readDeadChunk(prefix, bound)
+	if err != nil || len(dls) == 0 {
+		return 0, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	added, err := o.requeue(dls)
+	if err != nil {
+		return 0, err
+	}
+	for s, n := range added {
+		o.pending[s] += n
+		o.dead[s] -= n
+		o.m.pending.WithLabelValues(s).Set(float64(o.pending[s]))
+		o.m.dead.WithLabelValues(s).Set(float64(o.dead[s]))
+	}
+	o.updateBacklog()
+	return len(dls), nil
+}
+
+// readDeadChunk reads up to one transaction's worth of the dead letters
+// under prefix whose sequence is below bound[sink].
+func (o *outbox) readDeadChunk(prefix []byte, bound map[string]uint64) ([]DeadLetter, error) {
 	const chunk = 1000
 	var dls []DeadLetter
 	err := o.h.bdb.View(func(txn *badger.Txn) error {
@@ -434,11 +457,13 @@ func (o *outbox) replayDeadChunk(prefix []byte, bound map[string]uint64) (int, e
 		}
 		return nil
 	})
-	if err != nil || len(dls) == 0 {
-		return 0, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	return dls, err
+}
+
+// requeue moves dls back into the outbox under new sequences, in one
+// transaction with the sinks' high-water marks, and returns how many
+// moved per sink. mu must be held.
+func (o *outbox) requeue(dls []DeadLetter) (map[string]int64, error) {
 	now := o.now()
 	txn := o.h.bdb.NewTransaction(true)
 	defer txn.Discard()
@@ -447,28 +472,18 @@ func (o *outbox) replayDeadChunk(prefix []byte, bound map[string]uint64) (int, e
 		seq := o.nextOutbox(dl.Sink)
 		added[dl.Sink]++
 		if err := txn.Delete(deadKey(dl.Sink, dl.Seq)); err != nil {
-			return 0, err
+			return nil, err
 		}
 		if err := txn.Set(outboxKey(dl.Sink, seq), encodeOutbox(now, dl.AlertID, dl.Payload)); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	for s := range added {
 		if err := txn.Set(outboxSeqKey(s), encodeU64(o.next[s])); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	if err := txn.Commit(); err != nil {
-		return 0, err
-	}
-	for s, n := range added {
-		o.pending[s] += n
-		o.dead[s] -= n
-		o.m.pending.WithLabelValues(s).Set(float64(o.pending[s]))
-		o.m.dead.WithLabelValues(s).Set(float64(o.dead[s]))
-	}
-	o.updateBacklog()
-	return len(dls), nil
+	return added, txn.Commit()
 }
 
 // PendingCount returns the number of outbox entries of sink awaiting

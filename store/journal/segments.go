@@ -108,51 +108,67 @@ func openWAL(dir string, segBytes int64, floor uint64, done map[uint64]struct{})
 		return nil, 0, err
 	}
 	for _, name := range names {
-		f, err := os.OpenFile(name, os.O_RDWR, 0)
-		if err != nil {
+		if err := w.load(name); err != nil {
 			w.closeFiles()
 			return nil, 0, err
 		}
-		s, err := readSegmentHeader(f)
-		switch {
-		case errors.Is(err, errUnusedSegment):
-			// Zero-filled and never written: a spare, or a segment whose
-			// first group never synced (nothing in it was acknowledged).
-			if fi, statErr := f.Stat(); statErr == nil && fi.Size() == segBytes {
-				w.spares = append(w.spares, f)
-				continue
-			}
-			_ = f.Close()
-			_ = os.Remove(name)
-			continue
-		case err != nil:
-			// Never delete what might hold acknowledged events.
-			_ = f.Close()
-			w.closeFiles()
-			return nil, 0, fmt.Errorf("%s: %w (move the file away only if its events may be lost)", name, err)
-		}
-		w.segs = append(w.segs, s)
 	}
 	slices.SortFunc(w.segs, func(a, b *segment) int { return cmp.Compare(a.id, b.id) })
 	for _, s := range w.segs {
 		w.nextID = max(w.nextID, s.id+1)
-		err := scanSegment(s, lastSeq, func(seq uint64, _ []byte) error {
-			if s.first == 0 {
-				s.first = seq
-			}
-			s.last, lastSeq = seq, seq
-			if _, ok := done[seq]; seq >= floor && !ok {
-				s.outstanding++
-				w.total++
-			}
-			return nil
-		}, false)
-		if err != nil {
+		if lastSeq, err = w.count(s, lastSeq, floor, done); err != nil {
 			w.closeFiles()
 			return nil, 0, fmt.Errorf("journal segment %d: %w", s.id, err)
 		}
 	}
 	return w, lastSeq, nil
+}
+
+// load opens one file of the journal's directory as a segment, or as a
+// spare when it was never written.
+func (w *wal) load(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	s, err := readSegmentHeader(f)
+	switch {
+	case errors.Is(err, errUnusedSegment):
+		// Zero-filled and never written: a spare, or a segment whose
+		// first group never synced (nothing in it was acknowledged).
+		if fi, statErr := f.Stat(); statErr == nil && fi.Size() == w.segBytes {
+			w.spares = append(w.spares, f)
+			return nil
+		}
+		_ = f.Close()
+		_ = os.Remove(name)
+		return nil
+	case err != nil:
+		// Never delete what might hold acknowledged events.
+		_ = f.Close()
+		return fmt.Errorf("%s: %w (move the file away only if its events may be lost)", name, err)
+	}
+	w.segs = append(w.segs, s)
+	return nil
+}
+
+// count scans s (its records must raise the sequence above after),
+// counting as outstanding the records at or above floor that done does not
+// hold, and returns the last sequence found (after if none).
+func (w *wal) count(s *segment, after, floor uint64, done map[uint64]struct{}) (uint64, error) {
+	last := after
+	err := scanSegment(s, after, func(seq uint64, _ []byte) error {
+		if s.first == 0 {
+			s.first = seq
+		}
+		s.last, last = seq, seq
+		if _, ok := done[seq]; seq >= floor && !ok {
+			s.outstanding++
+			w.total++
+		}
+		return nil
+	}, false)
+	return last, err
 }
 
 // errUnusedSegment marks a segment file whose header is all zeros.
@@ -233,35 +249,11 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 	for _, raw := range raws {
 		size += RecordHeaderBytes + len(raw)
 	}
-	w.mu.Lock()
-	var active *segment
-	if n := len(w.segs); n > 0 {
-		active = w.segs[n-1]
+	active, rotated, err := w.activeFor(int64(size), sync)
+	if err != nil {
+		return false, err
 	}
-	force := w.rotateNext
-	w.mu.Unlock()
-	if active == nil || force || active.end+int64(size) > active.size {
-		if active, err = w.rotate(int64(size), !sync); err != nil {
-			return false, err
-		}
-		rotated = true
-		if force {
-			w.mu.Lock()
-			w.rotateNext = false
-			w.mu.Unlock()
-		}
-	}
-	buf := w.buf[:0]
-	for i, raw := range raws {
-		s := seq + uint64(i)
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(raw)))
-		buf = binary.LittleEndian.AppendUint32(buf, RecordCRC(active.id, s, raw))
-		buf = binary.LittleEndian.AppendUint64(buf, s)
-		buf = append(buf, raw...)
-	}
-	if cap(buf) <= 8<<20 {
-		w.buf = buf // keep the buffer unless one huge group grew it
-	}
+	buf := w.encode(active.id, raws, seq)
 	if _, err := active.f.WriteAt(buf, active.end); err != nil {
 		return rotated, err
 	}
@@ -283,6 +275,48 @@ func (w *wal) appendGroup(raws [][]byte, seq uint64, sync bool) (rotated bool, e
 	w.total += len(raws)
 	w.mu.Unlock()
 	return rotated, nil
+}
+
+// activeFor returns the segment a group of size bytes goes to: the active
+// one, or a new one (rotated) when there is none, the last sync failed or
+// the group does not fit. syncNow tells rotate whether the group will be
+// synced (else the new header is synced at once).
+func (w *wal) activeFor(size int64, syncNow bool) (active *segment, rotated bool, err error) {
+	w.mu.Lock()
+	if n := len(w.segs); n > 0 {
+		active = w.segs[n-1]
+	}
+	force := w.rotateNext
+	w.mu.Unlock()
+	if active != nil && !force && active.end+size <= active.size {
+		return active, false, nil
+	}
+	if active, err = w.rotate(size, !syncNow); err != nil {
+		return nil, false, err
+	}
+	if force {
+		w.mu.Lock()
+		w.rotateNext = false
+		w.mu.Unlock()
+	}
+	return active, true, nil
+}
+
+// encode returns the records of raws, numbered from seq, for segment id,
+// in the committer's reused buffer.
+func (w *wal) encode(id uint64, raws [][]byte, seq uint64) []byte {
+	buf := w.buf[:0]
+	for i, raw := range raws {
+		s := seq + uint64(i)
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(raw)))
+		buf = binary.LittleEndian.AppendUint32(buf, RecordCRC(id, s, raw))
+		buf = binary.LittleEndian.AppendUint64(buf, s)
+		buf = append(buf, raw...)
+	}
+	if cap(buf) <= 8<<20 {
+		w.buf = buf // keep the buffer unless one huge group grew it
+	}
+	return buf
 }
 
 // syncDirty syncs the segments written since the last call (groups
