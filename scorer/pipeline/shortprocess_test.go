@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,9 @@ func TestTreeEvidenceJudgesOneEventChildren(t *testing.T) {
 				}
 				if pid := int(a["subject"].(map[string]any)["pid"].(float64)); pid >= first && pid <= last {
 					onChildren++
+					if r, _ := a["reason"].(string); !strings.Contains(r, "process tree under pid 3000") {
+						t.Errorf("alert on child %d: reason %q, want it to name the worker's process tree", pid, r)
+					}
 				} else {
 					other++
 				}

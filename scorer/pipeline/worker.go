@@ -246,43 +246,7 @@ func (w *worker) observe(it item, now time.Time) {
 			img.sampleWindow(r)
 		}
 	} else if r.full {
-		wasOn := seq.alarm.On()
-		own := r.window
-		tree, treeRose := w.treeEvidence(seq, img, r, now)
-		if treeRose {
-			// The event's score is its subtree's when that raised an alarm;
-			// an ancestor already in an episode does not make every later
-			// event of its subtree score high.
-			r.window = max(own, tree)
-		}
-		// An alarm rises only on an event that raised the score: a child
-		// starts from its parent's score, and must not alert for it alone.
-		// An ancestor's alarm that rose at this event alerts once, about
-		// the process whose event it was (unless that one's own episode is
-		// on); the ancestor's alarm then holds its subtree's episode.
-		ownRose := (r.rose || wasOn) && seq.alarm.Update(own, img.threshold, img.threshold*hysteresis)
-		if seq.cusum.S == 0 {
-			seq.joined = false
-		}
-		if ownRose && seq.joined {
-			// Its subtree's episode already alerted about this process;
-			// its own score crossing the threshold is the same episode.
-			seq.peak = own
-			w.containerEnter(seq, img, now)
-		} else if ownRose || treeRose && !wasOn {
-			if ownRose {
-				seq.peak = own
-				w.containerEnter(seq, img, now)
-			} else {
-				seq.joined = true
-			}
-			w.emit(w.anomalyAlert(&it, img, seq, r, scorer.KindAnomaly), now)
-			alerted = true
-		} else if seq.alarm.On() {
-			seq.peak = max(seq.peak, own)
-		} else if wasOn {
-			w.containerLeave(seq)
-		}
+		alerted = w.judge(&it, img, seq, &r, now)
 	}
 	// Poisoning guard: an anomalous sequence teaches the baseline nothing.
 	if img.deferLearn(seq, r) {
@@ -584,24 +548,73 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 	}
 }
 
+// judge takes the online verdict on the event just scored in a monitored
+// image, raising at most one alert, and reports whether it did. r.window
+// becomes the event's score: its process's, or its subtree's when that
+// raised an alarm (an ancestor already in an episode does not make every
+// later event of its subtree score high).
+func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now time.Time) (alerted bool) {
+	wasOn := seq.alarm.On()
+	own := r.window
+	tree, root := w.treeEvidence(seq, img, *r, now)
+	if root != nil {
+		r.window = max(own, tree)
+	}
+	// An alarm rises only on an event that raised the score: a child
+	// starts from its parent's history, and must not alert for it alone.
+	// A subtree's alarm that rose at this event alerts once, about the
+	// process whose event it was (unless that one's own episode is on).
+	ownRose := (r.rose || wasOn) && seq.alarm.Update(own, img.threshold, img.threshold*hysteresis)
+	if seq.cusum.S == 0 {
+		seq.joined = false
+	}
+	switch {
+	case ownRose && seq.joined:
+		// Its subtree's episode already alerted about this process; its
+		// own score crossing the threshold is the same episode.
+		seq.peak = own
+		w.containerEnter(seq, img, now)
+	case ownRose || root != nil && !wasOn:
+		if ownRose {
+			seq.peak = own
+			w.containerEnter(seq, img, now)
+		} else {
+			seq.joined = true
+		}
+		a := w.anomalyAlert(it, img, seq, *r, scorer.KindAnomaly)
+		if !ownRose && root != seq {
+			a.Reason = "system-call sequence of the process tree under pid " + strconv.FormatInt(root.key.pid, 10) +
+				" unusual for this image"
+		}
+		w.emit(a, now)
+		return true
+	case seq.alarm.On():
+		seq.peak = max(seq.peak, own)
+	case wasOn:
+		w.containerLeave(seq)
+	}
+	return false
+}
+
 // treeEvidence pushes the event just scored into the subtree scores of
 // its process and of the process's live ancestors (tree_evidence,
 // per-process sequences), so that a shell whose children each do one odd
 // thing and exit accumulates them all. It returns the highest subtree
-// score whose alarm rose at this event, and whether one did while no
-// subtree on the walk was already in an episode (one alert each). The walk
+// score whose alarm rose at this event, and the highest process whose did,
+// or nil when none did or a subtree on the walk was already in an episode
+// (one alert each). The walk
 // stops at the first ancestor no longer live or of another image, and
 // after maxTreeDepth.
-func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, rose bool) {
+func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, root *sequence) {
 	if !w.cfg.TreeEvidence || w.cfg.SequenceKey != SequenceByProcess || img.cusumK <= 0 {
-		return 0, false
+		return 0, nil
 	}
 	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
 	for cur, depth := seq, 0; ; depth++ {
 		ongoing = ongoing || cur.treeAlarm.On()
 		v := cur.tree.Push(r.step.Surprise)
 		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
-			top, rose = max(top, v), true
+			top, root = max(top, v), cur
 			if cur != seq {
 				// Its subtree is anomalous: it teaches the baseline nothing
 				// either (what it queued is held, its end learns nothing).
@@ -621,7 +634,10 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 			break
 		}
 	}
-	return top, rose && !ongoing
+	if ongoing {
+		return top, nil
+	}
+	return top, root
 }
 
 // maxTreeDepth bounds the ancestors an event is pushed to (the walk is per
