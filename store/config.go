@@ -128,6 +128,15 @@ func DefaultConfig() Config {
 // store section.
 func (c Config) Validate() error {
 	var errs []error
+	errs = c.validateJournal(errs)
+	errs = c.validateLimits(errs)
+	errs = c.validateMaintenance(errs)
+	return errors.Join(errs...)
+}
+
+// validateJournal appends the problems of the directory and the journal's
+// fields to errs.
+func (c Config) validateJournal(errs []error) []error {
 	if c.Dir == "" && !c.InMemory {
 		errs = append(errs, errors.New("dir: empty"))
 	}
@@ -146,6 +155,12 @@ func (c Config) Validate() error {
 	if c.JournalSegmentBytes < 64<<10 || c.JournalSegmentBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("journal_segment_bytes: %d not in [%d, %d]", c.JournalSegmentBytes, 64<<10, 1<<30))
 	}
+	return errs
+}
+
+// validateLimits appends the problems of the outbox, event and disk
+// bounds to errs.
+func (c Config) validateLimits(errs []error) []error {
 	if c.MaxOutboxEntries < 100 || c.MaxOutboxEntries > 100_000_000 {
 		errs = append(errs, fmt.Errorf("max_outbox_entries: %d not in [100, 100000000]", c.MaxOutboxEntries))
 	}
@@ -157,6 +172,12 @@ func (c Config) Validate() error {
 	} else if !c.InMemory && c.MinFreeBytes < MinFreeFloor {
 		errs = append(errs, fmt.Errorf("min_free_bytes: %d is below %d (64 MiB): Badger's memory-mapped files would meet a full disk as SIGBUS, not as an error", c.MinFreeBytes, MinFreeFloor))
 	}
+	return errs
+}
+
+// validateMaintenance appends the problems of the maintenance pass's
+// fields to errs.
+func (c Config) validateMaintenance(errs []error) []error {
 	if c.GCInterval < time.Second {
 		errs = append(errs, fmt.Errorf("gc_interval: %s is below 1s", c.GCInterval))
 	}
@@ -169,5 +190,5 @@ func (c Config) Validate() error {
 	if c.BucketRetention < 0 {
 		errs = append(errs, fmt.Errorf("bucket_retention: %s is negative", c.BucketRetention))
 	}
-	return errors.Join(errs...)
+	return errs
 }
