@@ -6,6 +6,13 @@
 // scorer.Outbox and scorer.Baselines, plus the admin operations used by the
 // `baselines` command and the HTTP admin API (package store/admin).
 //
+// A DB composes one part per concern: the journal (package store/journal,
+// which knows nothing of Badger), and over one Badger handle (handle.go:
+// the handle, its lifetime guard, transaction batches) the outbox
+// (outbox.go, recent.go) and the baselines (baselines.go, export.go,
+// importparse.go). DB itself keeps the glue between them: the journal's
+// done markers and floor (journal.go), Open, Close and maintenance (db.go).
+//
 // It must not interpret what it stores: journal entries are Falco JSON,
 // outbox payloads are alert JSON, baseline counts and meta are the model's
 // and the pipeline's encodings, all opaque bytes here.
