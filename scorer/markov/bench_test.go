@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// benchModel is an order-5 model trained on a corpus with a realistic
+// benchModel is a model of the given order trained on a corpus with a realistic
 // number of contexts (tens of thousands).
 func benchModel(b *testing.B, order int) (*Model, []Symbol) {
 	cfg := DefaultConfig()
@@ -31,6 +31,22 @@ func BenchmarkScore(b *testing.B) {
 				h.Push(s)
 			}
 		})
+	}
+}
+
+// BenchmarkScoreBaseline walks the same symbols as BenchmarkScore without
+// the model (History.Push only): run beside it on a busy machine, the ratio
+// Score/baseline is steadier than ns/op alone.
+func BenchmarkScoreBaseline(b *testing.B) {
+	_, syms := benchModel(b, 4)
+	var h History
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.Push(syms[i&4095])
+	}
+	if h.Len() == 0 {
+		b.Fatal("empty history")
 	}
 }
 

@@ -1,0 +1,99 @@
+package markov
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"math"
+	"testing"
+)
+
+// TestScoreGolden pins every bit of what scoring returns: Score's fields
+// (surprise, entropy, seen, order, match, span), the exact Probability and
+// TopTransitions, on models that learned, forgot a bucket through a
+// subtracted delta (node ids freed and reused) and kept learning while
+// scoring. The checksums were taken from the code before the hot path was
+// reworked for speed (map-based context tree); any change to the layout or
+// the walk must leave every probability bit-identical.
+func TestScoreGolden(t *testing.T) {
+	order10 := DefaultConfig()
+	order6 := DefaultConfig()
+	order6.Order = 6
+	ad := DefaultConfig()
+	ad.Smoothing = AbsoluteDiscount
+	o1 := DefaultConfig()
+	o1.Order = 1
+	o16 := DefaultConfig()
+	o16.Order = MaxOrder
+	v8 := DefaultConfig()
+	v8.VocabSize = 8
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want uint64
+	}{
+		{"order10", order10, 0xceda52c02c433d8b},
+		{"order6", order6, 0xb75da93604b95ddd},
+		{"absolute-discount", ad, 0xc2f7c362f220aa55},
+		{"order1", o1, 0xc8f6bd1815be67},
+		{"order16", o16, 0x1b2995910f6df93a},
+		{"vocab8", v8, 0xc2ec453cf8eef6c2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := scoreChecksum(t, tc.cfg); got != tc.want {
+				t.Errorf("checksum of the scores = %#x, want %#x", got, tc.want)
+			}
+		})
+	}
+}
+
+// scoreChecksum hashes everything the model answers over a fixed workload.
+func scoreChecksum(t *testing.T, cfg Config) uint64 {
+	t.Helper()
+	sum := fnv.New64a()
+	var buf [8]byte
+	put := func(v uint64) {
+		binary.LittleEndian.PutUint64(buf[:], v)
+		sum.Write(buf[:])
+	}
+	putF := func(f float64) { put(math.Float64bits(f)) }
+
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two buckets, then the first is forgotten (rolling horizon).
+	learnAll(m, corpus(60, 30, 400, 40))
+	old := m.TakeDelta()
+	learnAll(m, corpus(61, 30, 400, 45))
+	m.TakeDelta()
+	if err := m.Apply(old, -1); err != nil {
+		t.Fatalf("Apply(-1) = %v", err)
+	}
+	// Score (and learn every third sequence) on unseen data, with some
+	// names never seen: OOV and new symbols.
+	for i, seq := range corpus(62, 12, 500, 50) {
+		var h History
+		for _, name := range seq {
+			s := m.Lookup(name)
+			if i%3 == 0 {
+				s = m.Intern(name)
+			}
+			st := m.Score(&h, s)
+			putF(st.Surprise)
+			putF(st.Entropy)
+			put(st.Seen)
+			put(uint64(st.Order)<<32 | uint64(st.Match)<<16 | uint64(st.Span))
+			putF(m.Probability(&h, s))
+			if i%3 == 0 {
+				m.Learn(&h, s)
+			}
+			h.Push(s)
+		}
+	}
+	for _, tr := range m.TopTransitions(20) {
+		putF(tr.Probability)
+		put(tr.Count)
+		put(tr.HistorySeen)
+	}
+	return sum.Sum64()
+}
