@@ -70,3 +70,13 @@ func RedactURL(raw string) string {
 	}
 	return u.Scheme + "://" + u.Host + "/" + redacted
 }
+
+// CheckHTTPURL reports whether s is an http(s) URL with a host. Its error
+// never echoes s: a webhook URL is a credential.
+func CheckHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("not an http(s) URL")
+	}
+	return nil
+}

@@ -39,3 +39,25 @@ func TestRedact(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckHTTPURL(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"https://hooks.example.com/services/SECRET", true},
+		{"http://127.0.0.1:8080/hook", true},
+		{"ftp://host/SECRET", false},
+		{"hooks.example.com/SECRET", false},
+		{"https:///SECRET", false},
+		{"%zzSECRET", false},
+	} {
+		err := sinks.CheckHTTPURL(tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckHTTPURL(%q) = %v, want ok %v", tt.in, err, tt.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("CheckHTTPURL(%q) = %q, echoes the URL", tt.in, err)
+		}
+	}
+}

@@ -3,11 +3,11 @@ package slack
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
 )
 
 // Config configures the Slack sink. Set either a webhook URL (incoming
@@ -115,22 +115,13 @@ func (c Config) validateTarget(add func(string, ...any)) {
 		add("channel: empty (required with bot_token)")
 	}
 	if !c.WebhookURL.IsZero() {
-		if err := checkURL(c.WebhookURL.Value()); err != nil {
+		if err := sinks.CheckHTTPURL(c.WebhookURL.Value()); err != nil {
 			add("webhook_url: %v", err)
 		}
 	}
 	if c.hasBot() {
-		if err := checkURL(c.APIURL); err != nil {
+		if err := sinks.CheckHTTPURL(c.APIURL); err != nil {
 			add("api_url: %v", err)
 		}
 	}
-}
-
-// checkURL validates an address without ever echoing it.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return errors.New("not an http(s) URL")
-	}
-	return nil
 }

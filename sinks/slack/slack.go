@@ -68,7 +68,7 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 	if s.target, err = cfg.WebhookURLRef().Resolve(); err != nil {
 		return nil, err
 	}
-	if err := checkURL(s.target.Value()); err != nil {
+	if err := sinks.CheckHTTPURL(s.target.Value()); err != nil {
 		return nil, fmt.Errorf("webhook_url: %w", err)
 	}
 	return s, nil

@@ -3,11 +3,11 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
+	"github.com/falco-scorer/falco-scorer/sinks"
 )
 
 // Config configures the webhook sink. The URL and the bearer token are
@@ -54,7 +54,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if !c.URL.IsZero() {
-		if err := checkURL(c.URL.Value()); err != nil {
+		if err := sinks.CheckHTTPURL(c.URL.Value()); err != nil {
 			add("url: %v", err)
 		}
 	}
@@ -70,12 +70,4 @@ func (c Config) Validate() error {
 		add("timeout: must be positive, got %s", c.Timeout)
 	}
 	return errors.Join(errs...)
-}
-
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return errors.New("not an http(s) URL")
-	}
-	return nil
 }

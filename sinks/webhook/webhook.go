@@ -52,7 +52,7 @@ func New(cfg Config, log zerolog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkURL(u.Value()); err != nil {
+	if err := sinks.CheckHTTPURL(u.Value()); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	tok, err := cfg.BearerTokenRef().Resolve()
