@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -82,27 +81,7 @@ func TestAlertGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MarshalJSON() = %v", err)
 			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, got, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			pretty.WriteByte('\n')
-			path := filepath.Join("testdata", "alert_"+name+".golden.json")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden (run with -update): %v", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Errorf("alert JSON =\n%s\nwant (%s)\n%s", pretty.Bytes(), path, want)
-			}
+			scorertest.Golden(t, filepath.Join("testdata", "alert_"+name+".golden.json"), scorertest.IndentJSON(t, got), *update, "alert JSON")
 			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(got))
 			if err != nil {
 				t.Fatal(err)

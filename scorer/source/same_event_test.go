@@ -1,13 +1,11 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,19 +90,7 @@ func TestSameEventEveryInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	golden := filepath.Join("testdata", "event.golden")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("Event JSON differs from %s (-want +got):\n%s", golden, cmp.Diff(string(want), string(got)))
-	}
+	scorertest.Golden(t, filepath.Join("testdata", "event.golden"), got, *update, "Event JSON")
 }
 
 func testHTTPConfig() HTTPConfig {

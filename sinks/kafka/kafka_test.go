@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/kafka"
@@ -212,19 +213,8 @@ func TestKafkaValueGolden(t *testing.T) {
 		t.Fatalf("Send() = %v", r)
 	}
 	got := consume(t, addr, "golden", 1)[0].Value
-	path := filepath.Join("testdata", "kafka_value.golden")
-	if *update {
-		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update): %v", err)
-	}
-	if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
-		t.Errorf("Kafka value =\n%s\nwant (%s)\n%s", got, path, want)
-	}
+	// The value as stored, one line: the file ends in a newline.
+	scorertest.Golden(t, filepath.Join("testdata", "kafka_value.golden"), append(got, '\n'), *update, "Kafka value")
 }
 
 func TestPermanentForOversizedRecord(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -110,24 +109,7 @@ func dispatcherConfig() sinks.Config {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("payload is not JSON: %v\n%s", err, got)
-	}
-	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update): %v", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("Slack payload =\n%s\nwant (%s)\n%s", pretty.Bytes(), path, want)
-	}
+	scorertest.Golden(t, filepath.Join("testdata", name), scorertest.IndentJSON(t, got), *update, "Slack payload")
 }
 
 func TestPayloadGolden(t *testing.T) {

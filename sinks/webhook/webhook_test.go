@@ -3,13 +3,11 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/scorer/secret"
 	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
@@ -76,20 +75,7 @@ func TestFalcoFormatBody(t *testing.T) {
 	if ev.Priority != scorer.PriorityCritical || ev.Rule != a.Event.Rule || ev.Output != a.Event.Output || len(ev.Tags) != 4 {
 		t.Errorf("event = priority %v rule %q tags %v, want escalated Critical and the original rule, output, tags", ev.Priority, ev.Rule, ev.Tags)
 	}
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, r.Body, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", "webhook_body.golden")
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if wantBody, err := os.ReadFile(path); err != nil || !bytes.Equal(pretty.Bytes(), wantBody) {
-		t.Errorf("body =\n%s\nwant (%s, err %v)\n%s", pretty.Bytes(), path, err, wantBody)
-	}
+	scorertest.Golden(t, filepath.Join("testdata", "webhook_body.golden"), scorertest.IndentJSON(t, r.Body), *update, "body")
 }
 
 // TestOutcomes checks how each answer is classified. Only answers about the
