@@ -157,15 +157,9 @@ func (d *DB) Replay(fn func(seq uint64, raw []byte) error) error {
 func (d *DB) loadDone() (floor uint64, done map[uint64]struct{}, lastID uint64, err error) {
 	done = map[uint64]struct{}{}
 	err = d.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(floorKey())
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
+		var err error
+		if floor, err = storedFloor(txn); err != nil {
 			return err
-		default:
-			if floor, err = counterValue(item); err != nil {
-				return err
-			}
 		}
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixDone}})
 		defer it.Close()
@@ -227,19 +221,23 @@ func (d *DB) retireBelow(floor uint64) error {
 // higher: never lower, since segments reloaded after a restart may start
 // below what an earlier retirement already made durable.
 func raiseFloor(txn *badger.Txn, floor uint64) error {
-	item, err := txn.Get(floorKey())
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-	case err != nil:
+	old, err := storedFloor(txn)
+	if err != nil {
 		return err
-	default:
-		old, err := counterValue(item)
-		if err != nil {
-			return err
-		}
-		floor = max(floor, old)
 	}
-	return txn.Set(floorKey(), encodeU64(floor))
+	return txn.Set(floorKey(), encodeU64(max(floor, old)))
+}
+
+// storedFloor reads the journal floor (0 when none is stored).
+func storedFloor(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(floorKey())
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return counterValue(item)
 }
 
 // deleteDoneBelow deletes up to limit done markers whose highest sequence
