@@ -138,7 +138,7 @@ func groupDeltas(deltas []scorer.BaselineDelta) (deltaGroups, error) {
 
 // deltaFlush writes one PutDeltas call, image by image, and remembers which
 // images earlier transactions committed so that a failure can name them
-// (FlushError). baseMu is held for its whole life.
+// (FlushError). The baselines' mu is held for its whole life.
 type deltaFlush struct {
 	bl     *baselines
 	deltas []scorer.BaselineDelta
@@ -464,7 +464,7 @@ func (bl *baselines) resetImage(image string, idleBefore time.Time) (bool, error
 }
 
 // deleteImage adds the deletion of image's keys to b (blobs first, the meta
-// last, so a split deletion never leaves blobs without meta). baseMu must be
+// last, so a split deletion never leaves blobs without meta). mu must be
 // held.
 func (bl *baselines) deleteImage(b *batch, image string, idleBefore time.Time) (bool, error) {
 	item, err := b.txn.Get(imageKey(image))

@@ -48,7 +48,8 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the store in cfg.Dir, checks the format
-// version, recovers the sequence counters and starts the journal committer.
+// version, recovers the sequence counters and opens the journal (which
+// starts its goroutines).
 // reg may be nil (no metrics exported). Call Close when done.
 func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
@@ -316,9 +317,10 @@ func be64(b []byte) uint64 {
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
-// Close stops the journal committer (appends already queued are written
-// first, later ones fail with ErrClosed), waits for running operations and a
-// running maintenance pass, and closes Badger. It is safe to call twice.
+// Close closes the journal (appends already queued are written first and,
+// with journal_sync_interval, synced; later ones fail with ErrClosed),
+// waits for running operations and a running maintenance pass, and closes
+// Badger. It is safe to call twice.
 func (d *DB) Close() error {
 	if d.readOnly {
 		return d.closeReadOnly()
