@@ -570,19 +570,22 @@ func TestSecretsNeverLeak(t *testing.T) {
 		w.WriteHeader(http.StatusBadGateway) // a hostile proxy echoing credentials
 		io.WriteString(w, r.Header.Get("Authorization")+" "+r.URL.String())
 	})
+	// reason: redacting an error drops its wrapping; what the dispatcher
+	// does with the failure is in the Failure and must survive.
 	tests := []struct {
-		name string
-		cfg  func() slack.Config
-		leak []string
+		name   string
+		cfg    func() slack.Config
+		leak   []string
+		reason string
 	}{
-		{"webhook refused", func() slack.Config { return webhookConfig(closedURL) }, []string{webhookPath, "xoxWEBHOOKSECRET42"}},
-		{"webhook echoed", func() slack.Config { return webhookConfig(echo.URL) }, []string{"xoxWEBHOOKSECRET42"}},
+		{"webhook refused", func() slack.Config { return webhookConfig(closedURL) }, []string{webhookPath, "xoxWEBHOOKSECRET42"}, "unavailable"},
+		{"webhook echoed", func() slack.Config { return webhookConfig(echo.URL) }, []string{"xoxWEBHOOKSECRET42"}, "http_5xx"},
 		{"bot token echoed", func() slack.Config {
 			c := slack.DefaultConfig()
 			c.BotToken, c.Channel, c.APIURL = secret.New(token), "C1", echo.URL+"/api"
 			c.MinInterval = 10 * time.Millisecond
 			return c
-		}, []string{token}},
+		}, []string{token}, "http_5xx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -593,6 +596,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 			sent := s.Send(context.Background(), items(t, sinkstest.FalcoAlert(1, "nginx:1.27", rule)))
 			if sent.OK() || sent.Cause == nil {
 				t.Fatalf("Send() = %v, want a failure", sent)
+			}
+			if sent.Cause.Permanent || sent.Cause.Reason != tt.reason {
+				t.Errorf("Send() = %v, want transient %s", sent, tt.reason)
 			}
 			ob := sinkstest.NewOutbox()
 			ob.PutAlertAt("slack", sinkstest.FalcoAlert(2, "nginx:1.27", rule), time.Now().Add(-time.Hour))
