@@ -147,11 +147,12 @@ func (m *Model) Stats() Stats {
 		Events: m.events, Symbols: len(m.vocab.names), VocabOverflow: m.vocab.overflow,
 		Transitions: m.topTrans + len(m.short), Contexts: m.topCtx,
 	}
-	// Index maps cost about key+value plus ~1 control byte per entry at a
-	// typical 7/8 load; the slab and the node slice hold the values.
-	entries := (len(m.short)+len(m.pending))*(int(unsafe.Sizeof(eventKey{}))+9) + (m.trans.len()+len(m.child))*13
-	st.Bytes = entries*8/7 + len(m.trans.vals)*8 + cap(m.nodes)*int(unsafe.Sizeof(node{})) +
-		len(m.rootChild)*4 + len(m.vocab.names)*32
+	// Maps cost about key+value plus ~1 control byte per entry at a
+	// typical 7/8 load; the context tree's tables hold their slots, 16
+	// bytes each, and the node slice its nodes.
+	entries := (len(m.short) + len(m.pending)) * (int(unsafe.Sizeof(eventKey{})) + 9)
+	st.Bytes = entries*8/7 + (len(m.trans.tab.slots)+len(m.child.slots))*16 + len(m.trans.direct)*9 +
+		cap(m.nodes)*int(unsafe.Sizeof(node{})) + len(m.rootChild)*4 + len(m.vocab.names)*32
 	return st
 }
 

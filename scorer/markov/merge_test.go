@@ -218,9 +218,9 @@ func TestStatsCounters(t *testing.T) {
 			}
 			// The context tree follows the counts: every node but the root
 			// is free again (the rolling horizon must not leak nodes).
-			if len(m.child) != 0 || len(m.free) != len(m.nodes)-1 || m.nodes[0].nchild != 0 {
+			if m.child.n != 0 || len(m.free) != len(m.nodes)-1 || m.nodes[0].nchild != 0 {
 				t.Errorf("emptied model: %d child keys, %d of %d nodes free, root has %d children; want 0, all but the root, 0",
-					len(m.child), len(m.free), len(m.nodes), m.nodes[0].nchild)
+					m.child.n, len(m.free), len(m.nodes), m.nodes[0].nchild)
 			}
 		})
 	}

@@ -47,11 +47,11 @@ type Model struct {
 	mu        sync.RWMutex
 	cfg       Config
 	vocab     vocab
-	nodes     []node           // node 0 is the empty context
-	free      []int32          // freed node ids
-	child     map[uint64]int32 // parent id<<symbolBits | symbol → child id (parent ≠ 0)
-	rootChild []int32          // the root's children by symbol; 0 = none
-	trans     slab[uint64]     // node id<<symbolBits | symbol → count, all orders
+	nodes     []node       // node 0 is the empty context
+	free      []int32      // freed node ids
+	child     table[int32] // parent id<<symbolBits | symbol → child id (parent ≠ 0)
+	rootChild []int32      // the root's children by symbol; 0 = none
+	trans     slab[uint64] // node id<<symbolBits | symbol → count, all orders
 	// short counts events learned with a history shorter than Order-1
 	// (sequence starts). With the top-order transitions it is exactly the
 	// multiset of learned events, which is what deltas and the encoding carry.
@@ -73,8 +73,7 @@ func New(cfg Config) (*Model, error) {
 	return &Model{
 		cfg:     cfg,
 		vocab:   newVocab(cfg.VocabSize),
-		nodes:   make([]node, 1, 64), // the empty context
-		child:   make(map[uint64]int32),
+		nodes:   make([]node, 1, 64),            // the empty context
 		trans:   newSlab[uint64](cfg.VocabSize), // the root's (unigram) counts are direct
 		short:   make(map[eventKey]uint64),
 		pending: make(map[eventKey]int64),
@@ -153,7 +152,10 @@ func (m *Model) childOf(id int32, sym Symbol) int32 {
 		}
 		return 0
 	}
-	return m.child[uint64(id)<<symbolBits|uint64(sym)]
+	if c := m.child.get(uint64(id)<<symbolBits | uint64(sym)); c != nil {
+		return *c
+	}
+	return 0
 }
 
 // addChild creates the child of parent for sym (absent before).
@@ -174,7 +176,8 @@ func (m *Model) addChild(parent int32, sym Symbol) int32 {
 		}
 		m.rootChild[sym] = id
 	} else {
-		m.child[uint64(parent)<<symbolBits|uint64(sym)] = id
+		c, _ := m.child.getOrAdd(uint64(parent)<<symbolBits | uint64(sym))
+		*c = id
 	}
 	return id
 }
@@ -191,7 +194,7 @@ func (m *Model) release(id int32) {
 		if parent == 0 {
 			m.rootChild[sym] = 0
 		} else {
-			delete(m.child, uint64(parent)<<symbolBits|uint64(sym))
+			m.child.remove(uint64(parent)<<symbolBits | uint64(sym))
 		}
 		*nd = node{}
 		m.free = append(m.free, id)
