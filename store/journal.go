@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -263,4 +266,65 @@ func deleteDoneBelow(txn *badger.Txn, floor uint64, limit int) (more bool, err e
 		}
 	}
 	return len(stale) == limit, nil
+}
+
+// openJournal opens the journal's segment files (or the in-memory
+// journal), starting its sequences at next or above, and its goroutines.
+// The store's side of the journal is the done markers and the floor in
+// Badger: read here, written by Complete and by retireBelow before the
+// journal recycles a segment.
+func (d *DB) openJournal(next uint64) error {
+	opts := journal.Options{
+		Dir:                  filepath.Join(d.cfg.Dir, walDirName),
+		InMemory:             d.cfg.InMemory,
+		SegmentBytes:         d.cfg.JournalSegmentBytes,
+		GroupCommitMaxDelay:  d.cfg.GroupCommitMaxDelay,
+		GroupCommitMaxEvents: d.cfg.GroupCommitMaxEvents,
+		GroupCommitMaxBytes:  d.cfg.GroupCommitMaxBytes,
+		SyncInterval:         d.cfg.JournalSyncInterval,
+		MinFreeBytes:         d.cfg.MinFreeBytes,
+		DiskDir:              d.cfg.Dir,
+		DiskFree:             func(dir string) (uint64, error) { return d.diskFree(dir) },
+		SyncFile:             d.syncJournalFile(benchSyncDelay()),
+		Next:                 next,
+		Retire:               d.retireBelow,
+		Classify:             classify,
+		Logger:               d.log,
+		Metrics:              d.m.journal(),
+	}
+	if !d.cfg.InMemory {
+		floor, done, lastID, err := d.loadDone()
+		if err != nil {
+			return fmt.Errorf("read journal markers: %w", err)
+		}
+		d.doneID = lastID
+		opts.Floor, opts.Done = floor, done
+	}
+	jl, err := journal.Open(opts)
+	if err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	d.journal = jl
+	return nil
+}
+
+// walDirName is the journal's directory below the data directory.
+const walDirName = "journal"
+
+// syncJournalFile returns the journal's fdatasync, with the test hooks:
+// none at all (d.noSync), another one (d.syncFile), or a delay before it
+// (benchmarks built with -tags falcobench).
+func (d *DB) syncJournalFile(delay time.Duration) func(*os.File) error {
+	return func(f *os.File) error {
+		switch {
+		case d.noSync:
+			return nil
+		case d.syncFile != nil:
+			return d.syncFile(f)
+		}
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		return journal.DataSync(f)
+	}
 }
