@@ -233,47 +233,12 @@ const loadChunkBytes = 32 << 20
 // blobs may share a bucket). fn runs outside any transaction and may call
 // the store; it stops the walk by returning an error, which is returned.
 func (bl *baselines) LoadBaselines(since time.Time, fn func(image string, meta []byte, buckets []scorer.BaselineBucket) error) error {
-	type rec struct {
-		image   string
-		meta    []byte
-		buckets []scorer.BaselineBucket
-	}
-	from := []byte{prefixImage}
-	for {
-		var chunk []rec
-		var next []byte
+	for from := []byte{prefixImage}; from != nil; {
+		var chunk []loadedImage
 		err := bl.h.view(func(txn *badger.Txn) error {
-			imgs := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
-			defer imgs.Close()
-			bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
-			defer bkts.Close()
-			size := 0
-			for imgs.Seek(from); imgs.Valid(); imgs.Next() {
-				if size >= loadChunkBytes {
-					next = imgs.Item().KeyCopy(nil)
-					return nil
-				}
-				image, err := parseImageKey(imgs.Item().Key())
-				if err != nil {
-					return err
-				}
-				v, err := imgs.Item().ValueCopy(nil)
-				if err != nil {
-					return err
-				}
-				_, meta, err := decodeImage(v)
-				if err != nil {
-					return err
-				}
-				r := rec{image: image, meta: meta}
-				size += len(v)
-				r.buckets, err = scanBuckets(bkts, image, timeNanos(since), ^uint64(0), &size)
-				if err != nil {
-					return err
-				}
-				chunk = append(chunk, r)
-			}
-			return nil
+			var err error
+			chunk, from, err = loadChunk(txn, from, timeNanos(since))
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("load baselines: %w", err)
@@ -283,11 +248,50 @@ func (bl *baselines) LoadBaselines(since time.Time, fn func(image string, meta [
 				return err
 			}
 		}
-		if next == nil {
-			return nil
-		}
-		from = next
 	}
+	return nil
+}
+
+// loadedImage is one image read by LoadBaselines.
+type loadedImage struct {
+	image   string
+	meta    []byte
+	buckets []scorer.BaselineBucket
+}
+
+// loadChunk reads the images from key from on, with their blobs from
+// bucket since, until about loadChunkBytes are read. next is the key to
+// read on from, nil after the last image.
+func loadChunk(txn *badger.Txn, from []byte, since uint64) (chunk []loadedImage, next []byte, err error) {
+	imgs := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{prefixImage}})
+	defer imgs.Close()
+	bkts := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixBucket}})
+	defer bkts.Close()
+	size := 0
+	for imgs.Seek(from); imgs.Valid(); imgs.Next() {
+		if size >= loadChunkBytes {
+			return chunk, imgs.Item().KeyCopy(nil), nil
+		}
+		image, err := parseImageKey(imgs.Item().Key())
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := imgs.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, meta, err := decodeImage(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := loadedImage{image: image, meta: meta}
+		size += len(v)
+		if r.buckets, err = scanBuckets(bkts, image, since, ^uint64(0), &size); err != nil {
+			return nil, nil, err
+		}
+		chunk = append(chunk, r)
+	}
+	return chunk, nil, nil
 }
 
 // scanBuckets reads the image's blobs with bucket in [from, to) using an

@@ -11,7 +11,8 @@
 // the handle, its lifetime guard, transaction batches) the outbox
 // (outbox.go, recent.go) and the baselines (baselines.go, export.go,
 // importparse.go). DB itself keeps the glue between them: the journal's
-// done markers and floor (journal.go), Open, Close and maintenance (db.go).
+// done markers and floor (journal.go), Open and Close (db.go), the format
+// record (format.go) and maintenance (maintain.go).
 //
 // It must not interpret what it stores: journal entries are Falco JSON,
 // outbox payloads are alert JSON, baseline counts and meta are the model's
