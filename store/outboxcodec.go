@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	kflate "github.com/klauspost/compress/flate"
 )
 
 // Outbox payloads are compressed because they were the second largest part
@@ -29,6 +31,7 @@ const (
 	outboxPacked = 0x8000
 	// codecDeflateDict1 is RFC 1951 deflate with outboxDict1 as the preset
 	// dictionary; the stream is preceded by the payload's length (uvarint).
+	// Any deflate encoder may write it: it is read with compress/flate.
 	codecDeflateDict1 byte = 1
 	// outboxPackMin is the smallest payload worth compressing; below it the
 	// codec byte and length cost more than deflate saves.
@@ -36,9 +39,12 @@ const (
 	// maxOutboxPayload bounds what a packed value may claim to expand to,
 	// so that a corrupt length cannot make a reader allocate without limit.
 	maxOutboxPayload = 64 << 20
-	// deflateLevel: level 1 (BestSpeed) ignores a preset dictionary in
-	// compress/flate; 2 is the fastest level that uses it.
-	deflateLevel = 2
+	// deflateLevel is klauspost/compress's fastest level, which (unlike
+	// compress/flate's BestSpeed) uses the preset dictionary and resets
+	// without clearing its tables: it compressed the golden alerts 4.1 ×
+	// for about half the CPU of compress/flate's level 2 (4.6 ×), whose
+	// reset clears 640 KB of hash chains per alert.
+	deflateLevel = 1
 )
 
 // outboxDict1 is the preset dictionary of codecDeflateDict1: the compact JSON
@@ -62,12 +68,12 @@ const outboxDict1 = `{"schema":"falco-scorer.alert.v2","id":"","kind":"anomaly",
 	`"evt.type":"openat","fd.name":"/etc/shadow","k8s.ns.name":"default","k8s.pod.name":"","proc.cmdline":"bash -i","proc.exepath":"/bin/bash",` +
 	`"proc.name":"bash","proc.pid":1000,"proc.pname":"runc","proc.ppid":1,"user.name":"root","user.uid":0}}}`
 
-// deflaters pools compress/flate writers primed with outboxDict1: a writer
-// costs ~1 MB to create, ~15 µs to reset and use. The pool is a cache, not
-// state: any writer in it is equivalent to a new one.
+// deflaters pools deflate writers primed with outboxDict1: a writer costs
+// hundreds of KB to create, a few µs to reset and use. The pool is a cache,
+// not state: any writer in it is equivalent to a new one.
 var deflaters = sync.Pool{New: func() any {
 	p := &deflater{}
-	w, err := flate.NewWriterDict(&p.out, deflateLevel, []byte(outboxDict1))
+	w, err := kflate.NewWriterDict(&p.out, deflateLevel, []byte(outboxDict1))
 	if err != nil {
 		return nil // cannot happen for a valid level; the caller stores raw
 	}
@@ -77,7 +83,7 @@ var deflaters = sync.Pool{New: func() any {
 
 // deflater is a pooled writer and the slice it appends to.
 type deflater struct {
-	w   *flate.Writer
+	w   *kflate.Writer
 	out appendWriter
 }
 
