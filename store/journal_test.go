@@ -551,18 +551,22 @@ func TestLingerEndsWhenAppendersReturn(t *testing.T) {
 		d, reg := openWithRegistry(t, cfg)
 		const appenders, rounds = 4, 10
 		start := time.Now()
-		var wg sync.WaitGroup
-		for range appenders {
-			wg.Go(func() {
-				for range rounds {
+		// The appenders go in rounds, all of them back before the next
+		// round: were one to finish its rounds early, the committer would
+		// wait out the delay for it once, rightly (it cannot tell a caller
+		// gone from one still coming), and how many did so would depend
+		// on the schedule.
+		for range rounds {
+			var wg sync.WaitGroup
+			for range appenders {
+				wg.Go(func() {
 					if _, err := d.Append(t.Context(), [][]byte{[]byte("x")}); err != nil {
 						t.Error(err)
-						return
 					}
-				}
-			})
+				})
+			}
+			wg.Wait()
 		}
-		wg.Wait()
 		// Waiting out the delay on every commit takes at least 10 × 500 ms;
 		// at most one wait (the first group, before the appenders are
 		// known) is allowed.
