@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
@@ -177,7 +178,7 @@ func TestSegmentsRecycled(t *testing.T) {
 		}
 	}
 	// 200 × 20 × ~530 B = 2 MB through 256 KiB segments.
-	waitFor(t, func() bool { return len(d.journal.Segments()) <= 5 })
+	scorertest.WaitFor(t, "the journal retiring down to 5 segments", func() bool { return len(d.journal.Segments()) <= 5 })
 	files, _ := filepath.Glob(filepath.Join(dir, walDirName, "*.wal"))
 	if len(files) > 5+journal.MaxSpares+1 {
 		t.Errorf("%d journal files after recycling, want at most %d", len(files), 5+journal.MaxSpares+1)
@@ -249,17 +250,6 @@ func TestTornTailIsTheEnd(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"first", "second", "fourth"}) {
 		t.Errorf("replay after appending over a torn tail = %q", got)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second) // a hang, not a busy machine
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -510,7 +500,7 @@ func TestReplayWhileCompleting(t *testing.T) {
 	if seen != n/2 {
 		t.Errorf("Replay visited %d entries, want %d", seen, n/2)
 	}
-	waitFor(t, func() bool { return len(d.journal.Segments()) <= 2 })
+	scorertest.WaitFor(t, "the journal retiring down to 2 segments", func() bool { return len(d.journal.Segments()) <= 2 })
 }
 
 // TestLoneAppenderDoesNotLinger: the group-commit delay applies only while
@@ -668,7 +658,7 @@ func TestJournalBackgroundSync(t *testing.T) {
 	}
 	t.Run("ticker", func(t *testing.T) {
 		_, reg := openAndAppend(t, 10*time.Millisecond)
-		waitFor(t, func() bool { return histogramCount(t, reg, metric) > 0 })
+		scorertest.WaitFor(t, metric+" observed", func() bool { return histogramCount(t, reg, metric) > 0 })
 	})
 	t.Run("close", func(t *testing.T) {
 		d, reg := openAndAppend(t, 10*time.Second)

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 	"github.com/falco-scorer/falco-scorer/store/journal"
 )
 
@@ -301,7 +302,7 @@ func TestJournalFloorNeverGoesDown(t *testing.T) {
 	if err := d.Complete([]uint64{held}, nil); err != nil { // now all retire at once
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(d.journal.Segments()) == 1 })
+	scorertest.WaitFor(t, "one journal segment left", func() bool { return len(d.journal.Segments()) == 1 })
 	before := readFloor(t, d)
 	d.Close()
 	d2, err := Open(cfg, zerolog.Nop(), prometheus.NewRegistry())
@@ -309,7 +310,7 @@ func TestJournalFloorNeverGoesDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	waitFor(t, func() bool { return len(d2.journal.Segments()) == 1 })
+	scorertest.WaitFor(t, "one journal segment left after reopening", func() bool { return len(d2.journal.Segments()) == 1 })
 	time.Sleep(100 * time.Millisecond)
 	after := readFloor(t, d2)
 	t.Logf("durable floor before restart %d, after the restart's retirement %d", before, after)

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/falco-scorer/falco-scorer/scorer/scorertest"
 )
 
 // testOptions is a log in dir with small segments, synced in the
@@ -55,18 +57,6 @@ func replayed(t *testing.T, l *Log) []uint64 {
 		t.Fatalf("Replay = %v", err)
 	}
 	return got
-}
-
-// waitFor polls cond: a hang fails the test, a slow machine does not.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 30s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestReopenWithCallersCompletions: the log keeps records, not their
@@ -125,7 +115,7 @@ func TestRetireRunsTheCallersStepFirst(t *testing.T) {
 		t.Fatalf("%d segments, want several", segs)
 	}
 	l.Complete(all[:len(all)-1])
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(floors) > 0 })
+	scorertest.WaitFor(t, "a retirement", func() bool { mu.Lock(); defer mu.Unlock(); return len(floors) > 0 })
 	if n := len(l.Segments()); n != segs {
 		t.Errorf("%d segments after a failing Retire, want all %d kept", n, segs)
 	}
@@ -133,7 +123,7 @@ func TestRetireRunsTheCallersStepFirst(t *testing.T) {
 	fail = false
 	mu.Unlock()
 	l.Complete([]uint64{all[len(all)-1]})
-	waitFor(t, func() bool { return len(l.Segments()) == 1 })
+	scorertest.WaitFor(t, "one segment left", func() bool { return len(l.Segments()) == 1 })
 	mu.Lock()
 	last := floors[len(floors)-1]
 	mu.Unlock()
@@ -167,7 +157,7 @@ func TestReplayHoldsOffRetirement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(l.Segments()) == 1 })
+	scorertest.WaitFor(t, "one segment left", func() bool { return len(l.Segments()) == 1 })
 }
 
 // TestCloseWritesQueuedThenRefuses: Close lets the appends already queued
