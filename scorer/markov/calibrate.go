@@ -149,10 +149,10 @@ func (m *Model) Stats() Stats {
 	}
 	// Maps cost about key+value plus ~1 control byte per entry at a
 	// typical 7/8 load; the context tree's tables hold their slots, 16
-	// bytes each, and the node slice its nodes.
+	// bytes each, and the node slices their nodes.
 	entries := (len(m.short) + len(m.pending)) * (int(unsafe.Sizeof(eventKey{})) + 9)
 	st.Bytes = entries*8/7 + (len(m.trans.tab.slots)+len(m.child.slots))*16 + len(m.trans.direct)*9 +
-		cap(m.nodes)*int(unsafe.Sizeof(node{})) + len(m.rootChild)*4 + len(m.vocab.names)*32
+		cap(m.nodes)*int(unsafe.Sizeof(node{})) + cap(m.slog)*8 + len(m.rootChild)*4 + len(m.vocab.names)*32
 	return st
 }
 

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"testing"
+	"unsafe"
 )
 
 // TestScoreGolden pins every bit of what scoring returns: Score's fields
@@ -96,4 +97,12 @@ func scoreChecksum(t *testing.T, cfg Config) uint64 {
 		put(tr.HistorySeen)
 	}
 	return sum.Sum64()
+}
+
+// TestNodeSize: a node is what a score reads of a context; at 32 bytes it
+// never straddles two cache lines.
+func TestNodeSize(t *testing.T) {
+	if s := unsafe.Sizeof(node{}); s != 32 {
+		t.Errorf("unsafe.Sizeof(node{}) = %d, want 32", s)
+	}
 }

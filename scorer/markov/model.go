@@ -10,19 +10,21 @@ import (
 // symbols of a sequence. Its parent is the context without its oldest
 // symbol, sym that oldest symbol, so walking up from a node to the root
 // spells the context oldest first.
+//
+// A node is what a score reads of a context, 32 bytes, so that a node is
+// one cache line's half and never straddles two: the counts, and hterm,
+// derived from them (and from Model.slog) when they change so that
+// scoring needs no logarithm per order: λ·H_ML + h2(λ) with λ the
+// interpolation weight of this order, this order's share of the entropy
+// estimate.
 type node struct {
-	count    uint64  // events seen after this context
-	distinct uint64  // distinct symbols seen after it
-	slog     float64 // Σ over followers of c·log2(c), for the context's entropy
-	// Derived from the above when they change, so that scoring needs no
-	// logarithm per order: the interpolation weight λ of this order and
-	// λ·H_ML + h2(λ), this order's share of the entropy estimate.
-	lambda float64
-	hterm  float64
-	parent int32
-	nchild int32 // child nodes: a node is freed only without counts and children
-	sym    Symbol
-	depth  uint8
+	count    uint64 // events seen after this context
+	hterm    float64
+	distinct uint32 // distinct symbols seen after it (at most VocabSize)
+	parent   int32
+	nchild   int32 // child nodes: a node is freed only without counts and children
+	sym      Symbol
+	depth    uint8
 }
 
 // Model is a variable-order Markov chain over Symbols with interpolated
@@ -44,10 +46,14 @@ type node struct {
 // goroutines while one learns; uncontended, the lock costs about 10 ns per
 // call. A History belongs to one sequence and is not shared.
 type Model struct {
-	mu        sync.RWMutex
-	cfg       Config
-	vocab     vocab
-	nodes     []node       // node 0 is the empty context
+	mu    sync.RWMutex
+	cfg   Config
+	vocab vocab
+	nodes []node // node 0 is the empty context
+	// slog[id] is Σ over the followers of node id of c·log2(c), for the
+	// context's entropy: learning reads it, scoring does not, so it lives
+	// beside the nodes rather than in them.
+	slog      []float64
 	free      []int32      // freed node ids
 	child     table[int32] // parent id<<symbolBits | symbol → child id (parent ≠ 0)
 	rootChild []int32      // the root's children by symbol; 0 = none
@@ -73,7 +79,8 @@ func New(cfg Config) (*Model, error) {
 	return &Model{
 		cfg:     cfg,
 		vocab:   newVocab(cfg.VocabSize),
-		nodes:   make([]node, 1, 64),            // the empty context
+		nodes:   make([]node, 1, 64), // the empty context
+		slog:    make([]float64, 1, 64),
 		trans:   newSlab[uint64](cfg.VocabSize), // the root's (unigram) counts are direct
 		short:   make(map[eventKey]uint64),
 		pending: make(map[eventKey]int64),
@@ -167,6 +174,7 @@ func (m *Model) addChild(parent int32, sym Symbol) int32 {
 	} else {
 		id = int32(len(m.nodes))
 		m.nodes = append(m.nodes, node{})
+		m.slog = append(m.slog, 0)
 	}
 	m.nodes[id] = node{parent: parent, sym: sym, depth: m.nodes[parent].depth + 1}
 	m.nodes[parent].nchild++
@@ -197,6 +205,7 @@ func (m *Model) release(id int32) {
 			m.child.remove(uint64(parent)<<symbolBits | uint64(sym))
 		}
 		*nd = node{}
+		m.slog[id] = 0
 		m.free = append(m.free, id)
 		m.nodes[parent].nchild--
 		id = parent
@@ -260,7 +269,7 @@ func (m *Model) add(hist *[MaxOrder - 1]Symbol, l int, s Symbol, n int64) (ok bo
 			m.topCtx++
 		}
 		cs.count = cs.count - o + nw
-		cs.slog += xlog(nw) - xlog(o)
+		m.slog[id] += xlog(nw) - xlog(o)
 		switch {
 		case o == 0:
 			cs.distinct++
@@ -277,7 +286,7 @@ func (m *Model) add(hist *[MaxOrder - 1]Symbol, l int, s Symbol, n int64) (ok bo
 			if k == top {
 				m.topCtx--
 			}
-			cs.slog, cs.lambda, cs.hterm = 0, 0, 0
+			m.slog[id], cs.hterm = 0, 0
 			if id != 0 && cs.nchild == 0 {
 				// Deeper nodes of this event have no counts either
 				// (their counts are part of this one's): they were
@@ -290,29 +299,31 @@ func (m *Model) add(hist *[MaxOrder - 1]Symbol, l int, s Symbol, n int64) (ok bo
 			continue
 		}
 		if cs.distinct == 1 {
-			cs.slog = xlog(cs.count) // exact again: no drift with one follower
+			m.slog[id] = xlog(cs.count) // exact again: no drift with one follower
 		}
-		m.derive(cs)
+		m.derive(cs, m.slog[id])
 	}
 	nev, fine := addCount(m.events, n)
 	m.events = nev
 	return ok && fine, old
 }
 
-// derive sets the interpolation weight and entropy term of a context.
-func (m *Model) derive(cs *node) {
+// derive sets the entropy term of a context whose followers' Σ c·log2(c)
+// is slog.
+func (m *Model) derive(cs *node, slog float64) {
 	n, t := float64(cs.count), float64(cs.distinct)
-	hml := log2u(cs.count) - cs.slog/n
-	var hl float64
+	hml := log2u(cs.count) - slog/n
+	var lambda, hl float64
 	if m.cfg.Smoothing == WittenBell {
-		cs.lambda = n / (n + t)
+		lambda = n / (n + t)
 		// h2(n/(n+t)) from integer logarithms (table reads).
-		hl = max(log2u(cs.count+cs.distinct)-(xlog(cs.count)+xlog(cs.distinct))/(n+t), 0)
+		distinct := uint64(cs.distinct)
+		hl = max(log2u(cs.count+distinct)-(xlog(cs.count)+xlog(distinct))/(n+t), 0)
 	} else {
-		cs.lambda = 1 - m.cfg.Discount*t/n
-		hl = h2(cs.lambda)
+		lambda = 1 - m.cfg.Discount*t/n
+		hl = h2(lambda)
 	}
-	cs.hterm = cs.lambda*max(hml, 0) + hl
+	cs.hterm = lambda*max(hml, 0) + hl
 }
 
 func addCount(c uint64, n int64) (uint64, bool) {
@@ -417,41 +428,61 @@ const scoreTolerance = 1e-3
 // of the interpolated distribution, H ≈ Σ_k W_k·(λ_k·H_ML,k + h2(λ_k)) +
 // W·log2(VocabSize), the recursion λ·H_ML + (1-λ)·H_lower + h2(λ) unrolled.
 func (m *Model) prob(hist *[MaxOrder - 1]Symbol, l int, s Symbol, withEnt bool, tol float64) (r probResult) {
+	// The context path, one child lookup per order: each is keyed by the
+	// id the previous one found, a chain of dependent loads, so the walk
+	// reads nothing else.
 	var ids [MaxOrder]int32
-	d := -1
-	id := int32(0)
-	for k := 0; k <= l; k++ {
-		if k > 0 {
-			if id = m.childOf(id, hist[k-1]); id == 0 {
-				break
-			}
-		}
-		if m.nodes[id].count == 0 {
+	d := 0 // ids[0..d] are on the path
+	for k := 1; k <= l; k++ {
+		c := m.childOf(ids[k-1], hist[k-1])
+		if c == 0 {
 			break
 		}
-		ids[k], d = id, k
+		ids[k], d = c, k
+	}
+	// The nodes and the transitions to s of the whole path next: their
+	// loads depend only on ids, so the processor overlaps their misses
+	// instead of taking them one order at a time. The path ends above the
+	// first context without counts (an empty model's root).
+	nodes := m.nodes
+	var cs [MaxOrder]*node
+	for k := 0; k <= d; k++ {
+		nd := &nodes[ids[k]]
+		if nd.count == 0 {
+			d = k - 1
+			break
+		}
+		cs[k] = nd
 	}
 	if d < 0 {
 		r.p, r.ent = m.uniform, m.logK
 		return r
 	}
+	var tc [MaxOrder]uint64 // transition counts, valid where found
+	var found uint32        // bit k: the transition ids[k] → s is counted
+	for k := d; k >= 0; k-- {
+		if tp := m.trans.get(uint64(ids[k])<<symbolBits | uint64(s)); tp != nil {
+			tc[k] = *tp
+			found |= 1 << k
+		}
+	}
 	r.order = d + 1
 	if d == l {
-		r.seen = m.nodes[ids[d]].count
+		r.seen = cs[d].count
 	}
 	wb := m.cfg.Smoothing == WittenBell
 	disc := m.cfg.Discount
 	var p, ent float64
 	w := 1.0 // weight of the orders below the current one
 	for k := d; k >= 0; k-- {
-		cs := &m.nodes[ids[k]]
+		cs := cs[k]
 		var c float64
-		if tp := m.trans.get(uint64(ids[k])<<symbolBits | uint64(s)); tp != nil {
-			c = float64(*tp)
+		if found&(1<<k) != 0 {
+			c = float64(tc[k])
 			if r.match == 0 {
 				r.match = k + 1
 				if k == l {
-					r.count = *tp
+					r.count = tc[k]
 				}
 			}
 		}
