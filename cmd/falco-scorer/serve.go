@@ -413,7 +413,10 @@ func (l *lifecycle) drainPipeline(started bool, deadline time.Time) error {
 // 10 s) until they accept events.
 func (l *lifecycle) startInputs() error {
 	s := l.s
-	var inputs []interface{ Run(context.Context) error }
+	var inputs []interface {
+		Run(context.Context) error
+		Started() <-chan struct{}
+	}
 	if s.http != nil {
 		inputs = append(inputs, s.http)
 	}
@@ -428,11 +431,24 @@ func (l *lifecycle) startInputs() error {
 		})
 	}
 	close(s.ready)
-	for deadline := time.Now().Add(10 * time.Second); !s.isReady() && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	// An input that is not up by then (Falco's gRPC socket not there yet)
+	// keeps trying in the background; /readyz tells when it is.
+	limit := time.NewTimer(inputStartWait)
+	defer limit.Stop()
+	for _, in := range inputs {
+		select {
+		case <-in.Started():
+		case <-limit.C:
+			return nil
+		case <-l.ctx.Done():
+			return nil
+		}
 	}
 	return nil
 }
+
+// inputStartWait bounds how long start waits for the inputs to accept events.
+const inputStartWait = 10 * time.Second
 
 // wait blocks until feed (when not nil) returns, ctx ends, an input fails
 // or the pipeline stops on its own, and returns the failure.

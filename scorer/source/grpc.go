@@ -29,11 +29,11 @@ const streamUpAfter = time.Second
 // GRPC subscribes to Falco's gRPC outputs (Falco ≤ 0.43) and accepts the
 // events it streams. Build it with NewGRPC and call Run.
 type GRPC struct {
-	cfg     GRPCConfig
-	acc     scorer.Acceptor
-	log     zerolog.Logger
-	m       *metrics
-	ready   atomic.Bool
+	cfg GRPCConfig
+	acc scorer.Acceptor
+	log zerolog.Logger
+	m   *metrics
+	readiness
 	running atomic.Bool
 }
 
@@ -50,11 +50,8 @@ func NewGRPC(cfg GRPCConfig, acc scorer.Acceptor, logger zerolog.Logger, reg pro
 	if err != nil {
 		return nil, fmt.Errorf("grpc input: %w", err)
 	}
-	return &GRPC{cfg: cfg, acc: acc, m: m, log: logger.With().Str("component", "source.grpc").Logger()}, nil
+	return &GRPC{readiness: newReadiness(), cfg: cfg, acc: acc, m: m, log: logger.With().Str("component", "source.grpc").Logger()}, nil
 }
-
-// Ready reports whether the sub stream is currently established.
-func (g *GRPC) Ready() bool { return g.ready.Load() }
 
 // Run connects, subscribes and accepts events until ctx ends, reconnecting
 // with jittered exponential backoff whenever the stream is lost. It logs once
@@ -75,7 +72,7 @@ func (g *GRPC) Run(ctx context.Context) error {
 	)
 	onSubscribed := func() {
 		subscribed = true
-		g.ready.Store(true)
+		g.set(true)
 		switch {
 		case !everUp:
 			g.log.Info().Str("target", g.target()).Int("attempts", attempts+1).Msg("grpc subscribed")
@@ -90,7 +87,7 @@ func (g *GRPC) Run(ctx context.Context) error {
 		subscribed = false
 		started := time.Now()
 		err := g.session(ctx, onSubscribed)
-		g.ready.Store(false)
+		g.set(false)
 		if ctx.Err() != nil {
 			return nil
 		}

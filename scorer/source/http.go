@@ -30,17 +30,17 @@ import (
 // HTTP is the ingest server. Build it with NewHTTP, mount extra handlers with
 // Handle, then call Run.
 type HTTP struct {
-	cfg     HTTPConfig
-	acc     scorer.Acceptor
-	log     zerolog.Logger
-	m       *metrics
-	token   *[sha256.Size]byte // nil when no token is configured
-	sem     chan struct{}
-	mux     *http.ServeMux
-	srv     *http.Server
-	bufs    sync.Pool
-	addr    atomic.Pointer[string]
-	ready   atomic.Bool
+	cfg   HTTPConfig
+	acc   scorer.Acceptor
+	log   zerolog.Logger
+	m     *metrics
+	token *[sha256.Size]byte // nil when no token is configured
+	sem   chan struct{}
+	mux   *http.ServeMux
+	srv   *http.Server
+	bufs  sync.Pool
+	addr  atomic.Pointer[string]
+	readiness
 	running atomic.Bool
 	warns   warnLimiter // rejections, logged at most once per reason a while
 }
@@ -59,7 +59,8 @@ func NewHTTP(cfg HTTPConfig, acc scorer.Acceptor, logger zerolog.Logger, reg pro
 		return nil, fmt.Errorf("http input: %w", err)
 	}
 	h := &HTTP{
-		cfg: cfg, acc: acc, m: m,
+		readiness: newReadiness(),
+		cfg:       cfg, acc: acc, m: m,
 		log: logger.With().Str("component", "source.http").Logger(),
 		sem: make(chan struct{}, cfg.MaxInFlight),
 		mux: http.NewServeMux(),
@@ -118,9 +119,6 @@ func (h *HTTP) Addr() string {
 	return ""
 }
 
-// Ready reports whether the server is listening.
-func (h *HTTP) Ready() bool { return h.ready.Load() }
-
 // Run listens and serves until ctx ends, then shuts down gracefully: in-flight
 // requests finish (their Accept calls are not cancelled) within
 // shutdown_timeout, after which remaining connections are closed. It returns
@@ -151,15 +149,15 @@ func (h *HTTP) Run(ctx context.Context) error {
 			errc <- h.srv.Serve(ln)
 		}
 	}()
-	h.ready.Store(true)
+	h.set(true)
 	h.log.Info().Str("addr", addr).Bool("tls", useTLS).Bool("token", h.token != nil).Msg("http input listening")
 	select {
 	case err := <-errc:
-		h.ready.Store(false)
+		h.set(false)
 		return fmt.Errorf("http input: serve: %w", err)
 	case <-ctx.Done():
 	}
-	h.ready.Store(false)
+	h.set(false)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.ShutdownTimeout)
 	defer cancel()
 	err = h.srv.Shutdown(sctx)
