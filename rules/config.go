@@ -255,11 +255,35 @@ func pathString(p []any) string {
 	return b.String()
 }
 
+// validate checks c in the order its sections appear in the file; every
+// message names its field by path.
 func (c *Config) validate() []*fieldError {
-	var errs []*fieldError
-	add := func(msg string, path ...any) { errs = append(errs, &fieldError{path: path, msg: msg}) }
+	v := &checker{c: c}
+	v.bands()
+	v.priorities()
+	v.sinks()
+	v.listOfSinks(c.DefaultSinks, "default_sinks")
+	v.dedup()
+	names := map[string]int{}
+	for i := range c.Rules {
+		v.rule(i, &c.Rules[i], names)
+	}
+	return v.errs
+}
 
-	b := c.Bands
+// checker collects the errors of one validate.
+type checker struct {
+	c    *Config
+	errs []*fieldError
+}
+
+func (v *checker) add(msg string, path ...any) {
+	v.errs = append(v.errs, &fieldError{path: path, msg: msg})
+}
+
+// bands: positive ratios, strictly increasing.
+func (v *checker) bands() {
+	b := v.c.Bands
 	ratios := []struct {
 		name string
 		v    float64
@@ -267,11 +291,16 @@ func (c *Config) validate() []*fieldError {
 	for i, r := range ratios {
 		switch {
 		case math.IsNaN(r.v) || math.IsInf(r.v, 0) || r.v <= 0:
-			add(fmt.Sprintf("must be a positive number, got %v", r.v), "bands", r.name)
+			v.add(fmt.Sprintf("must be a positive number, got %v", r.v), "bands", r.name)
 		case i > 0 && r.v <= ratios[i-1].v:
-			add(fmt.Sprintf("must be greater than %s (%v), got %v", ratios[i-1].name, ratios[i-1].v, r.v), "bands", r.name)
+			v.add(fmt.Sprintf("must be greater than %s (%v), got %v", ratios[i-1].name, ratios[i-1].v, r.v), "bands", r.name)
 		}
 	}
+}
+
+// priorities: the anomaly priorities per band, maturity, falco_raise.
+func (v *checker) priorities() {
+	c := v.c
 	for _, t := range []struct {
 		key string
 		l   BandLevels
@@ -281,12 +310,12 @@ func (c *Config) validate() []*fieldError {
 			v    Level
 		}{{"none", t.l.None}, {"low", t.l.Low}, {"medium", t.l.Medium}, {"high", t.l.High}, {"critical", t.l.Critical}} {
 			if !scorer.Priority(l.v).Valid() {
-				add("invalid priority", t.key, l.name)
+				v.add("invalid priority", t.key, l.name)
 			}
 		}
 	}
 	if c.Maturity.MinMonitoring < 0 {
-		add(fmt.Sprintf("must not be negative, got %s", c.Maturity.MinMonitoring), "maturity", "min_monitoring")
+		v.add(fmt.Sprintf("must not be negative, got %s", c.Maturity.MinMonitoring), "maturity", "min_monitoring")
 	}
 	for _, r := range []struct {
 		name string
@@ -294,109 +323,121 @@ func (c *Config) validate() []*fieldError {
 	}{{"none", c.FalcoRaise.None}, {"low", c.FalcoRaise.Low}, {"medium", c.FalcoRaise.Medium},
 		{"high", c.FalcoRaise.High}, {"critical", c.FalcoRaise.Critical}} {
 		if r.v < 0 || r.v > 7 {
-			add(fmt.Sprintf("%d out of range 0..7", r.v), "falco_raise", r.name)
+			v.add(fmt.Sprintf("%d out of range 0..7", r.v), "falco_raise", r.name)
 		}
 	}
+}
 
+// sinks: at least one, named, with valid minimum priorities.
+func (v *checker) sinks() {
+	c := v.c
 	if len(c.Sinks) == 0 {
-		add("empty: at least one sink is needed to route alerts", "sinks")
+		v.add("empty: at least one sink is needed to route alerts", "sinks")
 	}
 	for _, name := range sortedKeys(c.Sinks) {
 		if strings.TrimSpace(name) == "" {
-			add("empty sink name", "sinks")
+			v.add("empty sink name", "sinks")
 			continue
 		}
 		if !scorer.Priority(c.Sinks[name].MinPriority).Valid() {
-			add("invalid priority", "sinks", name, "min_priority")
+			v.add("invalid priority", "sinks", name, "min_priority")
 		}
 	}
-	checkSinks := func(list []string, path ...any) {
-		seen := map[string]bool{}
-		for i, s := range list {
-			p := append(append([]any{}, path...), i)
-			if _, ok := c.Sinks[s]; !ok {
-				add(fmt.Sprintf("unknown sink %q (known: %s)", s, strings.Join(sortedKeys(c.Sinks), ", ")), p...)
-			} else if seen[s] {
-				add(fmt.Sprintf("duplicate sink %q", s), p...)
-			}
-			seen[s] = true
-		}
-	}
-	checkSinks(c.DefaultSinks, "default_sinks")
+}
 
-	if c.Dedup.Window < 0 {
-		add(fmt.Sprintf("must not be negative, got %s", c.Dedup.Window), "dedup", "window")
+// listOfSinks: every name a known sink, none twice.
+func (v *checker) listOfSinks(list []string, path ...any) {
+	seen := map[string]bool{}
+	for i, s := range list {
+		p := append(append([]any{}, path...), i)
+		if _, ok := v.c.Sinks[s]; !ok {
+			v.add(fmt.Sprintf("unknown sink %q (known: %s)", s, strings.Join(sortedKeys(v.c.Sinks), ", ")), p...)
+		} else if seen[s] {
+			v.add(fmt.Sprintf("duplicate sink %q", s), p...)
+		}
+		seen[s] = true
 	}
-	if c.Dedup.Window > 0 && c.Dedup.MaxKeys <= 0 {
-		add(fmt.Sprintf("must be positive when dedup.window is set, got %d", c.Dedup.MaxKeys), "dedup", "max_keys")
+}
+
+func (v *checker) dedup() {
+	d := v.c.Dedup
+	if d.Window < 0 {
+		v.add(fmt.Sprintf("must not be negative, got %s", d.Window), "dedup", "window")
 	}
-	for i, k := range c.Dedup.Kinds {
+	if d.Window > 0 && d.MaxKeys <= 0 {
+		v.add(fmt.Sprintf("must be positive when dedup.window is set, got %d", d.MaxKeys), "dedup", "max_keys")
+	}
+	for i, k := range d.Kinds {
 		if !validKind(k) {
-			add(fmt.Sprintf("unknown kind %q (want falco, anomaly or sequence_end)", k), "dedup", "kinds", i)
+			v.add(fmt.Sprintf("unknown kind %q (want falco, anomaly or sequence_end)", k), "dedup", "kinds", i)
 		}
 	}
+}
 
-	names := map[string]int{}
-	for i := range c.Rules {
-		r := &c.Rules[i]
-		switch prev, dup := names[r.Name]; {
-		case strings.TrimSpace(r.Name) == "":
-			add("empty: every rule needs a name", "rules", i, "name")
-		case dup:
-			add(fmt.Sprintf("duplicate rule name %q (also rules[%d])", r.Name, prev), "rules", i, "name")
-		default:
-			names[r.Name] = i
-		}
-		for j, p := range r.Match.Rules {
+// rule checks rules[i]; names maps the names seen so far to their index.
+func (v *checker) rule(i int, r *Rule, names map[string]int) {
+	switch prev, dup := names[r.Name]; {
+	case strings.TrimSpace(r.Name) == "":
+		v.add("empty: every rule needs a name", "rules", i, "name")
+	case dup:
+		v.add(fmt.Sprintf("duplicate rule name %q (also rules[%d])", r.Name, prev), "rules", i, "name")
+	default:
+		names[r.Name] = i
+	}
+	v.match(i, &r.Match)
+	if r.SetPriority != nil && !scorer.Priority(*r.SetPriority).Valid() {
+		v.add("invalid priority", "rules", i, "set_priority")
+	}
+	if r.Raise < -7 || r.Raise > 7 {
+		v.add(fmt.Sprintf("%d out of range -7..7", r.Raise), "rules", i, "raise")
+	}
+	v.listOfSinks(r.Sinks, "rules", i, "sinks")
+	v.action(i, r)
+}
+
+// match checks rules[i].match: no empty pattern, known bands and kinds.
+func (v *checker) match(i int, m *Match) {
+	for _, list := range []struct {
+		key      string
+		patterns []string
+	}{{"rules", m.Rules}, {"tags", m.Tags}, {"images", m.Images}} {
+		for j, p := range list.patterns {
 			if p == "" {
-				add("empty pattern", "rules", i, "match", "rules", j)
+				v.add("empty pattern", "rules", i, "match", list.key, j)
 			}
-		}
-		for j, p := range r.Match.Tags {
-			if p == "" {
-				add("empty pattern", "rules", i, "match", "tags", j)
-			}
-		}
-		for j, p := range r.Match.Images {
-			if p == "" {
-				add("empty pattern", "rules", i, "match", "images", j)
-			}
-		}
-		for j, bd := range r.Match.Bands {
-			if !validBand(bd) {
-				add(fmt.Sprintf("unknown band %q (want none, low, medium, high or critical)", bd), "rules", i, "match", "bands", j)
-			}
-		}
-		for j, k := range r.Match.Kinds {
-			if !validKind(k) {
-				add(fmt.Sprintf("unknown kind %q (want falco, anomaly or sequence_end)", k), "rules", i, "match", "kinds", j)
-			}
-		}
-		if r.Match.MinPriority != nil && !scorer.Priority(*r.Match.MinPriority).Valid() {
-			add("invalid priority", "rules", i, "match", "min_priority")
-		}
-		if r.SetPriority != nil && !scorer.Priority(*r.SetPriority).Valid() {
-			add("invalid priority", "rules", i, "set_priority")
-		}
-		if r.Raise < -7 || r.Raise > 7 {
-			add(fmt.Sprintf("%d out of range -7..7", r.Raise), "rules", i, "raise")
-		}
-		checkSinks(r.Sinks, "rules", i, "sinks")
-		if r.Suppress != nil {
-			if r.SetPriority != nil || r.Raise != 0 || len(r.Sinks) > 0 || r.Continue {
-				add("cannot be combined with set_priority, raise, sinks or continue", "rules", i, "suppress")
-			}
-			if strings.TrimSpace(r.Suppress.Reason) == "" {
-				add("empty: a suppression needs a reason", "rules", i, "suppress", "reason")
-			}
-			if r.Suppress.Until.IsZero() {
-				add("missing: a suppression needs an expiry time (RFC 3339)", "rules", i, "suppress", "until")
-			}
-		} else if r.Continue && r.SetPriority == nil && r.Raise == 0 && len(r.Sinks) == 0 {
-			add("continue without an action does nothing: set set_priority, raise or sinks", "rules", i, "continue")
 		}
 	}
-	return errs
+	for j, bd := range m.Bands {
+		if !validBand(bd) {
+			v.add(fmt.Sprintf("unknown band %q (want none, low, medium, high or critical)", bd), "rules", i, "match", "bands", j)
+		}
+	}
+	for j, k := range m.Kinds {
+		if !validKind(k) {
+			v.add(fmt.Sprintf("unknown kind %q (want falco, anomaly or sequence_end)", k), "rules", i, "match", "kinds", j)
+		}
+	}
+	if m.MinPriority != nil && !scorer.Priority(*m.MinPriority).Valid() {
+		v.add("invalid priority", "rules", i, "match", "min_priority")
+	}
+}
+
+// action: a suppression stands alone and says why and until when; continue
+// needs something to do.
+func (v *checker) action(i int, r *Rule) {
+	if r.Suppress != nil {
+		if r.SetPriority != nil || r.Raise != 0 || len(r.Sinks) > 0 || r.Continue {
+			v.add("cannot be combined with set_priority, raise, sinks or continue", "rules", i, "suppress")
+		}
+		if strings.TrimSpace(r.Suppress.Reason) == "" {
+			v.add("empty: a suppression needs a reason", "rules", i, "suppress", "reason")
+		}
+		if r.Suppress.Until.IsZero() {
+			v.add("missing: a suppression needs an expiry time (RFC 3339)", "rules", i, "suppress", "until")
+		}
+	} else if r.Continue && r.SetPriority == nil && r.Raise == 0 && len(r.Sinks) == 0 {
+		v.add("continue without an action does nothing: set set_priority, raise or sinks", "rules", i, "continue")
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
