@@ -84,13 +84,9 @@ func TestThreeEventChildIsJudged(t *testing.T) {
 	h.accept(evs)
 	h.settle()
 
-	var onChild, other int
-	for _, a := range st.alerts(t)[n0:] {
-		if a["kind"] == scorer.KindFalco {
-			continue
-		}
-		pid := a["subject"].(map[string]any)["pid"].(float64)
-		if int(pid) == child {
+	onChild, other := 0, 0
+	for _, a := range anomalyAlerts(st.alerts(t)[n0:]) {
+		if a.pid == child {
 			onChild++
 		} else {
 			other++
@@ -165,15 +161,12 @@ func TestTreeEvidenceJudgesOneEventChildren(t *testing.T) {
 			h.accept(evs)
 			h.settle()
 
-			var onChildren, other int
-			for _, a := range st.alerts(t)[n0:] {
-				if a["kind"] == scorer.KindFalco {
-					continue
-				}
-				if pid := int(a["subject"].(map[string]any)["pid"].(float64)); pid >= first && pid <= last {
+			onChildren, other := 0, 0
+			for _, a := range anomalyAlerts(st.alerts(t)[n0:]) {
+				if a.pid >= first && a.pid <= last {
 					onChildren++
-					if r, _ := a["reason"].(string); !strings.Contains(r, "process tree under pid 3000") {
-						t.Errorf("alert on child %d: reason %q, want it to name the worker's process tree", pid, r)
+					if !strings.Contains(a.reason, "process tree under pid 3000") {
+						t.Errorf("alert on child %d: reason %q, want it to name the worker's process tree", a.pid, a.reason)
 					}
 				} else {
 					other++
@@ -211,4 +204,23 @@ func TestLearningMinDuration(t *testing.T) {
 	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
 		t.Fatalf("an hour of event time later: state = %q, want monitoring", s)
 	}
+}
+
+// anomalyAlert is what the short-process tests read of an anomaly alert.
+type anomalyAlert struct {
+	pid    int
+	reason string
+}
+
+// anomalyAlerts picks the anomaly alerts (not Falco's) out of decoded alerts.
+func anomalyAlerts(alerts []map[string]any) []anomalyAlert {
+	var out []anomalyAlert
+	for _, a := range alerts {
+		if a["kind"] == scorer.KindFalco {
+			continue
+		}
+		reason, _ := a["reason"].(string)
+		out = append(out, anomalyAlert{pid: int(a["subject"].(map[string]any)["pid"].(float64)), reason: reason})
+	}
+	return out
 }
