@@ -32,60 +32,77 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			"directory lock refuses a second process: use the admin API (/api/v1/baselines) instead.\n" +
 			"list, show and export open the store read-only and write nothing; import and reset write.",
 	}
-	// open opens the store read-write for import and reset, and read-only
-	// for list, show and export, which then write nothing to the data
-	// directory (no journal segments, no Badger flush) and can run beside
-	// each other.
-	open := func(readOnly bool) (*store.DB, error) {
-		cfg := store.DefaultConfig()
-		cfg.Dir = *dataDir
-		if _, err := os.Stat(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
-		log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-		if !readOnly {
-			return store.Open(cfg, log, nil)
-		}
-		db, err := store.OpenReadOnly(cfg.Dir, log)
-		if !errors.Is(err, store.ErrNeedsRecovery) {
-			return db, err
-		}
-		// A killed service left the store to recover: do what its next
-		// start would do (Badger truncates its unfinished log; journal
-		// entries stay for the service to replay), then read.
-		fmt.Fprintln(os.Stderr, "falco-scorer: the store was not closed cleanly (a killed service): recovering it, as the service's next start would, before reading")
-		rw, err := store.Open(cfg, log, nil)
-		if err != nil {
-			return nil, fmt.Errorf("recover store: %w", err)
-		}
-		if err := rw.Close(); err != nil {
-			return nil, fmt.Errorf("recover store: %w", err)
-		}
-		return store.OpenReadOnly(cfg.Dir, log)
-	}
-	with := func(readOnly bool, fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) (err error) {
-			db, err := open(readOnly)
-			if err != nil {
-				return err
-			}
-			defer func() { err = errors.Join(err, db.Close()) }()
-			return fn(cmd, db, args)
-		}
-	}
-	reading := func(fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
-		return with(true, fn)
-	}
-	writing := func(fn func(cmd *cobra.Command, db *store.DB, args []string) error) func(*cobra.Command, []string) error {
-		return with(false, fn)
-	}
+	b := &baselinesCLI{dataDir: dataDir, describe: describe}
+	root.AddCommand(b.list(), b.show(), b.export(), b.importCmd(), b.reset())
+	return root
+}
 
+// baselinesCLI builds the `baselines` subcommands over one data directory.
+type baselinesCLI struct {
+	dataDir  *string
+	describe admin.DescribeFunc
+}
+
+// storeFunc is a subcommand's work on the opened store.
+type storeFunc func(cmd *cobra.Command, db *store.DB, args []string) error
+
+// open opens the store read-write for import and reset, and read-only for
+// list, show and export, which then write nothing to the data directory
+// (no journal segments, no Badger flush) and can run beside each other.
+func (b *baselinesCLI) open(readOnly bool) (*store.DB, error) {
+	cfg := store.DefaultConfig()
+	cfg.Dir = *b.dataDir
+	if _, err := os.Stat(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	if !readOnly {
+		return store.Open(cfg, log, nil)
+	}
+	db, err := store.OpenReadOnly(cfg.Dir, log)
+	if !errors.Is(err, store.ErrNeedsRecovery) {
+		return db, err
+	}
+	// A killed service left the store to recover: do what its next start
+	// would do (Badger truncates its unfinished log; journal entries stay
+	// for the service to replay), then read.
+	fmt.Fprintln(os.Stderr, "falco-scorer: the store was not closed cleanly (a killed service): recovering it, as the service's next start would, before reading")
+	rw, err := store.Open(cfg, log, nil)
+	if err != nil {
+		return nil, fmt.Errorf("recover store: %w", err)
+	}
+	if err := rw.Close(); err != nil {
+		return nil, fmt.Errorf("recover store: %w", err)
+	}
+	return store.OpenReadOnly(cfg.Dir, log)
+}
+
+func (b *baselinesCLI) with(readOnly bool, fn storeFunc) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) (err error) {
+		db, err := b.open(readOnly)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, db.Close()) }()
+		return fn(cmd, db, args)
+	}
+}
+
+func (b *baselinesCLI) reading(fn storeFunc) func(*cobra.Command, []string) error {
+	return b.with(true, fn)
+}
+
+func (b *baselinesCLI) writing(fn storeFunc) func(*cobra.Command, []string) error {
+	return b.with(false, fn)
+}
+
+func (b *baselinesCLI) list() *cobra.Command {
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List stored images",
 		Args:  cobra.NoArgs,
-		RunE: reading(func(cmd *cobra.Command, db *store.DB, _ []string) error {
+		RunE: b.reading(func(cmd *cobra.Command, db *store.DB, _ []string) error {
 			infos, err := db.Images()
 			if err != nil {
 				return err
@@ -98,33 +115,38 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "IMAGE\tSTATE\tEVENTS\tPROGRESS / THRESHOLD\tGRADUATED\tLAST SEEN")
 			for _, v := range views {
-				b := v.Baseline
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Image, orDashAny(b["state"]), orDashAny(b["learned_events"]),
-					progressText(b), fmtAnyTime(b["graduated"]), fmtTime(v.LastSeen))
+				bl := v.Baseline
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Image, orDashAny(bl["state"]), orDashAny(bl["learned_events"]),
+					progressText(bl), fmtAnyTime(bl["graduated"]), fmtTime(v.LastSeen))
 			}
 			return tw.Flush()
 		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return list
+}
 
-	show := &cobra.Command{
+func (b *baselinesCLI) show() *cobra.Command {
+	return &cobra.Command{
 		Use:   "show IMAGE",
 		Short: "Show one image's baseline as JSON",
 		Args:  cobra.ExactArgs(1),
-		RunE: reading(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: b.reading(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			info, buckets, err := db.Image(args[0])
 			if err != nil {
 				return err
 			}
-			return writeIndented(cmd.OutOrStdout(), admin.Show(info, buckets, describe))
+			return writeIndented(cmd.OutOrStdout(), admin.Show(info, buckets, b.describe))
 		}),
 	}
+}
 
-	export := &cobra.Command{
+func (b *baselinesCLI) export() *cobra.Command {
+	return &cobra.Command{
 		Use:   "export [IMAGE...] FILE",
 		Short: "Export images (all when none named) to a versioned JSON-lines file (- for stdout)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: reading(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: b.reading(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			file, images := args[len(args)-1], args[:len(args)-1]
 			if file == "-" {
 				_, err := db.Export(cmd.OutOrStdout(), images...)
@@ -138,12 +160,14 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			return nil
 		}),
 	}
+}
 
-	imp := &cobra.Command{
+func (b *baselinesCLI) importCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import an export file (- for stdin); imported images replace stored ones",
 		Args:  cobra.ExactArgs(1),
-		RunE: writing(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: b.writing(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			var r io.Reader = cmd.InOrStdin()
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
@@ -161,12 +185,14 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			return nil
 		}),
 	}
+}
 
-	reset := &cobra.Command{
+func (b *baselinesCLI) reset() *cobra.Command {
+	return &cobra.Command{
 		Use:   "reset IMAGE",
 		Short: "Delete one image's baseline",
 		Args:  cobra.ExactArgs(1),
-		RunE: writing(func(cmd *cobra.Command, db *store.DB, args []string) error {
+		RunE: b.writing(func(cmd *cobra.Command, db *store.DB, args []string) error {
 			ok, err := db.ResetImage(args[0])
 			if err != nil {
 				return err
@@ -178,8 +204,6 @@ func newBaselinesCmdWith(dataDir *string, describe admin.DescribeFunc) *cobra.Co
 			return nil
 		}),
 	}
-	root.AddCommand(list, show, export, imp, reset)
-	return root
 }
 
 // progressText is a learning baseline's progress towards graduation, or a
