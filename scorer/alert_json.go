@@ -40,8 +40,19 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 		b = append(b, `,"reason":`...)
 		b = AppendJSONString(b, a.Reason)
 	}
+	b = appendSubjectJSON(b, &a.Subject)
+	// Each part in order; the first error ends the alert.
+	for _, part := range []func([]byte, *Alert) ([]byte, error){appendScoreJSON, appendBaselineJSON, appendAnomalyJSON, appendExplanationJSON} {
+		if b, err = part(b, a); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, `,"falco":`...)
+	b = append(b, falco...)
+	return append(b, '}'), nil
+}
 
-	s := &a.Subject
+func appendSubjectJSON(b []byte, s *Subject) []byte {
 	b = append(b, `,"subject":{"image":`...)
 	b = AppendJSONString(b, s.Image)
 	b = append(b, `,"image_source":`...)
@@ -57,21 +68,22 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 	}
 	b = appendOptString(b, `,"parent":`, s.Parent)
 	b = appendOptString(b, `,"hostname":`, s.Hostname)
+	return append(b, '}')
+}
 
+func appendScoreJSON(b []byte, a *Alert) ([]byte, error) {
+	var err error
 	sc := &a.Score
-	b = append(b, `},"score":{`...)
+	b = append(b, `,"score":{`...)
 	if sc.HasValue() {
-		b = append(b, `"value":`...)
-		if b, err = appendJSONFloat(b, sc.Value, "score.value"); err != nil {
-			return nil, err
-		}
-		b = append(b, `,"threshold":`...)
-		if b, err = appendJSONFloat(b, sc.Threshold, "score.threshold"); err != nil {
-			return nil, err
-		}
-		b = append(b, `,"ratio":`...)
-		if b, err = appendJSONFloat(b, sc.Ratio, "score.ratio"); err != nil {
-			return nil, err
+		for _, f := range []struct {
+			key, path string
+			v         float64
+		}{{`"value":`, "score.value", sc.Value}, {`,"threshold":`, "score.threshold", sc.Threshold}, {`,"ratio":`, "score.ratio", sc.Ratio}} {
+			b = append(b, f.key...)
+			if b, err = appendJSONFloat(b, f.v, f.path); err != nil {
+				return nil, err
+			}
 		}
 		b = append(b, ',')
 	}
@@ -83,95 +95,109 @@ func appendAlertJSON(b []byte, a *Alert, falco []byte) ([]byte, error) {
 	if b, err = appendJSONPriority(b, sc.FalcoPriority, "score.falco_priority"); err != nil {
 		return nil, err
 	}
+	return append(b, '}'), nil
+}
 
-	b = append(b, '}')
-	if m := &a.Baseline; m.State != "" {
-		b = append(b, `,"baseline":{"state":`...)
-		b = AppendJSONString(b, m.State)
-		b = append(b, `,"events":`...)
-		b = strconv.AppendUint(b, m.Events, 10)
-		b = append(b, `,"distinct_transitions":`...)
-		b = strconv.AppendUint(b, m.Transitions, 10)
-		if !m.Since.IsZero() {
-			b = append(b, `,"since":`...)
-			if b, err = appendJSONTime(b, m.Since, "baseline.since"); err != nil {
-				return nil, err
-			}
-		}
-		if !m.Graduated.IsZero() {
-			b = append(b, `,"graduated":`...)
-			if b, err = appendJSONTime(b, m.Graduated, "baseline.graduated"); err != nil {
-				return nil, err
-			}
-		}
-		b = appendOptString(b, `,"inherited_from":`, m.Inherited)
-		b = append(b, '}')
+func appendBaselineJSON(b []byte, a *Alert) ([]byte, error) {
+	m := &a.Baseline
+	if m.State == "" {
+		return b, nil
 	}
+	var err error
+	b = append(b, `,"baseline":{"state":`...)
+	b = AppendJSONString(b, m.State)
+	b = append(b, `,"events":`...)
+	b = strconv.AppendUint(b, m.Events, 10)
+	b = append(b, `,"distinct_transitions":`...)
+	b = strconv.AppendUint(b, m.Transitions, 10)
+	if !m.Since.IsZero() {
+		b = append(b, `,"since":`...)
+		if b, err = appendJSONTime(b, m.Since, "baseline.since"); err != nil {
+			return nil, err
+		}
+	}
+	if !m.Graduated.IsZero() {
+		b = append(b, `,"graduated":`...)
+		if b, err = appendJSONTime(b, m.Graduated, "baseline.graduated"); err != nil {
+			return nil, err
+		}
+	}
+	b = appendOptString(b, `,"inherited_from":`, m.Inherited)
+	return append(b, '}'), nil
+}
 
-	if x := a.Anomaly; x != nil {
-		b = append(b, `,"anomaly":{"id":`...)
-		b = AppendJSONString(b, x.ID)
-		b = append(b, `,"kind":`...)
-		b = AppendJSONString(b, x.Kind)
-		b = append(b, `,"time":`...)
-		if b, err = appendJSONTime(b, x.Time, "anomaly.time"); err != nil {
-			return nil, err
-		}
-		b = append(b, `,"score":`...)
-		if b, err = appendJSONFloat(b, x.Score, "anomaly.score"); err != nil {
-			return nil, err
-		}
-		b = append(b, `,"threshold":`...)
-		if b, err = appendJSONFloat(b, x.Threshold, "anomaly.threshold"); err != nil {
-			return nil, err
-		}
-		b = append(b, `,"ratio":`...)
-		if b, err = appendJSONFloat(b, x.Ratio, "anomaly.ratio"); err != nil {
-			return nil, err
-		}
-		b = appendOptString(b, `,"process":`, x.Process)
-		if x.PID != 0 {
-			b = append(b, `,"pid":`...)
-			b = strconv.AppendInt(b, x.PID, 10)
-		}
-		b = append(b, '}')
+func appendAnomalyJSON(b []byte, a *Alert) ([]byte, error) {
+	x := a.Anomaly
+	if x == nil {
+		return b, nil
 	}
+	var err error
+	b = append(b, `,"anomaly":{"id":`...)
+	b = AppendJSONString(b, x.ID)
+	b = append(b, `,"kind":`...)
+	b = AppendJSONString(b, x.Kind)
+	b = append(b, `,"time":`...)
+	if b, err = appendJSONTime(b, x.Time, "anomaly.time"); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		key, path string
+		v         float64
+	}{{`,"score":`, "anomaly.score", x.Score}, {`,"threshold":`, "anomaly.threshold", x.Threshold}, {`,"ratio":`, "anomaly.ratio", x.Ratio}} {
+		b = append(b, f.key...)
+		if b, err = appendJSONFloat(b, f.v, f.path); err != nil {
+			return nil, err
+		}
+	}
+	b = appendOptString(b, `,"process":`, x.Process)
+	if x.PID != 0 {
+		b = append(b, `,"pid":`...)
+		b = strconv.AppendInt(b, x.PID, 10)
+	}
+	return append(b, '}'), nil
+}
 
-	if x := a.Explain; x != nil {
-		b = append(b, `,"explanation":{"window":`...)
-		b = appendJSONStrings(b, x.Window)
-		b = append(b, `,"transitions":`...)
-		if x.Transitions == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '[')
-			for i := range x.Transitions {
-				t := &x.Transitions[i]
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = append(b, `{"history":`...)
-				b = appendJSONStrings(b, t.History)
-				b = append(b, `,"symbol":`...)
-				b = AppendJSONString(b, t.Symbol)
-				b = append(b, `,"probability":`...)
-				if b, err = appendJSONFloat(b, t.Probability, "explanation.transitions.probability"); err != nil {
-					return nil, err
-				}
-				b = append(b, `,"surprise":`...)
-				if b, err = appendJSONFloat(b, t.Surprise, "explanation.transitions.surprise"); err != nil {
-					return nil, err
-				}
-				b = append(b, `,"history_seen":`...)
-				b = strconv.AppendUint(b, t.HistorySeen, 10)
-				b = append(b, '}')
-			}
-			b = append(b, ']')
-		}
-		b = append(b, '}')
+func appendExplanationJSON(b []byte, a *Alert) ([]byte, error) {
+	x := a.Explain
+	if x == nil {
+		return b, nil
 	}
-	b = append(b, `,"falco":`...)
-	b = append(b, falco...)
+	b = append(b, `,"explanation":{"window":`...)
+	b = appendJSONStrings(b, x.Window)
+	b = append(b, `,"transitions":`...)
+	if x.Transitions == nil {
+		b = append(b, "null"...)
+		return append(b, '}'), nil
+	}
+	b = append(b, '[')
+	for i := range x.Transitions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendTransitionJSON(b, &x.Transitions[i]); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, "]}"...), nil
+}
+
+func appendTransitionJSON(b []byte, t *Transition) ([]byte, error) {
+	var err error
+	b = append(b, `{"history":`...)
+	b = appendJSONStrings(b, t.History)
+	b = append(b, `,"symbol":`...)
+	b = AppendJSONString(b, t.Symbol)
+	b = append(b, `,"probability":`...)
+	if b, err = appendJSONFloat(b, t.Probability, "explanation.transitions.probability"); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"surprise":`...)
+	if b, err = appendJSONFloat(b, t.Surprise, "explanation.transitions.surprise"); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"history_seen":`...)
+	b = strconv.AppendUint(b, t.HistorySeen, 10)
 	return append(b, '}'), nil
 }
 
