@@ -40,15 +40,18 @@ func TestScoreGolden(t *testing.T) {
 		{"vocab8", v8, 0xc2ec453cf8eef6c2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := scoreChecksum(t, tc.cfg); got != tc.want {
+			got, m := scoreChecksum(t, tc.cfg)
+			if got != tc.want {
 				t.Errorf("checksum of the scores = %#x, want %#x", got, tc.want)
 			}
+			checkTree(t, m)
 		})
 	}
 }
 
-// scoreChecksum hashes everything the model answers over a fixed workload.
-func scoreChecksum(t *testing.T, cfg Config) uint64 {
+// scoreChecksum hashes everything the model answers over a fixed workload,
+// and returns the model after it.
+func scoreChecksum(t *testing.T, cfg Config) (uint64, *Model) {
 	t.Helper()
 	sum := fnv.New64a()
 	var buf [8]byte
@@ -96,7 +99,54 @@ func scoreChecksum(t *testing.T, cfg Config) uint64 {
 		put(tr.Count)
 		put(tr.HistorySeen)
 	}
-	return sum.Sum64()
+	return sum.Sum64(), m
+}
+
+// checkTree checks what the scoring walk relies on: a live node's count and
+// distinct are those of its transitions, its known only follower is its one
+// transition, and every child index entry names a node of that parent and
+// symbol.
+func checkTree(t *testing.T, m *Model) {
+	t.Helper()
+	sums := make([]uint64, len(m.nodes))
+	nfol := make([]int, len(m.nodes))
+	m.trans.all(func(k uint64, c *uint64) {
+		id := k >> symbolBits
+		sums[id] += *c
+		nfol[id]++
+	})
+	free := map[int32]bool{}
+	for _, id := range m.free {
+		free[id] = true
+	}
+	for id := range m.nodes {
+		nd := &m.nodes[id]
+		if free[int32(id)] {
+			if *nd != (node{}) || sums[id] != 0 {
+				t.Fatalf("free node %d = %+v, %d counted after it", id, *nd, sums[id])
+			}
+			continue
+		}
+		if nd.count != sums[id] || int(nd.distinct) != nfol[id] {
+			t.Fatalf("node %d: count %d, distinct %d; its transitions sum to %d over %d symbols", id, nd.count, nd.distinct, sums[id], nfol[id])
+		}
+		if nd.only != 0 {
+			c := m.trans.get(uint64(id)<<symbolBits | uint64(nd.only&^onlyKnown))
+			if nd.only&onlyKnown == 0 || nd.distinct != 1 || c == nil || *c != nd.count {
+				t.Fatalf("node %d: only %#x with %d followers, count of it %v", id, nd.only, nd.distinct, c)
+			}
+		}
+	}
+	for i := range m.child.slots {
+		sl := &m.child.slots[i]
+		if sl.key == 0 {
+			continue
+		}
+		nd := &m.nodes[sl.val]
+		if parent, sym := int32(sl.key>>symbolBits), Symbol(sl.key&symbolMask); nd.parent != parent || nd.sym != sym || free[sl.val] {
+			t.Fatalf("child index: %d/%d → node %d of parent %d, symbol %d", parent, sym, sl.val, nd.parent, nd.sym)
+		}
+	}
 }
 
 // TestNodeSize: a node is what a score reads of a context; at 32 bytes it

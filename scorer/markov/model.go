@@ -20,12 +20,21 @@ import (
 type node struct {
 	count    uint64 // events seen after this context
 	hterm    float64
-	distinct uint32 // distinct symbols seen after it (at most VocabSize)
 	parent   int32
-	nchild   int32 // child nodes: a node is freed only without counts and children
+	nchild   int32  // child nodes: a node is freed only without counts and children
+	distinct uint16 // distinct symbols seen after it (at most VocabSize)
 	sym      Symbol
-	depth    uint8
+	// only is the context's one follower ORed with onlyKnown when it has
+	// one and the model knows which (it learned it; after a subtraction
+	// leaves one of two it does not know which, and only is 0): its count
+	// is then the context's, and a score needs no transition lookup. Deep
+	// contexts, the ones whose lookups miss the caches, mostly have one.
+	only  Symbol
+	depth uint8
 }
+
+// onlyKnown marks node.only as valid (symbols have symbolBits bits).
+const onlyKnown Symbol = 1 << 15
 
 // Model is a variable-order Markov chain over Symbols with interpolated
 // smoothing. It counts every suffix of each learned history, from the empty
@@ -273,11 +282,16 @@ func (m *Model) add(hist *[MaxOrder - 1]Symbol, l int, s Symbol, n int64) (ok bo
 		switch {
 		case o == 0:
 			cs.distinct++
+			cs.only = 0
+			if cs.distinct == 1 {
+				cs.only = s | onlyKnown
+			}
 			if k == top {
 				m.topTrans++
 			}
 		case nw == 0:
 			cs.distinct--
+			cs.only = 0 // one of two left: which one is not known here
 			if k == top {
 				m.topTrans--
 			}
@@ -461,6 +475,14 @@ func (m *Model) prob(hist *[MaxOrder - 1]Symbol, l int, s Symbol, withEnt bool, 
 	var tc [MaxOrder]uint64 // transition counts, valid where found
 	var found uint32        // bit k: the transition ids[k] → s is counted
 	for k := d; k >= 0; k-- {
+		if cs := cs[k]; cs.only != 0 {
+			// Its one follower: s or nothing.
+			if cs.only == s|onlyKnown {
+				tc[k] = cs.count
+				found |= 1 << k
+			}
+			continue
+		}
 		if tp := m.trans.get(uint64(ids[k])<<symbolBits | uint64(s)); tp != nil {
 			tc[k] = *tp
 			found |= 1 << k
