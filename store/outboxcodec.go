@@ -106,6 +106,9 @@ var inflaters = sync.Pool{New: func() any {
 // not be smaller than the payload itself, or on a compressor error: the
 // caller then stores the payload raw.
 func appendPacked(dst, payload []byte) ([]byte, bool) {
+	if benchRawOutbox() {
+		return dst, false
+	}
 	p, _ := deflaters.Get().(*deflater)
 	if p == nil {
 		return dst, false

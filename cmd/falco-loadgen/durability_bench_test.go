@@ -20,6 +20,7 @@ var (
 	durRounds = flag.Int("dur.rounds", 3, "interleaved rounds of BenchmarkDurability (medians are taken over them)")
 	durSteady = flag.Duration("dur.steady", 10*time.Second, "duration of BenchmarkDurability's steady 1,000 events/s phase")
 	durDir    = flag.String("dur.dir", "", "where BenchmarkDurability puts the services' data (default: a temporary directory); a file system of its own (a loop device) makes the block device's counters the services' alone")
+	durModesF = flag.String("dur.modes", "default,strict,default-sync2ms,strict-sync2ms", "comma-separated modes BenchmarkDurability runs, of: "+durModeNames())
 	durMark   = flag.String("dur.mark", "", "a file BenchmarkDurability writes a line to at the start and end of every phase (for example /sys/kernel/tracing/trace_marker, to split a kernel trace of the writes per file by phase)")
 )
 
@@ -37,16 +38,44 @@ func markPhase(line string) {
 
 // durMode is one configuration of the service in BenchmarkDurability.
 type durMode struct {
-	name  string
-	yaml  string        // store section
-	delay time.Duration // added to every journal sync (benchmark-only hook)
+	name      string
+	yaml      string        // store section
+	delay     time.Duration // added to every journal sync (benchmark-only hook)
+	rawOutbox bool          // outbox payloads stored uncompressed (benchmark-only hook)
 }
 
-var durModes = []durMode{
+// allDurModes are the modes -dur.modes chooses from. The raw-outbox ones
+// store alert payloads uncompressed, as before store format 3, so that the
+// compression's cost and saving are measured in the same run.
+var allDurModes = []durMode{
 	{name: "default"},
 	{name: "strict", yaml: "store:\n  journal_sync_interval: 0s\n"},
 	{name: "default-sync2ms", delay: 2 * time.Millisecond},
 	{name: "strict-sync2ms", yaml: "store:\n  journal_sync_interval: 0s\n", delay: 2 * time.Millisecond},
+	{name: "default-raw-outbox", rawOutbox: true},
+	{name: "default-sync2ms-raw-outbox", delay: 2 * time.Millisecond, rawOutbox: true},
+}
+
+func durModeNames() string {
+	var names []string
+	for _, m := range allDurModes {
+		names = append(names, m.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// selectedDurModes returns the modes named by -dur.modes, in its order.
+func selectedDurModes(tb testing.TB) []durMode {
+	tb.Helper()
+	var out []durMode
+	for _, name := range strings.Split(*durModesF, ",") {
+		i := slices.IndexFunc(allDurModes, func(m durMode) bool { return m.name == strings.TrimSpace(name) })
+		if i < 0 {
+			tb.Fatalf("-dur.modes: unknown mode %q (modes: %s)", name, durModeNames())
+		}
+		out = append(out, allDurModes[i])
+	}
+	return out
 }
 
 // BenchmarkDurability measures what one Falco gets (1 connection: Falco's
@@ -71,6 +100,7 @@ var durModes = []durMode{
 // at a steady 1,000 events/s on one connection, the disk budget
 // point.
 func BenchmarkDurability(b *testing.B) {
+	durModes := selectedDurModes(b)
 	scorerBin, loadgenBin := built.get(b)
 	ctx := context.Background()
 	noop, noopURL := startNoop(b, loadgenBin)
@@ -83,7 +113,10 @@ func BenchmarkDurability(b *testing.B) {
 	for i, m := range durModes {
 		var env []string
 		if m.delay > 0 {
-			env = []string{"FALCO_SCORER_BENCH_SYNC_DELAY=" + m.delay.String()}
+			env = append(env, "FALCO_SCORER_BENCH_SYNC_DELAY="+m.delay.String())
+		}
+		if m.rawOutbox {
+			env = append(env, "FALCO_SCORER_BENCH_RAW_OUTBOX=1")
 		}
 		svcs[i] = startService(b, scorerBin, serviceConfig{brokers: broker.ListenAddrs(), topic: topics[i], extra: m.yaml, env: env, dataRoot: *durDir})
 	}
