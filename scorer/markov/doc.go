@@ -7,7 +7,7 @@
 // What it provides, for the pipeline and for eval alike:
 //   - Model: Intern/Lookup names, Learn one transition, Score one event
 //     (surprise, context entropy, longest counted match; a walk down a
-//     context tree, O(order) map lookups at most, no allocation),
+//     context tree, O(order) hash-table lookups at most, no allocation),
 //     exact add/subtract of counts through Delta (TakeDelta, Apply,
 //     MergeDeltas for compaction), and a deterministic, versioned binary
 //     encoding of Model and Delta. Learn and Score do not allocate once the

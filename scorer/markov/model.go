@@ -46,7 +46,10 @@ const onlyKnown Symbol = 1 << 15
 // symbol at the root's children): a context of k symbols is the child of
 // its (k-1)-symbol suffix, keyed by the parent's node id and the added
 // (older) symbol, so any order fits one uint64 key and a score walks one
-// child and one transition lookup per order. Node ids are reused once a
+// child lookup per order, then one transition lookup per order whose
+// context has more than one follower (open-addressing tables, see table;
+// a score on a trained order-10 model costs about 250 ns, mostly cache
+// misses of the dependent child lookups). Node ids are reused once a
 // node has neither counts nor children, so the tree's size follows the
 // counts under the rolling horizon (subtracted deltas).
 //
@@ -445,14 +448,36 @@ func (m *Model) prob(hist *[MaxOrder - 1]Symbol, l int, s Symbol, withEnt bool, 
 	// The context path, one child lookup per order: each is keyed by the
 	// id the previous one found, a chain of dependent loads, so the walk
 	// reads nothing else.
+	// childOf and the table probe are written out here: a call per order
+	// costs as much as the arithmetic of the order.
 	var ids [MaxOrder]int32
 	d := 0 // ids[0..d] are on the path
-	for k := 1; k <= l; k++ {
-		c := m.childOf(ids[k-1], hist[k-1])
-		if c == 0 {
-			break
+	if l >= 1 && int(hist[0]) < len(m.rootChild) {
+		if c := m.rootChild[hist[0]]; c != 0 {
+			ids[1], d = c, 1
 		}
-		ids[k], d = c, k
+	}
+	if ct := &m.child; d == 1 && ct.n > 0 {
+		slots, shift := ct.slots, ct.shift
+		mask := uint64(len(slots) - 1)
+		for k := 2; k <= l; k++ {
+			key := uint64(ids[k-1])<<symbolBits | uint64(hist[k-1])
+			var c int32
+			for i := (key * fibMul) >> shift; ; i = (i + 1) & mask {
+				sl := &slots[i]
+				if sl.key == key {
+					c = sl.val
+					break
+				}
+				if sl.key == 0 {
+					break
+				}
+			}
+			if c == 0 {
+				break
+			}
+			ids[k], d = c, k
+		}
 	}
 	// The nodes and the transitions to s of the whole path next: their
 	// loads depend only on ids, so the processor overlaps their misses
@@ -483,9 +508,25 @@ func (m *Model) prob(hist *[MaxOrder - 1]Symbol, l int, s Symbol, withEnt bool, 
 			}
 			continue
 		}
-		if tp := m.trans.get(uint64(ids[k])<<symbolBits | uint64(s)); tp != nil {
-			tc[k] = *tp
-			found |= 1 << k
+		key := uint64(ids[k])<<symbolBits | uint64(s)
+		if tr := &m.trans; key < uint64(tr.directMax) {
+			if key < uint64(len(tr.has)) && tr.has[key] {
+				tc[k] = tr.direct[key]
+				found |= 1 << k
+			}
+		} else if t := &tr.tab; t.n > 0 {
+			mask := uint64(len(t.slots) - 1)
+			for i := (key * fibMul) >> t.shift; ; i = (i + 1) & mask {
+				sl := &t.slots[i]
+				if sl.key == key {
+					tc[k] = sl.val
+					found |= 1 << k
+					break
+				}
+				if sl.key == 0 {
+					break
+				}
+			}
 		}
 	}
 	r.order = d + 1

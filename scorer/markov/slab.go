@@ -106,7 +106,10 @@ type tslot[T any] struct {
 }
 
 // home is k's first slot: Fibonacci hashing, the top bits of k·2^64/φ.
-func (t *table[T]) home(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> t.shift }
+func (t *table[T]) home(k uint64) uint64 { return (k * fibMul) >> t.shift }
+
+// fibMul is 2^64/φ, odd.
+const fibMul = 0x9E3779B97F4A7C15
 
 // get returns the value of k, or nil. The pointer is valid until the next
 // add or remove.
