@@ -100,6 +100,7 @@ func (d *Dispatcher) leave(items []Item) (fresh bool) {
 func (d *Dispatcher) hold(items []Item, until time.Time) {
 	fresh := d.leave(items)
 	d.heldNow.Add(int64(len(items)))
+	d.signalProgress()
 	d.aside.retryNoLaterThan(until, fresh)
 }
 

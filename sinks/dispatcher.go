@@ -59,7 +59,10 @@ type Dispatcher struct {
 	cfg    Config
 	log    zerolog.Logger
 	wake   chan struct{}
-	now    func() time.Time
+	// progress is signalled (never blocking) whenever what is left to
+	// deliver may have shrunk: alerts acknowledged, dead-lettered or held.
+	progress chan struct{}
+	now      func() time.Time
 	// headerOnly: the sink implements HeaderOnly and reads only headers.
 	headerOnly bool
 	keyed      Keyed // nil unless the sink keeps order per key
@@ -93,8 +96,8 @@ func NewDispatcher(sink Sink, outbox scorer.Outbox, cfg Config, log zerolog.Logg
 	return &Dispatcher{
 		sink: sink, name: name, outbox: outbox, cfg: cfg,
 		log:  log.With().Str("component", "sinks").Str("sink", name).Logger(),
-		wake: make(chan struct{}, 1),
-		now:  time.Now,
+		wake: make(chan struct{}, 1), progress: make(chan struct{}, 1),
+		now: time.Now,
 
 		headerOnly: ok && h.HeaderOnly(),
 		keyed:      keyed,
@@ -118,6 +121,18 @@ func (d *Dispatcher) Name() string { return d.name }
 // send later (Slack follow-ups waiting for their digest): a shutdown need
 // not wait for them.
 func (d *Dispatcher) Held() int { return int(d.heldNow.Load()) }
+
+// Progress receives when what is left to deliver may have shrunk (alerts
+// acknowledged, dead-lettered or held), for a shutdown that waits for the
+// outbox to drain without polling it on a timer.
+func (d *Dispatcher) Progress() <-chan struct{} { return d.progress }
+
+func (d *Dispatcher) signalProgress() {
+	select {
+	case d.progress <- struct{}{}:
+	default:
+	}
+}
 
 // Wake tells the dispatcher that new entries may be pending. It never blocks.
 func (d *Dispatcher) Wake() {
@@ -388,6 +403,7 @@ func (d *Dispatcher) ack(items []Item) {
 		d.log.Error().Err(err).Int("alerts", len(seqs)).Msg("acknowledge delivered alerts")
 		return
 	}
+	d.signalProgress()
 	now := d.now()
 	d.sent.Add(float64(len(items)))
 	for _, it := range items {
@@ -404,6 +420,7 @@ func (d *Dispatcher) deadLetter(e scorer.OutboxEntry, reason string, cause error
 		d.log.Error().Err(err).Str("alert_id", e.AlertID).Msg("move alert to dead letters")
 		return
 	}
+	d.signalProgress()
 	d.log.Warn().Str("alert_id", e.AlertID).Str("reason", reason).Str("error", cause.Error()).
 		Msg("alert moved to dead letters")
 }

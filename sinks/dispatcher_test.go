@@ -386,6 +386,50 @@ func TestDispatcherWake(t *testing.T) {
 	})
 }
 
+// TestDispatcherProgress: Progress signals when alerts were acknowledged
+// or dead-lettered, and not before (a shutdown waits on it for the outbox
+// to drain).
+func TestDispatcherProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		signalled := func(h *harness) bool {
+			select {
+			case <-h.d.Progress():
+				return true
+			default:
+				return false
+			}
+		}
+		cfg := testConfig()
+		cfg.PollInterval = time.Hour
+		h := newHarness(t, cfg, nil)
+		h.start()
+		synctest.Wait()
+		if signalled(h) {
+			t.Error("progress signalled before any delivery")
+		}
+		h.put(2)
+		h.d.Wake()
+		synctest.Wait()
+		if got, sig := h.ob.Acked("fake"), signalled(h); got != 2 || !sig {
+			t.Errorf("after delivering: acked %d (want 2), progress signalled %v (want true)", got, sig)
+		}
+		h.stop(t)
+
+		dead := newHarness(t, cfg, func(_ int, b []sinks.Item) sinks.Result {
+			return sinks.Failed(len(b), sinks.Rejected("invalid_payload", errors.New("rejected")))
+		})
+		dead.start()
+		synctest.Wait()
+		dead.put(1)
+		dead.d.Wake()
+		synctest.Wait()
+		if n, sig := len(dead.ob.DeadLetters("fake")), signalled(dead); n != 1 || !sig {
+			t.Errorf("after a permanent failure: %d dead letters (want 1), progress signalled %v (want true)", n, sig)
+		}
+		dead.stop(t)
+	})
+}
+
 func TestDispatcherShutdownBudget(t *testing.T) {
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 150 * time.Millisecond

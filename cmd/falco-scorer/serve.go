@@ -551,7 +551,28 @@ func (s *service) closeSinks() {
 // digest) are not waited for: they stay in the outbox, like any entry left
 // at shutdown.
 func (s *service) flushOutbox(deadline time.Time) {
-	for time.Now().Before(deadline) {
+	// One channel for the dispatchers' progress signals, fed until return.
+	progress := make(chan struct{}, 1)
+	done := make(chan struct{})
+	defer close(done)
+	for _, d := range s.dispatchers {
+		go func() {
+			for {
+				select {
+				case <-d.Progress():
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	limit := time.NewTimer(time.Until(deadline))
+	defer limit.Stop()
+	for {
 		left := 0
 		for _, d := range s.dispatchers {
 			if n, err := s.db.PendingCount(d.Name()); err == nil {
@@ -561,9 +582,13 @@ func (s *service) flushOutbox(deadline time.Time) {
 		if left == 0 {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-progress:
+		case <-limit.C:
+			s.log.Warn().Msg("outbox not empty at shutdown; pending alerts are delivered after the next start")
+			return
+		}
 	}
-	s.log.Warn().Msg("outbox not empty at shutdown; pending alerts are delivered after the next start")
 }
 
 func (s *service) httpAddr() string {
