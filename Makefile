@@ -108,12 +108,15 @@ bench-e2e:
 # interleaved rounds (medians over DUR_ROUNDS), default and strict durability, each also with 2 ms
 # added to every journal sync; disk budget per event and at a steady 1,000 events/s (about 5 min).
 # DUR_DIR=/mnt/x puts the services' data on a file system of its own, so that the block device's
-# counters are theirs alone (see cmd/falco-loadgen/results/ for a loop-device recipe).
+# counters are theirs alone (see cmd/falco-loadgen/results/ for a loop-device recipe). DUR_MODES
+# chooses the modes (default: default,strict,default-sync2ms,strict-sync2ms; default-raw-outbox and
+# default-sync2ms-raw-outbox store alert payloads uncompressed, to compare in the same run).
 DUR_ROUNDS ?= 3
 DUR_DIR    ?=
+DUR_MODES  ?=
 bench-durability:
 	$(GO) test -run '^$$' -bench '^BenchmarkDurability$$' -benchtime 1x -count 1 -timeout 60m -v ./cmd/falco-loadgen \
-	  -args -dur.rounds $(DUR_ROUNDS) $(if $(DUR_DIR),-dur.dir $(DUR_DIR)) | tee bench-durability.out
+	  -args -dur.rounds $(DUR_ROUNDS) $(if $(DUR_DIR),-dur.dir $(DUR_DIR)) $(if $(DUR_MODES),-dur.modes $(DUR_MODES)) | tee bench-durability.out
 
 # bench-ratios: replay and the gRPC input, each as a ratio to a baseline measured in the same run
 # (issue 19): the gRPC input against client-go's generated client on the same in-process Falco
