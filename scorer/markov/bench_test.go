@@ -19,6 +19,10 @@ func benchModel(b *testing.B, order int) (*Model, []Symbol) {
 	return m, syms
 }
 
+// BenchmarkScore scores the held-out stream on a trained model (hundreds of
+// thousands to a million contexts), orders 4 to 12; issue 17 asks for at
+// most 300 ns and no allocation per event at order 10. On a busy machine
+// compare interleaved runs against BenchmarkScoreBaseline, or cpu-ns/op.
 func BenchmarkScore(b *testing.B) {
 	for _, order := range []int{4, 6, 8, 10, 12} { // 6: the pipeline's default (pipeline.DefaultOrder)
 		b.Run(fmt.Sprintf("order%d", order), func(b *testing.B) {
