@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"github.com/dgraph-io/badger/v4"
 	"io"
 	"os"
 	"path/filepath"
@@ -124,4 +125,43 @@ func TestOpenReadOnlyRefusals(t *testing.T) {
 			t.Errorf("OpenReadOnly(uncleanly closed) = %v, want ErrNeedsRecovery saying to start falco-scorer", err)
 		}
 	})
+}
+
+// TestOpenReadOnlyReadsFormat2: a store of the previous release (format 2,
+// uncompressed outbox values, which format 3 still reads) is read, and
+// exported, as it is, before this release's service ever ran on it; the
+// format record stays 2 (the service upgrades it).
+func TestOpenReadOnlyReadsFormat2(t *testing.T) {
+	dir := t.TempDir()
+	seedAt(t, dir, "redis:7")
+	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(txn *badger.Txn) error { return txn.Set(formatKey(), u32(2)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(dir, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("OpenReadOnly(format 2) = %v", err)
+	}
+	if n, err := ro.Export(io.Discard); err != nil || n != 1 {
+		t.Errorf("Export = %d images, %v; want 1", n, err)
+	}
+	err = ro.bdb.View(func(txn *badger.Txn) error {
+		version, _, err := ro.storedFormat(txn, "")
+		if err == nil && version != 2 {
+			t.Errorf("format record after a read-only open = %d, want 2 (untouched)", version)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
