@@ -198,6 +198,16 @@ func TestLearningMinDuration(t *testing.T) {
 	if s, _ := h.state("api:1"); s != scorer.StateLearning {
 		t.Fatalf("converged after minutes of event time: state = %q, want learning until an hour passed", s)
 	}
+	// The admin view says where the hour counts from (and the store keeps
+	// it, for a restart).
+	for _, w := range h.p.workers {
+		if img, ok := w.images["api:1"]; ok {
+			g, _ := DescribeMeta(img.storedMeta())["graduation"].(map[string]any)
+			if from, _ := g["learning_from"].(time.Time); from.IsZero() || from.After(h.tim) {
+				t.Errorf("graduation.learning_from = %v, want the first learned event's time", g["learning_from"])
+			}
+		}
+	}
 	h.tim = h.tim.Add(time.Hour)
 	h.accept(h.worker(2100, 250, rng))
 	h.settle()

@@ -80,10 +80,15 @@ func DescribeMeta(meta []byte) map[string]any {
 		// of learning_block_events events whose rate of new (previous,
 		// symbol) pairs is at most new_transition_rate (or a flat learning
 		// curve), and enough held-out scores to calibrate the threshold.
-		out["graduation"] = map[string]any{
+		g := map[string]any{
 			"converged_blocks": c.Streak, "blocks_needed": c.Blocks, "block_events": c.Block,
 			"events_in_block": c.InBlock, "rate_bound": c.Bound,
 		}
+		if !m.LearningFrom.IsZero() {
+			// learning_min_duration counts from here, in event time.
+			g["learning_from"] = m.LearningFrom
+		}
+		out["graduation"] = g
 	}
 	return out
 }
