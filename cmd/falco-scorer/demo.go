@@ -176,13 +176,18 @@ func (n *demoNarrator) alert(line []byte) {
 			n.shownF++
 			what += " — FALSE ALARM (" + label + ")"
 		}
+		tree := ""
+		if strings.Contains(a.Reason, "process tree") {
+			tree = " (judged with its process tree)"
+		}
 		if !full {
-			fmt.Fprintf(n.out, "  ✱ %s, %s in %s, process %s pid %d, score %.1f\n", a.Priority, what,
-				shortImage(a.Subject.Image), a.Subject.Process, a.Subject.PID, a.Score.Value)
+			fmt.Fprintf(n.out, "  ✱ %s, %s in %s, process %s pid %d%s, score %.1f\n", a.Priority, what,
+				shortImage(a.Subject.Image), a.Subject.Process, a.Subject.PID, tree, a.Score.Value)
 			return
 		}
 		fmt.Fprintf(n.out, "\n  ✱ %s, priority %s, in %s (%s/%s), process %s pid %d\n", what, a.Priority,
 			a.Subject.Image, a.Subject.Namespace, a.Subject.Pod, a.Subject.Process, a.Subject.PID)
+		fmt.Fprintf(n.out, "    %s\n", a.Reason)
 		fmt.Fprintf(n.out, "    score %.1f bits vs threshold %.1f (%.1f×, band %s); baseline %s, %d events, %d transitions\n",
 			a.Score.Value, a.Score.Threshold, a.Score.Ratio, a.Score.Band, a.Baseline.State, a.Baseline.Events, a.Baseline.Transitions)
 		if a.Explain != nil {

@@ -40,7 +40,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	// An attack flagged with its explanation in readable symbols.
-	attack := regexp.MustCompile(`✱ behaviour anomaly — attack \S+ \(.*\), priority \w+, in \S+ .* process \S+ pid \d+\n\s+score [\d.]+ bits vs threshold [\d.]+ .*\n\s+least likely steps.*\n\s+after .*→ (execve|open|connect|clone|chmod|unshare|mkdir|setuid)`)
+	attack := regexp.MustCompile(`✱ behaviour anomaly — attack \S+ \(.*\), priority \w+, in \S+ .* process \S+ pid \d+\n\s+system-call sequence .*unusual for this image\n\s+score [\d.]+ bits vs threshold [\d.]+ .*\n\s+least likely steps.*\n\s+after .*→ (execve|open|connect|clone|chmod|unshare|mkdir|setuid)`)
 	if !attack.MatchString(s) {
 		t.Errorf("demo output has no anomaly alert on an attack process with its explanation:\n%s", s)
 	}
