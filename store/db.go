@@ -65,23 +65,9 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	bdb, err := badger.Open(opts)
-	if err != nil && !cfg.InMemory && emptyMemtableError(err) {
-		// Killed between creating its next memtable file and sizing it,
-		// Badger refuses to open again. It held the directory lock when it
-		// said so (no other process is using the store), and a blank
-		// memtable file holds nothing. The failed open usually removes the
-		// file itself (removeBlankMemtable removes it if not), and a second
-		// open succeeds.
-		removeBlankMemtable(cfg.Dir, err, log)
-		log.Warn().Err(err).Msg("store: a blank memtable file left by a kill; opening again")
-		bdb, err = badger.Open(opts)
-	}
+	bdb, err := openBadger(cfg, opts, log)
 	if err != nil {
-		if strings.Contains(err.Error(), "Another process is using this Badger database") {
-			return nil, fmt.Errorf("open store %s: directory in use by another process (a running falco-scorer? use its admin API): %w", cfg.Dir, err)
-		}
-		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
+		return nil, err
 	}
 	d := &DB{
 		handle: handle{bdb: bdb}, cfg: cfg, log: log, m: m,
@@ -100,6 +86,31 @@ func Open(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*DB, error
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", cfg.Dir, err), bdb.Close())
 	}
 	return d, nil
+}
+
+// openBadger opens Badger for Open, getting past the one crash window
+// that would refuse every restart, and names a directory held by another
+// process.
+func openBadger(cfg Config, opts badger.Options, log zerolog.Logger) (*badger.DB, error) {
+	bdb, err := badger.Open(opts)
+	if err != nil && !cfg.InMemory && emptyMemtableError(err) {
+		// Killed between creating its next memtable file and sizing it,
+		// Badger refuses to open again. It held the directory lock when it
+		// said so (no other process is using the store), and a blank
+		// memtable file holds nothing. The failed open usually removes the
+		// file itself (removeBlankMemtable removes it if not), and a second
+		// open succeeds.
+		removeBlankMemtable(cfg.Dir, err, log)
+		log.Warn().Err(err).Msg("store: a blank memtable file left by a kill; opening again")
+		bdb, err = badger.Open(opts)
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("open store %s: directory in use by another process (a running falco-scorer? use its admin API): %w", cfg.Dir, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
+	}
+	return bdb, nil
 }
 
 // clock reads d.now, which tests replace after Open; the store's parts
