@@ -9,7 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/falco-scorer/falco-scorer/sinks"
 	"github.com/falco-scorer/falco-scorer/sinks/sinkstest"
+	"github.com/falco-scorer/falco-scorer/sinks/slack"
 )
 
 // The tests here run in a synctest bubble against the in-memory Slack:
@@ -24,14 +26,11 @@ import (
 // batch per digest_interval with the rest held again.
 func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestInterval = 200 * time.Millisecond
-		s := newMemSink(t, f, cfg, zerolog.Nop())
-		ob := sinkstest.NewOutbox()
 		dc := dispatcherConfig()
 		dc.BatchSize = 5
-		d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
+		f, ob, d, stop := startMemRig(t, cfg, dc)
 		defer stop()
 		ob.PutAlert("slack", sinkstest.FalcoAlert(0, "nginx:1.27", rule))
 		d.Wake()
@@ -71,14 +70,11 @@ func TestHeldFollowUpsGoOutInOneDigest(t *testing.T) {
 // stream, and is drained once it stops.
 func TestHeldStreamOutboxStaysSmall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestInterval = 100 * time.Millisecond
-		s := newMemSink(t, f, cfg, zerolog.Nop())
-		ob := sinkstest.NewOutbox()
 		dc := dispatcherConfig()
 		dc.BatchSize = 5
-		d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
+		f, ob, d, stop := startMemRig(t, cfg, dc)
 		defer stop()
 		var depth []int
 		for i := range 400 {
@@ -115,17 +111,13 @@ func TestHeldStreamOutboxStaysSmall(t *testing.T) {
 // stream lasts.
 func TestIntervalLongerThanWindowDoesNotHoldForever(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestWindow = 100 * time.Millisecond
 		cfg.DigestInterval = 250 * time.Millisecond
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		s := newMemSink(t, f, cfg, zerolog.Nop())
-		ob := sinkstest.NewOutbox()
-		dc := dispatcherConfig()
-		d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
+		f, ob, d, stop := startMemRig(t, cfg, dispatcherConfig())
 		defer stop()
 		var seq1 uint64
 		for i := range 200 { // 2 s
@@ -149,4 +141,16 @@ func TestIntervalLongerThanWindowDoesNotHoldForever(t *testing.T) {
 			t.Errorf("the first follow-up (enqueued 2 s ago, interval 250ms) is still held")
 		}
 	})
+}
+
+// startMemRig starts the digest tests' set-up in the bubble: the in-memory
+// Slack, a sink with cfg posting to it, an outbox and a dispatcher with dc
+// (stop it once).
+func startMemRig(t *testing.T, cfg slack.Config, dc sinks.Config) (f *sinkstest.Receiver, ob *sinkstest.Outbox, d *sinks.Dispatcher, stop func()) {
+	t.Helper()
+	f = sinkstest.NewMemReceiver(nil)
+	s := newMemSink(t, f, cfg, zerolog.Nop())
+	ob = sinkstest.NewOutbox()
+	d, stop = startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
+	return f, ob, d, stop
 }

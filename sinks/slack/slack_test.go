@@ -759,14 +759,11 @@ func TestRefusedGroupThenDeferredIsDeadLettered(t *testing.T) {
 // incident in between is not held up.
 func TestSteadyStreamDigestsOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := sinkstest.NewMemReceiver(nil)
 		cfg := webhookConfig(memSlackURL)
 		cfg.DigestInterval = 300 * time.Millisecond
-		s := newMemSink(t, f, cfg, zerolog.Nop())
-		ob := sinkstest.NewOutbox()
 		dc := dispatcherConfig()
 		dc.PollInterval = 20 * time.Millisecond
-		d, stop := startDispatcher(t, s, ob, dc, zerolog.Nop(), prometheus.NewRegistry())
+		f, ob, d, stop := startMemRig(t, cfg, dc)
 		const n = 60 // one alert every 25 ms for 1.5 s
 		start := time.Now()
 		var otherPosted time.Duration
