@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
 	"container/list"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -170,13 +172,44 @@ func (img *image) plateaued() bool {
 // learning_blocks blocks is still learning.
 const plateauRatio = 0.8
 
-// explain lists the least likely transitions of seq's window.
-func (img *image) explain(seq *sequence, k int) *scorer.Explanation {
+// explainTree explains an alert that root's subtree raised about seq: seq's
+// own window, and the descendants' steps that raised root's subtree score,
+// least likely first.
+func (img *image) explainTree(seq, root *sequence, k int) *scorer.Explanation {
+	e := img.window(seq)
+	if root.treeLog == nil {
+		return e
+	}
+	steps := root.treeLog.latest()
+	slices.SortStableFunc(steps, func(a, b treeStep) int { return cmp.Compare(b.surprise, a.surprise) })
+	var buf [markov.MaxOrder]markov.Symbol
+	for _, st := range steps[:min(k, len(steps))] {
+		hist := st.hist.Symbols(buf[:0])
+		hist = hist[max(0, len(hist)-(img.model.Config().Order-1)):]
+		h := make([]string, len(hist))
+		for j, s := range hist {
+			h[j] = img.model.Name(s)
+		}
+		e.Transitions = append(e.Transitions, scorer.Transition{History: h, Symbol: img.model.Name(st.sym),
+			Probability: math.Exp2(-st.surprise), Surprise: st.surprise, HistorySeen: st.seen})
+	}
+	return e
+}
+
+// window is an explanation holding seq's window, readable.
+func (img *image) window(seq *sequence) *scorer.Explanation {
 	syms := seq.win.WindowSymbols()
 	e := &scorer.Explanation{Window: make([]string, len(syms))}
 	for i, s := range syms {
 		e.Window[i] = img.model.Name(s)
 	}
+	return e
+}
+
+// explain lists the least likely transitions of seq's window.
+func (img *image) explain(seq *sequence, k int) *scorer.Explanation {
+	e := img.window(seq)
+	syms := seq.win.WindowSymbols()
 	// A loop repeats its transitions: list each distinct one once.
 	seen := make(map[string]bool, k)
 	for _, t := range img.model.Explain(seq.win, len(syms)) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer/markov"
@@ -22,7 +23,8 @@ type sequence struct {
 	// episode raises one alert, about the process whose event raised it.
 	tree      markov.Cusum
 	treeAlarm markov.Alarm
-	joined    bool // a subtree alert named this process; its own score has not fallen back to 0 since
+	joined    bool     // a subtree alert named this process; its own score has not fallen back to 0 since
+	treeLog   *treeLog // the latest descendants' steps that raised tree; nil until one did
 	acc       markov.Sequence
 	alarm     markov.Alarm
 	alerted   bool
@@ -163,3 +165,37 @@ func (img *image) flushPending(seq *sequence, learn bool) (heldBack int) {
 
 // advance moves seq's history past the event just scored.
 func (img *image) advance(seq *sequence, r stepResult) { seq.hist.Push(r.sym) }
+
+// treeLog keeps the latest steps of a process's descendants that raised
+// its subtree score, to explain an alert the subtree raises. It exists only
+// for processes with such descendants (a few hundred bytes each).
+type treeLog struct {
+	steps [treeLogLen]treeStep
+	n     int // steps ever added
+}
+
+// treeStep is one such step: the descendant's history before it, the
+// symbol, and what the model said of it.
+type treeStep struct {
+	hist     markov.History
+	sym      markov.Symbol
+	surprise float64
+	seen     uint64
+}
+
+// treeLogLen: enough for the few steps that make a subtree's episode.
+const treeLogLen = 4
+
+func (l *treeLog) add(st treeStep) {
+	l.steps[l.n%treeLogLen] = st
+	l.n++
+}
+
+// latest returns a copy of the kept steps, oldest first.
+func (l *treeLog) latest() []treeStep {
+	if l.n <= treeLogLen {
+		return slices.Clone(l.steps[:l.n])
+	}
+	i := l.n % treeLogLen
+	return append(slices.Clone(l.steps[i:]), l.steps[:i]...)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,11 @@ func TestTreeEvidenceJudgesOneEventChildren(t *testing.T) {
 					if !strings.Contains(a.reason, "process tree under pid 3000") {
 						t.Errorf("alert on child %d: reason %q, want it to name the worker's process tree", a.pid, a.reason)
 					}
+					// The explanation names the siblings' steps that
+					// added up, not only this child's one.
+					if !slices.Contains(a.steps, "execve /usr/bin/id") || !slices.Contains(a.steps, "execve /usr/bin/uname") {
+						t.Errorf("alert on child %d explains %q, want the children's execs of id and uname", a.pid, a.steps)
+					}
 				} else {
 					other++
 				}
@@ -220,6 +226,7 @@ func TestLearningMinDuration(t *testing.T) {
 type anomalyAlert struct {
 	pid    int
 	reason string
+	steps  []string // the explanation's transitions' symbols
 }
 
 // anomalyAlerts picks the anomaly alerts (not Falco's) out of decoded alerts.
@@ -230,7 +237,14 @@ func anomalyAlerts(alerts []map[string]any) []anomalyAlert {
 			continue
 		}
 		reason, _ := a["reason"].(string)
-		out = append(out, anomalyAlert{pid: int(a["subject"].(map[string]any)["pid"].(float64)), reason: reason})
+		aa := anomalyAlert{pid: int(a["subject"].(map[string]any)["pid"].(float64)), reason: reason}
+		if x, ok := a["explanation"].(map[string]any); ok {
+			ts, _ := x["transitions"].([]any)
+			for _, tr := range ts {
+				aa.steps = append(aa.steps, tr.(map[string]any)["symbol"].(string))
+			}
+		}
+		out = append(out, aa)
 	}
 	return out
 }

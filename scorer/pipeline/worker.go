@@ -585,6 +585,7 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		if !ownRose && root != seq {
 			a.Reason = "system-call sequence of the process tree under pid " + strconv.FormatInt(root.key.pid, 10) +
 				" unusual for this image"
+			a.Explain = img.explainTree(seq, root, explainTop)
 		}
 		w.emit(a, now)
 		return true
@@ -612,7 +613,17 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
 	for cur, depth := seq, 0; ; depth++ {
 		ongoing = ongoing || cur.treeAlarm.On()
+		before := cur.tree.S
 		v := cur.tree.Push(r.step.Surprise)
+		if cur != seq && v > before {
+			// A descendant's step raised it: kept to explain an alert
+			// its subtree may raise (the process's own steps are in its
+			// window).
+			if cur.treeLog == nil {
+				cur.treeLog = &treeLog{}
+			}
+			cur.treeLog.add(treeStep{hist: seq.hist, sym: r.sym, surprise: r.step.Surprise, seen: r.step.Seen})
+		}
 		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
 			top, root = max(top, v), cur
 			if cur != seq {
