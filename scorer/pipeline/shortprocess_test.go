@@ -248,3 +248,75 @@ func anomalyAlerts(alerts []map[string]any) []anomalyAlert {
 	}
 	return out
 }
+
+// TestTreeEvidenceQuietUnderBusyAncestor: a long-lived supervisor whose
+// children are the workers, restarted one after another for thousands of
+// events (with their own ordinary children, and a rare but known step, now
+// and then), raises no alert through its subtree score: ordinary
+// descendants' events wear it down as they do a process's own score, so
+// the rare steps, far apart, never add up.
+func TestTreeEvidenceQuietUnderBusyAncestor(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(9, 10))
+	const sup = 1000
+	// under re-parents a worker's events to the supervisor.
+	under := func(evs []scorer.Event, pid int) []scorer.Event {
+		out := evs[:0]
+		for _, ev := range evs {
+			f := map[string]any{}
+			for _, k := range []string{"proc.exepath", "fd.name", "evt.arg.flags", "evt.arg.mode", "evt.res"} {
+				if v := ev.Field(k); v != "" {
+					f[k] = v
+				}
+			}
+			p, _ := ev.IntField("proc.pid")
+			ppid := int64(sup)
+			if p != int64(pid) {
+				ppid = int64(pid) // the worker's own child
+			}
+			out = append(out, h.obs(int(p), int(ppid), ev.Field("proc.name"), ev.Field("evt.type"), f))
+			if p == int64(pid) && rng.IntN(100) == 0 {
+				// Now and then a worker re-reads its feature flags: known,
+				// rare, a few bits above the allowance each time.
+				out = append(out, h.obs(pid, sup, "python3", "openat",
+					map[string]any{"fd.name": "/etc/app/flags.json", "evt.arg.flags": "O_WRONLY|O_CREAT"}))
+			}
+		}
+		return out
+	}
+	h.accept([]scorer.Event{h.obs(sup, 1, "supervisord", "execve", map[string]any{"proc.exepath": "/usr/bin/supervisord"})})
+	for i := 0; i < 12; i++ {
+		h.accept(under(h.worker(2000+i, 250, rng), 2000+i))
+	}
+	h.settle()
+	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
+		t.Fatalf("after training state = %q, want monitoring", s)
+	}
+	for i := 0; i < 40; i++ { // 40 restarts, about 25,000 events, one supervisor
+		pid := 4000 + i
+		evs := under(h.worker(pid, 250, rng), pid)
+		evs = append(evs, h.obs(pid, sup, "python3", "procexit", nil))
+		h.accept(evs)
+	}
+	h.settle()
+	// From the start: the supervisor's subtree is judged from the moment
+	// the image graduates, halfway through the training workers.
+	if as := anomalyAlerts(st.alerts(t)); len(as) != 0 {
+		t.Errorf("%d anomaly alerts under a busy supervisor, want 0: %+v", len(as), as)
+	}
+	// The supervisor was live all along and its subtree score did rise at
+	// times (the workers' unusual steps), or the test proves nothing.
+	raised := false
+	for _, w := range h.p.workers {
+		for key, el := range w.seqs {
+			if key.pid == sup {
+				sq := el.Value.(*sequence)
+				raised = sq.treeLog != nil
+			}
+		}
+	}
+	if !raised {
+		t.Error("the supervisor's subtree score never rose: no descendant's step reached it")
+	}
+}
