@@ -21,7 +21,7 @@ func (d *DB) checkFormat() error {
 		switch got {
 		case 1:
 			return d.upgradeFormat1(txn)
-		case 2: // format 3 only adds compressed outbox values
+		case formatReadAsIs: // format 3 only adds compressed outbox values
 			d.log.Info().Msg("upgrading store format 2 to 3 (outbox payloads compressed from now on)")
 			return txn.Set(formatKey(), u32(FormatVersion))
 		}
@@ -31,6 +31,11 @@ func (d *DB) checkFormat() error {
 		return nil
 	})
 }
+
+// formatReadAsIs is the older format whose values this build reads
+// unchanged (format 3 only added compressed outbox values): the service
+// upgrades it by rewriting the record, and read-only opens read it as it is.
+const formatReadAsIs = 2
 
 // storedFormat reads the store's format version, or reports an empty store
 // (no record, no data). A non-empty store without a record, or a malformed

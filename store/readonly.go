@@ -73,16 +73,14 @@ func OpenReadOnly(dir string, log zerolog.Logger) (*DB, error) {
 
 // checkFormatReadOnly is checkFormat without its writes: an empty store
 // has no format record yet, a format-1 store needs the upgrade that the
-// service performs at start; a format-2 store is read as it is (format 3
-// only added compressed outbox values, and format-2 values decode as they
-// are).
+// service performs at start; a formatReadAsIs store is read as it is.
 func (d *DB) checkFormatReadOnly() error {
 	return d.bdb.View(func(txn *badger.Txn) error {
 		got, empty, err := d.storedFormat(txn, " read-only")
 		if err != nil || empty {
 			return err
 		}
-		if got != FormatVersion && got != 2 {
+		if got != FormatVersion && got != formatReadAsIs {
 			return fmt.Errorf("open store %s read-only: format version %d, this build reads %d (start this release's falco-scorer once to upgrade it)", d.cfg.Dir, got, FormatVersion)
 		}
 		return nil

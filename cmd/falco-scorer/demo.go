@@ -177,7 +177,7 @@ func (n *demoNarrator) alert(line []byte) {
 			what += " — FALSE ALARM (" + label + ")"
 		}
 		tree := ""
-		if strings.Contains(a.Reason, "process tree") {
+		if strings.HasPrefix(a.Reason, pipeline.TreeReasonPrefix) {
 			tree = " (judged with its process tree)"
 		}
 		if !full {

@@ -176,7 +176,7 @@ const plateauRatio = 0.8
 // own window, and the descendants' steps that raised root's subtree score,
 // least likely first.
 func (img *image) explainTree(seq, root *sequence, k int) *scorer.Explanation {
-	e := img.window(seq)
+	e := img.window(seq.win.WindowSymbols())
 	if root.treeLog == nil {
 		return e
 	}
@@ -196,9 +196,8 @@ func (img *image) explainTree(seq, root *sequence, k int) *scorer.Explanation {
 	return e
 }
 
-// window is an explanation holding seq's window, readable.
-func (img *image) window(seq *sequence) *scorer.Explanation {
-	syms := seq.win.WindowSymbols()
+// window is an explanation holding a window's symbols, readable.
+func (img *image) window(syms []markov.Symbol) *scorer.Explanation {
 	e := &scorer.Explanation{Window: make([]string, len(syms))}
 	for i, s := range syms {
 		e.Window[i] = img.model.Name(s)
@@ -208,8 +207,8 @@ func (img *image) window(seq *sequence) *scorer.Explanation {
 
 // explain lists the least likely transitions of seq's window.
 func (img *image) explain(seq *sequence, k int) *scorer.Explanation {
-	e := img.window(seq)
 	syms := seq.win.WindowSymbols()
+	e := img.window(syms)
 	// A loop repeats its transitions: list each distinct one once.
 	seen := make(map[string]bool, k)
 	for _, t := range img.model.Explain(seq.win, len(syms)) {

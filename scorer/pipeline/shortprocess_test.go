@@ -63,10 +63,7 @@ func TestThreeEventChildIsJudged(t *testing.T) {
 	st := newMemStore()
 	h := newHarness(t, testConfig(), st)
 	rng := rand.New(rand.NewPCG(7, 8))
-	for i := 0; i < 12; i++ {
-		h.accept(h.worker(2000+i, 250, rng))
-	}
-	h.settle()
+	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
 	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
 		t.Fatalf("after training state = %q, want monitoring", s)
 	}
@@ -141,13 +138,11 @@ func TestTreeEvidenceJudgesOneEventChildren(t *testing.T) {
 				}
 				return evs
 			}
-			for i := 0; i < 12; i++ {
-				evs := h.worker(2000+i, 120, rng)
-				evs = append(evs, spawn(2000+i, "/usr/bin/gzip", "/usr/bin/gzip", "/usr/bin/gzip")...)
-				evs = append(evs, h.worker(2000+i, 120, rng)[1:]...)
-				h.accept(evs)
-			}
-			h.settle()
+			h.trainWorkers(func(pid int) []scorer.Event {
+				evs := h.worker(pid, 120, rng)
+				evs = append(evs, spawn(pid, "/usr/bin/gzip", "/usr/bin/gzip", "/usr/bin/gzip")...)
+				return append(evs, h.worker(pid, 120, rng)[1:]...)
+			})
 			if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
 				t.Fatalf("after training state = %q, want monitoring", s)
 			}
@@ -197,10 +192,7 @@ func TestLearningMinDuration(t *testing.T) {
 	cfg.LearningMinDuration = time.Hour
 	h := newHarness(t, cfg, st)
 	rng := rand.New(rand.NewPCG(7, 8))
-	for i := 0; i < 12; i++ {
-		h.accept(h.worker(2000+i, 250, rng))
-	}
-	h.settle()
+	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
 	if s, _ := h.state("api:1"); s != scorer.StateLearning {
 		t.Fatalf("converged after minutes of event time: state = %q, want learning until an hour passed", s)
 	}
@@ -286,10 +278,7 @@ func TestTreeEvidenceQuietUnderBusyAncestor(t *testing.T) {
 		return out
 	}
 	h.accept([]scorer.Event{h.obs(sup, 1, "supervisord", "execve", map[string]any{"proc.exepath": "/usr/bin/supervisord"})})
-	for i := 0; i < 12; i++ {
-		h.accept(under(h.worker(2000+i, 250, rng), 2000+i))
-	}
-	h.settle()
+	h.trainWorkers(func(pid int) []scorer.Event { return under(h.worker(pid, 250, rng), pid) })
 	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
 		t.Fatalf("after training state = %q, want monitoring", s)
 	}
@@ -319,4 +308,13 @@ func TestTreeEvidenceQuietUnderBusyAncestor(t *testing.T) {
 	if !raised {
 		t.Error("the supervisor's subtree score never rose: no descendant's step reached it")
 	}
+}
+
+// trainWorkers feeds the events of 12 training workers (pids 2000-2011, one after
+// the other) and waits until they are scored.
+func (h *harness) trainWorkers(worker func(pid int) []scorer.Event) {
+	for i := 0; i < 12; i++ {
+		h.accept(worker(2000 + i))
+	}
+	h.settle()
 }

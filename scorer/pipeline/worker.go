@@ -583,8 +583,7 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		}
 		a := w.anomalyAlert(it, img, seq, *r, scorer.KindAnomaly)
 		if !ownRose && root != seq {
-			a.Reason = "system-call sequence of the process tree under pid " + strconv.FormatInt(root.key.pid, 10) +
-				" unusual for this image"
+			a.Reason = TreeReasonPrefix + strconv.FormatInt(root.key.pid, 10) + " unusual for this image"
 			a.Explain = img.explainTree(seq, root, explainTop)
 		}
 		w.emit(a, now)
@@ -596,6 +595,10 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 	}
 	return false
 }
+
+// TreeReasonPrefix begins the reason of an alert that a process's subtree
+// raised (the pid of the subtree's root follows).
+const TreeReasonPrefix = "system-call sequence of the process tree under pid "
 
 // treeEvidence pushes the event just scored into the subtree scores of
 // its process and of the process's live ancestors (tree_evidence,
