@@ -63,12 +63,12 @@ func printCaptureEval(w io.Writer, r *capture.Report) error {
 		p("still learning at test\t%s", strings.Join(o.Scorer.Learning, ", "))
 	}
 	p("")
-	p("detector\tAUC\truns detected\tnormal alerted\tdrift alerted\tfalse alerts/image/h\tevents to 1st alert\truns @0.1%%\truns @1%%")
+	p("detector\tAUC\truns detected\tnormal alerted\tdrift alerted\talerts attack / normal\tfalse alerts/image/h\tevents to 1st alert\truns @0.1%%\truns @1%%")
 	row := func(name string, f capture.Figures) {
-		p("%s\t%s\t%d/%d (%.1f%%)\t%d (%.2f%%)\t%d/%d\t%.1f\t%s\t%s\t%s", name, num(f.ProcessAUC, "%.3f"),
+		p("%s\t%s\t%d/%d (%.1f%%)\t%d (%.2f%%)\t%d/%d\t%d / %d\t%.1f\t%s\t%s\t%s", name, num(f.ProcessAUC, "%.3f"),
 			f.RunsDetected, f.AttackRuns, 100*f.RunDetection, f.NormalAlerted, 100*f.FalseAlarmRate,
-			f.DriftAlerted, f.DriftProcesses, f.FalseAlertsPerHour, num(f.MedianEventsToAlert, "%.0f"),
-			budgetCell(f, 0), budgetCell(f, 1))
+			f.DriftAlerted, f.DriftProcesses, f.AttackAlerts, f.FalseAlerts, f.FalseAlertsPerHour,
+			num(f.MedianEventsToAlert, "%.0f"), budgetCell(f, 0), budgetCell(f, 1))
 	}
 	row("sequence scorer (as deployed)", o.Scorer)
 	row("set membership", o.SetMembership)

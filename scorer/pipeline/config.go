@@ -90,6 +90,13 @@ type Config struct {
 	// (a window alarm or an anomalous end of process) a Falco alert from
 	// that container is raised as following it.
 	RecentAnomaly time.Duration `yaml:"recent_anomaly"`
+
+	// RepeatInterval folds repeats: an alarm of a process on the same
+	// step it already alerted on within this much event time raises no new
+	// alert (a rolled-out worker calling a new endpoint at every request
+	// is one finding, not one a request). A different step alerts; 0
+	// alerts on every alarm.
+	RepeatInterval time.Duration `yaml:"repeat_interval"`
 }
 
 // DefaultOrder is the pipeline's Markov order, chosen on the recorded lab
@@ -133,6 +140,7 @@ func DefaultConfig() Config {
 		TreeEvidence:        true,
 		Symbols:             symbol.DefaultConfig(),
 		RecentAnomaly:       recentAnomaly,
+		RepeatInterval:      recentAnomaly,
 	}
 }
 
@@ -221,6 +229,7 @@ func (c Config) Validate() error {
 	check(c.Online != OnlineCusum || (c.CusumCap > c.CusumAllowance && c.CusumCap <= 64),
 		"cusum_cap: %g out of range (cusum_allowance,64] bits", c.CusumCap)
 	check(c.RecentAnomaly > 0 && c.RecentAnomaly <= 24*time.Hour, "recent_anomaly: %s out of range (0,24h]", c.RecentAnomaly)
+	check(c.RepeatInterval >= 0 && c.RepeatInterval <= 24*time.Hour, "repeat_interval: %s out of range [0,24h]", c.RepeatInterval)
 	if err := c.Symbols.Validate(); err != nil {
 		errs = append(errs, prefixErrors("symbols.", err))
 	}

@@ -368,6 +368,7 @@ type metrics struct {
 	expired       *prometheus.CounterVec
 	imagesEvicted prometheus.Counter
 	heldBack      prometheus.Counter
+	folded        prometheus.Counter
 	commitErrors  prometheus.Counter
 	flushErrors   prometheus.Counter
 	oov           prometheus.Counter
@@ -392,6 +393,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		expired:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "baselines_expired_total", Help: "Baselines that moved from monitoring back to learning because the rolling horizon left them fewer events than graduation needs, by reason (load, horizon)."}, []string{"reason"}),
 		imagesEvicted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "images_evicted_total", Help: "Image baselines moved out of memory to stay within max_images (reloaded from the store on their next event)."}),
 		heldBack:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_held_back_total", Help: "Events not learned because their sequence was anomalous (poisoning guard)."}),
+		folded:        prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "alarms_folded_total", Help: "Alarms of a process on a step it already alerted on within repeat_interval: no new alert."}),
 		commitErrors:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "outbox_commit_errors_total", Help: "Failed journal→outbox commits (retried)."}),
 		flushErrors:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "baseline_flush_errors_total", Help: "Failed baseline flushes (retried at the next interval)."}),
 		oov:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "symbols_out_of_vocabulary_total", Help: "Events whose symbol did not fit an image's vocabulary cap."}),
@@ -399,7 +401,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.overloaded, m.scored, m.alerts, m.suppressed, m.missingImage, m.replayed,
-			m.queueCapacity, m.sequences, m.evicted, m.images, m.graduated, m.expired, m.imagesEvicted, m.heldBack, m.commitErrors, m.flushErrors,
+			m.queueCapacity, m.sequences, m.evicted, m.images, m.graduated, m.expired, m.imagesEvicted, m.heldBack, m.folded, m.commitErrors, m.flushErrors,
 			m.oov, m.scoreSeconds)
 	}
 	return m

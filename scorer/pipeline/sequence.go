@@ -29,9 +29,10 @@ type sequence struct {
 	alarm     markov.Alarm
 	alerted   bool
 	events    int
-	lastSeen  time.Time // processing time, for idle eviction
-	lastEvent time.Time // event time of the latest event
-	peak      float64   // highest window score of the current episode
+	lastSeen  time.Time   // processing time, for idle eviction
+	lastEvent time.Time   // event time of the latest event
+	peak      float64     // highest window score of the current episode
+	alertedOn []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
 
 	// Learning lags the sequence (poisoning guard): an event is learned
 	// only once learnDelay newer events followed it, or when the sequence
@@ -198,4 +199,38 @@ func (l *treeLog) latest() []treeStep {
 	}
 	i := l.n % treeLogLen
 	return append(slices.Clone(l.steps[i:]), l.steps[:i]...)
+}
+
+// alertMark is a step a process alerted on, and when (event time).
+type alertMark struct {
+	sym markov.Symbol
+	at  time.Time
+}
+
+// maxAlertMarks bounds the steps a process remembers for folding repeats.
+const maxAlertMarks = 8
+
+// repeats reports whether seq already alerted on sym within interval
+// before t: the alarm is a repeat, folded into that alert.
+func (seq *sequence) repeats(sym markov.Symbol, t time.Time, interval time.Duration) bool {
+	for _, m := range seq.alertedOn {
+		if m.sym == sym && t.Sub(m.at) < interval {
+			return true
+		}
+	}
+	return false
+}
+
+// markAlerted remembers that seq alerted on sym at t.
+func (seq *sequence) markAlerted(sym markov.Symbol, t time.Time) {
+	for i := range seq.alertedOn {
+		if seq.alertedOn[i].sym == sym {
+			seq.alertedOn = append(seq.alertedOn[:i], seq.alertedOn[i+1:]...)
+			break
+		}
+	}
+	if len(seq.alertedOn) == maxAlertMarks {
+		seq.alertedOn = append(seq.alertedOn[:0], seq.alertedOn[1:]...)
+	}
+	seq.alertedOn = append(seq.alertedOn, alertMark{sym: sym, at: t})
 }

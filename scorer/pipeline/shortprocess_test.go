@@ -318,3 +318,61 @@ func (h *harness) trainWorkers(worker func(pid int) []scorer.Event) {
 	}
 	h.settle()
 }
+
+// TestRepeatedStepAlertsOnce: a worker that, after a rollout, now and then
+// calls a never-seen endpoint and writes a never-seen file (two novel
+// steps: an alarm each time, falling back between calls) is reported once
+// for that step within repeat_interval of event time, not at every call.
+// A different unusual step is reported, and so is the first step again
+// once repeat_interval has passed.
+func TestRepeatedStepAlertsOnce(t *testing.T) {
+	for _, interval := range []time.Duration{0, 10 * time.Minute} {
+		t.Run(fmt.Sprintf("repeat_interval=%s", interval), func(t *testing.T) {
+			st := newMemStore()
+			cfg := testConfig()
+			cfg.RepeatInterval = interval
+			h := newHarness(t, cfg, st)
+			rng := rand.New(rand.NewPCG(7, 8))
+			h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+			if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
+				t.Fatalf("after training state = %q, want monitoring", s)
+			}
+			n0 := len(st.alerts(t))
+
+			const w = 3000
+			call := func(port int, file string) []scorer.Event {
+				return []scorer.Event{
+					h.obs(w, 1, "python3", "connect", map[string]any{"fd.name": fmt.Sprintf("10.0.0.5:%d->10.0.0.8:%d", 40000+rng.IntN(20000), port)}),
+					h.obs(w, 1, "python3", "openat", map[string]any{"fd.name": file, "evt.arg.flags": "O_WRONLY|O_CREAT|O_TRUNC", "evt.arg.mode": "0644"}),
+				}
+			}
+			evs := h.worker(w, 40, rng)
+			for i := 0; i < 4; i++ {
+				evs = append(evs, call(9100, "/var/lib/app/flags.json")...)
+				evs = append(evs, h.worker(w, 30, rng)[1:]...)
+			}
+			evs = append(evs, call(9200, "/srv/data/limits.json")...)
+			evs = append(evs, h.worker(w, 30, rng)[1:]...)
+			h.accept(evs)
+			h.settle()
+			h.tim = h.tim.Add(11 * time.Minute)
+			evs = append(call(9100, "/var/lib/app/flags.json"), h.worker(w, 30, rng)[1:]...)
+			h.accept(evs)
+			h.settle()
+
+			alerts := anomalyAlerts(st.alerts(t)[n0:])
+			for _, a := range alerts {
+				if a.pid != w {
+					t.Errorf("anomaly alert on pid %d, want only the worker's", a.pid)
+				}
+			}
+			want := 3 // the first call, the other endpoint, the first again after 11 minutes
+			if interval == 0 {
+				want = 6 // one per call
+			}
+			if len(alerts) != want {
+				t.Errorf("repeat_interval %s: %d anomaly alerts, want %d", interval, len(alerts), want)
+			}
+		})
+	}
+}

@@ -581,6 +581,11 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		} else {
 			seq.joined = true
 		}
+		if seq.repeats(r.sym, it.ev.Time, w.cfg.RepeatInterval) {
+			w.met.folded.Inc()
+			return false
+		}
+		seq.markAlerted(r.sym, it.ev.Time)
 		a := w.anomalyAlert(it, img, seq, *r, scorer.KindAnomaly)
 		if !ownRose && root != seq {
 			a.Reason = TreeReasonPrefix + strconv.FormatInt(root.key.pid, 10) + " unusual for this image"

@@ -66,8 +66,10 @@ type Figures struct {
 	NormalAlerted       int      `json:"normal_alerted"`              // normal processes with an alert
 	DriftAlerted        int      `json:"drift_alerted"`               // of them, in drift runs
 	FalseAlarmRate      float64  `json:"false_alarm_rate"`            // NormalAlerted / NormalProcesses
-	FalseAlertsPerHour  float64  `json:"false_alerts_per_image_hour"` // alerts on normal processes per image per hour of test
+	FalseAlerts         int      `json:"false_alerts"`                // alerts on normal processes (a process may raise several)
+	FalseAlertsPerHour  float64  `json:"false_alerts_per_image_hour"` // FalseAlerts per image per hour of test
 	AttackAlerted       int      `json:"attack_processes_alerted"`
+	AttackAlerts        int      `json:"attack_alerts"` // alerts on attack processes: what one incident costs a reader
 	RunsDetected        int      `json:"runs_detected"` // attack runs with an alert on any of their processes
 	RunDetection        float64  `json:"run_detection"`
 	MedianEventsToAlert *float64 `json:"median_events_to_first_alert"` // over detected runs, counting the run's events; null if none
@@ -112,6 +114,7 @@ type process struct {
 	events     int      // test-phase events
 	score      float64  // the scorer's process score: max ratio to its thresholds
 	alerted    bool
+	alerts     int // the scorer's alerts on this process (window, subtree and end verdicts)
 	firstAlert time.Time
 	novel      int // symbols never seen for the image while learning
 	firstNovel time.Time
@@ -213,8 +216,11 @@ func (c *collector) onScored(s pipeline.Scored) {
 	} else if !s.Learning && !math.IsInf(s.EndThreshold, 1) && s.EndThreshold > 0 && s.EndJudged {
 		p.score = max(p.score, s.EndScore/s.EndThreshold)
 	}
-	if s.Alerted && !p.alerted {
-		p.alerted, p.firstAlert = true, s.Time
+	if s.Alerted {
+		p.alerts++
+		if !p.alerted {
+			p.alerted, p.firstAlert = true, s.Time
+		}
 	}
 }
 
@@ -388,8 +394,16 @@ func (c *collector) compare(image string, hours float64, nImages int) Comparison
 			runs[run] = true
 		}
 	}
-	scorerOf := func(p *process) (float64, bool, time.Time) { return p.score, p.alerted, p.firstAlert }
-	setOf := func(p *process) (float64, bool, time.Time) { return float64(p.novel), p.novel > 0, p.firstNovel }
+	scorerOf := func(p *process) verdict { return verdict{p.score, p.alerted, p.firstAlert, p.alerts} }
+	// Set membership alerts once per process, on its first never-seen
+	// symbol (profiles that alert per novel item would count more).
+	setOf := func(p *process) verdict {
+		v := verdict{score: float64(p.novel), alerted: p.novel > 0, first: p.firstNovel}
+		if v.alerted {
+			v.alerts = 1
+		}
+		return v
+	}
 	cmp := Comparison{
 		Scorer:        c.figures(procs, runs, hours, nImages, scorerOf),
 		SetMembership: c.figures(procs, runs, hours, nImages, setOf),
@@ -398,39 +412,47 @@ func (c *collector) compare(image string, hours float64, nImages int) Comparison
 	return cmp
 }
 
-type detector func(p *process) (score float64, alerted bool, first time.Time)
+// verdict is one detector's view of one process.
+type verdict struct {
+	score   float64   // ranks processes (higher: more anomalous)
+	alerted bool      // the detector as deployed alerted on it
+	first   time.Time // its first alert
+	alerts  int       // how many alerts it raised
+}
+
+type detector func(p *process) verdict
 
 func (c *collector) figures(procs []*process, runs map[*lab.Run]bool, hours float64, nImages int, det detector) Figures {
 	var f Figures
 	var neg, pos []float64
 	detected := map[*lab.Run]time.Time{}
-	falseAlerts := 0
 	for _, p := range procs {
-		score, alerted, first := det(p)
+		v := det(p)
 		attack := p.run != nil && p.run.Kind == lab.KindAttack
 		if attack {
 			if !runs[p.run] {
 				continue
 			}
 			f.AttackProcesses++
-			pos = append(pos, score)
-			if alerted {
+			pos = append(pos, v.score)
+			if v.alerted {
 				f.AttackAlerted++
-				if t, ok := detected[p.run]; !ok || first.Before(t) {
-					detected[p.run] = first
+				f.AttackAlerts += v.alerts
+				if t, ok := detected[p.run]; !ok || v.first.Before(t) {
+					detected[p.run] = v.first
 				}
 			}
 			continue
 		}
 		f.NormalProcesses++
-		neg = append(neg, score)
+		neg = append(neg, v.score)
 		drift := p.run != nil && p.run.Kind == lab.KindDrift
 		if drift {
 			f.DriftProcesses++
 		}
-		if alerted {
+		if v.alerted {
 			f.NormalAlerted++
-			falseAlerts++
+			f.FalseAlerts += v.alerts
 			if drift {
 				f.DriftAlerted++
 			}
@@ -442,7 +464,7 @@ func (c *collector) figures(procs []*process, runs map[*lab.Run]bool, hours floa
 		f.FalseAlarmRate = float64(f.NormalAlerted) / float64(f.NormalProcesses)
 	}
 	if hours > 0 && nImages > 0 {
-		f.FalseAlertsPerHour = float64(falseAlerts) / hours / float64(nImages)
+		f.FalseAlertsPerHour = float64(f.FalseAlerts) / hours / float64(nImages)
 	}
 	f.RunsDetected = len(detected)
 	if f.AttackRuns > 0 {
@@ -471,8 +493,7 @@ func atRate(procs []*process, runs map[*lab.Run]bool, rate float64, det detector
 	var neg []float64
 	for _, p := range procs {
 		if p.run == nil || p.run.Kind != lab.KindAttack {
-			s, _, _ := det(p)
-			neg = append(neg, s)
+			neg = append(neg, det(p).score)
 		}
 	}
 	b := Budget{Budget: rate}
@@ -501,7 +522,7 @@ func atRate(procs []*process, runs map[*lab.Run]bool, rate float64, det detector
 			continue
 		}
 		total++
-		if s, _, _ := det(p); s > thr {
+		if det(p).score > thr {
 			hit++
 			detected[p.run] = true
 		}
