@@ -23,16 +23,19 @@ type sequence struct {
 	// episode raises one alert, about the process whose event raised it.
 	tree      markov.Cusum
 	treeAlarm markov.Alarm
-	joined    bool     // a subtree alert named this process; its own score has not fallen back to 0 since
-	treeLog   *treeLog // the latest descendants' steps that raised tree; nil until one did
-	acc       markov.Sequence
-	alarm     markov.Alarm
-	alerted   bool
-	events    int
-	lastSeen  time.Time   // processing time, for idle eviction
-	lastEvent time.Time   // event time of the latest event
-	peak      float64     // highest window score of the current episode
-	alertedOn []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
+	// treeByDescendant: the subtree's ongoing episode rose at a
+	// descendant's step (an incident below this process), not its own.
+	treeByDescendant bool
+	joined           bool     // a subtree alert named this process; its own score has not fallen back to 0 since
+	treeLog          *treeLog // the latest descendants' steps that raised tree; nil until one did
+	acc              markov.Sequence
+	alarm            markov.Alarm
+	alerted          bool
+	events           int
+	lastSeen         time.Time   // processing time, for idle eviction
+	lastEvent        time.Time   // event time of the latest event
+	peak             float64     // highest window score of the current episode
+	alertedOn        []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
 
 	// Learning lags the sequence (poisoning guard): an event is learned
 	// only once learnDelay newer events followed it, or when the sequence

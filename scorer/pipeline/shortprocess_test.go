@@ -376,3 +376,103 @@ func TestRepeatedStepAlertsOnce(t *testing.T) {
 		})
 	}
 }
+
+// attackShell emits a shell spawned by worker w that runs tools one after
+// the other, each a child that execs a never-seen binary and connects out
+// (two never-seen steps each: enough for an alarm of its own).
+func (h *harness) attackShell(w, shell int, tools ...string) []scorer.Event {
+	evs := []scorer.Event{
+		h.obs(w, 1, "python3", "clone", map[string]any{"evt.res": fmt.Sprint(shell)}),
+		h.obs(shell, w, "sh", "execve", map[string]any{"proc.exepath": "/bin/sh"}),
+	}
+	for i, tool := range tools {
+		child := shell + 1 + i
+		evs = append(evs,
+			h.obs(shell, w, "sh", "clone", map[string]any{"evt.res": fmt.Sprint(child)}),
+			h.obs(child, shell, tool, "execve", map[string]any{"proc.exepath": "/usr/bin/" + tool}),
+			h.obs(child, shell, tool, "connect", map[string]any{"fd.name": fmt.Sprintf("10.0.0.5:%d->93.184.216.34:4444", 51000+i)}),
+			h.obs(child, shell, tool, "procexit", nil))
+	}
+	return append(evs, h.obs(shell, w, "sh", "procexit", nil))
+}
+
+// TestIncidentOneAlert: an attacker's shell whose tools each raise an
+// alarm of their own is one incident: one alert, not one per tool. Each
+// tool's process is still anomalous: none of it is learned, and no tool
+// ends with an alert of its own.
+func TestIncidentOneAlert(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+	n0 := len(st.alerts(t))
+
+	const w, shell = 3000, 3100
+	evs := h.worker(w, 40, rng)
+	evs = append(evs, h.attackShell(w, shell, "nc", "socat", "ncat")...)
+	evs = append(evs, h.worker(w, 40, rng)[1:]...)
+	h.accept(evs)
+	h.settle()
+
+	var pids []int
+	for _, a := range anomalyAlerts(st.alerts(t)[n0:]) {
+		pids = append(pids, a.pid)
+		if a.pid < shell || a.pid > shell+3 {
+			t.Errorf("alert on pid %d, want only the shell's tree (%d..%d)", a.pid, shell, shell+3)
+		}
+	}
+	if len(pids) != 1 {
+		t.Errorf("anomaly alerts on pids %v, want one for the shell's incident", pids)
+	}
+}
+
+// TestDriftingWorkerDoesNotSwallowAttack: a worker that calls a new
+// endpoint and writes a new file at every request (a rollout) keeps its own
+// and its subtree's score up by its own steps; an attacker's tool spawned
+// under it is not folded into that episode: it alerts.
+func TestDriftingWorkerDoesNotSwallowAttack(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+	n0 := len(st.alerts(t))
+
+	const w, tool = 3000, 3100
+	evs := h.worker(w, 40, rng)
+	drift := func() []scorer.Event {
+		return []scorer.Event{
+			h.obs(w, 1, "python3", "accept4", map[string]any{"fd.name": fmt.Sprintf("10.0.0.9:%d->10.0.0.5:8000", 40000+rng.IntN(20000))}),
+			h.obs(w, 1, "python3", "connect", map[string]any{"fd.name": fmt.Sprintf("10.0.0.5:%d->10.0.0.8:9100", 40000+rng.IntN(20000))}),
+			h.obs(w, 1, "python3", "openat", map[string]any{"fd.name": "/srv/flags/state.json", "evt.arg.flags": "O_WRONLY|O_CREAT|O_TRUNC", "evt.arg.mode": "0644"}),
+		}
+	}
+	for range 5 {
+		evs = append(evs, drift()...)
+	}
+	evs = append(evs,
+		h.obs(w, 1, "python3", "clone", map[string]any{"evt.res": fmt.Sprint(tool)}),
+		h.obs(tool, w, "nc", "execve", map[string]any{"proc.exepath": "/usr/bin/nc"}),
+		h.obs(tool, w, "nc", "connect", map[string]any{"fd.name": "10.0.0.5:51000->93.184.216.34:4444"}),
+		h.obs(tool, w, "nc", "procexit", nil))
+	for range 5 {
+		evs = append(evs, drift()...)
+	}
+	h.accept(evs)
+	h.settle()
+
+	onTool, onWorker := 0, 0
+	for _, a := range anomalyAlerts(st.alerts(t)[n0:]) {
+		switch a.pid {
+		case tool:
+			onTool++
+		case w:
+			onWorker++
+		}
+	}
+	if onWorker == 0 {
+		t.Fatalf("no alert on the drifting worker: the test's drift does not raise an episode")
+	}
+	if onTool != 1 {
+		t.Errorf("alerts on the attacker's tool under the drifting worker = %d, want 1", onTool)
+	}
+}

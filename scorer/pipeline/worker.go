@@ -556,7 +556,7 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now time.Time) (alerted bool) {
 	wasOn := seq.alarm.On()
 	own := r.window
-	tree, root := w.treeEvidence(seq, img, *r, now)
+	tree, root, incident := w.treeEvidence(seq, img, *r, now)
 	if root != nil {
 		r.window = max(own, tree)
 	}
@@ -569,11 +569,18 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		seq.joined = false
 	}
 	switch {
-	case ownRose && seq.joined:
-		// Its subtree's episode already alerted about this process; its
-		// own score crossing the threshold is the same episode.
+	case ownRose && (seq.joined || incident):
+		// Its subtree's episode already alerted about this process, or
+		// its parent's subtree is in an episode that alerted (an
+		// attacker's shell and the tools it spawns are one incident): the
+		// same episode, not a new alert. It is anomalous all the same:
+		// nothing it did is learned, and its end raises no alert either.
 		seq.peak = own
+		seq.alerted = true
 		w.containerEnter(seq, img, now)
+		if !seq.joined {
+			w.met.folded.Inc()
+		}
 	case ownRose || root != nil && !wasOn:
 		if ownRose {
 			seq.peak = own
@@ -611,16 +618,23 @@ const TreeReasonPrefix = "system-call sequence of the process tree under pid "
 // thing and exit accumulates them all. It returns the highest subtree
 // score whose alarm rose at this event, and the highest process whose did,
 // or nil when none did or a subtree on the walk was already in an episode
-// (one alert each). The walk
-// stops at the first ancestor no longer live or of another image, and
+// (one alert each); and whether the process's own subtree or its parent's
+// was already in an episode (incident: its own alarm is part of it). The
+// walk stops at the first ancestor no longer live or of another image, and
 // after maxTreeDepth.
-func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, root *sequence) {
+func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, root *sequence, incident bool) {
 	if !w.cfg.TreeEvidence || w.cfg.SequenceKey != SequenceByProcess || img.cusumK <= 0 {
-		return 0, nil
+		return 0, nil, false
 	}
 	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
 	for cur, depth := seq, 0; ; depth++ {
 		ongoing = ongoing || cur.treeAlarm.On()
+		// Only an episode of the process's own subtree or its parent's
+		// that a descendant's step raised makes an incident of it: the
+		// episode of a long-lived supervisor, kept up by drift in its
+		// many workers, or of a worker raised by its own new steps, must
+		// not swallow an attack through one of them.
+		incident = incident || depth <= incidentDepth && cur.treeAlarm.On() && cur.treeByDescendant
 		before := cur.tree.S
 		v := cur.tree.Push(r.step.Surprise)
 		if cur != seq && v > before {
@@ -632,7 +646,11 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 			}
 			cur.treeLog.add(treeStep{hist: seq.hist, sym: r.sym, surprise: r.step.Surprise, seen: r.step.Seen})
 		}
-		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
+		rose := cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis)
+		if rose || !cur.treeAlarm.On() {
+			cur.treeByDescendant = rose && cur != seq
+		}
+		if rose {
 			top, root = max(top, v), cur
 			if cur != seq {
 				// Its subtree is anomalous: it teaches the baseline nothing
@@ -654,10 +672,14 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 		}
 	}
 	if ongoing {
-		return top, nil
+		return top, nil, incident
 	}
-	return top, root
+	return top, root, incident
 }
+
+// incidentDepth is how far up an ongoing subtree episode makes a
+// process's own alarm part of it (1: its own subtree and its parent's).
+const incidentDepth = 1
 
 // maxTreeDepth bounds the ancestors an event is pushed to (the walk is per
 // event): deep enough for a shell, its interpreter and their children.

@@ -51,10 +51,11 @@ func runRecording(t *testing.T, dir string, cfg pipeline.Config) *Report {
 // TestLabCaptureDetection replays the committed lab recordings through the
 // pipeline with its defaults, learning from the labelled learning phase as
 // set membership does. Floors are what the defaults reached on the
-// recording they were chosen on (47 of 47 attack runs, 11 of 1,182 normal
-// processes alerted, 0.93 %; set membership 47 of 47 at 17, 1.44 %) less a
-// margin; the held-out recording must meet the same floors (it reached 47
-// of 47 at 11 of 1,593, 0.69 %; set membership 47 of 47 at 22, 1.38 %).
+// recording they were chosen on (47 of 47 attack runs, 7 of 1,182 normal
+// processes alerted, 0.59 %, 61 alerts on attack runs; set membership 47 of
+// 47 at 17, 1.44 %) less a margin; the held-out recording must meet the
+// same floors (it reached 47 of 47 at 6 of 1,593, 0.38 %, 59 alerts; set
+// membership 47 of 47 at 22, 1.38 %).
 func TestLabCaptureDetection(t *testing.T) {
 	for _, dir := range []string{labDir, holdoutDir} {
 		t.Run(dir, func(t *testing.T) { checkDetection(t, runRecording(t, dir, pipeline.DefaultConfig())) })
@@ -87,6 +88,11 @@ func checkDetection(t *testing.T, r *Report) {
 	// than once on one, so count alerts too (repeat_interval folds repeats).
 	if s.FalseAlerts >= m.FalseAlerts {
 		t.Errorf("scorer raised %d alerts on normal processes, set membership %d: want fewer", s.FalseAlerts, m.FalseAlerts)
+	}
+	// One incident, about one alert: an attacker's shell and the tools it
+	// spawns fold into the shell's episode (about 1.3 alerts a run).
+	if s.RunsDetected > 0 && float64(s.AttackAlerts) > 1.6*float64(s.RunsDetected) {
+		t.Errorf("scorer raised %d alerts on %d detected attack runs, want at most 1.6 a run", s.AttackAlerts, s.RunsDetected)
 	}
 	if b := r.Overall.ScorerAtSetRate; b.RunDetection < 0.95 {
 		t.Errorf("at set membership's false-alarm rate the scorer detects %.3f of runs, want ≥ 0.95", b.RunDetection)
