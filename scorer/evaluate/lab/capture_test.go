@@ -12,9 +12,10 @@ import (
 )
 
 // committedRecordings are the lab recordings in testdata: the one the
-// defaults were chosen on (and the demo replays), and a held-out one
-// recorded later with another seed, which no choice was made on.
-var committedRecordings = []string{"testdata", "testdata/holdout"}
+// defaults were chosen on (and the demo replays), and two recorded later
+// with other seeds (one with a 10-minute learning phase), which no choice
+// was made on.
+var committedRecordings = []string{"testdata", "testdata/holdout", "testdata/longer-learning"}
 
 // TestCommittedCapture checks the committed lab captures against their
 // labels and the rules: the shape every consumer relies on.
