@@ -117,5 +117,10 @@ func printEval(w io.Writer, r evaluate.Report) error {
 	p("")
 	p("online alerts\t%.1f per million normal events\tmedian %.0f events to first alert\t%.3f of attacks alerted (threshold %.3f)",
 		r.Online.AlertsPerMillion, r.Online.EventsToFirstAlertP50, r.Online.DetectedAttacks, r.Online.Threshold)
+	p("")
+	p("set membership\tAUC\tFPR@TPR 0.90\tnormal flagged\tattacks flagged")
+	for _, s := range r.SetMembership {
+		p("never-seen %s\t%.4f\t%.3f\t%.3f\t%.3f", s.Items, s.AUC, s.FPRAtTPR, s.FlaggedNormal, s.FlaggedAttack)
+	}
 	return tw.Flush()
 }

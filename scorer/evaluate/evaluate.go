@@ -98,8 +98,10 @@ type Report struct {
 	Sequence   SequenceReport               `json:"sequence"`
 	Online     OnlineReport                 `json:"online"`
 	Calibrated map[string]CalibrationReport `json:"calibrated"`
-	Counts     Counts                       `json:"counts"`
-	Config     ReportConfig                 `json:"config"`
+	// SetMembership is the set-membership baselines on the same split.
+	SetMembership []SetMembershipReport `json:"set_membership"`
+	Counts        Counts                `json:"counts"`
+	Config        ReportConfig          `json:"config"`
 }
 
 // SequenceReport rates the end-of-sequence score.
@@ -387,6 +389,7 @@ func report(cfg Config, m *markov.Model, train, normal, attack []Trace, held, ns
 	r.Counts.AttackSequences, r.Counts.AttackEvents = len(attack), events(attack)
 	r.Counts.Transitions, r.Counts.Symbols = st.Transitions, st.Symbols
 	r.Counts.NormalBits = bits / math.Max(1, float64(normalEvents))
+	r.SetMembership = setMembership(train, normal, attack)
 	r.Config = ReportConfig{Order: cfg.Model.Order, SequenceScore: cfg.SequenceScore, Smoothing: cfg.Model.Smoothing,
 		BandLow: cfg.BandLow, BandHigh: cfg.BandHigh, WindowLength: cfg.WindowLength,
 		WindowWarmup: cfg.WindowWarmup, Folds: cfg.Folds}

@@ -95,6 +95,18 @@ func TestRegressionSharedSplit(t *testing.T) {
 			t.Errorf("calibrated[%v].online_fpr = %.4f, want within [×0.5, ×2] of the target", target, c.OnlineFPR)
 		}
 	}
+	// The set-membership baselines on the same split: the model must rank
+	// better than stide (never-seen 6-grams: AUC 0.835, FAR@90 0.258, and
+	// flagging 86 % of normal traces as deployed).
+	for _, s := range r.SetMembership {
+		if s.AUC >= r.Sequence.AUC || s.FPRAtTPR <= r.Sequence.FPRAtTPR {
+			t.Errorf("set membership of %s: AUC %.4f, FAR@90 %.3f; want below the model's %.4f and above its %.3f",
+				s.Items, s.AUC, s.FPRAtTPR, r.Sequence.AUC, r.Sequence.FPRAtTPR)
+		}
+	}
+	if len(r.SetMembership) != 2 {
+		t.Errorf("set_membership has %d entries, want calls and %d-grams", len(r.SetMembership), stideN)
+	}
 	for _, f := range []string{"Adduser", "Hydra_FTP", "Hydra_SSH"} {
 		if _, ok := r.Sequence.PerFamily[f]; !ok {
 			t.Errorf("sequence.per_family lacks %q: %v", f, r.Sequence.PerFamily)
