@@ -571,10 +571,11 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 	switch {
 	case ownRose && (seq.joined || incident):
 		// Its subtree's episode already alerted about this process, or
-		// its parent's subtree is in an episode that alerted (an
-		// attacker's shell and the tools it spawns are one incident): the
-		// same episode, not a new alert. It is anomalous all the same:
-		// nothing it did is learned, and its end raises no alert either.
+		// its own or its parent's subtree is in an episode that a
+		// descendant's step raised (an attacker's shell and the tools it
+		// spawns are one incident, alerted once): the same episode, not a
+		// new alert. It is anomalous all the same: nothing it did is
+		// learned, and its end raises no alert either.
 		seq.peak = own
 		seq.alerted = true
 		w.containerEnter(seq, img, now)
