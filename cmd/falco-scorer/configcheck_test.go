@@ -37,6 +37,8 @@ func TestConfigCheck(t *testing.T) {
 		{"unknown nested key", "scorer:\n  order: 4\n  learning_min_events: 20000\n", []string{"learning_min_events", "line 3"}},
 		{"bad duration", "scorer:\n  flush_interval: 5 parsecs\n", []string{"5 parsecs", "line 2"}},
 		{"negative duration", "shutdown_timeout: -1s\n", []string{"shutdown_timeout"}},
+		{"negative repeat_interval", "scorer: {repeat_interval: -1m}\n", []string{"repeat_interval"}},
+		{"repeat_interval off", "scorer: {repeat_interval: 0s}\n", nil},
 		{"missing broker list", "sinks:\n  kafka:\n    enabled: true\n    brokers: []\n", []string{"sinks.kafka.brokers"}},
 		{"bad log level", "log: {level: loud}\n", []string{"log.level"}},
 		{"slack without url", "sinks:\n  slack: {enabled: true}\n", []string{"sinks.slack"}},

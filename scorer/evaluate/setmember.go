@@ -30,19 +30,26 @@ const stideN = 6
 func setMembership(train, normal, attack []Trace) []SetMembershipReport {
 	var out []SetMembershipReport
 	for _, n := range []int{1, stideN} {
-		seen := map[string]bool{}
-		for _, t := range train {
-			for _, g := range ngrams(t.Calls, n) {
-				seen[g] = true
+		// seen[k-1] holds the k-grams of training for every k ≤ n, so a
+		// trace shorter than n counts as seen when it occurs anywhere in
+		// training, not only as a whole trace.
+		seen := make([]map[string]bool, n)
+		for k := range seen {
+			seen[k] = map[string]bool{}
+			for _, t := range train {
+				for _, g := range ngrams(t.Calls, k+1) {
+					seen[k][g] = true
+				}
 			}
 		}
 		score := func(ts []Trace) (shares []float64, flagged float64) {
 			shares = make([]float64, len(ts))
 			for i, t := range ts {
 				gs := ngrams(t.Calls, n)
+				set := seen[min(n, len(t.Calls))-1]
 				novel := 0
 				for _, g := range gs {
-					if !seen[g] {
+					if !set[g] {
 						novel++
 					}
 				}
@@ -68,7 +75,7 @@ func setMembership(train, normal, attack []Trace) []SetMembershipReport {
 }
 
 // ngrams returns the n-grams of calls as keys (a trace shorter than n is
-// one gram of its whole length).
+// one gram of its whole length; an empty one has none).
 func ngrams(calls []string, n int) []string {
 	if len(calls) == 0 {
 		return nil

@@ -19,10 +19,10 @@ func TestSetMembership(t *testing.T) {
 	if calls.FlaggedNormal != 0 || calls.FlaggedAttack != 0.5 {
 		t.Errorf("calls flagged normal %v attack %v, want 0 and 0.5", calls.FlaggedNormal, calls.FlaggedAttack)
 	}
-	// 6-grams: the reversed attack's grams are all new; "b c a" is shorter
-	// than 6, one gram of its own, never seen as such.
-	if grams.FlaggedAttack != 1 || grams.FlaggedNormal != 0.5 {
-		t.Errorf("6-grams flagged normal %v attack %v, want 0.5 and 1", grams.FlaggedNormal, grams.FlaggedAttack)
+	// 6-grams: the reversed attack's grams are all new, and so is "a b x";
+	// "b c a" is shorter than 6 and occurs inside the training trace: seen.
+	if grams.FlaggedAttack != 1 || grams.FlaggedNormal != 0 {
+		t.Errorf("6-grams flagged normal %v attack %v, want 0 and 1", grams.FlaggedNormal, grams.FlaggedAttack)
 	}
 	if g := ngrams([]string{"a", "b"}, 6); !slices.Equal(g, []string{"a b"}) {
 		t.Errorf("ngrams of a short trace = %q, want the whole trace", g)

@@ -23,19 +23,22 @@ type sequence struct {
 	// episode raises one alert, about the process whose event raised it.
 	tree      markov.Cusum
 	treeAlarm markov.Alarm
-	// treeByDescendant: the subtree's ongoing episode rose at a
-	// descendant's step (an incident below this process), not its own.
-	treeByDescendant bool
-	joined           bool     // a subtree alert named this process; its own score has not fallen back to 0 since
-	treeLog          *treeLog // the latest descendants' steps that raised tree; nil until one did
-	acc              markov.Sequence
-	alarm            markov.Alarm
-	alerted          bool
-	events           int
-	lastSeen         time.Time   // processing time, for idle eviction
-	lastEvent        time.Time   // event time of the latest event
-	peak             float64     // highest window score of the current episode
-	alertedOn        []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
+	// treeAlerted: the subtree's ongoing episode alerted about a
+	// descendant (an incident); treeSince is when the episode rose
+	// (event time).
+	treeAlerted bool
+	treeSince   time.Time
+	joined      bool     // a subtree alert named this process; its own score has not fallen back to 0 since
+	treeLog     *treeLog // the latest descendants' steps that raised tree; nil until one did
+	acc         markov.Sequence
+	alarm       markov.Alarm
+	alerted     bool
+	events      int
+	lastSeen    time.Time   // processing time, for idle eviction
+	firstEvent  time.Time   // event time of the first event
+	lastEvent   time.Time   // event time of the latest event
+	peak        float64     // highest window score of the current episode
+	alertedOn   []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
 
 	// Learning lags the sequence (poisoning guard): an event is learned
 	// only once learnDelay newer events followed it, or when the sequence
@@ -213,27 +216,35 @@ type alertMark struct {
 // maxAlertMarks bounds the steps a process remembers for folding repeats.
 const maxAlertMarks = 8
 
-// repeats reports whether seq already alerted on sym within interval
-// before t: the alarm is a repeat, folded into that alert.
+// repeats reports whether seq already alerted on sym within interval of
+// t (either way: a replayed stream or a clock stepping back must not fold
+// for longer): the alarm is a repeat, folded into that alert.
 func (seq *sequence) repeats(sym markov.Symbol, t time.Time, interval time.Duration) bool {
+	if interval <= 0 {
+		return false
+	}
 	for _, m := range seq.alertedOn {
-		if m.sym == sym && t.Sub(m.at) < interval {
+		if d := t.Sub(m.at); m.sym == sym && d < interval && d > -interval {
 			return true
 		}
 	}
 	return false
 }
 
+// calmTree ends seq's subtree episode and forgets what it alerted on and
+// with: state judged against a baseline that has since gone back to
+// learning, or that has just graduated, means nothing for the next verdict.
+func (seq *sequence) calmTree() {
+	seq.treeAlarm, seq.treeAlerted, seq.joined, seq.alertedOn = markov.Alarm{}, false, false, nil
+}
+
 // markAlerted remembers that seq alerted on sym at t.
 func (seq *sequence) markAlerted(sym markov.Symbol, t time.Time) {
-	for i := range seq.alertedOn {
-		if seq.alertedOn[i].sym == sym {
-			seq.alertedOn = append(seq.alertedOn[:i], seq.alertedOn[i+1:]...)
-			break
-		}
+	if i := slices.IndexFunc(seq.alertedOn, func(m alertMark) bool { return m.sym == sym }); i >= 0 {
+		seq.alertedOn = slices.Delete(seq.alertedOn, i, i+1)
 	}
 	if len(seq.alertedOn) == maxAlertMarks {
-		seq.alertedOn = append(seq.alertedOn[:0], seq.alertedOn[1:]...)
+		seq.alertedOn = slices.Delete(seq.alertedOn, 0, 1)
 	}
 	seq.alertedOn = append(seq.alertedOn, alertMark{sym: sym, at: t})
 }

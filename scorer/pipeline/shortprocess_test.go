@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/falco-scorer/falco-scorer/scorer"
+	"github.com/falco-scorer/falco-scorer/scorer/markov"
 )
 
 // obs builds one observation with the argument fields the symbolizer reads.
@@ -474,5 +475,122 @@ func TestDriftingWorkerDoesNotSwallowAttack(t *testing.T) {
 	}
 	if onTool != 1 {
 		t.Errorf("alerts on the attacker's tool under the drifting worker = %d, want 1", onTool)
+	}
+}
+
+// TestSupervisorIncidentDoesNotSwallowSiblings: workers run under a
+// supervisor (trained so). One worker's drift raises the supervisor's
+// subtree episode and keeps it up; that is no incident for the workers
+// already running beside it, nor for what is spawned deeper down: an
+// attack inside another worker alerts, and so does an attacker's shell
+// under it.
+func TestSupervisorIncidentDoesNotSwallowSiblings(t *testing.T) {
+	for _, attack := range []string{"inside the worker", "a shell under the worker"} {
+		t.Run(attack, func(t *testing.T) {
+			st := newMemStore()
+			h := newHarness(t, testConfig(), st)
+			rng := rand.New(rand.NewPCG(9, 10))
+			const sup, w1, w2, shell = 1000, 3000, 3001, 3100
+			// under re-parents a worker's events to the supervisor (its
+			// children stay the worker's).
+			under := func(evs []scorer.Event, pid int) []scorer.Event {
+				out := evs[:0]
+				for _, ev := range evs {
+					f := map[string]any{}
+					for _, k := range []string{"proc.exepath", "fd.name", "evt.arg.flags", "evt.arg.mode", "evt.res"} {
+						if v := ev.Field(k); v != "" {
+							f[k] = v
+						}
+					}
+					p, _ := ev.IntField("proc.pid")
+					ppid := sup
+					if int(p) != pid {
+						ppid = pid
+					}
+					out = append(out, h.obs(int(p), ppid, ev.Field("proc.name"), ev.Field("evt.type"), f))
+				}
+				return out
+			}
+			h.accept([]scorer.Event{h.obs(sup, 1, "supervisord", "execve", map[string]any{"proc.exepath": "/usr/bin/supervisord"})})
+			h.trainWorkers(func(pid int) []scorer.Event { return under(h.worker(pid, 250, rng), pid) })
+			if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
+				t.Fatalf("after training state = %q, want monitoring", s)
+			}
+			n0 := len(st.alerts(t))
+			drift := func() []scorer.Event {
+				return []scorer.Event{
+					h.obs(w1, sup, "python3", "accept4", map[string]any{"fd.name": fmt.Sprintf("10.0.0.9:%d->10.0.0.5:8000", 40000+rng.IntN(20000))}),
+					h.obs(w1, sup, "python3", "connect", map[string]any{"fd.name": fmt.Sprintf("10.0.0.5:%d->10.0.0.8:9100", 40000+rng.IntN(20000))}),
+					h.obs(w1, sup, "python3", "openat", map[string]any{"fd.name": "/srv/flags/state.json", "evt.arg.flags": "O_WRONLY|O_CREAT|O_TRUNC", "evt.arg.mode": "0644"}),
+				}
+			}
+			evs := under(h.worker(w1, 40, rng), w1)
+			evs = append(evs, under(h.worker(w2, 40, rng), w2)...)
+			for range 5 {
+				evs = append(evs, drift()...)
+			}
+			if attack == "inside the worker" {
+				evs = append(evs,
+					h.obs(w2, sup, "python3", "connect", map[string]any{"fd.name": "10.0.0.5:51000->93.184.216.34:4444"}),
+					h.obs(w2, sup, "python3", "openat", map[string]any{"fd.name": "/etc/shadow", "evt.arg.flags": "O_RDONLY"}),
+					h.obs(w2, sup, "python3", "execve", map[string]any{"proc.exepath": "/usr/bin/nc"}),
+					h.obs(w2, sup, "nc", "connect", map[string]any{"fd.name": "10.0.0.5:51001->93.184.216.34:4444"}))
+			} else {
+				evs = append(evs, h.attackShell(w2, shell, "nc", "socat", "ncat")...)
+			}
+			for range 3 {
+				evs = append(evs, drift()...)
+			}
+			h.accept(evs)
+			h.settle()
+
+			onW1, onAttack := 0, 0
+			for _, a := range anomalyAlerts(st.alerts(t)[n0:]) {
+				switch {
+				case a.pid == w1:
+					onW1++
+				case a.pid == w2 || a.pid >= shell && a.pid <= shell+3:
+					onAttack++
+				}
+			}
+			if onW1 == 0 {
+				t.Fatalf("no alert on the drifting worker: the test's drift raises no episode")
+			}
+			if onAttack == 0 {
+				t.Errorf("the attack %s, beside the drifting worker, raised no alert", attack)
+			}
+		})
+	}
+}
+
+// TestRepeatsWindow: a repeat is the same step within repeat_interval of
+// the alert either way in event time; 0 folds nothing.
+func TestRepeatsWindow(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var s sequence
+	s.markAlerted(7, t0)
+	for _, c := range []struct {
+		sym      markov.Symbol
+		at       time.Duration
+		interval time.Duration
+		want     bool
+	}{
+		{7, 5 * time.Minute, 10 * time.Minute, true},
+		{8, 5 * time.Minute, 10 * time.Minute, false},
+		{7, 11 * time.Minute, 10 * time.Minute, false},
+		{7, -5 * time.Minute, 10 * time.Minute, true},   // a replay, or a clock stepping back
+		{7, -60 * time.Minute, 10 * time.Minute, false}, // not folded for longer than the interval
+		{7, time.Second, 0, false},
+	} {
+		if got := s.repeats(c.sym, t0.Add(c.at), c.interval); got != c.want {
+			t.Errorf("repeats(%d, t0%+v, %v) = %v, want %v", c.sym, c.at, c.interval, got, c.want)
+		}
+	}
+	for i := range maxAlertMarks + 2 {
+		s.markAlerted(markov.Symbol(100+i), t0)
+	}
+	if len(s.alertedOn) != maxAlertMarks || s.repeats(7, t0, time.Hour) {
+		t.Errorf("after %d more marks: %d kept, the oldest still there %v; want %d, gone", maxAlertMarks+2,
+			len(s.alertedOn), s.repeats(7, t0, time.Hour), maxAlertMarks)
 	}
 }

@@ -39,6 +39,7 @@ type worker struct {
 	images     map[string]*image
 	imageCount atomic.Int64
 	seqs       map[seqKey]*list.Element // sequence key → element of lru (value *sequence)
+	risen      []*sequence              // treeEvidence's scratch: ancestors whose subtree alarm rose at the event
 	lru        *list.List               // most recently seen at the front
 	maxSeqs    int
 	containers map[string]*containerState
@@ -211,6 +212,9 @@ func (w *worker) observe(it item, now time.Time) {
 	key := w.sequenceKey(&it)
 	ppid, _ := it.ev.IntField(scorer.FieldProcPPID...)
 	seq := w.sequence(key, ppid, img, it.subj.ContainerID, now)
+	if seq.firstEvent.IsZero() {
+		seq.firstEvent = it.ev.Time
+	}
 	seq.lastEvent = it.ev.Time
 
 	if evtType == "procexit" && w.cfg.SequenceKey == SequenceByProcess {
@@ -571,11 +575,12 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 	switch {
 	case ownRose && (seq.joined || incident):
 		// Its subtree's episode already alerted about this process, or
-		// its own or its parent's subtree is in an episode that a
-		// descendant's step raised (an attacker's shell and the tools it
-		// spawns are one incident, alerted once): the same episode, not a
-		// new alert. It is anomalous all the same: nothing it did is
-		// learned, and its end raises no alert either.
+		// it is part of an incident: its own subtree's episode alerted
+		// about a descendant, or its parent's did and it was spawned
+		// since (an attacker's shell and the tools it spawns, alerted
+		// once). The same episode, not a new alert. It is anomalous all
+		// the same: nothing it did is learned, and its end raises no
+		// alert either.
 		seq.peak = own
 		seq.alerted = true
 		w.containerEnter(seq, img, now)
@@ -586,14 +591,18 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		if ownRose {
 			seq.peak = own
 			w.containerEnter(seq, img, now)
-		} else {
-			seq.joined = true
 		}
 		if seq.repeats(r.sym, it.ev.Time, w.cfg.RepeatInterval) {
 			w.met.folded.Inc()
 			return false
 		}
 		seq.markAlerted(r.sym, it.ev.Time)
+		if !ownRose {
+			seq.joined = true
+		}
+		for _, s := range w.risen {
+			s.treeAlerted = true // an incident: what its subtree spawns from now on is part of it
+		}
 		a := w.anomalyAlert(it, img, seq, *r, scorer.KindAnomaly)
 		if !ownRose && root != seq {
 			a.Reason = TreeReasonPrefix + strconv.FormatInt(root.key.pid, 10) + " unusual for this image"
@@ -628,14 +637,19 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 		return 0, nil, false
 	}
 	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
+	w.risen = w.risen[:0]
 	for cur, depth := seq, 0; ; depth++ {
 		ongoing = ongoing || cur.treeAlarm.On()
-		// Only an episode of the process's own subtree or its parent's
-		// that a descendant's step raised makes an incident of it: the
-		// episode of a long-lived supervisor, kept up by drift in its
-		// many workers, or of a worker raised by its own new steps, must
-		// not swallow an attack through one of them.
-		incident = incident || depth <= incidentDepth && cur.treeAlarm.On() && cur.treeByDescendant
+		// An incident is an episode that alerted about a descendant: of
+		// the process's own subtree, or of its parent's when the process
+		// was spawned since the episode began. An episode further up (a
+		// supervisor's, kept up by drift in its many workers), one that
+		// never alerted, or one older than the process must not swallow
+		// an attack through it.
+		if depth <= incidentDepth && cur.treeAlarm.On() && cur.treeAlerted &&
+			(cur == seq || !seq.firstEvent.Before(cur.treeSince)) {
+			incident = true
+		}
 		before := cur.tree.S
 		v := cur.tree.Push(r.step.Surprise)
 		if cur != seq && v > before {
@@ -648,10 +662,14 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 			cur.treeLog.add(treeStep{hist: seq.hist, sym: r.sym, surprise: r.step.Surprise, seen: r.step.Seen})
 		}
 		rose := cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis)
-		if rose || !cur.treeAlarm.On() {
-			cur.treeByDescendant = rose && cur != seq
+		if !cur.treeAlarm.On() {
+			cur.treeAlerted = false
 		}
 		if rose {
+			cur.treeAlerted, cur.treeSince = false, seq.lastEvent
+			if cur != seq {
+				w.risen = append(w.risen, cur) // its episode alerts if this event's alert is emitted
+			}
 			top, root = max(top, v), cur
 			if cur != seq {
 				// Its subtree is anomalous: it teaches the baseline nothing
@@ -752,11 +770,6 @@ func (w *worker) containerEnter(seq *sequence, img *image, now time.Time) {
 	cs.lastEvent = seq.lastEvent
 }
 
-// calmSequences ends the anomalous episodes of img's live sequences when
-// the image goes back to learning, where no alarm is updated: an alarm left
-// on would stay on, and its container count as anomalous, for the
-// sequence's whole life. What the alarm held back stays held, and the
-// sequences stay alerted (they learn and calibrate nothing).
 // resetScores zeroes the online scores of img's live sequences when it
 // graduates: what a sequence accumulated against a young model (every step
 // new) says nothing about it against the baseline it is now judged by.
@@ -764,16 +777,28 @@ func (w *worker) resetScores(img *image) {
 	for el := w.lru.Front(); el != nil; el = el.Next() {
 		if s := el.Value.(*sequence); s.img == img {
 			s.cusum.S, s.tree.S = 0, 0
+			s.calmTree()
 		}
 	}
 }
 
+// calmSequences ends the anomalous episodes of img's live sequences when
+// the image goes back to learning, where no alarm is updated: an alarm left
+// on would stay on, and its container count as anomalous, for the
+// sequence's whole life (and a subtree episode left on would fold the
+// first alarms after the next graduation). What the alarm held back stays
+// held, and the sequences stay alerted (they learn and calibrate nothing).
 func (w *worker) calmSequences(img *image) {
 	for el := w.lru.Front(); el != nil; el = el.Next() {
-		if s := el.Value.(*sequence); s.img == img && s.alarm.On() {
+		s := el.Value.(*sequence)
+		if s.img != img {
+			continue
+		}
+		if s.alarm.On() {
 			w.containerLeave(s)
 			s.alarm = markov.Alarm{}
 		}
+		s.calmTree()
 	}
 }
 
