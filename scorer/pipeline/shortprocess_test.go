@@ -253,30 +253,17 @@ func TestTreeEvidenceQuietUnderBusyAncestor(t *testing.T) {
 	h := newHarness(t, testConfig(), st)
 	rng := rand.New(rand.NewPCG(9, 10))
 	const sup = 1000
-	// under re-parents a worker's events to the supervisor.
+	// under re-parents a worker's events to the supervisor. Now and then
+	// a worker re-reads its feature flags: known, rare, a few bits above
+	// the allowance each time.
 	under := func(evs []scorer.Event, pid int) []scorer.Event {
-		out := evs[:0]
-		for _, ev := range evs {
-			f := map[string]any{}
-			for _, k := range []string{"proc.exepath", "fd.name", "evt.arg.flags", "evt.arg.mode", "evt.res"} {
-				if v := ev.Field(k); v != "" {
-					f[k] = v
-				}
+		return h.underSupervisor(sup, pid, evs, func() []scorer.Event {
+			if rng.IntN(100) != 0 {
+				return nil
 			}
-			p, _ := ev.IntField("proc.pid")
-			ppid := int64(sup)
-			if p != int64(pid) {
-				ppid = int64(pid) // the worker's own child
-			}
-			out = append(out, h.obs(int(p), int(ppid), ev.Field("proc.name"), ev.Field("evt.type"), f))
-			if p == int64(pid) && rng.IntN(100) == 0 {
-				// Now and then a worker re-reads its feature flags: known,
-				// rare, a few bits above the allowance each time.
-				out = append(out, h.obs(pid, sup, "python3", "openat",
-					map[string]any{"fd.name": "/etc/app/flags.json", "evt.arg.flags": "O_WRONLY|O_CREAT"}))
-			}
-		}
-		return out
+			return []scorer.Event{h.obs(pid, sup, "python3", "openat",
+				map[string]any{"fd.name": "/etc/app/flags.json", "evt.arg.flags": "O_WRONLY|O_CREAT"})}
+		})
 	}
 	h.accept([]scorer.Event{h.obs(sup, 1, "supervisord", "execve", map[string]any{"proc.exepath": "/usr/bin/supervisord"})})
 	h.trainWorkers(func(pid int) []scorer.Event { return under(h.worker(pid, 250, rng), pid) })
@@ -491,26 +478,7 @@ func TestSupervisorIncidentDoesNotSwallowSiblings(t *testing.T) {
 			h := newHarness(t, testConfig(), st)
 			rng := rand.New(rand.NewPCG(9, 10))
 			const sup, w1, w2, shell = 1000, 3000, 3001, 3100
-			// under re-parents a worker's events to the supervisor (its
-			// children stay the worker's).
-			under := func(evs []scorer.Event, pid int) []scorer.Event {
-				out := evs[:0]
-				for _, ev := range evs {
-					f := map[string]any{}
-					for _, k := range []string{"proc.exepath", "fd.name", "evt.arg.flags", "evt.arg.mode", "evt.res"} {
-						if v := ev.Field(k); v != "" {
-							f[k] = v
-						}
-					}
-					p, _ := ev.IntField("proc.pid")
-					ppid := sup
-					if int(p) != pid {
-						ppid = pid
-					}
-					out = append(out, h.obs(int(p), ppid, ev.Field("proc.name"), ev.Field("evt.type"), f))
-				}
-				return out
-			}
+			under := func(evs []scorer.Event, pid int) []scorer.Event { return h.underSupervisor(sup, pid, evs, nil) }
 			h.accept([]scorer.Event{h.obs(sup, 1, "supervisord", "execve", map[string]any{"proc.exepath": "/usr/bin/supervisord"})})
 			h.trainWorkers(func(pid int) []scorer.Event { return under(h.worker(pid, 250, rng), pid) })
 			if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
@@ -593,4 +561,30 @@ func TestRepeatsWindow(t *testing.T) {
 		t.Errorf("after %d more marks: %d kept, the oldest still there %v; want %d, gone", maxAlertMarks+2,
 			len(s.alertedOn), s.repeats(7, t0, time.Hour), maxAlertMarks)
 	}
+}
+
+// underSupervisor re-parents worker pid's events to the supervisor sup
+// (the worker's own children stay its own), rebuilding them with obs;
+// after each of the worker's own events it adds what also returns (nil:
+// nothing).
+func (h *harness) underSupervisor(sup, pid int, evs []scorer.Event, also func() []scorer.Event) []scorer.Event {
+	out := make([]scorer.Event, 0, len(evs)) // not evs[:0]: what also adds would overwrite events not read yet
+	for _, ev := range evs {
+		f := map[string]any{}
+		for _, k := range []string{"proc.exepath", "fd.name", "evt.arg.flags", "evt.arg.mode", "evt.res"} {
+			if v := ev.Field(k); v != "" {
+				f[k] = v
+			}
+		}
+		p, _ := ev.IntField("proc.pid")
+		ppid := sup
+		if int(p) != pid {
+			ppid = pid // the worker's own child
+		}
+		out = append(out, h.obs(int(p), ppid, ev.Field("proc.name"), ev.Field("evt.type"), f))
+		if int(p) == pid && also != nil {
+			out = append(out, also()...)
+		}
+	}
+	return out
 }
