@@ -23,22 +23,16 @@ type sequence struct {
 	// episode raises one alert, about the process whose event raised it.
 	tree      markov.Cusum
 	treeAlarm markov.Alarm
-	// treeAlerted: the subtree's ongoing episode alerted about a
-	// descendant (an incident); treeSince is when the episode rose
-	// (event time).
-	treeAlerted bool
-	treeSince   time.Time
-	joined      bool     // a subtree alert named this process; its own score has not fallen back to 0 since
-	treeLog     *treeLog // the latest descendants' steps that raised tree; nil until one did
-	acc         markov.Sequence
-	alarm       markov.Alarm
-	alerted     bool
-	events      int
-	lastSeen    time.Time   // processing time, for idle eviction
-	firstEvent  time.Time   // event time of the first event
-	lastEvent   time.Time   // event time of the latest event
-	peak        float64     // highest window score of the current episode
-	alertedOn   []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
+	joined    bool     // a subtree alert named this process; its own score has not fallen back to 0 since
+	treeLog   *treeLog // the latest descendants' steps that raised tree; nil until one did
+	acc       markov.Sequence
+	alarm     markov.Alarm
+	alerted   bool
+	events    int
+	lastSeen  time.Time   // processing time, for idle eviction
+	lastEvent time.Time   // event time of the latest event
+	peak      float64     // highest window score of the current episode
+	alertedOn []alertMark // the steps this process alerted on lately (repeat_interval), oldest first
 
 	// Learning lags the sequence (poisoning guard): an event is learned
 	// only once learnDelay newer events followed it, or when the sequence
@@ -232,10 +226,11 @@ func (seq *sequence) repeats(sym markov.Symbol, t time.Time, interval time.Durat
 }
 
 // calmTree ends seq's subtree episode and forgets what it alerted on and
-// with: state judged against a baseline that has since gone back to
-// learning, or that has just graduated, means nothing for the next verdict.
+// what its descendants did: state judged against a baseline that has since
+// gone back to learning, or that has just graduated, means nothing for the
+// next verdict or its explanation.
 func (seq *sequence) calmTree() {
-	seq.treeAlarm, seq.treeAlerted, seq.joined, seq.alertedOn = markov.Alarm{}, false, false, nil
+	seq.treeAlarm, seq.joined, seq.alertedOn, seq.treeLog = markov.Alarm{}, false, nil, nil
 }
 
 // markAlerted remembers that seq alerted on sym at t.

@@ -384,40 +384,10 @@ func (h *harness) attackShell(w, shell int, tools ...string) []scorer.Event {
 	return append(evs, h.obs(shell, w, "sh", "procexit", nil))
 }
 
-// TestIncidentOneAlert: an attacker's shell whose tools each raise an
-// alarm of their own is one incident: one alert, not one per tool. Each
-// tool's process is still anomalous: none of it is learned, and no tool
-// ends with an alert of its own.
-func TestIncidentOneAlert(t *testing.T) {
-	st := newMemStore()
-	h := newHarness(t, testConfig(), st)
-	rng := rand.New(rand.NewPCG(7, 8))
-	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
-	n0 := len(st.alerts(t))
-
-	const w, shell = 3000, 3100
-	evs := h.worker(w, 40, rng)
-	evs = append(evs, h.attackShell(w, shell, "nc", "socat", "ncat")...)
-	evs = append(evs, h.worker(w, 40, rng)[1:]...)
-	h.accept(evs)
-	h.settle()
-
-	var pids []int
-	for _, a := range anomalyAlerts(st.alerts(t)[n0:]) {
-		pids = append(pids, a.pid)
-		if a.pid < shell || a.pid > shell+3 {
-			t.Errorf("alert on pid %d, want only the shell's tree (%d..%d)", a.pid, shell, shell+3)
-		}
-	}
-	if len(pids) != 1 {
-		t.Errorf("anomaly alerts on pids %v, want one for the shell's incident", pids)
-	}
-}
-
 // TestDriftingWorkerDoesNotSwallowAttack: a worker that calls a new
 // endpoint and writes a new file at every request (a rollout) keeps its own
 // and its subtree's score up by its own steps; an attacker's tool spawned
-// under it is not folded into that episode: it alerts.
+// under it, with two never-seen steps of its own, alerts all the same.
 func TestDriftingWorkerDoesNotSwallowAttack(t *testing.T) {
 	st := newMemStore()
 	h := newHarness(t, testConfig(), st)
@@ -467,10 +437,9 @@ func TestDriftingWorkerDoesNotSwallowAttack(t *testing.T) {
 
 // TestSupervisorIncidentDoesNotSwallowSiblings: workers run under a
 // supervisor (trained so). One worker's drift raises the supervisor's
-// subtree episode and keeps it up; that is no incident for the workers
-// already running beside it, nor for what is spawned deeper down: an
-// attack inside another worker alerts, and so does an attacker's shell
-// under it.
+// subtree episode and keeps it up; an attack inside another worker still
+// alerts, and so does an attacker's shell under it. (A fold of a process's
+// own alarm into an ancestor's episode, tried and rejected, hid both.)
 func TestSupervisorIncidentDoesNotSwallowSiblings(t *testing.T) {
 	for _, attack := range []string{"inside the worker", "a shell under the worker"} {
 		t.Run(attack, func(t *testing.T) {

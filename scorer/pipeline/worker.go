@@ -39,7 +39,7 @@ type worker struct {
 	images     map[string]*image
 	imageCount atomic.Int64
 	seqs       map[seqKey]*list.Element // sequence key → element of lru (value *sequence)
-	risen      []*sequence              // treeEvidence's scratch: ancestors whose subtree alarm rose at the event
+	risen      []*sequence              // treeEvidence's scratch: the subtrees whose alarm rose at the event
 	lru        *list.List               // most recently seen at the front
 	maxSeqs    int
 	containers map[string]*containerState
@@ -212,9 +212,6 @@ func (w *worker) observe(it item, now time.Time) {
 	key := w.sequenceKey(&it)
 	ppid, _ := it.ev.IntField(scorer.FieldProcPPID...)
 	seq := w.sequence(key, ppid, img, it.subj.ContainerID, now)
-	if seq.firstEvent.IsZero() {
-		seq.firstEvent = it.ev.Time
-	}
 	seq.lastEvent = it.ev.Time
 
 	if evtType == "procexit" && w.cfg.SequenceKey == SequenceByProcess {
@@ -560,7 +557,16 @@ func (w *worker) endSequence(seq *sequence, it *item, now time.Time, reason stri
 func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now time.Time) (alerted bool) {
 	wasOn := seq.alarm.On()
 	own := r.window
-	tree, root, incident := w.treeEvidence(seq, img, *r, now)
+	tree, root := w.treeEvidence(seq, img, *r, now)
+	// disarm ends the subtree episodes that rose at this event and drops
+	// their scores (for an alarm folded as a repeat, which alerted
+	// nothing): left on, an episode that never alerted would silence its
+	// subtree; left high, the next ordinary step below it would tip it.
+	disarm := func() {
+		for _, s := range w.risen {
+			s.treeAlarm, s.tree.S = markov.Alarm{}, 0
+		}
+	}
 	if root != nil {
 		r.window = max(own, tree)
 	}
@@ -573,20 +579,11 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		seq.joined = false
 	}
 	switch {
-	case ownRose && (seq.joined || incident):
-		// Its subtree's episode already alerted about this process, or
-		// it is part of an incident: its own subtree's episode alerted
-		// about a descendant, or its parent's did and it was spawned
-		// since (an attacker's shell and the tools it spawns, alerted
-		// once). The same episode, not a new alert. It is anomalous all
-		// the same: nothing it did is learned, and its end raises no
-		// alert either.
+	case ownRose && seq.joined:
+		// Its subtree's episode already alerted about this process; its
+		// own score crossing the threshold is the same episode.
 		seq.peak = own
-		seq.alerted = true
 		w.containerEnter(seq, img, now)
-		if !seq.joined {
-			w.met.folded.Inc()
-		}
 	case ownRose || root != nil && !wasOn:
 		if ownRose {
 			seq.peak = own
@@ -594,14 +591,12 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		}
 		if seq.repeats(r.sym, it.ev.Time, w.cfg.RepeatInterval) {
 			w.met.folded.Inc()
+			disarm() // a folded repeat alerted nothing
 			return false
 		}
 		seq.markAlerted(r.sym, it.ev.Time)
 		if !ownRose {
 			seq.joined = true
-		}
-		for _, s := range w.risen {
-			s.treeAlerted = true // an incident: what its subtree spawns from now on is part of it
 		}
 		a := w.anomalyAlert(it, img, seq, *r, scorer.KindAnomaly)
 		if !ownRose && root != seq {
@@ -628,28 +623,16 @@ const TreeReasonPrefix = "system-call sequence of the process tree under pid "
 // thing and exit accumulates them all. It returns the highest subtree
 // score whose alarm rose at this event, and the highest process whose did,
 // or nil when none did or a subtree on the walk was already in an episode
-// (one alert each); and whether the process's own subtree or its parent's
-// was already in an episode (incident: its own alarm is part of it). The
-// walk stops at the first ancestor no longer live or of another image, and
-// after maxTreeDepth.
-func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, root *sequence, incident bool) {
+// (one alert each). The walk stops at the first ancestor no longer live or
+// of another image, and after maxTreeDepth.
+func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.Time) (top float64, root *sequence) {
 	if !w.cfg.TreeEvidence || w.cfg.SequenceKey != SequenceByProcess || img.cusumK <= 0 {
-		return 0, nil, false
+		return 0, nil
 	}
 	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
 	w.risen = w.risen[:0]
 	for cur, depth := seq, 0; ; depth++ {
 		ongoing = ongoing || cur.treeAlarm.On()
-		// An incident is an episode that alerted about a descendant: of
-		// the process's own subtree, or of its parent's when the process
-		// was spawned since the episode began. An episode further up (a
-		// supervisor's, kept up by drift in its many workers), one that
-		// never alerted, or one older than the process must not swallow
-		// an attack through it.
-		if depth <= incidentDepth && cur.treeAlarm.On() && cur.treeAlerted &&
-			(cur == seq || !seq.firstEvent.Before(cur.treeSince)) {
-			incident = true
-		}
 		before := cur.tree.S
 		v := cur.tree.Push(r.step.Surprise)
 		if cur != seq && v > before {
@@ -661,15 +644,8 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 			}
 			cur.treeLog.add(treeStep{hist: seq.hist, sym: r.sym, surprise: r.step.Surprise, seen: r.step.Seen})
 		}
-		rose := cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis)
-		if !cur.treeAlarm.On() {
-			cur.treeAlerted = false
-		}
-		if rose {
-			cur.treeAlerted, cur.treeSince = false, seq.lastEvent
-			if cur != seq {
-				w.risen = append(w.risen, cur) // its episode alerts if this event's alert is emitted
-			}
+		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
+			w.risen = append(w.risen, cur)
 			top, root = max(top, v), cur
 			if cur != seq {
 				// Its subtree is anomalous: it teaches the baseline nothing
@@ -691,14 +667,10 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 		}
 	}
 	if ongoing {
-		return top, nil, incident
+		return top, nil
 	}
-	return top, root, incident
+	return top, root
 }
-
-// incidentDepth is how far up an ongoing subtree episode makes a
-// process's own alarm part of it (1: its own subtree and its parent's).
-const incidentDepth = 1
 
 // maxTreeDepth bounds the ancestors an event is pushed to (the walk is per
 // event): deep enough for a shell, its interpreter and their children.
