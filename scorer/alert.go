@@ -61,6 +61,11 @@ type Subject struct {
 	PID         int64  `json:"pid,omitempty"`
 	Parent      string `json:"parent,omitempty"`
 	Hostname    string `json:"hostname,omitempty"`
+	// TreeRootPID and TreeRoot name the ancestor whose process tree raised
+	// the alert (its subtree score crossed the threshold at this process's
+	// step): what a responder acts on. Absent on other alerts.
+	TreeRootPID int64  `json:"tree_root_pid,omitempty"`
+	TreeRoot    string `json:"tree_root,omitempty"`
 }
 
 // Score is the anomaly view of an alert. Value, Threshold and Ratio mean

@@ -68,6 +68,11 @@ func appendSubjectJSON(b []byte, s *Subject) []byte {
 	}
 	b = appendOptString(b, `,"parent":`, s.Parent)
 	b = appendOptString(b, `,"hostname":`, s.Hostname)
+	if s.TreeRootPID != 0 {
+		b = append(b, `,"tree_root_pid":`...)
+		b = strconv.AppendInt(b, s.TreeRootPID, 10)
+	}
+	b = appendOptString(b, `,"tree_root":`, s.TreeRoot)
 	return append(b, '}')
 }
 
@@ -207,7 +212,7 @@ func alertJSONSize(a *Alert, falco []byte) int {
 	n := 560 + len(falco) + len(a.ID) + len(a.Kind) + len(a.Event.Rule) + len(a.Reason)
 	s := &a.Subject
 	n += len(s.Image) + len(s.ImageSource) + len(s.ContainerID) + len(s.Container) + len(s.Namespace) +
-		len(s.Pod) + len(s.Process) + len(s.Parent) + len(s.Hostname)
+		len(s.Pod) + len(s.Process) + len(s.Parent) + len(s.Hostname) + len(s.TreeRoot)
 	n += len(a.Score.Band) + len(a.Score.Verdict) + len(a.Baseline.State) + len(a.Baseline.Inherited)
 	if x := a.Anomaly; x != nil {
 		n += 180 + len(x.ID) + len(x.Kind) + len(x.Process)

@@ -30,6 +30,14 @@ func goldenAlerts() map[string]*scorer.Alert {
 	anomaly.Score.Value, anomaly.Score.Ratio = 20.5, 20.5/15
 	anomaly.Score.Threshold = 15
 
+	// An anomaly its process tree raised: a shell's children added up.
+	tree := sinkstest.AnomalyAlert(7, "nginx:1.27")
+	tree.Baseline = mature
+	tree.Score.Band = "low"
+	tree.Score.Value, tree.Score.Ratio, tree.Score.Threshold = 16, 16.0/15, 15
+	tree.Subject.Process, tree.Subject.Parent, tree.Subject.TreeRootPID, tree.Subject.TreeRoot = "uname", "sh", 4240, "sh"
+	tree.Reason = "system-call sequence of the process tree under pid 4240 unusual for this image"
+
 	end := sinkstest.AnomalyAlert(3, "nginx:1.27")
 	end.Kind = scorer.KindEnd
 	end.ID = scorer.AlertID(end.Event.Raw, scorer.KindEnd)
@@ -65,7 +73,7 @@ func goldenAlerts() map[string]*scorer.Alert {
 	raised.Reason = `falco rule "Terminal shell in container" in a container behaving anomalously (sequence_end alert ` + end.ID + `)`
 
 	return map[string]*scorer.Alert{
-		"anomaly": anomaly, "sequence_end": end, "falco_normal": normal, "falco_unknown_image": unknown,
+		"anomaly": anomaly, "anomaly_process_tree": tree, "sequence_end": end, "falco_normal": normal, "falco_unknown_image": unknown,
 		"falco_after_anomaly": raised,
 	}
 }

@@ -14,6 +14,7 @@ type sequence struct {
 	parent    seqKey // the parent process's sequence when this one started (tree evidence)
 	hasParent bool
 	container string
+	proc      string // the process name of its latest event (an exec renames it)
 	img       *image
 	hist      markov.History
 	win       *markov.Window

@@ -165,6 +165,9 @@ func TestTreeEvidenceJudgesOneEventChildren(t *testing.T) {
 					if !strings.Contains(a.reason, "process tree under pid 3000") {
 						t.Errorf("alert on child %d: reason %q, want it to name the worker's process tree", a.pid, a.reason)
 					}
+					if a.rootPID != 3000 || a.root != "python3" {
+						t.Errorf("alert on child %d: subject tree root %d %q, want the worker 3000 \"python3\"", a.pid, a.rootPID, a.root)
+					}
 					// The explanation names the siblings' steps that
 					// added up, not only this child's one.
 					if !slices.Contains(a.steps, "execve /usr/bin/id") || !slices.Contains(a.steps, "execve /usr/bin/uname") {
@@ -217,9 +220,11 @@ func TestLearningMinDuration(t *testing.T) {
 
 // anomalyAlert is what the short-process tests read of an anomaly alert.
 type anomalyAlert struct {
-	pid    int
-	reason string
-	steps  []string // the explanation's transitions' symbols
+	pid     int
+	reason  string
+	steps   []string // the explanation's transitions' symbols
+	rootPID int      // subject.tree_root_pid: an alert its process tree raised
+	root    string   // subject.tree_root
 }
 
 // anomalyAlerts picks the anomaly alerts (not Falco's) out of decoded alerts.
@@ -230,7 +235,11 @@ func anomalyAlerts(alerts []map[string]any) []anomalyAlert {
 			continue
 		}
 		reason, _ := a["reason"].(string)
-		aa := anomalyAlert{pid: int(a["subject"].(map[string]any)["pid"].(float64)), reason: reason}
+		subj := a["subject"].(map[string]any)
+		aa := anomalyAlert{pid: int(subj["pid"].(float64)), reason: reason}
+		if p, ok := subj["tree_root_pid"].(float64); ok {
+			aa.rootPID, aa.root = int(p), subj["tree_root"].(string)
+		}
 		if x, ok := a["explanation"].(map[string]any); ok {
 			ts, _ := x["transitions"].([]any)
 			for _, tr := range ts {

@@ -212,7 +212,7 @@ func (w *worker) observe(it item, now time.Time) {
 	key := w.sequenceKey(&it)
 	ppid, _ := it.ev.IntField(scorer.FieldProcPPID...)
 	seq := w.sequence(key, ppid, img, it.subj.ContainerID, now)
-	seq.lastEvent = it.ev.Time
+	seq.lastEvent, seq.proc = it.ev.Time, it.subj.Process
 
 	if evtType == "procexit" && w.cfg.SequenceKey == SequenceByProcess {
 		w.endSequence(seq, &it, now, "exit")
@@ -601,6 +601,7 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 		a := w.anomalyAlert(it, img, seq, *r, scorer.KindAnomaly)
 		if !ownRose && root != seq {
 			a.Reason = TreeReasonPrefix + strconv.FormatInt(root.key.pid, 10) + " unusual for this image"
+			a.Subject.TreeRootPID, a.Subject.TreeRoot = root.key.pid, root.proc
 			a.Explain = img.explainTree(seq, root, explainTop)
 		}
 		w.emit(a, now)
@@ -621,7 +622,8 @@ const TreeReasonPrefix = "system-call sequence of the process tree under pid "
 // its process and of the process's live ancestors (tree_evidence,
 // per-process sequences), so that a shell whose children each do one odd
 // thing and exit accumulates them all. It returns the highest subtree
-// score whose alarm rose at this event, and the highest process whose did,
+// score whose alarm rose at this event, and the nearest ancestor whose did
+// (the process itself when only its own subtree did),
 // or nil when none did or a subtree on the walk was already in an episode
 // (one alert each). The walk stops at the first ancestor no longer live or
 // of another image, and after maxTreeDepth.
@@ -646,7 +648,14 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 		}
 		if cur.treeAlarm.Update(v, img.threshold, img.threshold*hysteresis) {
 			w.risen = append(w.risen, cur)
-			top, root = max(top, v), cur
+			top = max(top, v)
+			if root == nil || root == seq {
+				// The smallest subtree that crossed names the alert: the
+				// nearest risen ancestor, not a long-lived server further
+				// up whose subtree holds everything (the process a
+				// responder would act on).
+				root = cur
+			}
 			if cur != seq {
 				// Its subtree is anomalous: it teaches the baseline nothing
 				// either (what it queued is held, its end learns nothing).

@@ -32,6 +32,8 @@ const (
 	FieldKind          = "scorer.kind"
 	FieldFalcoPriority = "scorer.falco_priority"
 	FieldBaseline      = "scorer.baseline"
+	FieldTreeRootPID   = "scorer.tree_root_pid"
+	FieldTreeRoot      = "scorer.tree_root"
 )
 
 // Sink POSTs alerts as Falco JSON.
@@ -220,6 +222,10 @@ func FalcoJSON(a *scorer.Alert) ([]byte, error) {
 	fields[FieldFalcoPriority] = str(a.Event.Priority.String())
 	if a.Baseline.State != "" {
 		fields[FieldBaseline] = str(a.Baseline.State)
+	}
+	if a.Subject.TreeRootPID != 0 { // an alert its process tree raised: the root a responder acts on
+		fields[FieldTreeRootPID] = json.RawMessage(strconv.FormatInt(a.Subject.TreeRootPID, 10))
+		fields[FieldTreeRoot] = str(a.Subject.TreeRoot)
 	}
 	of, err := json.Marshal(fields)
 	if err != nil {

@@ -78,6 +78,30 @@ func TestFalcoFormatBody(t *testing.T) {
 	scorertest.Golden(t, filepath.Join("testdata", "webhook_body.golden"), scorertest.IndentJSON(t, r.Body), *update, "body")
 }
 
+// TestFalcoJSONTreeRoot: an anomaly its process tree raised carries the
+// tree's root in output_fields, for a responder downstream (falco-talon)
+// to act on; other alerts do not.
+func TestFalcoJSONTreeRoot(t *testing.T) {
+	a := sinkstest.AnomalyAlert(1, "nginx:1.27")
+	for _, tree := range []bool{false, true} {
+		if tree {
+			a.Subject.TreeRootPID, a.Subject.TreeRoot = 4240, "sh"
+		}
+		body, err := webhook.FalcoJSON(a)
+		if err != nil {
+			t.Fatalf("FalcoJSON() = %v", err)
+		}
+		ev, err := scorer.DecodeJSON(body)
+		if err != nil {
+			t.Fatalf("DecodeJSON(FalcoJSON()) = %v", err)
+		}
+		pid, root := ev.Fields.Value(webhook.FieldTreeRootPID), ev.Fields.Value(webhook.FieldTreeRoot)
+		if tree && (pid != "4240" || root != "sh") || !tree && (pid != "" || root != "") {
+			t.Errorf("tree %v: %s = %q, %s = %q", tree, webhook.FieldTreeRootPID, pid, webhook.FieldTreeRoot, root)
+		}
+	}
+}
+
 // TestOutcomes checks how each answer is classified. Only answers about the
 // request body are permanent (dead-lettered); auth, config and timeout
 // answers concern every alert, so they stay retryable and the alerts go out
