@@ -182,11 +182,15 @@ func mergedText(as []*scorer.Alert) string {
 	return b.String()
 }
 
-// processText is "proc (pid 42) ← parent".
+// processText is "proc (pid 42) ← parent", and for an alert its process
+// tree raised "…, tree of sh (pid 40)": the root a responder acts on.
 func processText(s scorer.Subject) string {
 	p := joinNonEmpty(" ", s.Process, pidText(s.PID))
 	if s.Parent != "" {
 		p += " ← " + s.Parent
+	}
+	if s.TreeRootPID != 0 {
+		p += ", tree of " + joinNonEmpty(" ", s.TreeRoot, pidText(s.TreeRootPID))
 	}
 	return p
 }
