@@ -63,7 +63,9 @@ type Subject struct {
 	Hostname    string `json:"hostname,omitempty"`
 	// TreeRootPID and TreeRoot name the ancestor whose process tree raised
 	// the alert (its subtree score crossed the threshold at this process's
-	// step): what a responder acts on. Absent on other alerts.
+	// step), or, on a process's own anomaly, the nearest ancestor whose
+	// subtree was already in an anomalous episode: what a responder acts
+	// on, and what groups one incident's alerts. Absent otherwise.
 	TreeRootPID int64  `json:"tree_root_pid,omitempty"`
 	TreeRoot    string `json:"tree_root,omitempty"`
 }

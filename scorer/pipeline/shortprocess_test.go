@@ -566,3 +566,38 @@ func (h *harness) underSupervisor(sup, pid int, evs []scorer.Event, also func() 
 	}
 	return out
 }
+
+// TestOwnAlarmInsideTreeEpisodeNamesRoot: the tools an attacker's shell
+// runs each raise an alarm of their own; those raised while the shell's
+// subtree is in an anomalous episode name the shell as their tree's root,
+// as the alert the subtree raised does, so that readers can group them.
+func TestOwnAlarmInsideTreeEpisodeNamesRoot(t *testing.T) {
+	st := newMemStore()
+	h := newHarness(t, testConfig(), st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+	n0 := len(st.alerts(t))
+
+	const w, shell = 3000, 3100
+	evs := h.worker(w, 40, rng)
+	evs = append(evs, h.attackShell(w, shell, "nc", "socat", "ncat")...)
+	h.accept(evs)
+	h.settle()
+
+	alerts := anomalyAlerts(st.alerts(t)[n0:])
+	named := 0
+	for _, a := range alerts {
+		if a.pid < shell || a.pid > shell+3 {
+			t.Errorf("alert on pid %d, want only the shell's tree (%d..%d)", a.pid, shell, shell+3)
+		}
+		if a.rootPID != 0 {
+			named++
+			if a.rootPID != shell && a.rootPID != w {
+				t.Errorf("alert on pid %d names tree root %d, want the shell %d (or its worker)", a.pid, a.rootPID, shell)
+			}
+		}
+	}
+	if len(alerts) < 2 || named < len(alerts)-1 {
+		t.Errorf("%d alerts in the shell's tree, %d naming a tree root: want each after the first to name it", len(alerts), named)
+	}
+}

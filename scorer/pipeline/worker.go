@@ -40,6 +40,7 @@ type worker struct {
 	imageCount atomic.Int64
 	seqs       map[seqKey]*list.Element // sequence key → element of lru (value *sequence)
 	risen      []*sequence              // treeEvidence's scratch: the subtrees whose alarm rose at the event
+	within     *sequence                // treeEvidence's scratch: the nearest ancestor already in a subtree episode
 	lru        *list.List               // most recently seen at the front
 	maxSeqs    int
 	containers map[string]*containerState
@@ -603,6 +604,11 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 			a.Reason = TreeReasonPrefix + strconv.FormatInt(root.key.pid, 10) + " unusual for this image"
 			a.Subject.TreeRootPID, a.Subject.TreeRoot = root.key.pid, root.proc
 			a.Explain = img.explainTree(seq, root, explainTop)
+		} else if in := w.within; in != nil {
+			// Its own alarm, inside an ancestor's anomalous subtree
+			// episode (a tool an attacker's shell ran): named after that
+			// tree too, so that readers and responders can group them.
+			a.Subject.TreeRootPID, a.Subject.TreeRoot = in.key.pid, in.proc
 		}
 		w.emit(a, now)
 		return true
@@ -632,9 +638,12 @@ func (w *worker) treeEvidence(seq *sequence, img *image, r stepResult, now time.
 		return 0, nil
 	}
 	ongoing := false // a subtree on the walk was already in an episode: this one is part of it
-	w.risen = w.risen[:0]
+	w.risen, w.within = w.risen[:0], nil
 	for cur, depth := seq, 0; ; depth++ {
 		ongoing = ongoing || cur.treeAlarm.On()
+		if w.within == nil && cur != seq && cur.treeAlarm.On() {
+			w.within = cur
+		}
 		before := cur.tree.S
 		v := cur.tree.Push(r.step.Surprise)
 		if cur != seq && v > before {
