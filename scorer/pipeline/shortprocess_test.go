@@ -61,13 +61,7 @@ func (h *harness) worker(pid int, requests int, rng *rand.Rand) []scorer.Event {
 // downloader, connects out and exits (three scored events) is flagged, in
 // the context of its parent, while the worker's ordinary children are not.
 func TestThreeEventChildIsJudged(t *testing.T) {
-	st := newMemStore()
-	h := newHarness(t, testConfig(), st)
-	rng := rand.New(rand.NewPCG(7, 8))
-	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
-	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
-		t.Fatalf("after training state = %q, want monitoring", s)
-	}
+	h, st, rng := trainedOnWorkers(t, testConfig())
 	n0 := len(st.alerts(t))
 
 	const w, child = 3000, 3001
@@ -325,15 +319,9 @@ func (h *harness) trainWorkers(worker func(pid int) []scorer.Event) {
 func TestRepeatedStepAlertsOnce(t *testing.T) {
 	for _, interval := range []time.Duration{0, 10 * time.Minute} {
 		t.Run(fmt.Sprintf("repeat_interval=%s", interval), func(t *testing.T) {
-			st := newMemStore()
 			cfg := testConfig()
 			cfg.RepeatInterval = interval
-			h := newHarness(t, cfg, st)
-			rng := rand.New(rand.NewPCG(7, 8))
-			h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
-			if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
-				t.Fatalf("after training state = %q, want monitoring", s)
-			}
+			h, st, rng := trainedOnWorkers(t, cfg)
 			n0 := len(st.alerts(t))
 
 			const w = 3000
@@ -398,10 +386,7 @@ func (h *harness) attackShell(w, shell int, tools ...string) []scorer.Event {
 // and its subtree's score up by its own steps; an attacker's tool spawned
 // under it, with two never-seen steps of its own, alerts all the same.
 func TestDriftingWorkerDoesNotSwallowAttack(t *testing.T) {
-	st := newMemStore()
-	h := newHarness(t, testConfig(), st)
-	rng := rand.New(rand.NewPCG(7, 8))
-	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+	h, st, rng := trainedOnWorkers(t, testConfig())
 	n0 := len(st.alerts(t))
 
 	const w, tool = 3000, 3100
@@ -572,10 +557,7 @@ func (h *harness) underSupervisor(sup, pid int, evs []scorer.Event, also func() 
 // subtree is in an anomalous episode name the shell as their tree's root,
 // as the alert the subtree raised does, so that readers can group them.
 func TestOwnAlarmInsideTreeEpisodeNamesRoot(t *testing.T) {
-	st := newMemStore()
-	h := newHarness(t, testConfig(), st)
-	rng := rand.New(rand.NewPCG(7, 8))
-	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+	h, st, rng := trainedOnWorkers(t, testConfig())
 	n0 := len(st.alerts(t))
 
 	const w, shell = 3000, 3100
@@ -600,4 +582,19 @@ func TestOwnAlarmInsideTreeEpisodeNamesRoot(t *testing.T) {
 	if len(alerts) < 2 || named < len(alerts)-1 {
 		t.Errorf("%d alerts in the shell's tree, %d naming a tree root: want each after the first to name it", len(alerts), named)
 	}
+}
+
+// trainedOnWorkers returns a harness with cfg whose image "api:1" learned
+// from workers serving requests until it monitors, its store and the
+// random source the workers drew from (seeded alike for every test).
+func trainedOnWorkers(t *testing.T, cfg Config) (*harness, *memStore, *rand.Rand) {
+	t.Helper()
+	st := newMemStore()
+	h := newHarness(t, cfg, st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	h.trainWorkers(func(pid int) []scorer.Event { return h.worker(pid, 250, rng) })
+	if s, _ := h.state("api:1"); s != scorer.StateMonitoring {
+		t.Fatalf("after training state = %q, want monitoring", s)
+	}
+	return h, st, rng
 }

@@ -559,15 +559,6 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 	wasOn := seq.alarm.On()
 	own := r.window
 	tree, root := w.treeEvidence(seq, img, *r, now)
-	// disarm ends the subtree episodes that rose at this event and drops
-	// their scores (for an alarm folded as a repeat, which alerted
-	// nothing): left on, an episode that never alerted would silence its
-	// subtree; left high, the next ordinary step below it would tip it.
-	disarm := func() {
-		for _, s := range w.risen {
-			s.treeAlarm, s.tree.S = markov.Alarm{}, 0
-		}
-	}
 	if root != nil {
 		r.window = max(own, tree)
 	}
@@ -591,8 +582,14 @@ func (w *worker) judge(it *item, img *image, seq *sequence, r *stepResult, now t
 			w.containerEnter(seq, img, now)
 		}
 		if seq.repeats(r.sym, it.ev.Time, w.cfg.RepeatInterval) {
+			// Folded: no alert. The subtree episodes that rose at this
+			// step end and drop their scores: left on, an episode that
+			// never alerted would silence its subtree; left high, the
+			// next ordinary step below it would tip it.
+			for _, s := range w.risen {
+				s.treeAlarm, s.tree.S = markov.Alarm{}, 0
+			}
 			w.met.folded.Inc()
-			disarm() // a folded repeat alerted nothing
 			return false
 		}
 		seq.markAlerted(r.sym, it.ev.Time)
@@ -775,8 +772,8 @@ func (w *worker) resetScores(img *image) {
 // calmSequences ends the anomalous episodes of img's live sequences when
 // the image goes back to learning, where no alarm is updated: an alarm left
 // on would stay on, and its container count as anomalous, for the
-// sequence's whole life (and a subtree episode left on would fold the
-// first alarms after the next graduation). What the alarm held back stays
+// sequence's whole life (and a subtree episode left on would silence its
+// subtree after the next graduation). What the alarm held back stays
 // held, and the sequences stay alerted (they learn and calibrate nothing).
 func (w *worker) calmSequences(img *image) {
 	for el := w.lru.Front(); el != nil; el = el.Next() {
